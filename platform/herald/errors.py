@@ -1,0 +1,135 @@
+"""The contract's error shape, ``{"error": {"code", "message", "details"?}}``, for every 4xx/5xx.
+
+Three doors lead here: DRF's exception handler (API views), Django's handler404/handler500 (URLs
+no view matched, and crashes outside DRF), and ``error_response`` for middleware that answers
+before any view runs (tenant resolution).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_default_handler
+
+logger = logging.getLogger(__name__)
+
+_CODES_BY_STATUS = {
+    400: "invalid",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
+class ApiError(drf_exceptions.APIException):
+    """An API error with an explicit contract code, e.g. ``ApiError(409, "conflict", "...")``."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail=message, code=code)
+        self.status_code = status_code
+        self.error_code = code
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JsonResponse:
+    """A plain Django JSON error response, for code that runs outside DRF."""
+    response = JsonResponse(
+        error_body(code or _CODES_BY_STATUS.get(status, "error"), message, details), status=status
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _validation_details(detail: Any) -> Any:
+    """DRF's nested ``ErrorDetail`` lists and dicts, as plain strings keyed by field."""
+    if isinstance(detail, dict):
+        return {str(key): _validation_details(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_validation_details(item) for item in detail]
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF ``EXCEPTION_HANDLER``: every handled exception becomes the contract's error body."""
+    if isinstance(exc, ApiError):
+        return Response(
+            error_body(exc.error_code, exc.message, exc.details),
+            status=exc.status_code,
+            headers=exc.headers,
+        )
+
+    response = drf_default_handler(exc, context)
+    if response is None:
+        return None  # not an API exception: Django's handler500 answers, Sentry sees it
+
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+
+    code = _CODES_BY_STATUS.get(response.status_code, "error")
+    if isinstance(exc, drf_exceptions.ValidationError):
+        message = "The request is invalid; see details."
+        details = _validation_details(exc.detail)
+        if isinstance(details, list):
+            details = {"non_field_errors": details}
+    elif isinstance(exc, drf_exceptions.ParseError):
+        message, details = f"Malformed request body: {exc.detail}", None
+    else:
+        message, details = str(getattr(exc, "detail", exc)), None
+
+    response.data = error_body(code, message, details)
+    return response
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response(404, f"No such resource: {request.path}")
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    return error_response(500, "An unexpected error occurred. It has been reported.")
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response(400, "Bad request.")
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response(403, "You do not have permission to perform this action.")

@@ -1,0 +1,32 @@
+"""Error reporting. Sentry is initialised only when ``SENTRY_DSN`` is set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sentry_sdk
+from sentry_sdk.integrations.celery import CeleryIntegration
+from sentry_sdk.integrations.django import DjangoIntegration
+from sentry_sdk.integrations.redis import RedisIntegration
+
+
+def init_sentry(
+    *, dsn: str, environment: str, traces_sample_rate: float = 0.0, **options: Any
+) -> None:
+    """Initialise sentry-sdk with the Django, Celery and Redis integrations.
+
+    Events are tagged with the tenant by ``tag_tenant`` wherever a tenant is resolved.
+    """
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        integrations=[DjangoIntegration(), CeleryIntegration(), RedisIntegration()],
+        traces_sample_rate=traces_sample_rate,
+        send_default_pii=False,
+        **options,
+    )
+
+
+def tag_tenant(slug: str | None) -> None:
+    """Tag every event of the current request or task with its tenant (no-op without Sentry)."""
+    sentry_sdk.set_tag("tenant", slug or "public")

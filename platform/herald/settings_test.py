@@ -1,0 +1,20 @@
+"""Test overrides on top of ``herald.settings``. The only other settings module.
+
+The suite talks to the real PostgreSQL and Redis named by ``DATABASE_URL`` / ``REDIS_URL``
+(defaults: the services on 127.0.0.1); pytest-django creates the ``test_<name>`` database.
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/herald")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ.setdefault("EMAIL_URL", "locmem://")
+
+from herald.settings import *  # noqa: F403 -- a settings override module extends the base
+from herald.settings import CACHES, CHANNEL_LAYERS
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Each test run gets its own key space, so parallel runs and the dev server never share keys.
+CACHES["default"]["KEY_PREFIX"] = f"herald-test-{os.getpid()}"
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"herald-test-{os.getpid()}:ws"

@@ -1,0 +1,50 @@
+"""Routes each HTTP request to its tenant schema: the only code that switches a request schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+
+from herald.errors import error_response
+from herald.observability import tag_tenant
+from tenants.resolution import ResolutionError, bearer_token, resolve
+
+# Probes come from load balancers and kubelets with arbitrary Host headers (often a pod IP).
+TENANTLESS_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class TenantResolutionMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.tenant = None
+        request.credential = None
+        if request.path_info in TENANTLESS_PATHS:
+            return self.get_response(request)
+
+        connection.set_schema_to_public()
+        raw_host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
+        authorization = request.META.get("HTTP_AUTHORIZATION", "")
+        try:
+            resolution = resolve(host=raw_host, token=bearer_token(authorization))
+        except ResolutionError as exc:
+            headers = {"WWW-Authenticate": 'Bearer realm="herald"'} if exc.status == 401 else None
+            return error_response(exc.status, exc.message, code=exc.code, headers=headers)
+
+        request.tenant = resolution.tenant
+        request.credential = resolution.credential
+        if resolution.is_platform_host:
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
+        tag_tenant(resolution.tenant.slug if resolution.tenant else None)
+        if resolution.tenant is None:
+            return self.get_response(request)
+
+        connection.set_tenant(resolution.tenant)
+        try:
+            return self.get_response(request)
+        finally:
+            connection.set_schema_to_public()

@@ -1,0 +1,65 @@
+"""The tenant registry (public schema): tenants, their domains and their API keys."""
+
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import RegexValidator
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
+
+
+class Tenant(TenantMixin):
+    """A customer company. Its data lives in the PostgreSQL schema ``schema_name``."""
+
+    slug = models.CharField(max_length=40, unique=True, validators=[RegexValidator(SLUG_PATTERN)])
+    name = models.CharField(max_length=200)
+    plan = models.ForeignKey("billing_stub.Plan", on_delete=models.PROTECT, related_name="tenants")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    allowed_origins = ArrayField(models.CharField(max_length=255), default=list, blank=True)
+    sender_name = models.CharField(max_length=100, blank=True)
+    sender_email = models.EmailField(blank=True)
+
+    # Schemas are created by tenants.services.tenant_provision (cloned from the template inside the
+    # same transaction as this row), never as a side effect of save().
+    auto_create_schema = False
+    auto_drop_schema = True
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Domain(DomainMixin):
+    """A host name that serves one tenant: ``<slug>.<PLATFORM_HOST>`` plus any custom domains."""
+
+    def __str__(self) -> str:
+        return self.domain
+
+
+class ApiKey(models.Model):
+    """A secret API key. Only its SHA-256 is stored; the key itself is shown once, at creation."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="The first characters, for display only.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=254, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="apikey_tenant_created")]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,170 @@
+"""Writes on the tenant registry: provisioning tenants and managing their API keys."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from billing_stub.selectors import DEFAULT_PLAN_CODE, plan_get
+from tenants.keys import display_prefix, generate_key, hash_key
+from tenants.models import SLUG_PATTERN, ApiKey, Domain, Tenant
+from tenants.schema import clone_template
+
+RESERVED_SLUGS = frozenset(
+    {
+        "account", "accounts", "admin", "api", "app", "assets", "auth", "billing", "blog", "cdn",
+        "dashboard", "dev", "docs", "email", "ftp", "help", "herald", "imap", "internal", "login",
+        "mail", "media", "pop", "public", "root", "signup", "smtp", "static", "staging", "status",
+        "support", "system", "template", "test", "webhooks", "widget", "ws", "www",
+    }
+)  # fmt: skip
+API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+class ProvisioningError(Exception):
+    """Invalid provisioning input. ``errors`` maps a field name to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
+
+
+@dataclass(frozen=True)
+class ProvisionedTenant:
+    tenant: Tenant
+    domain: str
+    api_key: str  # the plaintext key: shown once, never stored
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    api_key: ApiKey
+    plaintext: str  # shown once, never stored
+
+
+def schema_name_for_slug(slug: str) -> str:
+    """``acme-eu`` -> ``t_acme_eu``. Injective: slugs never contain ``_``."""
+    return "t_" + slug.replace("-", "_")
+
+
+def slug_errors(slug: str) -> list[str]:
+    """Why a slug cannot be used (format, reserved word, taken); empty when it is available."""
+    if not re.fullmatch(SLUG_PATTERN, slug or ""):
+        return [
+            "Use 2 to 40 characters: lowercase letters, digits and hyphens, starting with a letter."
+        ]
+    if slug in RESERVED_SLUGS:
+        return [f"'{slug}' is reserved."]
+    if Tenant.objects.filter(slug=slug).exists():
+        return [f"'{slug}' is already taken."]
+    return []
+
+
+def _validate_provisioning(
+    *, slug: str, name: str, admin_email: str, admin_password: str, plan_code: str
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if problems := slug_errors(slug):
+        errors["slug"] = problems
+    if not name or not name.strip():
+        errors["name"] = ["A name is required."]
+    elif len(name) > 200:
+        errors["name"] = ["Use at most 200 characters."]
+    try:
+        validate_email(admin_email)
+    except ValidationError:
+        errors["email"] = ["Enter a valid email address."]
+    try:
+        validate_password(admin_password, user=get_user_model()(email=admin_email))
+    except ValidationError as exc:
+        errors["password"] = list(exc.messages)
+    if plan_get(code=plan_code) is None:
+        errors["plan"] = [f"Unknown plan '{plan_code}'."]
+    return errors
+
+
+def tenant_provision(
+    *,
+    slug: str,
+    name: str,
+    admin_email: str,
+    admin_password: str,
+    plan_code: str = DEFAULT_PLAN_CODE,
+) -> ProvisionedTenant:
+    """Create a tenant whole, or nothing at all.
+
+    In one transaction: the tenant row, its ``<slug>.<PLATFORM_HOST>`` domain, its schema (cloned
+    from the template), its first admin and its first API key. Any failure rolls all of it back,
+    schema included (PostgreSQL DDL is transactional). Call in the public schema.
+    Raises ProvisioningError for bad input, TemplateOutOfDate when ``migrate`` has not run.
+    """
+    slug = (slug or "").strip().lower()
+    errors = _validate_provisioning(
+        slug=slug,
+        name=name,
+        admin_email=admin_email,
+        admin_password=admin_password,
+        plan_code=plan_code,
+    )
+    if errors:
+        raise ProvisioningError(errors)
+
+    domain_name = f"{slug}.{settings.PLATFORM_HOST}"
+    try:
+        with transaction.atomic():
+            tenant = Tenant(
+                slug=slug,
+                name=name.strip(),
+                plan=plan_get(code=plan_code),
+                schema_name=schema_name_for_slug(slug),
+                sender_name=name.strip(),
+            )
+            tenant.save()
+            Domain.objects.create(domain=domain_name, tenant=tenant, is_primary=True)
+            clone_template(tenant.schema_name)
+            with schema_context(tenant.schema_name):
+                get_user_model().objects.create_user(admin_email, admin_password)
+            connection.set_schema_to_public()
+            created = api_key_create(tenant=tenant, name="Default key", created_by=admin_email)
+    except IntegrityError as exc:
+        # A concurrent provisioning won the race for the slug (or its domain).
+        raise ProvisioningError({"slug": [f"'{slug}' is already taken."]}) from exc
+    return ProvisionedTenant(tenant=tenant, domain=domain_name, api_key=created.plaintext)
+
+
+def api_key_create(*, tenant: Tenant, name: str, created_by: str = "") -> CreatedApiKey:
+    plaintext = generate_key()
+    api_key = ApiKey.objects.create(
+        tenant=tenant,
+        name=name,
+        prefix=display_prefix(plaintext),
+        key_hash=hash_key(plaintext),
+        created_by=created_by,
+    )
+    return CreatedApiKey(api_key=api_key, plaintext=plaintext)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_mark_used(*, api_key: ApiKey) -> None:
+    """Record use, at most once a minute per key, so a busy key does not write on every request."""
+    now = timezone.now()
+    if api_key.last_used_at and now - api_key.last_used_at < API_KEY_TOUCH_INTERVAL:
+        return
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now
