@@ -57,3 +57,35 @@ def clone_template(schema_name: str) -> None:
             f"{'…' if len(pending) > 5 else ''}). Run `python manage.py migrate`."
         )
     CloneSchema().clone_schema(template_schema_name(), schema_name, set_connection=False)
+    _restore_constraint_names(schema_name)
+
+
+# The clone recreates multi-column UNIQUE constraints under PostgreSQL's default names
+# (``<table>_<cols>_key``) instead of Django's (``<table>_<cols>_<hash>_uniq``); migrations and
+# IntegrityError handling refer to constraints by name, so give them back the template's names.
+_RENAMED_CONSTRAINTS_SQL = """
+SELECT clone_table.relname, clone_con.conname, template_con.conname
+FROM pg_constraint template_con
+JOIN pg_class template_table ON template_table.oid = template_con.conrelid
+JOIN pg_namespace template_ns ON template_ns.oid = template_table.relnamespace
+JOIN pg_class clone_table ON clone_table.relname = template_table.relname
+JOIN pg_namespace clone_ns ON clone_ns.oid = clone_table.relnamespace
+JOIN pg_constraint clone_con ON clone_con.conrelid = clone_table.oid
+    AND clone_con.contype = template_con.contype
+    AND pg_get_constraintdef(clone_con.oid) = pg_get_constraintdef(template_con.oid)
+WHERE template_ns.nspname = %(template)s AND clone_ns.nspname = %(clone)s
+    AND template_con.contype <> 'f' AND clone_con.conname <> template_con.conname
+"""
+
+
+def _restore_constraint_names(schema_name: str) -> None:
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RENAMED_CONSTRAINTS_SQL, {"template": template_schema_name(), "clone": schema_name}
+        )
+        for table, clone_name, template_name in cursor.fetchall():
+            cursor.execute(
+                f"ALTER TABLE {quote(schema_name)}.{quote(table)} "
+                f"RENAME CONSTRAINT {quote(clone_name)} TO {quote(template_name)}"
+            )

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -103,8 +103,8 @@ def tenant_provision(
 ) -> ProvisionedTenant:
     """Create a tenant whole, or nothing at all.
 
-    In one transaction: the tenant row, its ``<slug>.<PLATFORM_HOST>`` domain, its schema (cloned
-    from the template), its first admin and its first API key. Any failure rolls all of it back,
+    In one transaction: the tenant row, its schema (cloned from the template), its first admin,
+    its ``<slug>.<PLATFORM_HOST>`` domain and its first API key. Any failure rolls all of it back,
     schema included (PostgreSQL DDL is transactional). Call in the public schema.
     Raises ProvisioningError for bad input, TemplateOutOfDate when ``migrate`` has not run.
     """
@@ -130,11 +130,10 @@ def tenant_provision(
                 sender_name=name.strip(),
             )
             tenant.save()
-            Domain.objects.create(domain=domain_name, tenant=tenant, is_primary=True)
             clone_template(tenant.schema_name)
             with schema_context(tenant.schema_name):
                 get_user_model().objects.create_user(admin_email, admin_password)
-            connection.set_schema_to_public()
+            Domain.objects.create(domain=domain_name, tenant=tenant, is_primary=True)
             created = api_key_create(tenant=tenant, name="Default key", created_by=admin_email)
     except IntegrityError as exc:
         # A concurrent provisioning won the race for the slug (or its domain).

@@ -22,7 +22,6 @@ def init_sentry(
         environment=environment,
         integrations=[DjangoIntegration(), CeleryIntegration(), RedisIntegration()],
         traces_sample_rate=traces_sample_rate,
-        send_default_pii=False,
         **options,
     )
 

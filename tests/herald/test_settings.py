@@ -1,0 +1,102 @@
+"""Settings come only from the environment, and bad or missing values stop the process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from herald.env import env_bool, env_int, env_str, parse_email_url
+from tests.support.processes import ROOT, process_env
+
+
+def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    base = process_env(**env)
+    for name, value in env.items():
+        if value is None:
+            base.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-c", "import herald.settings as s; print(s.DEBUG, s.EMAIL_BACKEND)"],
+        cwd=ROOT, env={k: v for k, v in base.items() if v is not None},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_production_refuses_to_start_without_secret_key():
+    result = load_settings(SECRET_KEY=None, DEBUG="false")
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_production_refuses_a_weak_secret_key():
+    result = load_settings(SECRET_KEY="short", DEBUG="false")
+    assert result.returncode != 0
+    assert "too weak" in result.stderr
+
+
+def test_development_mode_starts_without_secret_key():
+    result = load_settings(SECRET_KEY=None, DEBUG="true", EMAIL_URL=None)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "django.core.mail.backends.console.EmailBackend"]
+
+
+def test_debug_defaults_off():
+    result = load_settings(DEBUG=None)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "False"
+
+
+def test_bad_boolean_names_the_variable():
+    result = load_settings(DEBUG="maybe")
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_secrets_can_come_from_files(tmp_path, monkeypatch):
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file\n")
+    monkeypatch.setenv("HERALD_TEST_VALUE_FILE", str(secret))
+    assert env_str("HERALD_TEST_VALUE") == "from-a-file"
+    monkeypatch.setenv("HERALD_TEST_VALUE_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ImproperlyConfigured, match="cannot be read"):
+        env_str("HERALD_TEST_VALUE")
+
+
+def test_typed_helpers(monkeypatch):
+    monkeypatch.setenv("HERALD_N", "12")
+    monkeypatch.setenv("HERALD_FLAG", "On")
+    assert env_int("HERALD_N", 1) == 12
+    assert env_bool("HERALD_FLAG") is True
+    monkeypatch.setenv("HERALD_N", "twelve")
+    with pytest.raises(ImproperlyConfigured, match="HERALD_N='twelve' is not an integer"):
+        env_int("HERALD_N", 1)
+    with pytest.raises(ImproperlyConfigured, match="HERALD_MISSING is required"):
+        env_str("HERALD_MISSING")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://mail.example.com", ("smtp", "mail.example.com", 25, "", "", False, False)),
+        (
+            "smtp://u%40x:p%2Fw@127.0.0.1:2525?tls=1",
+            ("smtp", "127.0.0.1", 2525, "u@x", "p/w", True, False),
+        ),
+        ("submission://relay", ("smtp", "relay", 587, "", "", True, False)),
+        ("smtps://relay", ("smtp", "relay", 465, "", "", False, True)),
+        ("console://", ("console", "localhost", 0, "", "", False, False)),
+    ],
+)
+def test_email_url(url, expected):
+    config = parse_email_url(url)
+    backend, host, port, user, password, tls, ssl = expected
+    assert f".{backend}." in config.backend
+    assert (config.host, config.port, config.user, config.password) == (host, port, user, password)
+    assert (config.use_tls, config.use_ssl) == (tls, ssl)
+
+
+def test_email_url_with_unknown_scheme():
+    with pytest.raises(ImproperlyConfigured, match="scheme 'http'"):
+        parse_email_url("http://example.com")

@@ -1,0 +1,76 @@
+"""The shared world of the test suite: two tenants and the people in them.
+
+- alice: tenant A's admin (dashboard login, admin token) and tenant A's secret API key
+- erin: tenant A's end user (external id ``user-1``), who receives notifications
+- bob: tenant B's admin and tenant B's API key; tenant B also has an end user ``user-1``,
+  so isolation tests can use equal ids on both sides
+
+Created once per test session through the real provisioning service, and committed; each test
+then runs in a transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django_tenants.utils import schema_context
+
+from notifications.models import EndUser
+from tenants.models import Tenant
+from tenants.services import tenant_provision
+
+PASSWORD = "a-long-test-passphrase-42"
+
+
+@dataclass(frozen=True)
+class Admin:
+    tenant: Tenant
+    email: str
+    password: str
+    api_key: str
+
+    @property
+    def host(self) -> str:
+        return f"{self.tenant.slug}.{settings.PLATFORM_HOST}"
+
+
+@dataclass(frozen=True)
+class EndUserPersona:
+    tenant: Tenant
+    external_id: str
+
+    @property
+    def host(self) -> str:
+        return f"{self.tenant.slug}.{settings.PLATFORM_HOST}"
+
+
+@dataclass(frozen=True)
+class World:
+    tenant_a: Tenant
+    tenant_b: Tenant
+    alice: Admin  # tenant A's admin
+    erin: EndUserPersona  # tenant A's end user
+    bob: Admin  # tenant B's admin
+
+
+def _provision(slug: str, name: str, admin_email: str, plan: str) -> Admin:
+    result = tenant_provision(
+        slug=slug, name=name, admin_email=admin_email, admin_password=PASSWORD, plan_code=plan
+    )
+    return Admin(tenant=result.tenant, email=admin_email, password=PASSWORD, api_key=result.api_key)
+
+
+def build_world() -> World:
+    alice = _provision("alpha", "Alpha Corp", "alice@alpha.example.com", plan="pro")
+    bob = _provision("bravo", "Bravo Ltd", "bob@bravo.example.com", plan="free")
+    for admin, email in ((alice, "erin@alpha.example.com"), (bob, "user1@bravo.example.com")):
+        with schema_context(admin.tenant.schema_name):
+            EndUser.objects.create(external_id="user-1", email=email, name="User One")
+    return World(
+        tenant_a=alice.tenant,
+        tenant_b=bob.tenant,
+        alice=alice,
+        erin=EndUserPersona(tenant=alice.tenant, external_id="user-1"),
+        bob=bob,
+    )

@@ -1,0 +1,209 @@
+"""Real processes for tests: the ASGI server, a Celery worker, a throwaway Redis.
+
+They run the production settings module against the test database, so what they prove is what
+ships. Waiting is always polling with a deadline, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+def wait_until(
+    probe: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.05, what: str = ""
+) -> T:
+    """Call ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Timed out after {timeout}s waiting for {what or probe}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The URL of the database the tests use (pytest-django's ``test_...`` database)."""
+    db = settings.DATABASES["default"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def process_env(**overrides: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "herald.settings",
+        "PYTHONPATH": f"{ROOT / 'platform'}{os.pathsep}{ROOT}",
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "PLATFORM_HOST": settings.PLATFORM_HOST,
+        "DEBUG": "false",
+        "EMAIL_URL": "console://",
+        "SENTRY_DSN": "",
+    }
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def http(
+    method: str, url: str, *, headers: dict[str, str] | None = None, body: Any = None
+) -> HttpResult:
+    """A real HTTP request (stdlib only). JSON bodies in and out."""
+    data = json.dumps(body).encode() if body is not None else None
+    if not url.startswith("http://"):
+        raise ValueError(f"tests only talk plain HTTP to local servers, not {url!r}")
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310 -- http:// checked above
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 -- test URLs
+            status, raw, response_headers = response.status, response.read(), response.headers
+    except urllib.error.HTTPError as exc:
+        status, raw, response_headers = exc.code, exc.read(), exc.headers
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = raw.decode(errors="replace")
+    return HttpResult(status=status, headers=dict(response_headers), body=parsed)
+
+
+@dataclass
+class Server:
+    url: str  # http://127.0.0.1:PORT
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def get(self, path: str, *, host: str | None = None, **headers: str) -> HttpResult:
+        all_headers = {**headers}
+        if host:
+            all_headers["Host"] = f"{host}:{self.port}"
+        return http("GET", self.url + path, headers=all_headers)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def running_web(**env_overrides: str) -> Iterator[Server]:
+    """The ``web`` process of the Procfile: uvicorn serving HTTP and WebSocket."""
+    port = free_port()
+    process = subprocess.Popen(
+        [BIN / "uvicorn", "herald.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=process_env(**env_overrides),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    server = Server(url=f"http://127.0.0.1:{port}", port=port, process=process)
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"web exited: {process.stderr.read().decode()[-3000:]}")
+        try:
+            return server.get("/healthz").status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(up, timeout=30, what="the web process to answer /healthz")
+        yield server
+    finally:
+        _stop(process)
+
+
+@contextmanager
+def running_worker(queue: str, **env_overrides: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process consuming ``queue``."""
+    process = subprocess.Popen(
+        [
+            BIN / "celery", "-A", "herald", "worker", "--pool", "solo", "--queues", queue,
+            "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
+        ],
+        cwd=ROOT,
+        env=process_env(**env_overrides),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
+@contextmanager
+def throwaway_redis(port: int | None = None) -> Iterator[int]:
+    """A private redis-server on its own port, for fault tests. Never the machine's Redis."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise RuntimeError("redis-server is not installed")
+    port = port or free_port()
+    process = subprocess.Popen(
+        [
+            executable,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    try:
+        wait_until(answers, timeout=10, what=f"redis-server on port {port}")
+        yield port
+    finally:
+        _stop(process)
