@@ -73,6 +73,8 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 # Schema every new tenant is cloned from; `migrate` keeps it current (see tenants.schema).
 TENANT_TEMPLATE_SCHEMA = "tenant_template"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# Issue `SET search_path` once per schema switch, not before every query.
+TENANT_LIMIT_SET_CALLS = True
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [

