@@ -1,8 +1,25 @@
-"""Models in each tenant's schema. One tenant's rows never share a table with another's."""
+"""Models in each tenant's schema. One tenant's rows never share a table with another's.
+
+Every listable model has a growing integer id, so lists page by keyset (``id < cursor``), newest
+first, and stay stable while rows are inserted.
+"""
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import Q
+
+IN_APP = "in_app"
+EMAIL = "email"
+CHANNELS = (IN_APP, EMAIL)
+CHANNEL_CHOICES = [(IN_APP, "In-app"), (EMAIL, "Email")]
+TYPE_KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+
+
+def default_type_channels() -> list[str]:
+    return [IN_APP]
 
 
 class EndUser(models.Model):
@@ -19,3 +36,133 @@ class EndUser(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+class NotificationType(models.Model):
+    """What kind of notification a send is: default channels, templates, digest, criticality."""
+
+    key = models.CharField(
+        max_length=100, unique=True, validators=[RegexValidator(TYPE_KEY_PATTERN)]
+    )
+    name = models.CharField(max_length=200)
+    channels = ArrayField(
+        models.CharField(max_length=16, choices=CHANNEL_CHOICES), default=default_type_channels
+    )
+    critical = models.BooleanField(
+        default=False, help_text="Delivered even to users who opted out of this type or channel."
+    )
+    digest_window_seconds = models.PositiveIntegerField(null=True, blank=True)
+    email_subject = models.CharField(max_length=300, blank=True)
+    email_text = models.TextField(blank=True)
+    email_html = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Send(models.Model):
+    """One accepted ``POST /api/v1/notifications``: what, to how many, on which channels."""
+
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted"
+        SCHEDULED = "scheduled"
+        CANCELLED = "cancelled"
+
+    type = models.ForeignKey(NotificationType, on_delete=models.PROTECT, related_name="sends")
+    title = models.CharField(max_length=300, blank=True)
+    message = models.TextField()
+    url = models.URLField(max_length=2000, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    channels = ArrayField(models.CharField(max_length=16, choices=CHANNEL_CHOICES))
+    send_at = models.DateTimeField(null=True, blank=True)
+    batch_key = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACCEPTED)
+    recipient_count = models.PositiveIntegerField(default=0)
+    recipient_ids = ArrayField(
+        models.BigIntegerField(),
+        default=list,
+        blank=True,
+        help_text="Held for a scheduled send until it is released.",
+    )
+    in_app_count = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_by = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"send {self.pk} ({self.type_id})"
+
+
+class Notification(models.Model):
+    """One recipient's copy of a send: their in-app inbox item."""
+
+    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="notifications")
+    recipient = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="notifications")
+    type = models.ForeignKey(NotificationType, on_delete=models.PROTECT, related_name="+")
+    title = models.CharField(max_length=300, blank=True)
+    message = models.TextField()
+    url = models.URLField(max_length=2000, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The inbox: a user's notifications, newest first.
+            models.Index(fields=["recipient", "-id"], name="notif_inbox"),
+            # Unread list and unread count stay fast for users with 100k+ notifications.
+            models.Index(
+                fields=["recipient", "-id"],
+                name="notif_inbox_unread",
+                condition=Q(read_at__isnull=True, archived_at__isnull=True),
+            ),
+            models.Index(fields=["type", "-id"], name="notif_type"),
+            models.Index(fields=["send"], name="notif_send"),
+        ]
+
+    def __str__(self) -> str:
+        return f"notification {self.pk} for {self.recipient_id}"
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
+
+class Preference(models.Model):
+    """One switch: a user's channel on or off, globally (type null) or for one type.
+
+    A notification reaches a channel when neither the global switch nor the type's switch for
+    that channel is off (a missing row is on). Critical types ignore both.
+    """
+
+    user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="preferences")
+    type = models.ForeignKey(
+        NotificationType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    channel = models.CharField(max_length=16, choices=CHANNEL_CHOICES)
+    enabled = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "type", "channel"], name="pref_one_per_type_channel"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "channel"],
+                condition=Q(type__isnull=True),
+                name="pref_one_global_per_channel",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.type_id or '*'} {self.channel}={self.enabled}"

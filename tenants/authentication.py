@@ -1,14 +1,24 @@
-"""DRF authentication on top of the credential the resolver already verified."""
+"""DRF authentication on top of the credential the tenant resolver already verified.
+
+The middleware has checked signature, expiry and tenant; these classes only pick the principal
+of their own credential kind, inside the tenant's schema.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from django.contrib.auth import get_user_model
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_mark_used
+from tenants.tokens import ADMIN, END_USER, KIND_CLAIM
+
+BEARER_REALM = 'Bearer realm="herald"'
 
 
 @dataclass(frozen=True)
@@ -21,15 +31,36 @@ class ServicePrincipal:
     is_anonymous: bool = False
     is_active: bool = True
 
-    def __str__(self) -> str:
-        return f"api-key:{self.api_key.prefix}"
+    @property
+    def actor(self) -> str:
+        return f"api_key:{self.api_key.prefix}"
 
 
-class ApiKeyAuthentication(BaseAuthentication):
-    """Accepts ``Authorization: Bearer sk_...`` (resolved and checked by the tenant middleware)."""
+@dataclass(frozen=True)
+class EndUserPrincipal:
+    """``request.user`` for an end user's token: only ever their own data."""
+
+    tenant: Tenant
+    end_user: Any  # notifications.models.EndUser (tenant app; not imported here)
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+    is_active: bool = True
+
+
+def _credential(request: Request) -> Any:
+    return getattr(request._request, "credential", None)
+
+
+class _BearerAuthentication(BaseAuthentication):
+    def authenticate_header(self, request: Request) -> str:
+        return BEARER_REALM
+
+
+class ApiKeyAuthentication(_BearerAuthentication):
+    """``Authorization: Bearer sk_...``."""
 
     def authenticate(self, request: Request) -> tuple[ServicePrincipal, ApiKey] | None:
-        credential = getattr(request._request, "credential", None)
+        credential = _credential(request)
         if credential is None or credential.kind != "api_key":
             return None
         api_key_mark_used(api_key=credential.api_key)
@@ -37,5 +68,40 @@ class ApiKeyAuthentication(BaseAuthentication):
             tenant=credential.tenant, api_key=credential.api_key
         ), credential.api_key
 
-    def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="herald"'
+
+class AdminTokenAuthentication(_BearerAuthentication):
+    """An admin access token from ``POST /api/v1/auth/token``."""
+
+    def authenticate(self, request: Request) -> tuple[Any, dict[str, Any]] | None:
+        credential = _credential(request)
+        if (
+            credential is None
+            or credential.kind != "jwt"
+            or credential.claims.get(KIND_CLAIM) != ADMIN
+        ):
+            return None
+        user = (
+            get_user_model().objects.filter(pk=credential.claims.get("sub"), is_active=True).first()
+        )
+        if user is None:
+            raise AuthenticationFailed("The admin of this token no longer exists or is inactive.")
+        return user, credential.claims
+
+
+class EndUserTokenAuthentication(_BearerAuthentication):
+    """An end-user token from ``POST /api/v1/users/{id}/token``."""
+
+    def authenticate(self, request: Request) -> tuple[EndUserPrincipal, dict[str, Any]] | None:
+        from notifications.models import EndUser  # tenant app, resolved in the tenant's schema
+
+        credential = _credential(request)
+        if (
+            credential is None
+            or credential.kind != "jwt"
+            or credential.claims.get(KIND_CLAIM) != END_USER
+        ):
+            return None
+        end_user = EndUser.objects.filter(pk=credential.claims.get("sub")).first()
+        if end_user is None:
+            raise AuthenticationFailed("The user of this token no longer exists.")
+        return EndUserPrincipal(tenant=credential.tenant, end_user=end_user), credential.claims

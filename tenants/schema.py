@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
 from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
 
@@ -33,9 +33,11 @@ def template_pending_migrations() -> list[str]:
     if not schema_exists(name):
         return ["<template schema missing>"]
     with schema_context(name):
-        executor = MigrationExecutor(connection)
-        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    return [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
+        loader = MigrationLoader(connection, ignore_no_migrations=True)
+        # Every migration on disk, not only the leaves: a template missing an earlier migration
+        # (inconsistent history) is stale too, though Django's own plan would call it current.
+        pending = set(loader.graph.nodes) - set(loader.applied_migrations)
+    return sorted(f"{app}.{name}" for app, name in pending)
 
 
 def ensure_template_schema() -> None:

@@ -167,3 +167,14 @@ def api_key_mark_used(*, api_key: ApiKey) -> None:
         return
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+def tenant_update(*, tenant: Tenant, fields: dict[str, object]) -> Tenant:
+    """Change the tenant's widget origins and email sender (validated by the caller)."""
+    allowed = {"allowed_origins", "sender_name", "sender_email"}
+    changes = {name: value for name, value in fields.items() if name in allowed}
+    for name, value in changes.items():
+        setattr(tenant, name, value)
+    if changes:
+        tenant.save(update_fields=list(changes))
+    return tenant

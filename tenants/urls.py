@@ -1,7 +1,12 @@
-from django.urls import path
+from django.urls import include, path
 
-from tenants.apis import TenantApi
+from tenants import apis
 
 urlpatterns = [
-    path("tenant", TenantApi.as_view(), name="tenant"),
+    path("tenant", apis.TenantApi.as_view(), name="tenant"),
+    path("auth/token", apis.AuthTokenApi.as_view(), name="auth-token"),
+    path("auth/token/refresh", apis.AuthTokenRefreshApi.as_view(), name="auth-token-refresh"),
+    path("api-keys", apis.ApiKeysApi.as_view(), name="api-keys"),
+    path("api-keys/<int:key_id>", apis.ApiKeyDetailApi.as_view(), name="api-key-detail"),
+    path("", include("notifications.urls")),
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -10,8 +12,16 @@ from django_tenants.utils import schema_exists
 from rest_framework.test import APIClient
 
 from tenants.models import Tenant
+from tests.support.api import Caller
 from tests.support.personas import World, build_world
 from tests.support.processes import Server, running_web
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(settings: Any) -> None:
+    """A fresh cache key space per test: Redis is not rolled back with the database."""
+    default = settings.CACHES["default"]
+    settings.CACHES = {**settings.CACHES, "default": {**default, "KEY_PREFIX": uuid.uuid4().hex}}
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +59,52 @@ def committed(django_db_blocker: pytest.FixtureRequest) -> Iterator[list[str]]:
                 tenant.delete(force_drop=True)
             for slug in slugs:
                 assert not schema_exists(f"t_{slug.replace('-', '_')}")
+
+
+# --- Callers: each persona talking to the API over its own host with its own credential ---
+
+
+def _end_user_caller(server: Caller, external_id: str) -> Caller:
+    response = server.post(f"/api/v1/users/{external_id}/token")
+    assert response.status_code == 200, response.content
+    return Caller(host=server.host, token=response.json()["token"])
+
+
+@pytest.fixture
+def alice_key(db: None, world: World) -> Caller:
+    """Tenant A's backend, with its secret API key."""
+    return Caller(host=world.alice.host, token=world.alice.api_key)
+
+
+@pytest.fixture
+def bob_key(db: None, world: World) -> Caller:
+    """Tenant B's backend, with its secret API key."""
+    return Caller(host=world.bob.host, token=world.bob.api_key)
+
+
+@pytest.fixture
+def alice_admin(db: None, world: World) -> Caller:
+    """Tenant A's admin, with an admin access token from the login endpoint."""
+    response = Caller(host=world.alice.host).post(
+        "/api/v1/auth/token", {"email": world.alice.email, "password": world.alice.password}
+    )
+    assert response.status_code == 200, response.content
+    return Caller(host=world.alice.host, token=response.json()["access"])
+
+
+@pytest.fixture
+def erin(alice_key: Caller) -> Caller:
+    """Tenant A's end user ``user-1``, with an end-user token."""
+    return _end_user_caller(alice_key, "user-1")
+
+
+@pytest.fixture
+def erins_neighbour(alice_key: Caller) -> Caller:
+    """Another end user of tenant A (``user-2``)."""
+    return _end_user_caller(alice_key, "user-2")
+
+
+@pytest.fixture
+def bravo_user(bob_key: Caller) -> Caller:
+    """Tenant B's end user with the same external id as erin (``user-1``)."""
+    return _end_user_caller(bob_key, "user-1")

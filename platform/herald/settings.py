@@ -167,8 +167,12 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.authentication.ApiKeyAuthentication",
+        "tenants.authentication.AdminTokenAuthentication",
+        "tenants.authentication.EndUserTokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["tenants.permissions.IsServer"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -184,8 +188,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+END_USER_TOKEN_TTL_SECONDS = env_int("END_USER_TOKEN_TTL_SECONDS", 3600)
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("END_USER_TOKEN_TTL_SECONDS", 3600)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("ADMIN_TOKEN_TTL_SECONDS", 900)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("ADMIN_REFRESH_TTL_SECONDS", 7 * 86400)),
     "SIGNING_KEY": SECRET_KEY,
     "ALGORITHM": "HS256",
     "USER_ID_CLAIM": "sub",

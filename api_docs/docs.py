@@ -1,0 +1,143 @@
+"""Response shapes for the OpenAPI schema. Views build responses with plain functions; these
+serializers only describe them, so the schema and the docs show every field."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from rest_framework import serializers
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("cursor", OpenApiTypes.STR, description="A previous page's next_cursor."),
+    OpenApiParameter("limit", OpenApiTypes.INT, description="1 to 100, default 20."),
+]
+
+
+def page_of(item: serializers.Serializer) -> serializers.Serializer:
+    return inline_serializer(
+        name=f"{item.__class__.__name__}Page",
+        fields={
+            "results": serializers.ListField(child=item),
+            "next_cursor": serializers.CharField(allow_null=True),
+        },
+    )
+
+
+def _switches(name: str) -> serializers.Serializer:
+    return inline_serializer(
+        name=name,
+        fields={"email": serializers.BooleanField(), "in_app": serializers.BooleanField()},
+    )
+
+
+_NOTIFICATION_FIELDS = {
+    "id": serializers.IntegerField(help_text="Grows with time within a tenant."),
+    "type": serializers.CharField(help_text="The notification type's key."),
+    "title": serializers.CharField(),
+    "message": serializers.CharField(),
+    "url": serializers.CharField(),
+    "data": serializers.JSONField(),
+    "created_at": serializers.DateTimeField(),
+    "is_read": serializers.BooleanField(),
+    "read_at": serializers.DateTimeField(allow_null=True),
+    "archived": serializers.BooleanField(),
+}
+
+NOTIFICATION = inline_serializer(name="Notification", fields=_NOTIFICATION_FIELDS)
+SERVER_NOTIFICATION = inline_serializer(
+    name="TenantNotification",
+    fields={
+        **_NOTIFICATION_FIELDS,
+        "recipient": serializers.CharField(help_text="The recipient's external id."),
+        "send": serializers.IntegerField(),
+    },
+)
+END_USER = inline_serializer(
+    name="EndUser",
+    fields={
+        "id": serializers.CharField(help_text="Your id for this user (external id)."),
+        "email": serializers.EmailField(),
+        "name": serializers.CharField(),
+        "locale": serializers.CharField(),
+        "timezone": serializers.CharField(),
+        "data": serializers.JSONField(),
+        "created_at": serializers.DateTimeField(),
+        "updated_at": serializers.DateTimeField(),
+    },
+)
+END_USER_TOKEN = inline_serializer(
+    name="EndUserToken",
+    fields={"token": serializers.CharField(), "expires_at": serializers.DateTimeField()},
+)
+SEND_ACCEPTED = inline_serializer(
+    name="SendAccepted",
+    fields={
+        "id": serializers.IntegerField(),
+        "recipients": serializers.IntegerField(),
+        "status": serializers.ChoiceField(choices=["accepted", "scheduled"]),
+    },
+)
+SEND = inline_serializer(
+    name="Send",
+    fields={
+        "id": serializers.IntegerField(),
+        "type": serializers.CharField(),
+        "status": serializers.ChoiceField(choices=["accepted", "scheduled", "cancelled"]),
+        "recipients": serializers.IntegerField(),
+        "created_at": serializers.DateTimeField(),
+        "send_at": serializers.DateTimeField(allow_null=True),
+        "channels": serializers.DictField(
+            child=serializers.DictField(child=serializers.IntegerField()),
+            help_text='{"<channel>": {"<delivery status>": count}}',
+        ),
+    },
+)
+NOTIFICATION_TYPE = inline_serializer(
+    name="NotificationType",
+    fields={
+        "key": serializers.CharField(),
+        "name": serializers.CharField(),
+        "channels": serializers.ListField(child=serializers.CharField()),
+        "critical": serializers.BooleanField(),
+        "digest_window_seconds": serializers.IntegerField(allow_null=True),
+        "email_subject": serializers.CharField(),
+        "email_text": serializers.CharField(),
+        "email_html": serializers.CharField(),
+        "created_at": serializers.DateTimeField(),
+        "updated_at": serializers.DateTimeField(),
+    },
+)
+PREFERENCES = inline_serializer(
+    name="Preferences",
+    fields={
+        "channels": _switches("ChannelSwitches"),
+        "types": serializers.DictField(child=_switches("TypeChannelSwitches")),
+    },
+)
+COUNT = inline_serializer(name="Count", fields={"count": serializers.IntegerField()})
+UPDATED = inline_serializer(name="Updated", fields={"updated": serializers.IntegerField()})
+TOKEN_PAIR = inline_serializer(
+    name="TokenPair", fields={"access": serializers.CharField(), "refresh": serializers.CharField()}
+)
+ACCESS_TOKEN = inline_serializer(name="AccessToken", fields={"access": serializers.CharField()})
+API_KEY = inline_serializer(
+    name="ApiKey",
+    fields={
+        "id": serializers.IntegerField(),
+        "name": serializers.CharField(),
+        "prefix": serializers.CharField(),
+        "created_at": serializers.DateTimeField(),
+        "last_used_at": serializers.DateTimeField(allow_null=True),
+        "revoked_at": serializers.DateTimeField(allow_null=True),
+    },
+)
+API_KEY_CREATED = inline_serializer(
+    name="ApiKeyCreated",
+    fields={
+        "id": serializers.IntegerField(),
+        "name": serializers.CharField(),
+        "prefix": serializers.CharField(),
+        "created_at": serializers.DateTimeField(),
+        "key": serializers.CharField(help_text="The secret key. Shown once, never again."),
+    },
+)

@@ -1,0 +1,344 @@
+"""Notification API views: validate, call one service or selector, shape the response."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api_docs import docs
+from herald.errors import ApiError
+from herald.pagination import paginate, parse_limit
+from notifications import selectors
+from notifications.models import TYPE_KEY_PATTERN, EndUser
+from notifications.serializers import (
+    InboxPatchSerializer,
+    PreferencesSerializer,
+    SendSerializer,
+    TypeUpsertSerializer,
+    UserUpsertSerializer,
+    end_user_payload,
+    notification_payload,
+    notification_rows,
+    type_payload,
+)
+from notifications.services.inbox import inbox_mark_read, inbox_update
+from notifications.services.preferences import preferences_set
+from notifications.services.sending import (
+    SendInput,
+    notification_send,
+    request_fingerprint,
+    send_cancel,
+)
+from notifications.services.types import type_upsert
+from notifications.services.users import user_erase, user_upsert
+from notifications.unread import unread_count
+from tenants.permissions import IsEndUser, IsServer
+from tenants.tokens import end_user_token_issue
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"No such {what}.")
+
+
+def _validated(serializer_class: type, data: Any, **kwargs: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _user_or_404(external_id: str) -> EndUser:
+    user = selectors.end_user_get(external_id=external_id)
+    if user is None:
+        raise _not_found("user")
+    return user
+
+
+# --- Server API (secret API key or admin token) ----------------------------------------------
+
+
+class UserDetailApi(APIView):
+    permission_classes = [IsServer]
+
+    @extend_schema(responses=docs.END_USER, operation_id="users_retrieve")
+    def get(self, request: Request, external_id: str) -> Response:
+        return Response(end_user_payload(_user_or_404(external_id)))
+
+    @extend_schema(
+        request=UserUpsertSerializer,
+        responses={200: docs.END_USER, 201: docs.END_USER},
+        operation_id="users_upsert",
+    )
+    def put(self, request: Request, external_id: str) -> Response:
+        fields = _validated(UserUpsertSerializer, request.data)
+        user, created = user_upsert(external_id=external_id, fields=fields)
+        return Response(
+            end_user_payload(user),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(responses={204: None}, operation_id="users_erase")
+    def delete(self, request: Request, external_id: str) -> Response:
+        user_erase(user=_user_or_404(external_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserTokenApi(APIView):
+    permission_classes = [IsServer]
+
+    @extend_schema(request=None, responses=docs.END_USER_TOKEN, operation_id="users_token")
+    def post(self, request: Request, external_id: str) -> Response:
+        if not external_id or len(external_id) > 255:
+            raise ApiError(400, "invalid", "Invalid user id.", {"id": ["1 to 255 characters."]})
+        user, _created = user_upsert(external_id=external_id, fields={})
+        issued = end_user_token_issue(
+            tenant=request.tenant, end_user_pk=user.pk, external_id=user.external_id
+        )
+        return Response({"token": issued.token, "expires_at": issued.expires_at})
+
+
+class NotificationsApi(APIView):
+    permission_classes = [IsServer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("recipient", OpenApiTypes.STR, description="A user's external id."),
+            OpenApiParameter("type", OpenApiTypes.STR, description="A notification type key."),
+            *docs.PAGE_PARAMETERS,
+        ],
+        responses=docs.page_of(docs.SERVER_NOTIFICATION),
+        operation_id="notifications_list",
+    )
+    def get(self, request: Request) -> Response:
+        queryset = selectors.notification_list(
+            recipient=request.query_params.get("recipient"),
+            type_key=request.query_params.get("type"),
+        )
+        page = paginate(
+            notification_rows(queryset, with_recipient=True),
+            cursor=request.query_params.get("cursor"),
+            limit=parse_limit(request.query_params.get("limit")),
+        )
+        return Response(
+            {
+                "results": [notification_payload(r) for r in page.results],
+                "next_cursor": page.next_cursor,
+            }
+        )
+
+    @extend_schema(
+        request=SendSerializer,
+        responses={202: docs.SEND_ACCEPTED},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Repeat a request safely for 24 hours: the same key and body return "
+                "the first response; the same key with another body gets 409.",
+            )
+        ],
+        operation_id="notifications_send",
+    )
+    def post(self, request: Request) -> Response:
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise ApiError(
+                400,
+                "invalid",
+                "Invalid Idempotency-Key header.",
+                {"Idempotency-Key": [f"1 to {MAX_IDEMPOTENCY_KEY} characters."]},
+            )
+        data = _validated(SendSerializer, request.data)
+        plan_limit = request.tenant.plan.max_recipients_per_send
+        if len(data["recipients"]) > plan_limit:
+            raise ApiError(
+                400,
+                "invalid",
+                "Too many recipients for your plan.",
+                {"recipients": [f"Your plan allows at most {plan_limit} recipients per send."]},
+            )
+        outcome = notification_send(
+            request=SendInput(**data),
+            fingerprint=request_fingerprint(request.data),
+            idempotency_key=idempotency_key,
+            actor=getattr(request.user, "actor", None) or f"admin:{request.user.pk}",
+        )
+        return Response(outcome.response, status=status.HTTP_202_ACCEPTED)
+
+
+class SendDetailApi(APIView):
+    permission_classes = [IsServer]
+
+    def _send(self, send_id: int) -> Any:
+        send = selectors.send_get(send_id=send_id)
+        if send is None:
+            raise _not_found("send")
+        return send
+
+    @staticmethod
+    def _payload(send: Any) -> dict[str, Any]:
+        return {
+            "id": send.pk,
+            "type": send.type.key,
+            "status": send.status,
+            "recipients": send.recipient_count,
+            "created_at": send.created_at,
+            "send_at": send.send_at,
+            "channels": selectors.send_channel_summary(send=send),
+        }
+
+    @extend_schema(responses=docs.SEND, operation_id="sends_retrieve")
+    def get(self, request: Request, send_id: int) -> Response:
+        return Response(self._payload(self._send(send_id)))
+
+    @extend_schema(responses=docs.SEND, operation_id="sends_cancel")
+    def delete(self, request: Request, send_id: int) -> Response:
+        return Response(self._payload(send_cancel(send=self._send(send_id))))
+
+
+class TypesApi(APIView):
+    permission_classes = [IsServer]
+
+    @extend_schema(
+        parameters=docs.PAGE_PARAMETERS,
+        responses=docs.page_of(docs.NOTIFICATION_TYPE),
+        operation_id="types_list",
+    )
+    def get(self, request: Request) -> Response:
+        page = paginate(
+            selectors.type_list(),
+            cursor=request.query_params.get("cursor"),
+            limit=parse_limit(request.query_params.get("limit")),
+        )
+        return Response(
+            {"results": [type_payload(t) for t in page.results], "next_cursor": page.next_cursor}
+        )
+
+
+class TypeDetailApi(APIView):
+    permission_classes = [IsServer]
+
+    @extend_schema(responses=docs.NOTIFICATION_TYPE, operation_id="types_retrieve")
+    def get(self, request: Request, key: str) -> Response:
+        notification_type = selectors.type_get(key=key)
+        if notification_type is None:
+            raise _not_found("notification type")
+        return Response(type_payload(notification_type))
+
+    @extend_schema(
+        request=TypeUpsertSerializer,
+        responses={200: docs.NOTIFICATION_TYPE, 201: docs.NOTIFICATION_TYPE},
+        operation_id="types_upsert",
+    )
+    def put(self, request: Request, key: str) -> Response:
+        if not re.fullmatch(TYPE_KEY_PATTERN, key):
+            raise ApiError(
+                400, "invalid", "Invalid type key.", {"key": [f"Must match {TYPE_KEY_PATTERN}."]}
+            )
+        fields = _validated(TypeUpsertSerializer, request.data)
+        notification_type, created = type_upsert(key=key, fields=fields)
+        return Response(
+            type_payload(notification_type),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+# --- End-user API (end-user token) ---------------------------------------------------------------
+
+
+class MeApi(APIView):
+    permission_classes = [IsEndUser]
+
+    def me(self, request: Request) -> EndUser:
+        return request.user.end_user
+
+
+class MeNotificationsApi(MeApi):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=selectors.INBOX_STATUSES),
+            *docs.PAGE_PARAMETERS,
+        ],
+        responses=docs.page_of(docs.NOTIFICATION),
+        operation_id="me_notifications_list",
+    )
+    def get(self, request: Request) -> Response:
+        inbox_status = request.query_params.get("status", "all")
+        if inbox_status not in selectors.INBOX_STATUSES:
+            raise ApiError(
+                400,
+                "invalid",
+                "Invalid status filter.",
+                {"status": [f"One of: {', '.join(selectors.INBOX_STATUSES)}."]},
+            )
+        page = paginate(
+            notification_rows(selectors.inbox(user=self.me(request), status=inbox_status)),
+            cursor=request.query_params.get("cursor"),
+            limit=parse_limit(request.query_params.get("limit")),
+        )
+        return Response(
+            {
+                "results": [notification_payload(r) for r in page.results],
+                "next_cursor": page.next_cursor,
+            }
+        )
+
+
+class MeUnreadCountApi(MeApi):
+    @extend_schema(responses=docs.COUNT, operation_id="me_notifications_unread_count")
+    def get(self, request: Request) -> Response:
+        return Response({"count": unread_count(user_id=self.me(request).pk)})
+
+
+class MeNotificationDetailApi(MeApi):
+    @extend_schema(
+        request=InboxPatchSerializer,
+        responses=docs.NOTIFICATION,
+        operation_id="me_notifications_update",
+    )
+    def patch(self, request: Request, notification_id: int) -> Response:
+        user = self.me(request)
+        notification = selectors.inbox_notification_get(user=user, notification_id=notification_id)
+        if notification is None:
+            raise _not_found("notification")
+        changes = _validated(InboxPatchSerializer, request.data)
+        inbox_update(
+            user=user,
+            notification=notification,
+            is_read=changes.get("is_read"),
+            archived=changes.get("archived"),
+        )
+        row = notification_rows(selectors.inbox(user=user, status="all").filter(pk=notification.pk))
+        return Response(notification_payload(row.get()))
+
+
+class MeReadAllApi(MeApi):
+    @extend_schema(request=None, responses=docs.UPDATED, operation_id="me_notifications_read_all")
+    def post(self, request: Request) -> Response:
+        return Response({"updated": len(inbox_mark_read(user=self.me(request)))})
+
+
+class MePreferencesApi(MeApi):
+    @extend_schema(responses=docs.PREFERENCES, operation_id="me_preferences_retrieve")
+    def get(self, request: Request) -> Response:
+        return Response(selectors.preferences_get(user=self.me(request)))
+
+    @extend_schema(
+        request=PreferencesSerializer,
+        responses=docs.PREFERENCES,
+        operation_id="me_preferences_update",
+    )
+    def put(self, request: Request) -> Response:
+        user = self.me(request)
+        changes = _validated(PreferencesSerializer, request.data)
+        preferences_set(user=user, channels=changes.get("channels"), types=changes.get("types"))
+        return Response(selectors.preferences_get(user=user))

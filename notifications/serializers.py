@@ -1,0 +1,255 @@
+"""Input validation (DRF serializers) and the output shapes of the notification API.
+
+Output shapes are plain functions over ``.values()`` rows: the same function feeds REST responses
+and (with the real-time issue) WebSocket events, so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from typing import Any
+
+from django.core.validators import URLValidator
+from django.db.models import F, QuerySet
+from django.template import Engine, TemplateSyntaxError
+from rest_framework import serializers
+
+from herald.fields import (
+    JsonObjectField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
+from notifications.models import CHANNELS, TYPE_KEY_PATTERN, EndUser, NotificationType
+from notifications.services.users import RecipientInput
+
+MAX_RECIPIENTS = 10_000
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+
+# --- Output shapes ---------------------------------------------------------------------------
+
+NOTIFICATION_VALUES = (
+    "id",
+    "title",
+    "message",
+    "url",
+    "data",
+    "created_at",
+    "read_at",
+    "archived_at",
+)
+
+
+def notification_rows(queryset: QuerySet[Any], *, with_recipient: bool = False) -> QuerySet[Any]:
+    """The ``.values()`` rows that ``notification_payload`` turns into API objects."""
+    extra = {"type_key": F("type__key")}
+    if with_recipient:
+        extra.update(recipient_external_id=F("recipient__external_id"), send_ref=F("send_id"))
+    return queryset.values(*NOTIFICATION_VALUES, **extra)
+
+
+def notification_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """A notification as the end user sees it (REST inbox, and WebSocket events)."""
+    payload = {
+        "id": row["id"],
+        "type": row["type_key"],
+        "title": row["title"],
+        "message": row["message"],
+        "url": row["url"],
+        "data": row["data"],
+        "created_at": row["created_at"],
+        "is_read": row["read_at"] is not None,
+        "read_at": row["read_at"],
+        "archived": row["archived_at"] is not None,
+    }
+    if "recipient_external_id" in row:
+        payload["recipient"] = row["recipient_external_id"]
+        payload["send"] = row["send_ref"]
+    return payload
+
+
+def end_user_payload(user: EndUser) -> dict[str, Any]:
+    return {
+        "id": user.external_id,
+        "email": user.email,
+        "name": user.name,
+        "locale": user.locale,
+        "timezone": user.timezone,
+        "data": user.data,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+    }
+
+
+def type_payload(notification_type: NotificationType) -> dict[str, Any]:
+    return {
+        "key": notification_type.key,
+        "name": notification_type.name,
+        "channels": notification_type.channels,
+        "critical": notification_type.critical,
+        "digest_window_seconds": notification_type.digest_window_seconds,
+        "email_subject": notification_type.email_subject,
+        "email_text": notification_type.email_text,
+        "email_html": notification_type.email_html,
+        "created_at": notification_type.created_at,
+        "updated_at": notification_type.updated_at,
+    }
+
+
+# --- Input ---------------------------------------------------------------------------------------
+
+
+class ChannelListField(serializers.ListField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            child=serializers.ChoiceField(choices=CHANNELS), allow_empty=False, **kwargs
+        )
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        channels = super().to_internal_value(data)
+        if len(set(channels)) != len(channels):
+            raise serializers.ValidationError("Name each channel once.")
+        return channels
+
+
+def validate_template(value: str) -> str:
+    """Email templates use Django's template language, rendered with the notification's data."""
+    try:
+        Engine(autoescape=True).from_string(value)
+    except TemplateSyntaxError as exc:
+        raise serializers.ValidationError(f"Template syntax error: {exc}") from exc
+    return value
+
+
+class UserUpsertSerializer(StrictSerializer):
+    email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
+    name = StrictCharField(required=False, allow_blank=True, max_length=200)
+    locale = StrictCharField(required=False, allow_blank=True, max_length=35)
+    timezone = StrictCharField(required=False, allow_blank=True, max_length=64)
+    data = JsonObjectField(required=False)
+
+    def validate_locale(self, value: str) -> str:
+        if value and not re.fullmatch(LOCALE_PATTERN, value):
+            raise serializers.ValidationError("Use a language tag such as 'en' or 'pt-BR'.")
+        return value
+
+    def validate_timezone(self, value: str) -> str:
+        if value:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                raise serializers.ValidationError(
+                    "Use an IANA time zone such as 'Europe/Paris'."
+                ) from exc
+        return value
+
+
+class RecipientField(serializers.Field):
+    """``"external-id"`` or ``{"id": "external-id", "email"?: ..., "name"?: ...}``."""
+
+    default_error_messages = {"invalid": "Use an id string or an object with an 'id'."}
+
+    def to_internal_value(self, data: Any) -> RecipientInput:
+        if isinstance(data, str):
+            data = {"id": data}
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        serializer = RecipientObjectSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        return RecipientInput(
+            external_id=serializer.validated_data["id"],
+            email=serializer.validated_data.get("email"),
+            name=serializer.validated_data.get("name"),
+        )
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class RecipientObjectSerializer(StrictSerializer):
+    id = StrictCharField(max_length=255, allow_blank=False)
+    email = serializers.EmailField(required=False, max_length=254)
+    name = StrictCharField(required=False, allow_blank=True, max_length=200)
+
+
+class SendSerializer(StrictSerializer):
+    type = StrictCharField(max_length=100)
+    recipients = serializers.ListField(
+        child=RecipientField(), allow_empty=False, max_length=MAX_RECIPIENTS
+    )
+    title = StrictCharField(allow_blank=True, max_length=300, default="")
+    message = StrictCharField(max_length=10_000)
+    url = StrictCharField(
+        allow_blank=True,
+        max_length=2000,
+        default="",
+        validators=[URLValidator(schemes=["http", "https"], message="Use an http(s) URL.")],
+    )
+    data = JsonObjectField(default=dict)
+    channels = ChannelListField(required=False)
+    send_at = serializers.DateTimeField(allow_null=True, default=None)
+    batch_key = StrictCharField(allow_blank=True, max_length=200, default="")
+
+    def validate_type(self, value: str) -> str:
+        if not re.fullmatch(TYPE_KEY_PATTERN, value):
+            raise serializers.ValidationError(
+                "Use 1 to 100 lowercase letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit."
+            )
+        return value
+
+    def validate_recipients(self, value: list[RecipientInput]) -> list[RecipientInput]:
+        """One notification per person: a repeated id keeps its first details."""
+        unique: dict[str, RecipientInput] = {}
+        for recipient in value:
+            unique.setdefault(recipient.external_id, recipient)
+        return list(unique.values())
+
+
+class TypeUpsertSerializer(StrictSerializer):
+    name = StrictCharField(required=False, max_length=200)
+    channels = ChannelListField(required=False)
+    critical = StrictBooleanField(required=False)
+    digest_window_seconds = StrictIntegerField(
+        required=False, allow_null=True, min_value=60, max_value=7 * 86400
+    )
+    email_subject = StrictCharField(
+        required=False, allow_blank=True, max_length=300, validators=[validate_template]
+    )
+    email_text = StrictCharField(
+        required=False, allow_blank=True, max_length=100_000, validators=[validate_template]
+    )
+    email_html = StrictCharField(
+        required=False, allow_blank=True, max_length=200_000, validators=[validate_template]
+    )
+
+
+class ChannelSwitchesSerializer(StrictSerializer):
+    email = StrictBooleanField(required=False)
+    in_app = StrictBooleanField(required=False)
+
+
+class PreferencesSerializer(StrictSerializer):
+    channels = ChannelSwitchesSerializer(required=False)
+    types = serializers.DictField(child=ChannelSwitchesSerializer(), required=False)
+
+    def validate_types(self, value: dict[str, dict[str, bool]]) -> dict[str, dict[str, bool]]:
+        known = set(
+            NotificationType.objects.filter(key__in=list(value)).values_list("key", flat=True)
+        )
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise serializers.ValidationError(f"Unknown notification types: {', '.join(unknown)}.")
+        return value
+
+
+class InboxPatchSerializer(StrictSerializer):
+    is_read = StrictBooleanField(required=False)
+    archived = StrictBooleanField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Send is_read and/or archived.")
+        return attrs

@@ -1,0 +1,1 @@
+"""Writes on a tenant's notification data. Call inside the tenant's schema."""

@@ -1,0 +1,60 @@
+"""An end user's changes to their own inbox. Every change keeps the unread count exact."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from notifications.models import EndUser, Notification
+from notifications.unread import unread_changed_on_commit
+
+
+@transaction.atomic
+def inbox_update(
+    *, user: EndUser, notification: Notification, is_read: bool | None, archived: bool | None
+) -> Notification:
+    """Mark one of the user's notifications read/unread and/or archived/unarchived.
+
+    ``notification`` must be the user's own (see selectors.inbox_notification_get).
+    """
+    now = timezone.now()
+    fields = []
+    if is_read is not None and notification.is_read != is_read:
+        notification.read_at = now if is_read else None
+        fields.append("read_at")
+        if is_read and notification.seen_at is None:
+            notification.seen_at = now
+            fields.append("seen_at")
+    if archived is not None and notification.archived != archived:
+        notification.archived_at = now if archived else None
+        fields.append("archived_at")
+    if fields:
+        notification.save(update_fields=fields)
+        unread_changed_on_commit([user.pk])
+    return notification
+
+
+@transaction.atomic
+def inbox_mark_read(*, user: EndUser, ids: Iterable[int] | None = None) -> list[int]:
+    """Mark the user's unread notifications read: those in ``ids``, or all of them.
+
+    One statement whatever the number. Returns the ids that changed; ids of other users'
+    notifications are ignored.
+    """
+    only = "" if ids is None else "AND id = ANY(%(ids)s)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Notification._meta.db_table}
+            SET read_at = %(now)s, seen_at = coalesce(seen_at, %(now)s)
+            WHERE recipient_id = %(user)s AND read_at IS NULL {only}
+            RETURNING id
+            """,
+            {"now": timezone.now(), "user": user.pk, "ids": list(ids or [])},
+        )
+        changed = [row[0] for row in cursor.fetchall()]
+    if changed:
+        unread_changed_on_commit([user.pk])
+    return changed

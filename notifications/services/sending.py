@@ -1,0 +1,198 @@
+"""Accepting a send: validate, upsert recipients, write the send and every in-app row at once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from herald.errors import ApiError
+from notifications.models import (
+    IN_APP,
+    EndUser,
+    Notification,
+    NotificationType,
+    Preference,
+    Send,
+)
+from notifications.services.types import type_for_send
+from notifications.services.users import RecipientInput, recipients_upsert
+from notifications.unread import unread_changed_on_commit
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class SendInput:
+    type: str
+    recipients: list[RecipientInput]
+    message: str
+    title: str = ""
+    url: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    channels: list[str] | None = None
+    send_at: datetime | None = None
+    batch_key: str = ""
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    response: dict[str, Any]
+    created: bool  # False: an Idempotency-Key replay of an earlier send
+
+
+def request_fingerprint(body: Any) -> str:
+    """The same JSON body, however its keys are ordered, gives the same fingerprint."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def notification_send(
+    *, request: SendInput, fingerprint: str, idempotency_key: str | None, actor: str
+) -> SendOutcome:
+    """Accept a send: one transaction for the send row and every recipient's in-app row.
+
+    With an ``idempotency_key`` the send row is inserted first: a concurrent request with the same
+    key waits on the unique index until this one commits, then replays its response (same body)
+    or gets 409 (another body). A key older than 24 hours is released for reuse.
+    """
+    for _attempt in range(3):
+        try:
+            return _send(request=request, fingerprint=fingerprint, key=idempotency_key, actor=actor)
+        except IntegrityError as exc:
+            if not idempotency_key or "idempotency_key" not in str(exc):
+                raise
+        existing = Send.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            continue  # the other request rolled back: the key is free again
+        if existing.created_at < timezone.now() - IDEMPOTENCY_WINDOW:
+            Send.objects.filter(pk=existing.pk, idempotency_key=idempotency_key).update(
+                idempotency_key=None
+            )
+            continue
+        if existing.request_fingerprint != fingerprint:
+            raise ApiError(
+                409,
+                "conflict",
+                "This Idempotency-Key was already used with a different request body.",
+            )
+        return SendOutcome(response=existing.response, created=False)
+    raise ApiError(409, "conflict", "This Idempotency-Key is in use by a concurrent request.")
+
+
+@transaction.atomic
+def _send(*, request: SendInput, fingerprint: str, key: str | None, actor: str) -> SendOutcome:
+    now = timezone.now()
+    scheduled = request.send_at is not None and request.send_at > now
+    send = Send.objects.create(
+        type=type_for_send(key=request.type),
+        title=request.title,
+        message=request.message,
+        url=request.url,
+        data=request.data,
+        channels=[],
+        send_at=request.send_at,
+        batch_key=request.batch_key,
+        status=Send.Status.SCHEDULED if scheduled else Send.Status.ACCEPTED,
+        recipient_count=len(request.recipients),
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        created_by=actor,
+    )
+    send.channels = request.channels or list(send.type.channels)
+    user_ids = recipients_upsert(request.recipients)
+    fields = ["channels", "response"]
+    if scheduled:
+        send.recipient_ids = user_ids
+        fields.append("recipient_ids")
+    elif IN_APP in send.channels:
+        send.in_app_count = len(fan_out_in_app(send=send, user_ids=user_ids, now=now))
+        fields.append("in_app_count")
+    send.response = {"id": send.pk, "recipients": send.recipient_count, "status": send.status}
+    send.save(update_fields=fields)
+    return SendOutcome(response=send.response, created=True)
+
+
+def fan_out_in_app(*, send: Send, user_ids: list[int], now: datetime) -> list[tuple[int, int]]:
+    """Insert the in-app rows of ``send`` for ``user_ids`` in one statement; returns
+    ``(notification id, user id)`` pairs. Users who turned in-app off (for this type or at all)
+    get no row, unless the type is critical; users erased since the send was accepted are skipped.
+    """
+    notification_type: NotificationType = send.type
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {Notification._meta.db_table}
+                (send_id, recipient_id, type_id, title, message, url, data, created_at)
+            SELECT %(send)s, r.id, %(type)s, %(title)s, %(message)s, %(url)s, %(data)s::jsonb,
+                   %(now)s
+            FROM unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
+            WHERE EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u WHERE u.id = r.id)
+              AND (%(critical)s OR NOT EXISTS (
+                    SELECT 1 FROM {Preference._meta.db_table} p
+                    WHERE p.user_id = r.id AND p.channel = %(channel)s AND NOT p.enabled
+                      AND (p.type_id IS NULL OR p.type_id = %(type)s)))
+            ORDER BY r.ord
+            RETURNING id, recipient_id
+            """,
+            {
+                "send": send.pk,
+                "type": notification_type.pk,
+                "title": send.title,
+                "message": send.message,
+                "url": send.url,
+                "data": json.dumps(send.data),
+                "now": now,
+                "users": user_ids,
+                "critical": notification_type.critical,
+                "channel": IN_APP,
+            },
+        )
+        created = cursor.fetchall()
+    unread_changed_on_commit(user_id for _id, user_id in created)
+    return created
+
+
+def send_cancel(*, send: Send) -> Send:
+    """Cancel a scheduled send that is not yet due. Raises ApiError 409 otherwise."""
+    updated = Send.objects.filter(
+        pk=send.pk, status=Send.Status.SCHEDULED, send_at__gt=timezone.now()
+    ).update(status=Send.Status.CANCELLED, recipient_ids=[])
+    if not updated:
+        raise ApiError(
+            409, "conflict", "Only a scheduled send that is not yet due can be cancelled."
+        )
+    send.refresh_from_db()
+    return send
+
+
+def sends_release_due(*, now: datetime | None = None, batch: int = 100) -> int:
+    """Release scheduled sends whose time has come: write their in-app rows. Returns how many.
+
+    Claims rows with ``SKIP LOCKED``, so concurrent releasers never release a send twice.
+    """
+    now = now or timezone.now()
+    released = 0
+    while True:
+        with transaction.atomic():
+            due = list(
+                Send.objects.select_for_update(skip_locked=True)
+                .select_related("type")
+                .filter(status=Send.Status.SCHEDULED, send_at__lte=now)
+                .order_by("send_at", "id")[:batch]
+            )
+            for send in due:
+                if IN_APP in send.channels:
+                    created = fan_out_in_app(send=send, user_ids=send.recipient_ids, now=now)
+                    send.in_app_count = len(created)
+                send.status = Send.Status.ACCEPTED
+                send.recipient_ids = []
+                send.save(update_fields=["status", "recipient_ids", "in_app_count"])
+        released += len(due)
+        if len(due) < batch:
+            return released

@@ -1,0 +1,63 @@
+"""Unread counts, served from Redis (Django's cache) and kept exact by generations.
+
+Each user has a generation token. A count is cached under (user, generation); every change of a
+user's unread state sets a new generation after its transaction commits. A reader that counted
+just before a change stores its count under the old generation, where nobody looks again: no
+stale count is ever served, without locks and without counting on every read.
+
+Call inside the tenant's schema; keys carry the schema name.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+from django.core.cache import cache
+from django.db import connection, transaction
+
+from notifications.models import Notification
+
+COUNT_TTL = 24 * 3600
+GENERATION_TTL = 7 * 24 * 3600  # longer than COUNT_TTL: a lost generation only costs a recount
+
+
+def _generation_key(schema: str, user_id: int) -> str:
+    return f"unread:gen:{schema}:{user_id}"
+
+
+def _count_key(schema: str, user_id: int, generation: str) -> str:
+    return f"unread:n:{schema}:{user_id}:{generation}"
+
+
+def unread_count(*, user_id: int) -> int:
+    schema = connection.schema_name
+    generation_key = _generation_key(schema, user_id)
+    generation = cache.get(generation_key)
+    if generation is None:
+        cache.add(generation_key, secrets.token_hex(4), GENERATION_TTL)
+        generation = cache.get(generation_key)
+    key = _count_key(schema, user_id, generation)
+    count = cache.get(key)
+    if count is None:
+        count = Notification.objects.filter(
+            recipient_id=user_id, read_at__isnull=True, archived_at__isnull=True
+        ).count()
+        cache.set(key, count, COUNT_TTL)
+    return count
+
+
+def unread_changed_on_commit(user_ids: Iterable[int]) -> None:
+    """Invalidate these users' counts once the current transaction commits."""
+    schema = connection.schema_name
+    ids = list(user_ids)
+    if not ids:
+        return
+
+    def bump() -> None:
+        cache.set_many(
+            {_generation_key(schema, user_id): secrets.token_hex(4) for user_id in ids},
+            GENERATION_TTL,
+        )
+
+    transaction.on_commit(bump)

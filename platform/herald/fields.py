@@ -1,0 +1,60 @@
+"""Strict JSON input for the API: a wrong type is a 400, never silently coerced.
+
+DRF's CharField turns ``123`` into ``"123"`` and BooleanField takes ``"yes"``; a client that sends
+those has a bug we should report, not guess around. Unknown body fields are reported too, so a
+typo (``recipient`` for ``recipients``) does not silently drop data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            raise serializers.ValidationError("Must be true or false.")
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError("Must be an integer.")
+        return super().to_internal_value(data)
+
+
+class JsonObjectField(serializers.JSONField):
+    """A JSON object (dict) of bounded encoded size."""
+
+    def __init__(self, *, max_bytes: int = 16_384, **kwargs: Any) -> None:
+        self.max_bytes = max_bytes
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        if len(json.dumps(data)) > self.max_bytes:
+            raise serializers.ValidationError(f"Must encode to at most {self.max_bytes} bytes.")
+        return data
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not know."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
