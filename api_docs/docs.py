@@ -4,7 +4,7 @@ serializers only describe them, so the schema and the docs show every field."""
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, inline_serializer
 from rest_framework import serializers
 
 PAGE_PARAMETERS = [
@@ -139,5 +139,57 @@ API_KEY_CREATED = inline_serializer(
         "prefix": serializers.CharField(),
         "created_at": serializers.DateTimeField(),
         "key": serializers.CharField(help_text="The secret key. Shown once, never again."),
+    },
+)
+
+ERROR = inline_serializer(
+    name="Error",
+    fields={
+        "error": inline_serializer(
+            name="ErrorBody",
+            fields={
+                "code": serializers.ChoiceField(
+                    choices=[
+                        "invalid",
+                        "unauthenticated",
+                        "forbidden",
+                        "not_found",
+                        "conflict",
+                        "rate_limited",
+                        "quota_exceeded",
+                        "server_error",
+                    ]
+                ),
+                "message": serializers.CharField(),
+                "details": serializers.DictField(
+                    required=False, help_text="For 400: the invalid fields and what is wrong."
+                ),
+            },
+        )
+    },
+)
+
+ERROR_EXAMPLES = {
+    "400": {"code": "invalid", "message": "The request is invalid; see details.",
+            "details": {"recipients": ["This field is required."]}},
+    "401": {"code": "unauthenticated", "message": "Unknown API key."},
+    "403": {"code": "forbidden", "message": "This endpoint needs an end-user token."},
+    "404": {"code": "not_found", "message": "No such user."},
+    "409": {"code": "conflict",
+            "message": "This Idempotency-Key was already used with a different request body."},
+    "429": {"code": "rate_limited",
+            "message": "Request was throttled. Expected available in 1 second."},
+}  # fmt: skip
+
+SEND_EXAMPLE = OpenApiExample(
+    "Comment to two users",
+    request_only=True,
+    value={
+        "type": "comment.created",
+        "recipients": ["user-1", {"id": "user-2", "email": "ana@example.com", "name": "Ana"}],
+        "title": "New comment",
+        "message": "Bo replied to your post.",
+        "url": "https://app.example.com/posts/42#c7",
+        "data": {"post_id": 42},
     },
 )

@@ -1,20 +1,103 @@
-"""drf-spectacular extensions: how Herald's authentication appears in the OpenAPI schema."""
+"""drf-spectacular wiring: Herald's security schemes, and per-endpoint credentials in the schema.
+
+Every API view runs all three authenticators, so a credential of the wrong kind is recognised and
+refused with 403 (as the contract says) rather than 401. The schema, though, lists for each
+operation only the credentials its permission class accepts.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+
+from api_docs import docs
+from tenants.permissions import IsAdmin, IsEndUser, IsServer
+
+_ACCEPTED_SCHEMES = {
+    IsServer: {"ApiKey", "AdminToken"},
+    IsAdmin: {"AdminToken"},
+    IsEndUser: {"EndUserToken"},
+}
 
 
-class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "tenants.authentication.ApiKeyAuthentication"
-    name = "ApiKey"
+_ERROR_DESCRIPTIONS = {
+    "400": "Invalid input: nothing was written; `details` names the fields.",
+    "401": "Missing, unknown, revoked or expired credential, or one of another tenant.",
+    "403": "A credential of the wrong kind for this endpoint.",
+    "404": "No such object (or not yours: the answer is the same).",
+    "409": "Conflicts with the current state (see the message).",
+    "429": "Rate limited: retry after `Retry-After` seconds.",
+}
+CONFLICT_OPERATIONS = {"notifications_send", "sends_cancel"}
+
+
+class HeraldAutoSchema(AutoSchema):
+    def _error_codes(self) -> list[str]:
+        codes = ["400"] if self.method in ("POST", "PUT", "PATCH", "GET") else []
+        if self.get_auth():
+            codes += ["401", "403"]
+        if "{" in self.path:
+            codes.append("404")
+        if self.get_operation_id() in CONFLICT_OPERATIONS:
+            codes.append("409")
+        return [*codes, "429"]
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        for code in self._error_codes():
+            example = OpenApiExample(code, value={"error": docs.ERROR_EXAMPLES[code]})
+            responses.setdefault(
+                code,
+                self._get_response_for_code(
+                    OpenApiResponse(
+                        response=docs.ERROR,
+                        description=_ERROR_DESCRIPTIONS[code],
+                        examples=[example],
+                    ),
+                    code,
+                    direction=direction,
+                ),
+            )
+        return responses
+
+    def get_auth(self) -> list[dict[str, list[Any]]]:
+        requirements = super().get_auth()  # also registers the security schemes
+        accepted: set[str] = set()
+        for permission in self.view.get_permissions():
+            accepted |= _ACCEPTED_SCHEMES.get(type(permission), set())
+        return [req for req in requirements if set(req) & accepted]
+
+
+class _Bearer(OpenApiAuthenticationExtension):
+    bearer_format = "JWT"
+    description = ""
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
         return {
             "type": "http",
             "scheme": "bearer",
-            "bearerFormat": "sk_...",
-            "description": "A secret API key of the tenant: `Authorization: Bearer sk_...`.",
+            "bearerFormat": self.bearer_format,
+            "description": self.description,
         }
+
+
+class ApiKeyScheme(_Bearer):
+    target_class = "tenants.authentication.ApiKeyAuthentication"
+    name = "ApiKey"
+    bearer_format = "sk_..."
+    description = "A secret API key of the tenant, for customer backends: `Bearer sk_...`."
+
+
+class AdminTokenScheme(_Bearer):
+    target_class = "tenants.authentication.AdminTokenAuthentication"
+    name = "AdminToken"
+    description = "An admin access token from `POST /api/v1/auth/token` on the tenant host."
+
+
+class EndUserTokenScheme(_Bearer):
+    target_class = "tenants.authentication.EndUserTokenAuthentication"
+    name = "EndUserToken"
+    description = "An end user's token from `POST /api/v1/users/{id}/token` (short-lived)."

@@ -137,6 +137,7 @@ class NotificationsApi(APIView):
     @extend_schema(
         request=SendSerializer,
         responses={202: docs.SEND_ACCEPTED},
+        examples=[docs.SEND_EXAMPLE],
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",

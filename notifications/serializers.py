@@ -13,6 +13,7 @@ from typing import Any
 from django.core.validators import URLValidator
 from django.db.models import F, QuerySet
 from django.template import Engine, TemplateSyntaxError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from herald.fields import (
@@ -146,6 +147,22 @@ class UserUpsertSerializer(StrictSerializer):
         return value
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "description": "Your id for the user (external id)."},
+            {
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "email": {"type": "string", "format": "email"},
+                    "name": {"type": "string"},
+                },
+            },
+        ]
+    }
+)
 class RecipientField(serializers.Field):
     """``"external-id"`` or ``{"id": "external-id", "email"?: ..., "name"?: ...}``."""
 

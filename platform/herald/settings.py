@@ -78,6 +78,7 @@ TENANT_LIMIT_SET_CALLS = True
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
+    "herald.ratelimits.RateLimitHeadersMiddleware",
     "tenants.middleware.TenantResolutionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -173,12 +174,15 @@ REST_FRAMEWORK = {
         "tenants.authentication.EndUserTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.permissions.IsServer"],
+    "DEFAULT_THROTTLE_CLASSES": ["herald.ratelimits.PlanRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api_docs.schema.HeraldAutoSchema",
     "EXCEPTION_HANDLER": "herald.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+
+RATELIMIT_USE_CACHE = "default"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Herald API",
