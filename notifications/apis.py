@@ -43,6 +43,7 @@ from tenants.permissions import IsEndUser, IsServer
 from tenants.tokens import end_user_token_issue
 
 MAX_IDEMPOTENCY_KEY = 255
+MAX_EXTERNAL_ID = 255
 
 
 def _not_found(what: str) -> ApiError:
@@ -53,6 +54,14 @@ def _validated(serializer_class: type, data: Any, **kwargs: Any) -> dict[str, An
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def _checked_external_id(external_id: str) -> str:
+    if not 1 <= len(external_id) <= MAX_EXTERNAL_ID:
+        raise ApiError(
+            400, "invalid", "Invalid user id.", {"id": [f"1 to {MAX_EXTERNAL_ID} characters."]}
+        )
+    return external_id
 
 
 def _user_or_404(external_id: str) -> EndUser:
@@ -79,7 +88,7 @@ class UserDetailApi(APIView):
     )
     def put(self, request: Request, external_id: str) -> Response:
         fields = _validated(UserUpsertSerializer, request.data)
-        user, created = user_upsert(external_id=external_id, fields=fields)
+        user, created = user_upsert(external_id=_checked_external_id(external_id), fields=fields)
         return Response(
             end_user_payload(user),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -96,9 +105,7 @@ class UserTokenApi(APIView):
 
     @extend_schema(request=None, responses=docs.END_USER_TOKEN, operation_id="users_token")
     def post(self, request: Request, external_id: str) -> Response:
-        if not external_id or len(external_id) > 255:
-            raise ApiError(400, "invalid", "Invalid user id.", {"id": ["1 to 255 characters."]})
-        user, _created = user_upsert(external_id=external_id, fields={})
+        user, _created = user_upsert(external_id=_checked_external_id(external_id), fields={})
         issued = end_user_token_issue(
             tenant=request.tenant, end_user_pk=user.pk, external_id=user.external_id
         )

@@ -44,8 +44,11 @@ class JsonObjectField(serializers.JSONField):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise serializers.ValidationError("Must be a JSON object.")
-        if len(json.dumps(data)) > self.max_bytes:
+        encoded = json.dumps(data)
+        if len(encoded) > self.max_bytes:
             raise serializers.ValidationError(f"Must encode to at most {self.max_bytes} bytes.")
+        if "\\u0000" in encoded:
+            raise serializers.ValidationError("Must not contain NUL characters.")
         return data
 
 

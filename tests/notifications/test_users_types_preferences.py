@@ -39,6 +39,12 @@ class TestUsers:
         assert error_code(response) == "invalid"
         assert alice_key.get("/api/v1/users/u-bad").status_code == 404
 
+    def test_oversize_id_is_400(self, alice_key):
+        response = alice_key.put("/api/v1/users/" + "x" * 256, {"name": "x"})
+        assert response.status_code == 400
+        assert alice_key.post("/api/v1/users/" + "x" * 256 + "/token").status_code == 400
+        assert alice_key.get("/api/v1/users/" + "x" * 256).status_code == 404
+
     def test_unknown_user_is_404(self, alice_key):
         response = alice_key.get("/api/v1/users/nobody")
         assert response.status_code == 404
