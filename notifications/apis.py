@@ -13,8 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api_docs import docs
+from herald.api import page_response, validated
 from herald.errors import ApiError
-from herald.pagination import paginate, parse_limit
 from notifications import selectors
 from notifications.models import TYPE_KEY_PATTERN, EndUser
 from notifications.serializers import (
@@ -50,12 +50,6 @@ def _not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"No such {what}.")
 
 
-def _validated(serializer_class: type, data: Any, **kwargs: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _checked_external_id(external_id: str) -> str:
     if not 1 <= len(external_id) <= MAX_EXTERNAL_ID:
         raise ApiError(
@@ -87,7 +81,7 @@ class UserDetailApi(APIView):
         operation_id="users_upsert",
     )
     def put(self, request: Request, external_id: str) -> Response:
-        fields = _validated(UserUpsertSerializer, request.data)
+        fields = validated(UserUpsertSerializer, request.data)
         user, created = user_upsert(external_id=_checked_external_id(external_id), fields=fields)
         return Response(
             end_user_payload(user),
@@ -129,16 +123,8 @@ class NotificationsApi(APIView):
             recipient=request.query_params.get("recipient"),
             type_key=request.query_params.get("type"),
         )
-        page = paginate(
-            notification_rows(queryset, with_recipient=True),
-            cursor=request.query_params.get("cursor"),
-            limit=parse_limit(request.query_params.get("limit")),
-        )
-        return Response(
-            {
-                "results": [notification_payload(r) for r in page.results],
-                "next_cursor": page.next_cursor,
-            }
+        return page_response(
+            request, notification_rows(queryset, with_recipient=True), notification_payload
         )
 
     @extend_schema(
@@ -165,7 +151,7 @@ class NotificationsApi(APIView):
                 "Invalid Idempotency-Key header.",
                 {"Idempotency-Key": [f"1 to {MAX_IDEMPOTENCY_KEY} characters."]},
             )
-        data = _validated(SendSerializer, request.data)
+        data = validated(SendSerializer, request.data)
         plan_limit = request.tenant.plan.max_recipients_per_send
         if len(data["recipients"]) > plan_limit:
             raise ApiError(
@@ -222,14 +208,7 @@ class TypesApi(APIView):
         operation_id="types_list",
     )
     def get(self, request: Request) -> Response:
-        page = paginate(
-            selectors.type_list(),
-            cursor=request.query_params.get("cursor"),
-            limit=parse_limit(request.query_params.get("limit")),
-        )
-        return Response(
-            {"results": [type_payload(t) for t in page.results], "next_cursor": page.next_cursor}
-        )
+        return page_response(request, selectors.type_list(), type_payload)
 
 
 class TypeDetailApi(APIView):
@@ -252,7 +231,7 @@ class TypeDetailApi(APIView):
             raise ApiError(
                 400, "invalid", "Invalid type key.", {"key": [f"Must match {TYPE_KEY_PATTERN}."]}
             )
-        fields = _validated(TypeUpsertSerializer, request.data)
+        fields = validated(TypeUpsertSerializer, request.data)
         notification_type, created = type_upsert(key=key, fields=fields)
         return Response(
             type_payload(notification_type),
@@ -288,17 +267,8 @@ class MeNotificationsApi(MeApi):
                 "Invalid status filter.",
                 {"status": [f"One of: {', '.join(selectors.INBOX_STATUSES)}."]},
             )
-        page = paginate(
-            notification_rows(selectors.inbox(user=self.me(request), status=inbox_status)),
-            cursor=request.query_params.get("cursor"),
-            limit=parse_limit(request.query_params.get("limit")),
-        )
-        return Response(
-            {
-                "results": [notification_payload(r) for r in page.results],
-                "next_cursor": page.next_cursor,
-            }
-        )
+        rows = notification_rows(selectors.inbox(user=self.me(request), status=inbox_status))
+        return page_response(request, rows, notification_payload)
 
 
 class MeUnreadCountApi(MeApi):
@@ -318,7 +288,7 @@ class MeNotificationDetailApi(MeApi):
         notification = selectors.inbox_notification_get(user=user, notification_id=notification_id)
         if notification is None:
             raise _not_found("notification")
-        changes = _validated(InboxPatchSerializer, request.data)
+        changes = validated(InboxPatchSerializer, request.data)
         inbox_update(
             user=user,
             notification=notification,
@@ -347,6 +317,6 @@ class MePreferencesApi(MeApi):
     )
     def put(self, request: Request) -> Response:
         user = self.me(request)
-        changes = _validated(PreferencesSerializer, request.data)
+        changes = validated(PreferencesSerializer, request.data)
         preferences_set(user=user, channels=changes.get("channels"), types=changes.get("types"))
         return Response(selectors.preferences_get(user=user))

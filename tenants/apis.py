@@ -14,8 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api_docs import docs
+from herald.api import page_response, validated
 from herald.errors import ApiError
-from herald.pagination import paginate, parse_limit
 from tenants.models import Tenant
 from tenants.permissions import IsAdmin, IsServer
 from tenants.selectors import api_key_list
@@ -29,12 +29,6 @@ from tenants.serializers import (
 )
 from tenants.services import api_key_create, api_key_revoke, tenant_update
 from tenants.tokens import TokenRejected, admin_refresh_claims, admin_token_pair
-
-
-def _validated(serializer_class: type, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _host_tenant(request: Request) -> Tenant:
@@ -64,7 +58,7 @@ class TenantApi(APIView):
     )
     def patch(self, request: Request) -> Response:
         tenant = tenant_update(
-            tenant=request.tenant, fields=_validated(TenantUpdateSerializer, request.data)
+            tenant=request.tenant, fields=validated(TenantUpdateSerializer, request.data)
         )
         return Response(TenantSerializer(tenant).data)
 
@@ -81,7 +75,7 @@ class AuthTokenApi(APIView):
     )
     def post(self, request: Request) -> Response:
         tenant = _host_tenant(request)
-        credentials = _validated(LoginSerializer, request.data)
+        credentials = validated(LoginSerializer, request.data)
         user = authenticate(
             request._request,
             username=credentials["email"].strip().lower(),
@@ -102,7 +96,7 @@ class AuthTokenRefreshApi(APIView):
     )
     def post(self, request: Request) -> Response:
         tenant = _host_tenant(request)
-        refresh = _validated(RefreshSerializer, request.data)["refresh"]
+        refresh = validated(RefreshSerializer, request.data)["refresh"]
         try:
             token, user_pk = admin_refresh_claims(tenant=tenant, refresh=refresh)
         except TokenRejected as exc:
@@ -121,14 +115,7 @@ class ApiKeysApi(APIView):
         operation_id="api_keys_list",
     )
     def get(self, request: Request) -> Response:
-        page = paginate(
-            api_key_list(tenant=request.tenant),
-            cursor=request.query_params.get("cursor"),
-            limit=parse_limit(request.query_params.get("limit")),
-        )
-        return Response(
-            {"results": [api_key_payload(k) for k in page.results], "next_cursor": page.next_cursor}
-        )
+        return page_response(request, api_key_list(tenant=request.tenant), api_key_payload)
 
     @extend_schema(
         request=ApiKeyCreateSerializer,
@@ -136,7 +123,7 @@ class ApiKeysApi(APIView):
         operation_id="api_keys_create",
     )
     def post(self, request: Request) -> Response:
-        name = _validated(ApiKeyCreateSerializer, request.data)["name"]
+        name = validated(ApiKeyCreateSerializer, request.data)["name"]
         created = api_key_create(tenant=request.tenant, name=name, created_by=request.user.email)
         return Response(
             {**api_key_payload(created.api_key), "key": created.plaintext},

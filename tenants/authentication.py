@@ -69,23 +69,25 @@ class ApiKeyAuthentication(_BearerAuthentication):
         ), credential.api_key
 
 
+def _jwt_claims(request: Request, kind: str) -> dict[str, Any] | None:
+    """The verified claims of a JWT of this ``kind``; None for any other credential."""
+    credential = _credential(request)
+    if credential is None or credential.kind != "jwt" or credential.claims.get(KIND_CLAIM) != kind:
+        return None
+    return credential.claims
+
+
 class AdminTokenAuthentication(_BearerAuthentication):
     """An admin access token from ``POST /api/v1/auth/token``."""
 
     def authenticate(self, request: Request) -> tuple[Any, dict[str, Any]] | None:
-        credential = _credential(request)
-        if (
-            credential is None
-            or credential.kind != "jwt"
-            or credential.claims.get(KIND_CLAIM) != ADMIN
-        ):
+        claims = _jwt_claims(request, ADMIN)
+        if claims is None:
             return None
-        user = (
-            get_user_model().objects.filter(pk=credential.claims.get("sub"), is_active=True).first()
-        )
+        user = get_user_model().objects.filter(pk=claims.get("sub"), is_active=True).first()
         if user is None:
             raise AuthenticationFailed("The admin of this token no longer exists or is inactive.")
-        return user, credential.claims
+        return user, claims
 
 
 class EndUserTokenAuthentication(_BearerAuthentication):
@@ -94,14 +96,10 @@ class EndUserTokenAuthentication(_BearerAuthentication):
     def authenticate(self, request: Request) -> tuple[EndUserPrincipal, dict[str, Any]] | None:
         from notifications.models import EndUser  # tenant app, resolved in the tenant's schema
 
-        credential = _credential(request)
-        if (
-            credential is None
-            or credential.kind != "jwt"
-            or credential.claims.get(KIND_CLAIM) != END_USER
-        ):
+        claims = _jwt_claims(request, END_USER)
+        if claims is None:
             return None
-        end_user = EndUser.objects.filter(pk=credential.claims.get("sub")).first()
+        end_user = EndUser.objects.filter(pk=claims.get("sub")).first()
         if end_user is None:
             raise AuthenticationFailed("The user of this token no longer exists.")
-        return EndUserPrincipal(tenant=credential.tenant, end_user=end_user), credential.claims
+        return EndUserPrincipal(tenant=_credential(request).tenant, end_user=end_user), claims

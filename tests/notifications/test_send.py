@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from notifications.models import EndUser, Notification, NotificationType, Send
 from tests.support.api import Caller, error_code
+from tests.support.processes import run_concurrently
 
 SEND = {"type": "comment", "recipients": ["user-1"], "title": "Hi", "message": "New comment"}
 
@@ -175,23 +175,9 @@ class TestIdempotency:
         caller = Caller(host=world.alice.host, token=world.alice.api_key)
         key = f"race-{timezone.now().timestamp()}"
         body = {**SEND, "recipients": [f"racer-{n}" for n in range(2000)]}
-        barrier = threading.Barrier(2)
-        responses = []
-
-        def attempt() -> None:
-            try:
-                barrier.wait()
-                responses.append(
-                    caller.post("/api/v1/notifications", body, HTTP_IDEMPOTENCY_KEY=key)
-                )
-            finally:
-                connections.close_all()
-
-        threads = [threading.Thread(target=attempt) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        responses = run_concurrently(
+            lambda: caller.post("/api/v1/notifications", body, HTTP_IDEMPOTENCY_KEY=key)
+        )
         try:
             assert [r.status_code for r in responses] == [202, 202]
             assert responses[0].json() == responses[1].json()

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,6 +41,31 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"Timed out after {timeout}s waiting for {what or probe}")
         time.sleep(interval)
+
+
+def run_concurrently(action: Callable[[], T], times: int = 2) -> list[T | BaseException]:
+    """Run ``action`` in ``times`` threads released together; each thread has its own database
+    connection (closed afterwards). Returns each result or the exception it raised."""
+    from django.db import connections
+
+    barrier = threading.Barrier(times)
+    outcomes: list[T | BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            outcomes.append(action())
+        except Exception as exc:  # the caller asserts on what each thread got
+            outcomes.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return outcomes
 
 
 def free_port() -> int:

@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import connection
 from django_tenants.utils import schema_context, schema_exists
 
 from tenants.models import ApiKey, Domain, Tenant
 from tenants.schema import clone_template, template_pending_migrations
 from tenants.services import ProvisioningError, tenant_provision
-from tests.support.processes import ROOT, process_env
+from tests.support.processes import ROOT, process_env, run_concurrently
 
 GOOD = {"name": "Gamma", "admin_email": "g@gamma.example.com", "admin_password": "pass-phrase-123!"}
 
@@ -123,25 +122,8 @@ class TestAtomicity:
 
     def test_concurrent_provisioning_of_one_slug_creates_one_tenant(self, committed):
         committed.append("racer")
-        outcomes: list[str] = []
-        barrier = threading.Barrier(2)
-
-        def attempt() -> None:
-            try:
-                barrier.wait()
-                tenant_provision(slug="racer", **GOOD)
-                outcomes.append("created")
-            except ProvisioningError as exc:
-                outcomes.append(str(exc))
-            finally:
-                connections.close_all()
-
-        threads = [threading.Thread(target=attempt) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert sorted(outcomes) == ["created", "slug: 'racer' is already taken."]
+        outcomes = run_concurrently(lambda: tenant_provision(slug="racer", **GOOD) and "created")
+        assert sorted(map(str, outcomes)) == ["created", "slug: 'racer' is already taken."]
         assert Tenant.objects.filter(slug="racer").count() == 1
         assert schema_exists("t_racer")
 
