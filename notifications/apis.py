@@ -161,6 +161,7 @@ class NotificationsApi(APIView):
                 {"recipients": [f"Your plan allows at most {plan_limit} recipients per send."]},
             )
         outcome = notification_send(
+            tenant=request.tenant,
             request=SendInput(**data),
             fingerprint=request_fingerprint(request.data),
             idempotency_key=idempotency_key,
@@ -290,6 +291,7 @@ class MeNotificationDetailApi(MeApi):
             raise _not_found("notification")
         changes = validated(InboxPatchSerializer, request.data)
         inbox_update(
+            tenant=request.tenant,
             user=user,
             notification=notification,
             is_read=changes.get("is_read"),
@@ -302,7 +304,8 @@ class MeNotificationDetailApi(MeApi):
 class MeReadAllApi(MeApi):
     @extend_schema(request=None, responses=docs.UPDATED, operation_id="me_notifications_read_all")
     def post(self, request: Request) -> Response:
-        return Response({"updated": len(inbox_mark_read(user=self.me(request)))})
+        changed = inbox_mark_read(tenant=request.tenant, user=self.me(request))
+        return Response({"updated": len(changed)})
 
 
 class MePreferencesApi(MeApi):

@@ -48,6 +48,10 @@ class InvalidCredential(ResolutionError):
     status, code = 401, "unauthenticated"
 
 
+class WrongTenant(InvalidCredential):
+    """A valid credential presented on another tenant's host (401 over HTTP, 4403 on WS)."""
+
+
 @dataclass(frozen=True)
 class Credential:
     """A verified credential and the tenant it belongs to."""
@@ -124,7 +128,7 @@ def resolve(*, host: str, token: str | None) -> Resolution:
     credential = credential_for_token(token) if token is not None else None
     if credential is not None:
         if host_tenant is not None and credential.tenant.pk != host_tenant.pk:
-            raise InvalidCredential("This credential is not valid on this host.")
+            raise WrongTenant("This credential is not valid on this host.")
         if not credential.tenant.is_active:
             raise TenantInactive(f"The tenant {credential.tenant.slug!r} is deactivated.")
 

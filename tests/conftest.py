@@ -17,6 +17,29 @@ from tests.support.personas import World, build_world
 from tests.support.processes import Server, running_web
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(
+    django_test_environment: None,
+    django_db_blocker: Any,
+    django_db_modify_db_settings: None,
+) -> Iterator[None]:
+    """Always create the test database, even when no collected test asks for ``db``.
+
+    pytest-django sets up only the databases that collected tests request; tests that talk to
+    the live server use session fixtures alone, and would otherwise reach the settings' own
+    (development) database.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    try:
+        yield
+    finally:
+        with django_db_blocker.unblock():
+            teardown_databases(config, verbosity=0)
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(settings: Any) -> None:
     """A fresh cache key space per test: Redis is not rolled back with the database."""
@@ -27,6 +50,8 @@ def isolated_cache(settings: Any) -> None:
 @pytest.fixture(scope="session")
 def world(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> World:
     """Two tenants and three personas, provisioned once per session (committed)."""
+    name = connection.settings_dict["NAME"]
+    assert name.startswith("test_"), f"refusing to build the test world in database {name!r}"
     with django_db_blocker.unblock():
         return build_world()
 

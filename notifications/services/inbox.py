@@ -6,14 +6,37 @@ from collections.abc import Iterable
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
+from herald.realtime import publish_on_commit
+from notifications.events import inbox_changed_message
 from notifications.models import EndUser, Notification
-from notifications.unread import unread_changed_on_commit
+from notifications.unread import unread_changed_on_commit, unread_count
+from tenants.models import Tenant
+
+
+def _publish_inbox_changed(*, tenant: Tenant, user: EndUser, read_ids: list[int]) -> None:
+    """After commit, tell the user's other connections (tabs) the new count and what was read."""
+    schema = connection.schema_name
+
+    def build() -> dict[str, object]:
+        with schema_context(schema):
+            count = unread_count(user_id=user.pk)
+        return inbox_changed_message(
+            tenant_id=tenant.pk, user_id=user.pk, read_ids=read_ids, unread_count=count
+        )
+
+    publish_on_commit(build)
 
 
 @transaction.atomic
 def inbox_update(
-    *, user: EndUser, notification: Notification, is_read: bool | None, archived: bool | None
+    *,
+    tenant: Tenant,
+    user: EndUser,
+    notification: Notification,
+    is_read: bool | None,
+    archived: bool | None,
 ) -> Notification:
     """Mark one of the user's notifications read/unread and/or archived/unarchived.
 
@@ -33,11 +56,15 @@ def inbox_update(
     if fields:
         notification.save(update_fields=fields)
         unread_changed_on_commit([user.pk])
+        read_ids = [notification.pk] if "read_at" in fields and notification.read_at else []
+        _publish_inbox_changed(tenant=tenant, user=user, read_ids=read_ids)
     return notification
 
 
 @transaction.atomic
-def inbox_mark_read(*, user: EndUser, ids: Iterable[int] | None = None) -> list[int]:
+def inbox_mark_read(
+    *, tenant: Tenant, user: EndUser, ids: Iterable[int] | None = None
+) -> list[int]:
     """Mark the user's unread notifications read: those in ``ids``, or all of them.
 
     One statement whatever the number. Returns the ids that changed; ids of other users'
@@ -57,4 +84,5 @@ def inbox_mark_read(*, user: EndUser, ids: Iterable[int] | None = None) -> list[
         changed = [row[0] for row in cursor.fetchall()]
     if changed:
         unread_changed_on_commit([user.pk])
+        _publish_inbox_changed(tenant=tenant, user=user, read_ids=changed)
     return changed

@@ -12,6 +12,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from herald.errors import ApiError
+from herald.realtime import publish_on_commit
+from notifications.events import created_message
 from notifications.models import (
     IN_APP,
     EndUser,
@@ -20,9 +22,11 @@ from notifications.models import (
     Preference,
     Send,
 )
+from notifications.serializers import notification_payload
 from notifications.services.types import type_for_send
 from notifications.services.users import RecipientInput, recipients_upsert
 from notifications.unread import unread_changed_on_commit
+from tenants.models import Tenant
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -53,7 +57,7 @@ def request_fingerprint(body: Any) -> str:
 
 
 def notification_send(
-    *, request: SendInput, fingerprint: str, idempotency_key: str | None, actor: str
+    *, tenant: Tenant, request: SendInput, fingerprint: str, idempotency_key: str | None, actor: str
 ) -> SendOutcome:
     """Accept a send: one transaction for the send row and every recipient's in-app row.
 
@@ -63,7 +67,13 @@ def notification_send(
     """
     for _attempt in range(3):
         try:
-            return _send(request=request, fingerprint=fingerprint, key=idempotency_key, actor=actor)
+            return _send(
+                tenant=tenant,
+                request=request,
+                fingerprint=fingerprint,
+                key=idempotency_key,
+                actor=actor,
+            )
         except IntegrityError as exc:
             if not idempotency_key or "idempotency_key" not in str(exc):
                 raise
@@ -86,7 +96,9 @@ def notification_send(
 
 
 @transaction.atomic
-def _send(*, request: SendInput, fingerprint: str, key: str | None, actor: str) -> SendOutcome:
+def _send(
+    *, tenant: Tenant, request: SendInput, fingerprint: str, key: str | None, actor: str
+) -> SendOutcome:
     now = timezone.now()
     scheduled = request.send_at is not None and request.send_at > now
     send = Send.objects.create(
@@ -111,14 +123,17 @@ def _send(*, request: SendInput, fingerprint: str, key: str | None, actor: str) 
         send.recipient_ids = user_ids
         fields.append("recipient_ids")
     elif IN_APP in send.channels:
-        send.in_app_count = len(fan_out_in_app(send=send, user_ids=user_ids, now=now))
+        created = fan_out_in_app(tenant=tenant, send=send, user_ids=user_ids, now=now)
+        send.in_app_count = len(created)
         fields.append("in_app_count")
     send.response = {"id": send.pk, "recipients": send.recipient_count, "status": send.status}
     send.save(update_fields=fields)
     return SendOutcome(response=send.response, created=True)
 
 
-def fan_out_in_app(*, send: Send, user_ids: list[int], now: datetime) -> list[tuple[int, int]]:
+def fan_out_in_app(
+    *, tenant: Tenant, send: Send, user_ids: list[int], now: datetime
+) -> list[tuple[int, int]]:
     """Insert the in-app rows of ``send`` for ``user_ids`` in one statement; returns
     ``(notification id, user id)`` pairs. Users who turned in-app off (for this type or at all)
     get no row, unless the type is critical; users erased since the send was accepted are skipped.
@@ -155,6 +170,25 @@ def fan_out_in_app(*, send: Send, user_ids: list[int], now: datetime) -> list[tu
         )
         created = cursor.fetchall()
     unread_changed_on_commit(user_id for _id, user_id in created)
+    if created:
+        shared = notification_payload(
+            {
+                "id": None,
+                "type_key": notification_type.key,
+                "title": send.title,
+                "message": send.message,
+                "url": send.url,
+                "data": send.data,
+                "created_at": now,
+                "read_at": None,
+                "archived_at": None,
+            }
+        )
+        del shared["id"]
+        deliveries = [(user_id, notification_id) for notification_id, user_id in created]
+        publish_on_commit(
+            lambda: created_message(tenant_id=tenant.pk, shared=shared, deliveries=deliveries)
+        )
     return created
 
 
@@ -171,7 +205,7 @@ def send_cancel(*, send: Send) -> Send:
     return send
 
 
-def sends_release_due(*, now: datetime | None = None, batch: int = 100) -> int:
+def sends_release_due(*, tenant: Tenant, now: datetime | None = None, batch: int = 100) -> int:
     """Release scheduled sends whose time has come: write their in-app rows. Returns how many.
 
     Claims rows with ``SKIP LOCKED``, so concurrent releasers never release a send twice.
@@ -188,7 +222,9 @@ def sends_release_due(*, now: datetime | None = None, batch: int = 100) -> int:
             )
             for send in due:
                 if IN_APP in send.channels:
-                    created = fan_out_in_app(send=send, user_ids=send.recipient_ids, now=now)
+                    created = fan_out_in_app(
+                        tenant=tenant, send=send, user_ids=send.recipient_ids, now=now
+                    )
                     send.in_app_count = len(created)
                 send.status = Send.Status.ACCEPTED
                 send.recipient_ids = []

@@ -1,5 +1,9 @@
-"""WebSocket routes. The notification consumer joins this list with the real-time issue."""
+"""WebSocket routes."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-websocket_urlpatterns: list[URLPattern] = []
+from notifications.consumers import InboxConsumer
+
+websocket_urlpatterns = [
+    path("ws/v1/notifications", InboxConsumer.as_asgi()),
+]

@@ -287,7 +287,8 @@ class TestScheduled:
         assert alice_key.delete(f"/api/v1/sends/{cancelled['id']}").status_code == 409
         with in_schema(world.tenant_a):
             assert not Notification.objects.filter(send_id=held["id"]).exists()
-            assert sends_release_due(now=timezone.now() + timedelta(hours=2)) == 1
+            later_still = timezone.now() + timedelta(hours=2)
+            assert sends_release_due(tenant=world.tenant_a, now=later_still) == 1
             assert Notification.objects.filter(send_id=held["id"]).count() == 1
             assert not Notification.objects.filter(send_id=cancelled["id"]).exists()
         assert alice_key.get(f"/api/v1/sends/{held['id']}").json()["status"] == "accepted"

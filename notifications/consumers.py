@@ -1,0 +1,300 @@
+"""The end user's live inbox: ``ws://<host>/ws/v1/notifications?token=...[&since=<id>]``.
+
+Order of a connection's life, which is what makes it gapless and duplicate-free:
+
+1. accept, then resolve tenant and user with the same resolver as HTTP (close 4401/4403/4429);
+2. register with this process's dispatcher, which returns once subscribed: from here on no
+   event for this user can be missed, they queue up;
+3. one snapshot query: the unread count, and the ids already known (those above ``since``, and
+   the last minute's: ids do not commit in id order, so "below the largest id" is not "seen");
+4. replay every notification above ``since``, oldest first;
+5. then drain the queue, dropping events for ids already known.
+
+Database work runs through ``_in_schema``, which sets the tenant's schema and resets it, because
+Channels runs every sync call on one shared thread whose connection another consumer uses next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import connection
+
+from herald.realtime import HEARTBEAT_INTERVAL, ConnectionRegistry, dispatcher, encode
+from notifications import events
+from notifications.models import EndUser, Notification
+from notifications.serializers import notification_payload, notification_rows
+from notifications.services.inbox import inbox_mark_read
+from tenants.models import Tenant
+from tenants.resolution import InvalidCredential, ResolutionError, WrongTenant, resolve
+from tenants.tokens import END_USER, KIND_CLAIM
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_LIMIT = 4429
+CLOSE_TOO_SLOW = 4408
+QUEUE_LIMIT = 1000
+REPLAY_BATCH = 200
+MAX_MARK_READ = 1000
+KNOWN_WINDOW_SECONDS = 60
+
+_registry: ConnectionRegistry | None = None
+
+
+def _connection_registry() -> ConnectionRegistry:
+    global _registry
+    if _registry is None:
+        _registry = ConnectionRegistry()
+    return _registry
+
+
+async def _in_schema(schema_name: str | None, fn: Callable[[], T]) -> T:
+    """Run ``fn`` on Channels' database thread in ``schema_name`` (public when None), then reset."""
+
+    def run() -> T:
+        if schema_name is None:
+            connection.set_schema_to_public()
+        else:
+            connection.set_schema(schema_name)
+        try:
+            return fn()
+        finally:
+            connection.set_schema_to_public()
+
+    return await database_sync_to_async(run)()
+
+
+class Rejected(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _origin_allowed(origin: str, host: str, tenant: Tenant) -> bool:
+    """Browsers send Origin: it must be the tenant's own host or one of its allowed origins."""
+    if not origin:
+        return True  # not a browser (server-side client); the token still has to be valid
+    origin = origin.lower().rstrip("/")
+    same_host = origin.split("://", 1)[-1] == host.lower()
+    return same_host or origin in tenant.allowed_origins
+
+
+class InboxConsumer(AsyncWebsocketConsumer):
+    tenant: Tenant
+    user_id: int
+    registration: str | None = None
+
+    async def connect(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        protocols = self.scope.get("subprotocols") or []
+        token = (query.get("token") or [""])[0]
+        subprotocol = None
+        if not token and len(protocols) == 2 and protocols[0] == "bearer":
+            subprotocol, token = "bearer", protocols[1]
+        await self.accept(
+            subprotocol=subprotocol
+        )  # accept, then close with a code the browser sees
+
+        self.known: set[int] = set()
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+        self.tasks: list[asyncio.Task[None]] = []
+        try:
+            since = self._since(query)
+            await self._authenticate(token)
+            self.registration = await _connection_registry().acquire(
+                self.tenant.pk, self.tenant.plan.websocket_connection_limit
+            )
+            if self.registration is None:
+                raise Rejected(CLOSE_LIMIT, "connection limit reached")
+        except Rejected as exc:
+            logger.info("WebSocket refused (%s): %s", exc.code, exc)
+            await self.close(code=exc.code)
+            return
+
+        await dispatcher().register(self.tenant.pk, self.user_id, self)
+        count, self.known = await _in_schema(self.tenant.schema_name, lambda: self._snapshot(since))
+        self.unread = count
+        await self._send(events.unread_count_frame(count))
+        if since is not None:
+            await self._replay(since)
+        self.tasks = [
+            asyncio.create_task(self._drain()),
+            asyncio.create_task(self._heartbeat()),
+        ]
+
+    @staticmethod
+    def _since(query: dict[str, list[str]]) -> int | None:
+        raw = (query.get("since") or [""])[0]
+        if raw == "":
+            return None
+        if not raw.isdigit():
+            raise Rejected(CLOSE_BAD_REQUEST, "since must be a notification id")
+        return int(raw)
+
+    async def _authenticate(self, token: str) -> None:
+        host = _header(self.scope, b"host")
+        origin = _header(self.scope, b"origin")
+
+        def check() -> tuple[Tenant, int]:
+            try:
+                resolution = resolve(host=host, token=token or "")
+            except WrongTenant as exc:
+                raise Rejected(CLOSE_FORBIDDEN, str(exc)) from exc
+            except InvalidCredential as exc:
+                raise Rejected(CLOSE_UNAUTHENTICATED, exc.message) from exc
+            except ResolutionError as exc:
+                raise Rejected(CLOSE_FORBIDDEN, exc.message) from exc
+            credential = resolution.credential
+            if credential is None or credential.kind != "jwt":
+                raise Rejected(CLOSE_UNAUTHENTICATED, "an end-user token is required")
+            if credential.claims.get(KIND_CLAIM) != END_USER:
+                raise Rejected(CLOSE_UNAUTHENTICATED, "an end-user token is required")
+            tenant = credential.tenant
+            if not _origin_allowed(origin, host.split(":")[0], tenant):
+                raise Rejected(CLOSE_FORBIDDEN, f"origin {origin} is not allowed")
+            connection.set_tenant(tenant)
+            user_id = (
+                EndUser.objects.filter(pk=credential.claims.get("sub"))
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if user_id is None:
+                raise Rejected(CLOSE_UNAUTHENTICATED, "the token's user no longer exists")
+            return tenant, user_id
+
+        self.tenant, self.user_id = await _in_schema(None, check)
+
+    def _snapshot(self, since: int | None) -> tuple[int, set[int]]:
+        """Unread count and the ids already known, in one statement (one snapshot)."""
+        table = Notification._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                SELECT
+                  (SELECT count(*) FROM {table}
+                   WHERE recipient_id = %(user)s AND read_at IS NULL AND archived_at IS NULL),
+                  ARRAY(SELECT id FROM {table}
+                        WHERE recipient_id = %(user)s AND (id > %(since)s
+                              OR created_at > now() - %(window)s * interval '1 second'))
+                """,  # noqa: S608 -- only the model's table name is interpolated
+                {
+                    "user": self.user_id,
+                    "since": since if since is not None else 2**62,
+                    "window": KNOWN_WINDOW_SECONDS,
+                },
+            )
+            count, known = cursor.fetchone()
+        return count, set(known)
+
+    async def _replay(self, since: int) -> None:
+        after = since
+        while True:
+
+            def batch(after: int = after) -> list[dict[str, Any]]:
+                rows = notification_rows(
+                    Notification.objects.filter(recipient_id=self.user_id, id__gt=after)
+                ).order_by("id")[:REPLAY_BATCH]
+                return [notification_payload(row) for row in rows]
+
+            payloads = await _in_schema(self.tenant.schema_name, batch)
+            for payload in payloads:
+                self.known.add(payload["id"])
+                await self._send(events.notification_frame(payload))
+            if len(payloads) < REPLAY_BATCH:
+                return
+            after = payloads[-1]["id"]
+
+    # --- live events ---------------------------------------------------------------------------
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        """Called by the dispatcher; never blocks. A client that cannot keep up is closed (it
+        reconnects with ``since`` and misses nothing)."""
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            logger.warning("Closing a WebSocket that cannot keep up")
+            asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
+
+    async def _drain(self) -> None:
+        while True:
+            message = await self.queue.get()
+            for frame in self._frames(message):
+                await self._send(frame)
+
+    def _frames(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message["kind"] == "created":
+            notification_id = next(n for u, n in message["deliveries"] if u == self.user_id)
+            if notification_id in self.known:
+                return []
+            self.known.add(notification_id)
+            self.unread += 1
+            payload = {"id": notification_id, **message["notification"]}
+            return [events.notification_frame(payload), events.unread_count_frame(self.unread)]
+        self.unread = message["unread_count"]
+        frames: list[dict[str, Any]] = []
+        if message["read_ids"]:
+            frames.append(events.read_frame(message["read_ids"]))
+        frames.append(events.unread_count_frame(self.unread))
+        return frames
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            await _connection_registry().refresh(self.tenant.pk, self.registration)
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=encode(frame))
+
+    # --- from the client -------------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.registration is None:
+            return
+        try:
+            message = json.loads(text_data or "")
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        if message.get("type") == "ping":
+            await self._send({"type": "pong"})
+        elif message.get("type") == "mark_read":
+            ids = message.get("ids")
+            if (
+                isinstance(ids, list)
+                and 0 < len(ids) <= MAX_MARK_READ
+                and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+            ):
+                user = EndUser(pk=self.user_id)
+                await _in_schema(
+                    self.tenant.schema_name,
+                    lambda: inbox_mark_read(tenant=self.tenant, user=user, ids=ids),
+                )
+
+    async def disconnect(self, code: int) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.registration is not None:
+            dispatcher().unregister(self.tenant.pk, self.user_id, self)
+            with contextlib.suppress(Exception):
+                await _connection_registry().release(self.tenant.pk, self.registration)
+            self.registration = None

@@ -1,0 +1,152 @@
+"""The shapes of what goes over the wire, in one place.
+
+Two kinds of messages:
+
+- **Client frames** (server to browser over the WebSocket), as the contract fixes them:
+  ``notification``, ``unread_count``, ``read``, ``pong``.
+- **Bus messages** (web or worker process to every server process, over Redis): what happened in
+  one tenant, named by its id. Each server process turns them into client frames for the
+  connections it holds.
+
+``validate_*`` check a dict against its shape; a test runs every publisher through them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+
+class NotificationFrame(TypedDict):
+    type: Literal["notification"]
+    notification: dict[str, Any]  # exactly serializers.notification_payload
+
+
+class UnreadCountFrame(TypedDict):
+    type: Literal["unread_count"]
+    count: int
+
+
+class ReadFrame(TypedDict):
+    type: Literal["read"]
+    ids: list[int]
+
+
+class PongFrame(TypedDict):
+    type: Literal["pong"]
+
+
+class CreatedMessage(TypedDict):
+    """New in-app notifications of one send: one shared payload, one id per recipient."""
+
+    kind: Literal["created"]
+    tenant: int
+    notification: dict[str, Any]  # notification_payload without "id"
+    deliveries: list[list[int]]  # [[user id, notification id], ...]
+
+
+class InboxChangedMessage(TypedDict):
+    """One user's inbox changed elsewhere (read, unread, archived): new count, ids now read."""
+
+    kind: Literal["inbox_changed"]
+    tenant: int
+    user: int
+    read_ids: list[int]
+    unread_count: int
+
+
+BusMessage = CreatedMessage | InboxChangedMessage
+
+NOTIFICATION_KEYS = frozenset(
+    {
+        "id",
+        "type",
+        "title",
+        "message",
+        "url",
+        "data",
+        "created_at",
+        "is_read",
+        "read_at",
+        "archived",
+    }
+)
+
+
+def notification_frame(notification: dict[str, Any]) -> NotificationFrame:
+    return {"type": "notification", "notification": notification}
+
+
+def unread_count_frame(count: int) -> UnreadCountFrame:
+    return {"type": "unread_count", "count": count}
+
+
+def read_frame(ids: list[int]) -> ReadFrame:
+    return {"type": "read", "ids": ids}
+
+
+def created_message(
+    *, tenant_id: int, shared: dict[str, Any], deliveries: list[tuple[int, int]]
+) -> CreatedMessage:
+    return {
+        "kind": "created",
+        "tenant": tenant_id,
+        "notification": shared,
+        "deliveries": [[user_id, notification_id] for user_id, notification_id in deliveries],
+    }
+
+
+def inbox_changed_message(
+    *, tenant_id: int, user_id: int, read_ids: list[int], unread_count: int
+) -> InboxChangedMessage:
+    return {
+        "kind": "inbox_changed",
+        "tenant": tenant_id,
+        "user": user_id,
+        "read_ids": read_ids,
+        "unread_count": unread_count,
+    }
+
+
+class ShapeError(ValueError):
+    pass
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise ShapeError(message)
+
+
+def validate_bus_message(message: dict[str, Any]) -> None:
+    _expect(isinstance(message.get("tenant"), int), "bus message without an integer tenant")
+    if message.get("kind") == "created":
+        _expect(set(message) == set(CreatedMessage.__annotations__), f"created keys {set(message)}")
+        _expect(
+            set(message["notification"]) == NOTIFICATION_KEYS - {"id"},
+            f"created notification keys {set(message['notification'])}",
+        )
+        _expect(
+            all(
+                len(pair) == 2 and all(isinstance(v, int) for v in pair)
+                for pair in message["deliveries"]
+            ),
+            "deliveries must be [user id, notification id] pairs",
+        )
+    elif message.get("kind") == "inbox_changed":
+        _expect(
+            set(message) == set(InboxChangedMessage.__annotations__), f"changed keys {set(message)}"
+        )
+        _expect(isinstance(message["unread_count"], int), "unread_count must be an integer")
+    else:
+        raise ShapeError(f"unknown bus message kind {message.get('kind')!r}")
+
+
+def validate_client_frame(frame: dict[str, Any]) -> None:
+    kind = frame.get("type")
+    if kind == "notification":
+        _expect(set(frame["notification"]) == NOTIFICATION_KEYS, "notification frame keys")
+    elif kind == "unread_count":
+        _expect(isinstance(frame.get("count"), int), "unread_count frame needs an integer count")
+    elif kind == "read":
+        _expect(all(isinstance(i, int) for i in frame.get("ids", [None])), "read frame ids")
+    elif kind != "pong":
+        raise ShapeError(f"unknown client frame type {kind!r}")

@@ -1,0 +1,196 @@
+"""Real-time plumbing: the one place that publishes events, and the per-process dispatcher.
+
+Publishing: services call ``publish_on_commit``; once the transaction commits the message goes out
+as one Redis PUBLISH on ``herald:rt``, naming its tenant. Nothing is published for a rolled-back
+transaction.
+
+Delivering: every server process runs one ``Dispatcher``. It subscribes once, decodes each message
+once, and hands small per-user frames to the connections it holds for that (tenant, user). One send
+to 10,000 users is therefore one Redis message per process, not one per user. Each connection has
+its own bounded queue, so a slow client never holds up the others.
+
+Connection limits: ``ConnectionRegistry`` counts live connections per tenant in Redis (a sorted set
+of connection ids scored by expiry, refreshed by a heartbeat) so the plan's limit holds across all
+server processes, and connections of a crashed process age out on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+from django.db import transaction
+from rest_framework.utils.encoders import JSONEncoder
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "herald:rt"
+CONNECTION_TTL = 90  # seconds a connection counts without a heartbeat
+HEARTBEAT_INTERVAL = 30
+
+_sync_client: redis.Redis | None = None
+
+
+def _redis() -> redis.Redis:
+    global _sync_client
+    if _sync_client is None:
+        _sync_client = redis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+        )
+    return _sync_client
+
+
+def encode(message: dict[str, Any]) -> str:
+    """JSON exactly as the REST API renders it (same datetime format, same escaping)."""
+    return json.dumps(message, cls=JSONEncoder, separators=(",", ":"))
+
+
+def publish_now(message: dict[str, Any]) -> None:
+    """Publish a bus message (it must name its ``tenant``). Failures are logged, not raised:
+    the data is committed already, and clients that missed an event catch up with ``since``."""
+    try:
+        _redis().publish(CHANNEL, encode(message))
+    except redis.RedisError:
+        logger.warning("Real-time event not published (Redis unreachable)", exc_info=True)
+
+
+def publish_on_commit(build: Callable[[], dict[str, Any] | None]) -> None:
+    """After the current transaction commits, build the message and publish it.
+
+    ``build`` runs after the commit, so it sees committed state (e.g. the new unread count).
+    """
+
+    def publish() -> None:
+        message = build()
+        if message is not None:
+            publish_now(message)
+
+    transaction.on_commit(publish)
+
+
+# --- Per-process delivery ------------------------------------------------------------------------
+
+
+class Connection(Protocol):
+    """What the dispatcher needs from a WebSocket connection."""
+
+    def deliver(self, message: dict[str, Any]) -> None: ...
+
+
+class Dispatcher:
+    """Routes bus messages to the connections of this process (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._connections: dict[tuple[int, int], set[Connection]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def register(self, tenant_id: int, user_id: int, connection: Connection) -> None:
+        """Route this user's messages to ``connection``; returns once subscribed to Redis, so
+        nothing published after this call can be missed."""
+        self._connections[(tenant_id, user_id)].add(connection)
+        if self._task is None or self._task.done():
+            self._subscribed.clear()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        await self._subscribed.wait()
+
+    def unregister(self, tenant_id: int, user_id: int, connection: Connection) -> None:
+        key = (tenant_id, user_id)
+        self._connections[key].discard(connection)
+        if not self._connections[key]:
+            del self._connections[key]
+
+    async def _run(self) -> None:
+        while True:
+            client = aioredis.Redis.from_url(settings.REDIS_URL)
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(CHANNEL)
+                self._subscribed.set()
+                async for raw in pubsub.listen():
+                    if raw.get("type") == "message":
+                        self._route(json.loads(raw["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis went away: resubscribe; clients catch up with ``since``
+                logger.warning("Real-time subscription lost; reconnecting", exc_info=True)
+                await asyncio.sleep(1)
+            finally:
+                await pubsub.aclose()
+                await client.aclose()
+
+    def _route(self, message: dict[str, Any]) -> None:
+        tenant_id = message.get("tenant")
+        if message.get("kind") == "created":
+            for user_id, _notification_id in message["deliveries"]:
+                for connection in self._connections.get((tenant_id, user_id), ()):
+                    connection.deliver(message)
+        else:
+            for connection in self._connections.get((tenant_id, message.get("user")), ()):
+                connection.deliver(message)
+
+
+_dispatcher: Dispatcher | None = None
+
+
+def dispatcher() -> Dispatcher:
+    """This process's dispatcher (created in the running event loop on first use)."""
+    global _dispatcher
+    if _dispatcher is None:
+        _dispatcher = Dispatcher()
+    return _dispatcher
+
+
+# --- Connection limits across processes ----------------------------------------------------
+
+_ADD_IF_ROOM = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class ConnectionRegistry:
+    """Live WebSocket connections per tenant, in Redis."""
+
+    def __init__(self) -> None:
+        self._client = aioredis.Redis.from_url(settings.REDIS_URL)
+        self._add_if_room = self._client.register_script(_ADD_IF_ROOM)
+
+    @staticmethod
+    def _key(tenant_id: int) -> str:
+        return f"herald:ws:conns:{tenant_id}"
+
+    async def acquire(self, tenant_id: int, limit: int) -> str | None:
+        """A connection id, or None when the tenant is at its limit."""
+        connection_id = uuid.uuid4().hex
+        now = time.time()
+        added = await self._add_if_room(
+            keys=[self._key(tenant_id)],
+            args=[now, now + CONNECTION_TTL, limit, connection_id, CONNECTION_TTL * 2],
+        )
+        return connection_id if added else None
+
+    async def refresh(self, tenant_id: int, connection_id: str) -> None:
+        await self._client.zadd(
+            self._key(tenant_id), {connection_id: time.time() + CONNECTION_TTL}, xx=True
+        )
+
+    async def release(self, tenant_id: int, connection_id: str) -> None:
+        await self._client.zrem(self._key(tenant_id), connection_id)
+
+    async def count(self, tenant_id: int) -> int:
+        return await self._client.zcount(self._key(tenant_id), time.time(), "+inf")

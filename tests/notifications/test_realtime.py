@@ -1,0 +1,274 @@
+"""The live inbox over a real WebSocket, against the real web process (uvicorn + Channels).
+
+These tests commit (the server is another process), so each uses end users of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from billing_stub.models import Plan
+from notifications.events import validate_client_frame
+from tenants.models import Tenant
+from tests.support.processes import Server, http, wait_until
+
+
+class Live:
+    """HTTP and WebSocket access to the running server as one tenant's backend."""
+
+    def __init__(self, server: Server, host: str, api_key: str) -> None:
+        self.server, self.host, self.api_key = server, host, api_key
+
+    def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        headers = {"Host": f"{self.host}:{self.server.port}"}
+        headers["Authorization"] = f"Bearer {token or self.api_key}"
+        result = http(method, self.server.url + path, headers=headers, body=body)
+        assert result.status < 300, (result.status, result.body)
+        return result.body
+
+    def send(self, external_id: str, message: str) -> int:
+        body = {"type": "live", "recipients": [external_id], "message": message}
+        return self.call("POST", "/api/v1/notifications", body)["id"]
+
+    def token(self, external_id: str) -> str:
+        return self.call("POST", f"/api/v1/users/{external_id}/token")["token"]
+
+    def inbox_ids(self, token: str) -> list[int]:
+        ids, cursor = [], ""
+        while True:
+            page = self.call("GET", f"/api/v1/me/notifications?limit=100{cursor}", token=token)
+            ids += [n["id"] for n in page["results"]]
+            if not page["next_cursor"]:
+                return ids
+            cursor = f"&cursor={page['next_cursor']}"
+
+    @contextmanager
+    def socket(
+        self,
+        token: str,
+        since: int | None = None,
+        host: str | None = None,
+        origin: str | None = None,
+    ) -> Iterator[ClientConnection]:
+        query = f"?token={token}" + (f"&since={since}" if since is not None else "")
+        headers = {"Origin": origin} if origin else None
+        sock = socket.create_connection(("127.0.0.1", self.server.port))
+        uri = f"ws://{host or self.host}:{self.server.port}/ws/v1/notifications{query}"
+        with connect(uri, sock=sock, additional_headers=headers, open_timeout=10) as ws:
+            yield ws
+
+
+def frame(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
+    data = json.loads(ws.recv(timeout=timeout))
+    validate_client_frame(data)
+    return data
+
+
+def frames_until(ws: ClientConnection, predicate, timeout: float = 10) -> list[dict[str, Any]]:
+    received = []
+    while True:
+        received.append(frame(ws, timeout))
+        if predicate(received[-1]):
+            return received
+
+
+def close_code(ws: ClientConnection) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=10)
+    return closed.value.rcvd.code
+
+
+@pytest.fixture
+def alpha(web, world) -> Live:
+    return Live(web, world.alice.host, world.alice.api_key)
+
+
+@pytest.fixture
+def bravo(web, world) -> Live:
+    return Live(web, world.bob.host, world.bob.api_key)
+
+
+def new_user() -> str:
+    return f"ws-{uuid.uuid4().hex[:10]}"
+
+
+def test_live_notification_matches_the_rest_inbox(alpha):
+    user = new_user()
+    token = alpha.token(user)
+    with alpha.socket(token) as ws:
+        assert frame(ws) == {"type": "unread_count", "count": 0}
+        alpha.send(user, "hello live")
+        pushed = frame(ws)
+        assert pushed["type"] == "notification"
+        assert frame(ws) == {"type": "unread_count", "count": 1}
+    rest = alpha.call("GET", "/api/v1/me/notifications", token=token)["results"][0]
+    assert pushed["notification"] == rest
+
+
+def test_ping_and_mark_read_reach_every_tab(alpha):
+    user = new_user()
+    token = alpha.token(user)
+    alpha.send(user, "one")
+    notification_id = alpha.inbox_ids(token)[0]
+    with alpha.socket(token) as tab1, alpha.socket(token) as tab2:
+        assert frame(tab1)["count"] == frame(tab2)["count"] == 1
+        tab1.send(json.dumps({"type": "ping"}))
+        assert frame(tab1) == {"type": "pong"}
+        tab1.send(json.dumps({"type": "mark_read", "ids": [notification_id]}))
+        for tab in (tab1, tab2):
+            assert frame(tab) == {"type": "read", "ids": [notification_id]}
+            assert frame(tab) == {"type": "unread_count", "count": 0}
+    assert alpha.call("GET", "/api/v1/me/notifications/unread_count", token=token) == {"count": 0}
+
+
+def test_rest_read_updates_open_sockets(alpha):
+    user = new_user()
+    token = alpha.token(user)
+    alpha.send(user, "one")
+    alpha.send(user, "two")
+    with alpha.socket(token) as ws:
+        assert frame(ws)["count"] == 2
+        alpha.call("POST", "/api/v1/me/notifications/read_all", token=token)
+        assert frame(ws)["type"] == "read"
+        assert frame(ws) == {"type": "unread_count", "count": 0}
+
+
+def test_reconnect_with_since_replays_exactly_what_was_missed(alpha):
+    user = new_user()
+    token = alpha.token(user)
+    with alpha.socket(token) as ws:
+        frame(ws)
+        alpha.send(user, "seen")
+        last_seen = frames_until(ws, lambda f: f["type"] == "notification")[-1]["notification"][
+            "id"
+        ]
+    missed = [alpha.send(user, f"missed {n}") for n in range(3)]
+    with alpha.socket(token, since=last_seen) as ws:
+        assert frame(ws) == {"type": "unread_count", "count": 4}
+        replayed = [frame(ws)["notification"] for _ in range(3)]
+        assert [n["message"] for n in replayed] == ["missed 0", "missed 1", "missed 2"]
+        assert len(missed) == 3
+        alpha.send(user, "live after replay")
+        live = frames_until(ws, lambda f: f["type"] == "notification")[-1]
+        assert live["notification"]["message"] == "live after replay"
+
+
+def test_no_gap_no_duplicate_with_sends_racing_reconnects(alpha):
+    user = new_user()
+    token = alpha.token(user)
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def keep_sending() -> None:
+        n = 0
+        while not stop.is_set() and n < 60:
+            sent.append(alpha.send(user, f"race {n}"))
+            n += 1
+
+    received: list[int] = []
+    sender = threading.Thread(target=keep_sending)
+    sender.start()
+    try:
+        last = None
+        for _round in range(6):
+            with alpha.socket(token, since=last if last is not None else 0) as ws:
+                frame(ws)  # unread_count
+                for _ in range(5):
+                    got = frames_until(ws, lambda f: f["type"] == "notification")[-1]
+                    received.append(got["notification"]["id"])
+                    last = got["notification"]["id"]
+    finally:
+        stop.set()
+        sender.join(timeout=60)
+
+    with alpha.socket(token, since=last) as ws:  # the tail sent after the last reconnect
+        frame(ws)
+        expected_tail = len(set(alpha.inbox_ids(token)) - set(received))
+        for _ in range(expected_tail):
+            received.append(
+                frames_until(ws, lambda f: f["type"] == "notification")[-1]["notification"]["id"]
+            )
+    assert len(received) == len(set(received)), "a notification arrived twice"
+    assert sorted(received) == sorted(alpha.inbox_ids(token)), "gap between socket and inbox"
+    assert len(received) == len(sent)  # one notification per send, each seen exactly once
+
+
+def test_bad_credentials_close_with_the_contract_codes(alpha, bravo, world):
+    token = alpha.token(new_user())
+    with alpha.socket("not-a-token") as ws:
+        assert close_code(ws) == 4401
+    with alpha.socket(world.alice.api_key) as ws:  # an API key is not an end-user token
+        assert close_code(ws) == 4401
+    with alpha.socket(token, host=world.bob.host) as ws:  # tenant A's token on B's host
+        assert close_code(ws) == 4403
+    with alpha.socket(token, origin="https://evil.example.com") as ws:
+        assert close_code(ws) == 4403
+
+
+def test_allowed_origin_is_accepted(alpha, world, django_db_blocker):
+    with django_db_blocker.unblock():
+        Tenant.objects.filter(pk=world.tenant_a.pk).update(
+            allowed_origins=["https://app.example.com"]
+        )
+    try:
+        with alpha.socket(alpha.token(new_user()), origin="https://app.example.com") as ws:
+            assert frame(ws)["type"] == "unread_count"
+    finally:
+        with django_db_blocker.unblock():
+            Tenant.objects.filter(pk=world.tenant_a.pk).update(allowed_origins=[])
+
+
+def test_events_of_tenant_a_never_reach_tenant_b_even_for_equal_ids(alpha, bravo):
+    user = new_user()  # the same external id in both tenants
+    with bravo.socket(bravo.token(user)) as b_ws, alpha.socket(alpha.token(user)) as a_ws:
+        frame(b_ws)
+        frame(a_ws)
+        alpha.send(user, "alpha only")
+        assert frame(a_ws)["notification"]["message"] == "alpha only"
+        bravo.send(user, "bravo only")
+        first_for_b = frames_until(b_ws, lambda f: f["type"] == "notification")
+        assert [
+            f["notification"]["message"] for f in first_for_b if f["type"] == "notification"
+        ] == ["bravo only"]
+
+
+def test_connection_limit_is_counted_across_the_tenant(bravo, world, django_db_blocker):
+    with django_db_blocker.unblock():
+        plan = Plan.objects.create(
+            code=f"ws-{uuid.uuid4().hex[:6]}", name="WS tiny", monthly_notification_quota=10,
+            monthly_email_quota=10, api_requests_per_second=100, api_burst=100,
+            websocket_connection_limit=2,
+        )  # fmt: skip
+        original = world.tenant_b.plan_id
+        Tenant.objects.filter(pk=world.tenant_b.pk).update(plan=plan)
+    try:
+        token = bravo.token(new_user())
+        with bravo.socket(token) as first, bravo.socket(token) as second:
+            frame(first)
+            frame(second)
+            with bravo.socket(token) as third:
+                assert close_code(third) == 4429
+        # closed connections free their places
+        wait_until(lambda: _opens(bravo, token), timeout=10, what="a free connection place")
+    finally:
+        with django_db_blocker.unblock():
+            Tenant.objects.filter(pk=world.tenant_b.pk).update(plan_id=original)
+            plan.delete()
+
+
+def _opens(live: Live, token: str) -> bool:
+    with live.socket(token) as ws:
+        try:
+            return frame(ws, timeout=5)["type"] == "unread_count"
+        except ConnectionClosed:
+            return False
