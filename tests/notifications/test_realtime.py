@@ -56,7 +56,7 @@ class Live:
     def socket(
         self,
         token: str,
-        since: int | None = None,
+        since: int | str | None = None,
         host: str | None = None,
         origin: str | None = None,
     ) -> Iterator[ClientConnection]:
@@ -272,3 +272,19 @@ def _opens(live: Live, token: str) -> bool:
             return frame(ws, timeout=5)["type"] == "unread_count"
         except ConnectionClosed:
             return False
+
+
+def test_token_in_the_subprotocol_header_instead_of_the_url(alpha, world):
+    """Browsers cannot set headers on a WebSocket; the token may travel as a subprotocol, which
+    keeps it out of URLs and access logs."""
+    token = alpha.token(new_user())
+    sock = socket.create_connection(("127.0.0.1", alpha.server.port))
+    uri = f"ws://{alpha.host}:{alpha.server.port}/ws/v1/notifications"
+    with connect(uri, sock=sock, subprotocols=["bearer", token], open_timeout=10) as ws:
+        assert ws.subprotocol == "bearer"
+        assert frame(ws)["type"] == "unread_count"
+
+
+def test_a_bad_since_is_refused(alpha):
+    with alpha.socket(alpha.token(new_user()), since="yesterday") as ws:
+        assert close_code(ws) == 4400

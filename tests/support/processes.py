@@ -150,14 +150,25 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def procfile_command(name: str) -> str:
+    """The command of one Procfile process, as a shell line."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        process, _, command = line.partition(":")
+        if process.strip() == name:
+            return command.strip()
+    raise KeyError(f"no {name!r} process in the Procfile")
+
+
 @contextmanager
 def running_web(**env_overrides: str) -> Iterator[Server]:
-    """The ``web`` process of the Procfile: uvicorn serving HTTP and WebSocket."""
+    """The Procfile's ``web`` process, exactly as it ships: uvicorn serving HTTP and WebSocket."""
     port = free_port()
+    env = process_env(PORT=str(port), **env_overrides)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     process = subprocess.Popen(
-        [BIN / "uvicorn", "herald.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        ["bash", "-c", f"exec env {procfile_command('web')}"],
         cwd=ROOT,
-        env=process_env(**env_overrides),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
