@@ -152,6 +152,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout": 30}
+CELERY_BEAT_SCHEDULE = {
+    "release-due-sends": {"task": "notifications.release_due_sends", "schedule": 5.0},
+}
 
 # --- Email ---------------------------------------------------------------------------------------
 _email = parse_email_url(env_str("EMAIL_URL", "console://" if DEBUG else "smtp://localhost:25"))
