@@ -10,7 +10,8 @@ import re
 import zoneinfo
 from typing import Any
 
-from django.core.validators import URLValidator
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator, validate_email
 from django.db.models import F, QuerySet
 from django.template import Engine, TemplateSyntaxError
 from drf_spectacular.utils import extend_schema_field
@@ -147,55 +148,82 @@ class UserUpsertSerializer(StrictSerializer):
         return value
 
 
-@extend_schema_field(
-    {
-        "oneOf": [
-            {"type": "string", "description": "Your id for the user (external id)."},
-            {
-                "type": "object",
-                "required": ["id"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "email": {"type": "string", "format": "email"},
-                    "name": {"type": "string"},
-                },
+_RECIPIENT_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "description": "Your id for the user (external id)."},
+        {
+            "type": "object",
+            "required": ["id"],
+            "properties": {
+                "id": {"type": "string"},
+                "email": {"type": "string", "format": "email"},
+                "name": {"type": "string"},
             },
-        ]
-    }
-)
-class RecipientField(serializers.Field):
-    """``"external-id"`` or ``{"id": "external-id", "email"?: ..., "name"?: ...}``."""
+        },
+    ]
+}
+_RECIPIENT_KEYS = frozenset({"id", "email", "name"})
 
-    default_error_messages = {"invalid": "Use an id string or an object with an 'id'."}
 
-    def to_internal_value(self, data: Any) -> RecipientInput:
-        if isinstance(data, str):
-            data = {"id": data}
-        if not isinstance(data, dict):
-            self.fail("invalid")
-        serializer = RecipientObjectSerializer(data=data)
-        serializer.is_valid(raise_exception=True)
-        return RecipientInput(
-            external_id=serializer.validated_data["id"],
-            email=serializer.validated_data.get("email"),
-            name=serializer.validated_data.get("name"),
-        )
+def _recipient(item: Any) -> RecipientInput | str:
+    """One recipient, or the reason it is invalid."""
+    if isinstance(item, str):
+        item = {"id": item}
+    if not isinstance(item, dict):
+        return "Use an id string or an object with an 'id'."
+    if unknown := set(item) - _RECIPIENT_KEYS:
+        return f"Unknown field(s): {', '.join(sorted(unknown))}."
+    external_id, email, name = item.get("id"), item.get("email"), item.get("name")
+    if not isinstance(external_id, str) or not 1 <= len(external_id) <= 255:
+        return "'id' must be a string of 1 to 255 characters."
+    if email is not None:
+        if not isinstance(email, str) or len(email) > 254:
+            return "'email' must be an email address."
+        try:
+            validate_email(email)
+        except DjangoValidationError:
+            return "'email' must be an email address."
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        return "'name' must be a string of at most 200 characters."
+    if "\x00" in external_id + (email or "") + (name or ""):
+        return "Null characters are not allowed."
+    return RecipientInput(external_id=external_id, email=email, name=name)
+
+
+@extend_schema_field({"type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS,
+                      "items": _RECIPIENT_SCHEMA})  # fmt: skip
+class RecipientsField(serializers.Field):
+    """``["external-id", {"id": ..., "email"?: ..., "name"?: ...}, ...]``, 1 to 10,000 items.
+
+    One plain loop: a nested DRF serializer per recipient costs about 65 us each, which alone
+    would cap a 10,000-recipient send at some 15,000 recipients a second.
+    """
+
+    def to_internal_value(self, data: Any) -> list[RecipientInput]:
+        if not isinstance(data, list):
+            raise serializers.ValidationError("Expected a list of recipients.")
+        if not 1 <= len(data) <= MAX_RECIPIENTS:
+            raise serializers.ValidationError(f"Send to 1 to {MAX_RECIPIENTS} recipients.")
+        recipients, errors = [], {}
+        for index, item in enumerate(data):
+            parsed = _recipient(item)
+            if isinstance(parsed, str):
+                errors[index] = [parsed]
+                if len(errors) >= 20:  # enough to fix the request; don't echo 10,000 errors
+                    break
+            else:
+                recipients.append(parsed)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return recipients
 
     def to_representation(self, value: Any) -> Any:
         return value
 
 
-class RecipientObjectSerializer(StrictSerializer):
-    id = StrictCharField(max_length=255, allow_blank=False)
-    email = serializers.EmailField(required=False, max_length=254)
-    name = StrictCharField(required=False, allow_blank=True, max_length=200)
-
-
 class SendSerializer(StrictSerializer):
     type = StrictCharField(max_length=100)
-    recipients = serializers.ListField(
-        child=RecipientField(), allow_empty=False, max_length=MAX_RECIPIENTS
-    )
+    recipients = RecipientsField()
     title = StrictCharField(allow_blank=True, max_length=300, default="")
     message = StrictCharField(max_length=10_000)
     url = StrictCharField(

@@ -23,7 +23,8 @@ def plan_of(queryset) -> str:
 
 
 def page_query(user: EndUser, status: str):
-    queryset = notification_rows(selectors.inbox(user=user, status=status)).order_by("-id")
+    queryset = notification_rows(selectors.inbox(user=user, status=status))
+    queryset = queryset.order_by(*selectors.INBOX_ORDERING)
     return queryset.filter(id__lt=10**9)[:21]
 
 

@@ -1,0 +1,479 @@
+"""Send fan-out and inbox latency through the real HTTP API, against bare baselines, in one run.
+
+    .venv/bin/python bench/send_and_inbox.py [--quick]
+
+A. One send to 10,000 new recipients through the API (validation, user upsert, preferences, rows),
+   against raw COPY of the same rows and django-notifications-hq 1.8.3's notify.send to as many
+   users (in a virtualenv of its own with Django 5.0, since 1.8.3 no longer imports on 5.1+).
+B. Inbox page and unread count through the API, p50/p99, for a normal user and a user with
+   100,000 unread, at 1,000,000 notifications in the tenant, against the bare SQL of the same
+   queries and the HTTP floor (a cheap authenticated endpoint).
+
+Throwaway databases ``herald_bench_send`` and ``herald_bench_dnhq`` are created and dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+DB = "herald_bench_send"
+DNHQ_DB = "herald_bench_dnhq"
+DNHQ_VENV = Path(tempfile.gettempdir()) / "herald-bench-dnhq-venv"
+
+
+def server_url(name: str) -> str:
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/herald")
+    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+
+
+def recreate(name: str) -> None:
+    with psycopg.connect(server_url("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+
+
+def drop(name: str) -> None:
+    with psycopg.connect(server_url("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def web_server(env: dict[str, str]) -> Iterator[int]:
+    """The Procfile's web command, on a free port."""
+    port = free_port()
+    procfile = (ROOT / "Procfile").read_text().splitlines()
+    command = next(line.split(":", 1)[1].strip() for line in procfile if line.startswith("web:"))
+    process_env = {**env, "PORT": str(port), "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"}
+    process = subprocess.Popen(
+        ["bash", "-c", f"exec env {command}"],
+        cwd=ROOT,
+        env=process_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the web process did not come up")
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+class Api:
+    """One persistent HTTP connection: measures the server, not TCP set-up."""
+
+    def __init__(self, port: int, host: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.host = host
+
+    def call(self, method: str, path: str, token: str, body: object = None) -> tuple[int, object]:
+        headers = {"Host": self.host, "Authorization": f"Bearer {token}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        self.conn.request(method, path, body=data, headers=headers)
+        response = self.conn.getresponse()
+        raw = response.read()
+        return response.status, json.loads(raw) if raw else None
+
+    def timed(self, method: str, path: str, token: str, body: object = None) -> float:
+        started = time.perf_counter()
+        status, payload = self.call(method, path, token, body)
+        elapsed = time.perf_counter() - started
+        if status >= 300:
+            raise RuntimeError(f"{method} {path}: {status} {payload}")
+        return elapsed
+
+
+def latencies(action: Callable[[], float], count: int, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        action()
+    return [action() * 1000 for _ in range(count)]
+
+
+# --- A. fan-out --------------------------------------------------------------------------------
+
+
+def bench_api_send(api: Api, key: str, recipients: int, rounds: int) -> list[float]:
+    rates = []
+    for round_ in range(rounds):
+        body = {
+            "type": "bench",
+            "recipients": [f"r{round_}-{n}" for n in range(recipients)],
+            "title": "Benchmark",
+            "message": "A notification-shaped message of ordinary length, as apps send them.",
+        }
+        rates.append(recipients / api.timed("POST", "/api/v1/notifications", key, body))
+    return rates
+
+
+def bench_copy(schema: str, recipients: int, rounds: int) -> list[float]:
+    """Raw COPY of the same rows for existing users, one transaction each, rolled back."""
+    rates = []
+    with psycopg.connect(server_url(DB)) as conn:
+        conn.execute(f"SET search_path = {schema}")
+        conn.commit()
+        send_id, type_id = conn.execute(
+            "SELECT id, type_id FROM notifications_send ORDER BY id LIMIT 1"
+        ).fetchone()
+        users = [row[0] for row in conn.execute(
+            "SELECT id FROM notifications_enduser ORDER BY id LIMIT %s", [recipients]
+        )]  # fmt: skip
+        conn.rollback()
+        for _ in range(rounds):
+            started = time.perf_counter()
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(
+                    "COPY notifications_notification (send_id, recipient_id, type_id, title,"
+                    " message,"
+                    " url, data, created_at) FROM STDIN"
+                ) as copy,
+            ):
+                for user in users:
+                    copy.write_row(
+                        (send_id, user, type_id, "Benchmark",
+                         "A notification-shaped message of ordinary length, as apps send them.",
+                         "", "{}", "2026-01-01T00:00:00Z")
+                    )  # fmt: skip
+            conn.commit()
+            rates.append(len(users) / (time.perf_counter() - started))
+    return rates
+
+
+DNHQ_SCRIPT = """
+import json, os, sys, time
+import django
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "notifications"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "NAME": sys.argv[1],
+               "USER": "postgres", "HOST": "127.0.0.1", "PORT": "5432"}},
+    USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+)
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.contrib.auth.models import User
+from notifications.signals import notify
+count = int(sys.argv[2])
+User.objects.bulk_create([User(username=f"u{n}") for n in range(count + 1)], batch_size=5000)
+actor = User.objects.get(username=f"u{count}")
+started = time.perf_counter()
+notify.send(actor, recipient=User.objects.exclude(pk=actor.pk), verb="benchmarked")
+print(json.dumps({"seconds": time.perf_counter() - started, "django": django.get_version()}))
+"""
+
+
+def bench_dnhq(recipients: int) -> dict[str, object] | str:
+    """django-notifications-hq in its own virtualenv (Django 5.0); an explanation on failure."""
+    python = DNHQ_VENV / "bin" / "python"
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(DNHQ_VENV)], check=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", "Django>=5.0,<5.1",
+                 "django-notifications-hq==1.8.3", "psycopg[binary]"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        recreate(DNHQ_DB)
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
+            script.write(DNHQ_SCRIPT)
+        result = subprocess.run(
+            [str(python), script.name, DNHQ_DB, str(recipients)],
+            capture_output=True, text=True, timeout=1800, check=True,
+        )  # fmt: skip
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, OSError, ValueError) as exc:
+        return f"not measured: {exc}"
+    finally:
+        drop(DNHQ_DB)
+
+
+# --- B. inbox at a million rows ---------------------------------------------------------------
+
+
+def seed_inbox(schema: str, total: int, heavy_unread: int, others: int) -> tuple[int, int]:
+    """A normal user with 50 notifications, a heavy one with ``heavy_unread`` unread, the rest
+    spread over ``others`` users, up to ``total`` rows. Returns the two users' ids."""
+    with psycopg.connect(server_url(DB)) as conn:
+        conn.execute(f"SET search_path = {schema}")
+        send_id, type_id = conn.execute(
+            "SELECT id, type_id FROM notifications_send ORDER BY id LIMIT 1"
+        ).fetchone()
+        normal, heavy = (
+            conn.execute(
+                "INSERT INTO notifications_enduser (external_id, email, name, locale, timezone,"
+                " data, created_at, updated_at) VALUES (%s, '', '', '', '', '{}', now(), now())"
+                " RETURNING id",
+                [external_id],
+            ).fetchone()[0]
+            for external_id in ("normal-user", "heavy-user")
+        )
+        first_other = conn.execute(
+            "INSERT INTO notifications_enduser (external_id, email, name, locale, timezone, data,"
+            " created_at, updated_at) SELECT 'other-' || n, '', '', '', '', '{}', now(), now()"
+            " FROM generate_series(1, %s) n RETURNING id",
+            [others],
+        ).fetchone()[0]
+        existing = conn.execute("SELECT count(*) FROM notifications_notification").fetchone()[0]
+        rest = total - existing - 50 - heavy_unread
+        insert = (
+            "INSERT INTO notifications_notification (send_id, recipient_id, type_id, title,"
+            " message, url, data, created_at, read_at) SELECT %(send)s, {user}, %(type)s,"
+            " 'Seeded', 'A seeded notification of ordinary length.', '', '{{}}',"
+            " now() - n * interval '1 second', {read} FROM generate_series(1, %(n)s) n"
+        )
+        args = {"send": send_id, "type": type_id}
+        conn.execute(insert.format(user=normal, read="CASE WHEN n %% 2 = 0 THEN now() END"),
+                     {**args, "n": 50})  # fmt: skip
+        conn.execute(insert.format(user=heavy, read="NULL"), {**args, "n": heavy_unread})
+        conn.execute(
+            insert.format(user=f"{first_other} + n %% {others}", read="now()"),
+            {**args, "n": max(0, rest)},
+        )
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("ANALYZE notifications_notification")
+        conn.execute("ANALYZE notifications_enduser")
+    return normal, heavy
+
+
+PAGE_SQL = (
+    "SELECT n.id, n.title, n.message, n.url, n.data, n.created_at, n.read_at, n.archived_at,"
+    " t.key FROM notifications_notification n JOIN notifications_notificationtype t"
+    " ON t.id = n.type_id WHERE n.recipient_id = %s ORDER BY n.recipient_id DESC, n.id DESC"
+    " LIMIT 21"
+)
+COUNT_SQL = (
+    "SELECT count(*) FROM notifications_notification"
+    " WHERE recipient_id = %s AND read_at IS NULL AND archived_at IS NULL"
+)
+
+
+def bare_sql(schema: str, user: int, count: int) -> tuple[list[float], list[float], list[str]]:
+    with psycopg.connect(server_url(DB), autocommit=True) as conn:
+        conn.execute(f"SET search_path = {schema}")
+
+        def run(sql: str) -> float:
+            started = time.perf_counter()
+            conn.execute(sql, [user]).fetchall()
+            return time.perf_counter() - started
+
+        page = latencies(lambda: run(PAGE_SQL), count)
+        counts = latencies(lambda: run(COUNT_SQL), count)
+        plans = []
+        for sql in (PAGE_SQL, COUNT_SQL):
+            rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", [user]).fetchall()
+            kept = [r[0].strip() for r in rows if "Index" in r[0] or "Execution" in r[0]]
+            plans.append(" / ".join(kept))
+    return page, counts, plans
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipients", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--total", type=int, default=1_000_000, help="notifications in the tenant")
+    parser.add_argument("--heavy-unread", type=int, default=100_000)
+    parser.add_argument("--others", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=400, help="per latency figure")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.total, args.heavy_unread, args.others, args.requests = 50_000, 5_000, 1000, 50
+
+    started = time.perf_counter()
+    recreate(DB)
+    try:
+        run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        drop(DB)
+    print(f"Total runtime: {time.perf_counter() - started:.0f} s")
+
+
+def run(args: argparse.Namespace) -> None:
+    sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
+    os.environ.update(
+        DATABASE_URL=server_url(DB), DEBUG="true", DJANGO_SETTINGS_MODULE="herald.settings"
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from billing_stub.models import Plan
+    from tenants.models import Tenant
+    from tenants.services import tenant_provision
+
+    call_command("migrate", interactive=False, verbosity=0)
+    result = tenant_provision(
+        slug="bench",
+        name="Bench",
+        admin_email="b@bench.test",
+        admin_password=secrets.token_urlsafe(16),
+        plan_code="enterprise",
+    )
+    unlimited = Plan.objects.create(
+        code="bench-unlimited", name="Unlimited", monthly_notification_quota=10**9,
+        monthly_email_quota=10**9, api_requests_per_second=10**6, api_burst=10**6,
+        websocket_connection_limit=10**6,
+    )  # fmt: skip
+    Tenant.objects.filter(pk=result.tenant.pk).update(plan=unlimited)
+    schema, key = result.tenant.schema_name, result.api_key
+    env = {
+        **os.environ, "DATABASE_URL": server_url(DB), "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "SECRET_KEY": secrets.token_urlsafe(40), "DEBUG": "false", "PLATFORM_HOST": "localhost",
+        "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+
+    with psycopg.connect(server_url("postgres")) as conn:
+        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, PostgreSQL {pg_version}")  # fmt: skip
+
+    with web_server(env) as port:
+        api = Api(port, "bench.localhost")
+        api.timed("POST", "/api/v1/notifications", key,
+                  {"type": "bench", "recipients": ["warm-up"], "message": "warm"})  # fmt: skip
+        send_rates = bench_api_send(api, key, args.recipients, args.rounds)
+        copy_rates = bench_copy(schema, args.recipients, args.rounds)
+        dnhq = bench_dnhq(args.recipients)
+
+        print(f"\nA. Fan-out: one send to {args.recipients:,} recipients, rows/s"
+              f" (best / median of {args.rounds})")  # fmt: skip
+        best_api, best_copy = max(send_rates), max(copy_rates)
+        for label, rates in (
+            ("Herald API (HTTP, new recipients)", send_rates),
+            ("raw COPY, same rows", copy_rates),
+        ):
+            print(f"  {label:<36}{max(rates):>10,.0f} / {statistics.median(rates):,.0f}")
+        if isinstance(dnhq, dict):
+            dnhq_rate = args.recipients / dnhq["seconds"]
+            print(f"  django-notifications-hq notify.send {dnhq_rate:>10,.0f}   "
+                  f"({dnhq['seconds']:.1f} s, Django {dnhq['django']})")  # fmt: skip
+        else:
+            dnhq_rate = None
+            print(f"  django-notifications-hq notify.send {dnhq}")
+        print(f"  API / COPY = {best_api / best_copy:.0%} (target >= 50%)")
+        if dnhq_rate:
+            print(f"  API / django-notifications-hq = {best_api / dnhq_rate:.0f}x (target >= 25x)")
+
+        seeding = time.perf_counter()
+        normal, heavy = seed_inbox(schema, args.total, args.heavy_unread, args.others)
+        seconds = time.perf_counter() - seeding
+        print(f"\nB. Inbox at {args.total:,} notifications (seeded in {seconds:.0f} s);"
+              f" {args.requests} requests each, ms")  # fmt: skip
+        tokens = {
+            name: api.call("POST", f"/api/v1/users/{name}-user/token", key)[1]["token"]
+            for name in ("normal", "heavy")
+        }
+        rows: list[tuple[str, list[float]]] = [
+            ("HTTP floor: GET /api/v1/tenant", latencies(
+                lambda: api.timed("GET", "/api/v1/tenant", key), args.requests)),
+        ]  # fmt: skip
+        plans = []
+        for name, user in (("normal", normal), ("heavy", heavy)):
+            token = tokens[name]
+            rows.append((f"{name}: API inbox page (20)", latencies(
+                lambda t=token: api.timed("GET", "/api/v1/me/notifications?limit=20", t),
+                args.requests)))  # fmt: skip
+            rows.append((f"{name}: API unread_count", latencies(
+                lambda t=token: api.timed("GET", "/api/v1/me/notifications/unread_count", t),
+                args.requests)))  # fmt: skip
+            page, count, plan = bare_sql(schema, user, args.requests)
+            rows.append((f"{name}: bare SQL page", page))
+            rows.append((f"{name}: bare SQL count(*)", count))
+            plans.append((name, plan))
+        cache = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        cache.set("herald-bench:gen", "g1")
+        cache.set("herald-bench:count", "100000")
+
+        def cache_hit() -> float:
+            started = time.perf_counter()
+            cache.get("herald-bench:gen")
+            cache.get("herald-bench:count")
+            return time.perf_counter() - started
+
+        rows.append(("cache hit: 2 Redis GETs", latencies(cache_hit, args.requests)))
+        cache.delete("herald-bench:gen", "herald-bench:count")
+
+    print(f"  {'':<36}{'p50':>8}{'p99':>8}")
+    figures = {}
+    for label, values in rows:
+        figures[label] = (percentile(values, 50), percentile(values, 99))
+        print(f"  {label:<36}{figures[label][0]:>8.2f}{figures[label][1]:>8.2f}")
+    floor = figures["HTTP floor: GET /api/v1/tenant"][1]
+    for name in ("normal", "heavy"):
+        page = figures[f"{name}: API inbox page (20)"][1]
+        bound = 2 * figures[f"{name}: bare SQL page"][1] + floor
+        bare_page = figures[f"{name}: bare SQL page"][1]
+        print(
+            f"  {name}: page p99 {page:.2f} <= 2 x bare {bare_page:.2f} + floor {floor:.2f}"
+            f" = {bound:.2f}: {'MET' if page <= bound else 'MISSED'}"
+        )
+    cached = figures["heavy: API unread_count"][1]
+    bare = figures["heavy: bare SQL count(*)"][1]
+    hit = figures["cache hit: 2 Redis GETs"][1]
+    print(
+        f"  heavy: cache hit p99 {hit:.2f} < bare count(*) p99 {bare:.2f}:"
+        f" {'MET' if hit < bare else 'MISSED'}"
+    )
+    print(
+        f"  heavy: API unread_count p99 {cached:.2f} < floor + bare count(*) {floor + bare:.2f}:"
+        f" {'MET' if cached < floor + bare else 'MISSED'}"
+    )
+    for name, plan in plans:
+        print(f"  plan ({name}): page: {plan[0]}\n  plan ({name}): count: {plan[1]}")
+
+
+if __name__ == "__main__":
+    main()
