@@ -269,7 +269,7 @@ class MeNotificationsApi(MeApi):
                 {"status": [f"One of: {', '.join(selectors.INBOX_STATUSES)}."]},
             )
         rows = notification_rows(selectors.inbox(user=self.me(request), status=inbox_status))
-        return page_response(request, rows, notification_payload, selectors.INBOX_ORDERING)
+        return page_response(request, rows, notification_payload)
 
 
 class MeUnreadCountApi(MeApi):

@@ -14,10 +14,6 @@ from notifications.models import CHANNELS, EndUser, Notification, NotificationTy
 
 InboxStatus = Literal["unread", "read", "archived", "all"]
 INBOX_STATUSES: tuple[str, ...] = ("unread", "read", "archived", "all")
-# Newest first. recipient_id is fixed by the filter, so leading with it changes no result, but it
-# leaves the (recipient, -id) indexes as the only way to get this order: without it PostgreSQL may
-# walk the primary key backwards past other users' rows (5 ms instead of 0.05 ms in bench/).
-INBOX_ORDERING = ("-recipient_id", "-id")
 
 
 def end_user_get(*, external_id: str) -> EndUser | None:

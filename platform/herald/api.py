@@ -23,14 +23,12 @@ def page_response(
     request: Request,
     queryset: QuerySet[Any],
     present: Callable[[Any], dict[str, Any]],
-    ordering: tuple[str, ...] = ("-id",),
 ) -> Response:
     """``{"results": [...], "next_cursor"}`` for ``?cursor=`` and ``?limit=``, newest first."""
     page = paginate(
         queryset,
         cursor=request.query_params.get("cursor"),
         limit=parse_limit(request.query_params.get("limit")),
-        ordering=ordering,
     )
     return Response(
         {"results": [present(item) for item in page.results], "next_cursor": page.next_cursor}

@@ -60,19 +60,9 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT) -> int:
     return limit
 
 
-def paginate(
-    queryset: QuerySet[Any],
-    *,
-    cursor: str | None,
-    limit: int,
-    ordering: tuple[str, ...] = ("-id",),
-) -> Page[Any]:
-    """One page of ``queryset`` by descending id, after ``cursor`` (a previous next_cursor).
-
-    ``ordering`` must end with ``-id``; leading columns that the filter fixes (e.g. the recipient)
-    change no result but steer PostgreSQL to the matching composite index.
-    """
-    ordered = queryset.order_by(*ordering)
+def paginate(queryset: QuerySet[Any], *, cursor: str | None, limit: int) -> Page[Any]:
+    """One page of ``queryset`` by descending id, after ``cursor`` (a previous next_cursor)."""
+    ordered = queryset.order_by("-id")
     if cursor:
         ordered = ordered.filter(id__lt=decode_cursor(cursor))
     rows = list(ordered[: limit + 1])

@@ -40,7 +40,8 @@ HEARTBEAT_INTERVAL = 30
 _sync_client: redis.Redis | None = None
 
 
-def _redis() -> redis.Redis:
+def shared_redis() -> redis.Redis:
+    """This process's synchronous Redis client (a connection pool), for ``REDIS_URL``."""
     global _sync_client
     if _sync_client is None:
         _sync_client = redis.Redis.from_url(
@@ -60,7 +61,7 @@ def publish_now(message: dict[str, Any]) -> None:
     """Publish a bus message (it must name its ``tenant``). Failures are logged, not raised:
     the data is committed already, and clients that missed an event catch up with ``since``."""
     try:
-        _redis().publish(CHANNEL, encode(message))
+        shared_redis().publish(CHANNEL, encode(message))
     except redis.RedisError:
         logger.warning("Real-time event not published (Redis unreachable)", exc_info=True)
 

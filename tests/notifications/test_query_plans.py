@@ -23,8 +23,7 @@ def plan_of(queryset) -> str:
 
 
 def page_query(user: EndUser, status: str):
-    queryset = notification_rows(selectors.inbox(user=user, status=status))
-    queryset = queryset.order_by(*selectors.INBOX_ORDERING)
+    queryset = notification_rows(selectors.inbox(user=user, status=status)).order_by("-id")
     return queryset.filter(id__lt=10**9)[:21]
 
 
