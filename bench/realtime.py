@@ -1,0 +1,1276 @@
+"""Real-time delivery over WebSocket: broadcast (through the API, and the bus alone), a
+bare-Channels baseline, single-recipient latency, memory per idle connection and idle survival,
+against a real uvicorn process.
+
+    .venv/bin/python bench/realtime.py [--clients 1000] [--rounds 5] [--idle-seconds 300]
+    .venv/bin/python bench/realtime.py --quick      # smoke run: 100 clients, 20 s idle
+    .venv/bin/python bench/realtime.py --server-env DATABASE_CONN_MAX_AGE=0   # server settings
+
+Uses a throwaway database ``herald_bench_rt`` on the server of ``DATABASE_URL`` (default: the
+PostgreSQL on 127.0.0.1) and the Redis of ``REDIS_URL`` (default 127.0.0.1:6379/0); the database is
+created and dropped by this script, and the Redis keys it caused are deleted at the end. Tenant ids
+start at a random offset so that Herald's per-tenant Redis keys and ``herald:rt`` messages cannot
+collide with another Herald sharing the same Redis.
+
+The clients (one asyncio loop, uvloop when installed) run in this process; every timestamp is
+``time.perf_counter()``. The server under test is ``uvicorn herald.asgi:application`` as shipped;
+the baseline is ``bench/realtime_baseline_app.py`` (bare Channels, one group per user).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis
+import redis.asyncio as aioredis
+from realtime_client import (
+    Child,
+    Client,
+    Fleet,
+    HttpPool,
+    Target,
+    cpu_seconds,
+    raise_nofile_limit,
+    rss_kib,
+    start_child,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+BENCH_DB = "herald_bench_rt"
+BENCH_PASSWORD = "bench-pass-42!"  # noqa: S105 -- throwaway tenants in a throwaway database
+DELIVERY_TIMEOUT = 10.0
+BROADCAST_TARGET_MS = 150.0
+BASELINE_SPEEDUP_TARGET = 4.0
+LATENCY_TARGET_FACTOR = 3.0
+
+
+def log(message: str) -> None:
+    """Progress on stderr; the report goes to stdout."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- Database and Django (provisioning only) -----------------------------------------------------
+
+
+def _server_url() -> str:
+    return os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/herald")
+
+
+def _redis_url() -> str:
+    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def _recreate_database() -> None:
+    with psycopg.connect(_with_database(_server_url(), "postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+
+
+def _drop_database() -> None:
+    with psycopg.connect(_with_database(_server_url(), "postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def _setup_django() -> None:
+    sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
+    os.environ["DATABASE_URL"] = _with_database(_server_url(), BENCH_DB)
+    os.environ.setdefault("DEBUG", "true")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
+    import django
+
+    django.setup()
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    """A provisioned tenant, as the clients need it."""
+
+    name: str  # "A" or "B"
+    pk: int
+    host: str  # <slug>.localhost
+    schema: str
+    api_key: str
+
+
+@dataclass
+class Setup:
+    """What provisioning produced and how long it took."""
+
+    tenants: list[TenantInfo]
+    postgres: str
+    migrate_seconds: float
+    provision_seconds: float
+
+
+def provision(run_id: str) -> Setup:
+    """Migrate the throwaway database and provision tenants A and B (enterprise plan)."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from tenants.models import Tenant
+    from tenants.services import tenant_provision
+
+    started = time.perf_counter()
+    call_command("migrate", interactive=False, verbosity=0)
+    migrated = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)",
+            [Tenant._meta.db_table, secrets.randbelow(10**9) + 10**6],
+        )
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+    tenants = []
+    for name in ("A", "B"):
+        slug = f"rtbench-{run_id}-{name.lower()}"
+        provisioned = tenant_provision(
+            slug=slug,
+            name=f"Realtime bench {name}",
+            admin_email=f"admin@{slug}.test",
+            admin_password=BENCH_PASSWORD,
+            plan_code="enterprise",
+        )
+        tenant = Tenant.objects.get(slug=slug)
+        tenants.append(
+            TenantInfo(
+                name=name,
+                pk=tenant.pk,
+                host=provisioned.domain,
+                schema=tenant.schema_name,
+                api_key=provisioned.api_key,
+            )
+        )
+    return Setup(
+        tenants=tenants,
+        postgres=postgres,
+        migrate_seconds=migrated - started,
+        provision_seconds=time.perf_counter() - migrated,
+    )
+
+
+def _redis_cleanup(run_id: str, tenants: Sequence[TenantInfo], prefixes: Sequence[str]) -> int:
+    """Delete the Redis keys this run caused: connection registries of our tenants, unread-count
+    cache entries of our schemas, the baseline layers' keys. Returns how many were deleted."""
+    client = redis.Redis.from_url(_redis_url())
+    try:
+        patterns = [f"*{prefix}*" for prefix in prefixes]
+        patterns += [f"herald:ws:conns:{t.pk}" for t in tenants]
+        patterns += [f"herald:*unread:*:t_rtbench_{run_id}_*"]
+        deleted = 0
+        for pattern in patterns:
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            for start in range(0, len(keys), 500):
+                deleted += client.delete(*keys[start : start + 500])
+        return deleted
+    finally:
+        client.close()
+
+
+# --- Statistics -----------------------------------------------------------------------------------
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def ms(seconds: float | None) -> float:
+    return math.nan if seconds is None else seconds * 1000
+
+
+# --- The async part -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def wait_healthy(child: Child, http: HttpPool, host: str, timeout: float = 60) -> float:
+    """Poll ``/healthz`` until 200; returns the seconds it took."""
+    started = time.perf_counter()
+    while True:
+        if child.process.poll() is not None:
+            raise RuntimeError(f"{child.name} exited:\n{child.tail()}")
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            status, _body = await http.request("GET", "/healthz", host=host)
+            if status == 200:
+                return time.perf_counter() - started
+        if time.perf_counter() - started > timeout:
+            raise TimeoutError(f"{child.name} did not answer /healthz in {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+class Tap:
+    """A passive subscriber on ``herald:rt``: when each send's bus message became visible."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        self.client = aioredis.Redis.from_url(url)
+        self.pubsub = self.client.pubsub()
+        self.channel = channel
+        self.seen: dict[str, float] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.pubsub.subscribe(self.channel)
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for raw in self.pubsub.listen():
+            now = time.perf_counter()
+            if raw.get("type") != "message":
+                continue
+            message = json.loads(raw["data"])
+            if message.get("kind") == "created":
+                self.seen.setdefault(message["notification"]["message"], now)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.task
+        await self.pubsub.aclose()
+        await self.client.aclose()
+
+
+async def steady(count: int, rate: float, fire: Callable[[int], Awaitable[None]]) -> None:
+    """Start ``fire(i)`` at a steady rate (open loop: a slow call does not delay the next)."""
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for index in range(count):
+        delay = start + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(fire(index)))
+    await asyncio.gather(*tasks)
+
+
+async def wait_expected(fleet: Fleet, tags: Sequence[str], deadline: float) -> None:
+    """Until every client expected for ``tags`` has its notification, or ``deadline``."""
+    waits = [fleet.expectations[tag].done.wait() for tag in tags]
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(
+            asyncio.gather(*waits), timeout=max(0.0, deadline - time.perf_counter())
+        )
+    for tag in tags:
+        fleet.expectations.pop(tag, None)
+
+
+@dataclass
+class SendResult:
+    """One send of a broadcast round (seconds)."""
+
+    api: float  # seconds from the call to the 202
+    bus: float | None  # seconds from the call until the tap saw the bus message
+    p50: float  # median receipt, from the call
+    last: float  # last receipt, from the call (inf when some never arrived)
+    drops: int
+
+
+@dataclass
+class BroadcastRound:
+    """Both sends of one round, and the CPU the server and the clients used meanwhile."""
+
+    sends: dict[str, SendResult]
+    combined: float
+    drops: int
+    server_cpu: float
+    client_cpu: float
+
+
+@dataclass
+class BaselineRound:
+    """One round of the bare-Channels baseline (seconds, from the first group_send)."""
+
+    publish: float  # seconds the publisher's loop of group_send took
+    first: float
+    p50: float
+    last: float
+    drops: int
+    server_cpu: float
+    publisher_cpu: float
+    client_cpu: float
+
+
+@dataclass
+class Results:
+    """Everything the report prints."""
+
+    setup: Setup
+    args: argparse.Namespace
+    versions: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    broadcast: list[BroadcastRound] = field(default_factory=list)
+    bus_broadcast: list[BroadcastRound] = field(default_factory=list)
+    baseline: dict[str, list[BaselineRound]] = field(default_factory=dict)
+    baseline_open: dict[str, float] = field(default_factory=dict)
+    latency: dict[str, list[float]] = field(default_factory=dict)
+    latency_drops: int = 0
+    echo_drops: int = 0
+    rss_before: int = 0
+    rss_after: int = 0
+    rss_after_idle: int = 0
+    idle_open: int = 0
+    idle_answered: int = 0
+    idle_seconds: float = 0
+    close_codes: Counter[int | None] = field(default_factory=Counter)
+    extensions: set[str] = field(default_factory=set)
+
+
+class Bench:
+    """One run against one Herald server process (and, at the end, the baseline servers)."""
+
+    def __init__(self, args: argparse.Namespace, setup: Setup, children: list[Child]) -> None:
+        self.args = args
+        self.setup = setup
+        self.children = children
+        self.work = Path(args.work)
+        self.run_id = args.run_id
+        self.compression = None if args.compression == "none" else "deflate"
+        self.results = Results(setup=setup, args=args)
+        self.clients: dict[str, list[Client]] = {}
+
+    # --- the Herald server ---------------------------------------------------------------------
+
+    def _server_env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": f"platform{os.pathsep}.",
+            "DJANGO_SETTINGS_MODULE": "herald.settings",
+            "DATABASE_URL": _with_database(_server_url(), BENCH_DB),
+            "REDIS_URL": _redis_url(),
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "DEBUG": "false",
+            "PLATFORM_HOST": "localhost",
+            "SENTRY_DSN": "",
+            "EMAIL_URL": "console://",
+        }
+        for item in self.args.server_env:
+            name, _, value = item.partition("=")
+            env[name] = value
+        return env
+
+    async def run(self) -> Results:
+        from herald.realtime import CHANNEL
+
+        r = self.results
+        port = free_port()
+        server = start_child(
+            "herald",
+            [
+                str(BIN / "uvicorn"),
+                "herald.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--lifespan",
+                "off",
+            ],
+            cwd=ROOT,
+            env=self._server_env(),
+            log=self.work / "herald.log",
+        )
+        self.children.append(server)
+        self.server = server
+        self.http = HttpPool(port, size=8)
+        r.timings["server start"] = await wait_healthy(server, self.http, "localhost")
+        log(f"herald up on port {port} (pid {server.pid})")
+        self.tap = Tap(_redis_url(), CHANNEL)
+        await self.tap.start()
+        self.fleet = Fleet(port, compression=self.compression)
+        try:
+            await self._warm_up()
+            await self._connect_all()
+            await self._broadcast()
+            await self._bus_broadcast()
+            await self._latency()
+            await self._echo()
+            await self._idle()
+        finally:
+            await self.fleet.close()
+            await self.tap.stop()
+            self.http.close()
+        server.stop()
+        for layer in self.args.baseline_layers:
+            await self._baseline(layer)
+        return r
+
+    async def _call(self, tenant: TenantInfo, path: str, body: Any = None) -> Any:
+        status, data = await self.http.request(
+            "POST", path, host=f"{tenant.host}:{self.http.port}", token=tenant.api_key, body=body
+        )
+        if status >= 300:
+            raise RuntimeError(f"POST {path} -> {status}: {data}")
+        return data
+
+    async def _send(self, tenant: TenantInfo, recipients: list[str], tag: str) -> float:
+        """One send through the API; returns the seconds until its 202."""
+        body = {"type": "bench", "recipients": recipients, "message": tag}
+        started = time.perf_counter()
+        status, data = await self.http.request(
+            "POST",
+            "/api/v1/notifications",
+            host=f"{tenant.host}:{self.http.port}",
+            token=tenant.api_key,
+            body=body,
+        )
+        elapsed = time.perf_counter() - started
+        if status != 202:
+            raise RuntimeError(f"send -> {status}: {data}")
+        return elapsed
+
+    async def _tokens(self, tenant: TenantInfo, external_ids: Sequence[str]) -> list[Target]:
+        async def one(external_id: str) -> Target:
+            data = await self._call(tenant, f"/api/v1/users/{external_id}/token")
+            token = data["token"]
+            uri = f"ws://{tenant.host}:{self.http.port}/ws/v1/notifications?token={token}"
+            claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+            return Target(label=external_id, uri=uri, user_id=int(claims["sub"]))
+
+        return list(await asyncio.gather(*(one(e) for e in external_ids)))
+
+    async def _warm_up(self) -> None:
+        """Load every code path once (API, send, dispatcher subscription, consumer) per tenant."""
+        warm = Fleet(self.http.port, compression=self.compression)
+        try:
+            for tenant in self.setup.tenants:
+                targets = await self._tokens(tenant, [f"warm-{tenant.name.lower()}"])
+                await warm.open(targets)
+                tag = f"warm-{tenant.name}-{self.run_id}"
+                warm.expect(tag, warm.clients[-1:])
+                await self._send(tenant, [targets[0].label], tag)
+                await wait_expected(warm, [tag], time.perf_counter() + DELIVERY_TIMEOUT)
+                if tag not in warm.clients[-1].received:
+                    raise RuntimeError("warm-up notification never arrived")
+        finally:
+            await warm.close()
+
+    async def _connect_all(self) -> None:
+        r = self.results
+        per_tenant = self.args.clients // 2
+        started = time.perf_counter()
+        targets: dict[str, list[Target]] = {}
+        for tenant in self.setup.tenants:
+            ids = [f"rt{tenant.name.lower()}{i:05d}" for i in range(per_tenant)]
+            targets[tenant.name] = await self._tokens(tenant, ids)
+        r.timings["tokens"] = time.perf_counter() - started
+        log(f"{2 * per_tenant} end-user tokens in {r.timings['tokens']:.1f} s")
+        r.rss_before = rss_kib(self.server.pid)
+        opened = 0.0
+        for tenant in self.setup.tenants:
+            before = len(self.fleet.clients)
+            opened += await self.fleet.open(targets[tenant.name], self.args.connect_concurrency)
+            self.clients[tenant.name] = self.fleet.clients[before:]
+        r.timings["connect"] = opened
+        r.rss_after = rss_kib(self.server.pid)
+        log(f"{len(self.fleet.clients)} WebSockets open in {opened:.1f} s")
+
+    # --- 1. broadcast ----------------------------------------------------------------------------
+
+    async def _broadcast(self) -> None:
+        r = self.results
+        tenants = self.setup.tenants
+        recipients = {t.name: [c.label for c in self.clients[t.name]] for t in tenants}
+        for round_no in range(self.args.rounds):
+            tags = {t.name: f"bc{round_no}-{t.name}-{self.run_id}" for t in tenants}
+            for t in tenants:
+                self.fleet.expect(tags[t.name], self.clients[t.name])
+            server_cpu, client_cpu = cpu_seconds(self.server.pid), time.process_time()
+            calls: dict[str, tuple[float, float]] = {}
+            for t in tenants:
+                started = time.perf_counter()
+                api = await self._send(t, recipients[t.name], tags[t.name])
+                calls[t.name] = (started, api)
+            first_call = calls[tenants[0].name][0]
+            await wait_expected(self.fleet, list(tags.values()), first_call + DELIVERY_TIMEOUT)
+            result = self._round_result(
+                tags,
+                calls,
+                cpu_seconds(self.server.pid) - server_cpu,
+                time.process_time() - client_cpu,
+            )
+            r.broadcast.append(result)
+            log(
+                f"broadcast round {round_no + 1}: {ms(result.combined):.1f} ms, "
+                f"{result.drops} drops"
+            )
+            await asyncio.sleep(self.args.pause)  # let the unread_count frames settle
+
+    async def _bus_broadcast(self) -> None:
+        """The same two sends as bus messages PUBLISHed straight to ``herald:rt`` (no API, no
+        database): what the dispatcher and the connections cost, like for like with the
+        baseline's loop of group_send."""
+        from herald.realtime import CHANNEL, encode
+        from notifications.events import created_message, validate_bus_message
+
+        r = self.results
+        tenants = self.setup.tenants
+        publisher = aioredis.Redis.from_url(_redis_url())
+        await publisher.ping()
+        next_id = 10**12 + secrets.randbelow(10**9)  # fake ids, far above any real one
+        try:
+            for round_no in range(self.args.rounds):
+                tags = {t.name: f"bus{round_no}-{t.name}-{self.run_id}" for t in tenants}
+                data = {}
+                for t in tenants:
+                    shared = {
+                        "type": "bench",
+                        "title": "",
+                        "message": tags[t.name],
+                        "url": "",
+                        "data": {},
+                        "created_at": "2025-01-01T00:00:00.000000Z",
+                        "is_read": False,
+                        "read_at": None,
+                        "archived": False,
+                    }
+                    deliveries = []
+                    for client in self.clients[t.name]:
+                        deliveries.append((client.user_id, next_id))
+                        next_id += 1
+                    message = created_message(tenant_id=t.pk, shared=shared, deliveries=deliveries)
+                    validate_bus_message(dict(message))
+                    data[t.name] = encode(dict(message))
+                    self.fleet.expect(tags[t.name], self.clients[t.name])
+                server_cpu, client_cpu = cpu_seconds(self.server.pid), time.process_time()
+                calls: dict[str, tuple[float, float]] = {}
+                for t in tenants:
+                    started = time.perf_counter()
+                    await publisher.publish(CHANNEL, data[t.name])
+                    calls[t.name] = (started, time.perf_counter() - started)
+                first_call = calls[tenants[0].name][0]
+                await wait_expected(self.fleet, list(tags.values()), first_call + DELIVERY_TIMEOUT)
+                r.bus_broadcast.append(
+                    self._round_result(
+                        tags,
+                        calls,
+                        cpu_seconds(self.server.pid) - server_cpu,
+                        time.process_time() - client_cpu,
+                    )
+                )
+                log(
+                    f"bus broadcast round {round_no + 1}: {ms(r.bus_broadcast[-1].combined):.1f} ms"
+                )
+                await asyncio.sleep(self.args.pause)
+        finally:
+            await publisher.aclose()
+
+    def _round_result(
+        self,
+        tags: dict[str, str],
+        calls: dict[str, tuple[float, float]],
+        server_cpu: float,
+        client_cpu: float,
+    ) -> BroadcastRound:
+        """Per-send and combined figures of one broadcast round (``calls``: start, duration)."""
+        tenants = self.setup.tenants
+        first_call = calls[tenants[0].name][0]
+        sends = {}
+        all_times: list[float] = []
+        for t in tenants:
+            started, api = calls[t.name]
+            tag = tags[t.name]
+            got = [c.received[tag] for c in self.clients[t.name] if tag in c.received]
+            drops = len(self.clients[t.name]) - len(got)
+            all_times += got
+            bus = self.tap.seen.get(tag)
+            sends[t.name] = SendResult(
+                api=api,
+                bus=None if bus is None else bus - started,
+                p50=statistics.median(got) - started if got else math.inf,
+                last=max(got) - started if got and not drops else math.inf,
+                drops=drops,
+            )
+        drops = sum(s.drops for s in sends.values())
+        return BroadcastRound(
+            sends=sends,
+            combined=max(all_times) - first_call if all_times and not drops else math.inf,
+            drops=drops,
+            server_cpu=server_cpu,
+            client_cpu=client_cpu,
+        )
+
+    # --- 3. single-recipient latency ------------------------------------------------------------
+
+    async def _latency(self) -> None:
+        r = self.results
+        count = int(self.args.rate * self.args.duration)
+        order = [c for pair in zip(*self.clients.values(), strict=True) for c in pair]
+        by_name = {t.name: t for t in self.setup.tenants}
+        tenant_of = {c.index: by_name[name] for name, cs in self.clients.items() for c in cs}
+        calls: dict[int, tuple[str, Client, float, float]] = {}
+
+        async def fire(index: int) -> None:
+            client = order[index % len(order)]
+            tag = f"lat{index}-{self.run_id}"
+            self.fleet.expect(tag, [client])
+            started = time.perf_counter()
+            api = await self._send(tenant_of[client.index], [client.label], tag)
+            calls[index] = (tag, client, started, api)
+
+        await steady(count, self.args.rate, fire)
+        await wait_expected(
+            self.fleet,
+            [tag for tag, *_ in calls.values()],
+            time.perf_counter() + DELIVERY_TIMEOUT,
+        )
+        e2e, api, bus, hop = [], [], [], []
+        for tag, client, started, api_seconds in calls.values():
+            api.append(api_seconds)
+            seen = self.tap.seen.get(tag)
+            if seen is not None:
+                bus.append(seen - started)
+            if tag not in client.received:
+                r.latency_drops += 1
+                continue
+            e2e.append(client.received[tag] - started)
+            if seen is not None:
+                hop.append(client.received[tag] - seen)
+        r.latency.update({"e2e": e2e, "api": api, "bus": bus, "hop": hop})
+        log(f"latency: {count} sends, p50 {ms(pct(e2e, 50)):.1f} ms, p99 {ms(pct(e2e, 99)):.1f}")
+
+    async def _echo(self) -> None:
+        """Bare Redis pub/sub: redis-py publish -> a subscriber task, same rate and count."""
+        r = self.results
+        count = int(self.args.rate * self.args.duration)
+        channel = f"rtbench:{self.run_id}:echo"
+        subscriber = aioredis.Redis.from_url(_redis_url())
+        publisher = aioredis.Redis.from_url(_redis_url())
+        pubsub = subscriber.pubsub()
+        await pubsub.subscribe(channel)
+        seen: dict[str, float] = {}
+        done = asyncio.Event()
+
+        async def listen() -> None:
+            async for raw in pubsub.listen():
+                now = time.perf_counter()
+                if raw.get("type") == "message":
+                    seen[json.loads(raw["data"])["notification"]["message"]] = now
+                    if len(seen) == count:
+                        done.set()
+
+        listener = asyncio.create_task(listen())
+        sent: dict[str, float] = {}
+        shared = {
+            "type": "bench",
+            "title": "",
+            "url": "",
+            "data": {},
+            "created_at": "2025-01-01T00:00:00.000000Z",
+            "is_read": False,
+            "read_at": None,
+            "archived": False,
+        }
+
+        async def fire(index: int) -> None:
+            tag = f"echo{index}-{self.run_id}"
+            message = {
+                "kind": "created",
+                "tenant": 1,
+                "notification": {**shared, "message": tag},
+                "deliveries": [[index, index]],
+            }
+            data = json.dumps(message, separators=(",", ":"))
+            sent[tag] = time.perf_counter()
+            await publisher.publish(channel, data)
+
+        try:
+            await steady(count, self.args.rate, fire)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), DELIVERY_TIMEOUT)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(BaseException):
+                await listener
+            await pubsub.aclose()
+            await subscriber.aclose()
+            await publisher.aclose()
+        r.latency["echo"] = [seen[tag] - started for tag, started in sent.items() if tag in seen]
+        r.echo_drops = count - len(r.latency["echo"])
+
+    # --- 5. idle survival -----------------------------------------------------------------------
+
+    async def _idle(self) -> None:
+        r = self.results
+        started = time.perf_counter()
+        deadline = started + self.args.idle_seconds
+        while (left := deadline - time.perf_counter()) > 0:
+            await asyncio.sleep(min(60.0, left))
+            still = sum(c.open for c in self.fleet.clients)
+            log(f"idle {time.perf_counter() - started:.0f} s: {still} open")
+        r.idle_seconds = time.perf_counter() - started
+        r.close_codes = Counter(self.fleet.close_codes)
+        r.idle_open, r.idle_answered = await self.fleet.ping_all(DELIVERY_TIMEOUT)
+        r.rss_after_idle = rss_kib(self.server.pid)
+        log(f"after idle: {r.idle_open} open, {r.idle_answered} answered ping")
+
+    # --- 2. baseline ------------------------------------------------------------------------------
+
+    async def _baseline(self, layer: str) -> None:
+        r = self.results
+        port = free_port()
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")
+        }
+        env.update(
+            {
+                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                "PYTHONPATH": "",
+                "RTBENCH_LAYER": layer,
+                "RTBENCH_PREFIX": f"rtbench-{self.run_id}-{layer}",
+                "REDIS_URL": _redis_url(),
+            }
+        )
+        server = start_child(
+            f"baseline-{layer}",
+            [
+                str(BIN / "uvicorn"),
+                "realtime_baseline_app:application",
+                "--app-dir",
+                str(ROOT / "bench"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--lifespan",
+                "off",
+            ],
+            cwd=ROOT,
+            env=env,
+            log=self.work / f"baseline-{layer}.log",
+        )
+        self.children.append(server)
+        publisher = start_child(
+            f"publisher-{layer}",
+            [
+                sys.executable,
+                str(ROOT / "bench" / "realtime_baseline_app.py"),
+                "publish",
+                "--groups",
+                str(self.args.clients),
+            ],
+            cwd=ROOT,
+            env=env,
+            log=self.work / f"publisher-{layer}.log",
+            pipes=True,
+        )
+        self.children.append(publisher)
+        http = HttpPool(port, size=1)
+        fleet = Fleet(port, compression=self.compression)
+        loop = asyncio.get_running_loop()
+        assert publisher.process.stdin is not None
+        assert publisher.process.stdout is not None
+        stdin, stdout = publisher.process.stdin, publisher.process.stdout
+
+        async def read_line() -> dict[str, Any]:
+            line = await asyncio.wait_for(loop.run_in_executor(None, stdout.readline), 120)
+            if not line:
+                raise RuntimeError(f"publisher exited:\n{publisher.tail()}")
+            return json.loads(line)
+
+        rounds: list[BaselineRound] = []
+        try:
+            await wait_healthy(server, http, "127.0.0.1")
+            await read_line()  # {"ready": true}
+            targets = [
+                Target(label=str(i), uri=f"ws://127.0.0.1:{port}/ws?user={i}")
+                for i in range(self.args.clients)
+            ]
+            r.baseline_open[layer] = await fleet.open(targets, self.args.connect_concurrency)
+            log(f"baseline {layer}: {len(fleet.clients)} clients in groups")
+            for round_no in range(self.args.rounds):
+                tag = f"bl-{layer}-{round_no}-{self.run_id}"
+                fleet.expect(tag, fleet.clients)
+                cpu = (
+                    cpu_seconds(server.pid),
+                    cpu_seconds(publisher.pid),
+                    time.process_time(),
+                )
+                stdin.write(f"{tag}\n".encode())
+                stdin.flush()
+                published = await read_line()
+                await wait_expected(fleet, [tag], published["start"] + DELIVERY_TIMEOUT)
+                got = [c.received[tag] for c in fleet.clients if tag in c.received]
+                drops = len(fleet.clients) - len(got)
+                start = published["start"]
+                rounds.append(
+                    BaselineRound(
+                        publish=published["end"] - start,
+                        first=min(got) - start if got else math.inf,
+                        p50=statistics.median(got) - start if got else math.inf,
+                        last=max(got) - start if got and not drops else math.inf,
+                        drops=drops,
+                        server_cpu=cpu_seconds(server.pid) - cpu[0],
+                        publisher_cpu=cpu_seconds(publisher.pid) - cpu[1],
+                        client_cpu=time.process_time() - cpu[2],
+                    )
+                )
+                log(f"baseline {layer} round {round_no + 1}: {ms(rounds[-1].last):.1f} ms")
+                await asyncio.sleep(self.args.pause)
+        finally:
+            r.baseline[layer] = rounds
+            await fleet.close()
+            http.close()
+            with contextlib.suppress(OSError):
+                stdin.write(b"\n")
+                stdin.flush()
+            with contextlib.suppress(Exception):
+                await loop.run_in_executor(None, publisher.process.wait, 15)
+            publisher.stop()
+            server.stop()
+
+
+# --- Report ---------------------------------------------------------------------------------------
+
+
+def _verdict(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
+
+
+LAYER_NAMES = {"pubsub": "RedisPubSubChannelLayer", "core": "RedisChannelLayer cap 2000"}
+
+
+def _cells(values: Sequence[float | int], width: int = 9) -> str:
+    """Right-aligned cells: ints as ints, floats with one decimal, "-" for missing."""
+    cells = []
+    for value in values:
+        if isinstance(value, int):
+            cells.append(f"{value:>{width}d}")
+        elif math.isnan(value):
+            cells.append(f"{'-':>{width}}")
+        elif math.isinf(value):
+            cells.append(f"{'never':>{width}}")
+        else:
+            cells.append(f"{value:>{width}.1f}")
+    return "".join(cells)
+
+
+def _row(label: str, values: Sequence[float]) -> str:
+    return f"{label:<26}{_cells(values)}"
+
+
+def _broadcast_table(
+    rounds: Sequence[BroadcastRound], names: Sequence[str], firsts: tuple[str, str]
+) -> list[str]:
+    """Rows per round, then median and worst."""
+    cols = []
+    for name in names:
+        cols += [f"{name} {firsts[0]}", f"{name} {firsts[1]}", f"{name} p50", f"{name} last"]
+    cols += ["A->all", "drops", "srv CPU", "cli CPU"]
+    rows = [f"{'round':<8}" + "".join(f"{c:>9}" for c in cols)]
+    for index, b in enumerate(rounds, 1):
+        vals: list[float | int] = []
+        for name in names:
+            s = b.sends[name]
+            vals += [ms(s.api), ms(s.bus), ms(s.p50), ms(s.last)]
+        vals += [ms(b.combined), b.drops, ms(b.server_cpu), ms(b.client_cpu)]
+        rows.append(f"{index:<8}" + _cells(vals))
+    if not rounds:
+        return rows
+    for label, pick in (("median", statistics.median), ("worst", max)):
+        vals = []
+        for name in names:
+            sends = [b.sends[name] for b in rounds]
+            vals += [
+                ms(pick([s.api for s in sends])),
+                ms(pick([s.bus if s.bus is not None else math.inf for s in sends])),
+                ms(pick([s.p50 for s in sends])),
+                ms(pick([s.last for s in sends])),
+            ]
+        vals += [
+            ms(pick([b.combined for b in rounds])),
+            pick([b.drops for b in rounds]),
+            ms(pick([b.server_cpu for b in rounds])),
+            ms(pick([b.client_cpu for b in rounds])),
+        ]
+        rows.append(f"{label:<8}" + _cells(vals))
+    return rows
+
+
+def report(r: Results, total_seconds: float) -> str:
+    """The readable table."""
+    a = r.args
+    lines: list[str] = []
+    out = lines.append
+    v = r.versions
+    names = [t.name for t in r.setup.tenants]
+    per_tenant = a.clients // 2
+    out("Herald real-time benchmark" + ("  (--quick smoke run)" if a.quick else ""))
+    out(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, Redis {v['redis']}, PostgreSQL {r.setup.postgres}"
+    )
+    out(f"Code: {v['code']}")
+    out(
+        f"Server: uvicorn {v['uvicorn']} (1 process, uvloop/httptools, ws auto = "
+        f"{v['ws_protocol']}), channels {v['channels']}, channels-redis {v['channels-redis']}, "
+        f"Django {v['django']}"
+    )
+    out(
+        f"Clients: {a.clients} WebSockets ({per_tenant} per tenant) in this process, one "
+        f"{v['loop']} loop, websockets {v['websockets']}; negotiated extensions: "
+        f"{', '.join(sorted(r.extensions)) or '?'}; clock time.perf_counter (CLOCK_MONOTONIC, "
+        "also in the baseline publisher process)"
+    )
+    for note in r.notes:
+        out(note)
+    t = r.timings
+    out(
+        f"Setup: migrate {r.setup.migrate_seconds:.1f} s, provision 2 tenants "
+        f"{r.setup.provision_seconds:.1f} s, server up {t.get('server start', 0):.1f} s, "
+        f"{a.clients} tokens via API {t.get('tokens', 0):.1f} s, {a.clients} connections "
+        f"{t.get('connect', 0):.1f} s ({a.clients / max(t.get('connect', 1), 1e-9):.0f}/s)"
+    )
+    out("")
+
+    # 1. broadcast
+    out(
+        f"1. Broadcast: one send to the {per_tenant} users of tenant A, right after its 202 one "
+        f"to the {per_tenant} of B; {a.rounds} rounds; ms from each API call"
+    )
+    lines += _broadcast_table(r.broadcast, names, ("202", "bus"))
+    out(
+        "  202 = API call until its 202; bus = until a passive subscriber saw the send's "
+        "herald:rt message (commit + PUBLISH); p50/last = until the median/last client had "
+        "the notification frame; A->all = A's call until the last of all clients; CPU = "
+        "server process / client process CPU ms over the round"
+    )
+    out("")
+    out(
+        "1b. Real-time layer only: the same two sends as bus messages PUBLISHed straight to "
+        "herald:rt (no API, no database), like for like with the baseline; ms from each PUBLISH"
+    )
+    lines += _broadcast_table(r.bus_broadcast, names, ("pub", "tap"))
+    out("")
+
+    # 2. baseline
+    out(
+        f"2. Baseline: bare Channels, {a.clients} clients each in its own group, one "
+        f"group_send per client in a loop; ms from the first group_send"
+    )
+    out(
+        f"{'layer':<26}{'round':>9}{'pub loop':>9}{'first':>9}{'p50':>9}{'last':>9}"
+        f"{'drops':>9}{'srv CPU':>9}{'pub CPU':>9}{'cli CPU':>9}"
+    )
+    for layer, rounds in r.baseline.items():
+        for index, b in enumerate(rounds, 1):
+            out(
+                f"{LAYER_NAMES[layer]:<26}{index:>9}"
+                + _cells(
+                    [
+                        ms(b.publish),
+                        ms(b.first),
+                        ms(b.p50),
+                        ms(b.last),
+                        b.drops,
+                        ms(b.server_cpu),
+                        ms(b.publisher_cpu),
+                        ms(b.client_cpu),
+                    ]
+                )
+            )
+        if rounds:
+            for label, pick in (("median", statistics.median), ("worst", max)):
+                out(
+                    f"{LAYER_NAMES[layer]:<26}{label:>9}"
+                    + _cells(
+                        [
+                            ms(pick([getattr(b, f) for b in rounds]))
+                            for f in ("publish", "first", "p50", "last")
+                        ]
+                    )
+                    + f"{pick([b.drops for b in rounds]):>9}"
+                )
+    out("")
+
+    # 3. latency
+    count = int(a.rate * a.duration)
+    out(
+        f"3. Single-recipient latency: {count} sends at {a.rate:g}/s to connected users "
+        f"(alternating tenants), ms"
+    )
+    out(f"{'':<26}{'p50':>9}{'p99':>9}{'max':>9}{'n':>9}")
+    labels = {
+        "e2e": "API call -> WS frame",
+        "api": "API call -> 202",
+        "bus": "API call -> bus (tap)",
+        "hop": "bus (tap) -> WS frame",
+        "echo": "bare Redis pub/sub echo",
+    }
+    for key, label in labels.items():
+        values = r.latency.get(key, [])
+        out(
+            _row(
+                label, [ms(pct(values, 50)), ms(pct(values, 99)), ms(max(values, default=math.nan))]
+            )
+            + f"{len(values):>9}"
+        )
+    out(
+        f"  drops: {r.latency_drops} of {count} sends, {r.echo_drops} of {count} echoes. "
+        "The send is published on commit, inside the request, so the frame can arrive before "
+        "the 202; 'bus -> WS frame' is what Herald adds on top of a bare subscriber."
+    )
+    out("")
+
+    # 4. memory
+    delta = r.rss_after - r.rss_before
+    out(f"4. Memory per idle connection ({a.clients} connections, server VmRSS)")
+    out(
+        f"  before {r.rss_before / 1024:.1f} MiB, after {r.rss_after / 1024:.1f} MiB, "
+        f"+{delta / 1024:.1f} MiB = {delta / max(a.clients, 1):.1f} KiB per connection "
+        f"(after the idle period: {r.rss_after_idle / 1024:.1f} MiB)"
+    )
+    out("")
+
+    # 5. idle
+    codes = {k: n for k, n in r.close_codes.items()}
+    out(f"5. Idle survival: {a.clients} connections idle {r.idle_seconds:.0f} s")
+    out(
+        f"  still open {r.idle_open}/{a.clients}, answered ping {r.idle_answered}/{a.clients}; "
+        f"closed during the run: {sum(codes.values())} {codes if codes else ''}"
+    )
+    out("")
+
+    # targets
+    out("Targets")
+    combined = [b.combined for b in r.broadcast]
+    herald_median = statistics.median(combined) if combined else math.inf
+    herald_worst = max(combined) if combined else math.inf
+    bc_drops = sum(b.drops for b in r.broadcast)
+    out(
+        f"  broadcast, all {a.clients} delivered within {BROADCAST_TARGET_MS:.0f} ms of A's call: "
+        f"median {ms(herald_median):.1f}, worst {ms(herald_worst):.1f} ms, drops {bc_drops} -> "
+        f"{_verdict(herald_worst * 1000 <= BROADCAST_TARGET_MS and bc_drops == 0)}"
+    )
+    per_send = [s.last for b in r.broadcast for s in b.sends.values()]
+    if per_send:
+        out(
+            f"  broadcast, per send ({per_tenant} users) within {BROADCAST_TARGET_MS:.0f} ms of "
+            f"its call: median {ms(statistics.median(per_send)):.1f}, worst "
+            f"{ms(max(per_send)):.1f} ms -> "
+            f"{_verdict(max(per_send) * 1000 <= BROADCAST_TARGET_MS and bc_drops == 0)}"
+        )
+    bus_combined = [b.combined for b in r.bus_broadcast]
+    bus_median = statistics.median(bus_combined) if bus_combined else math.inf
+    for layer, rounds in r.baseline.items():
+        if not rounds:
+            continue
+        base = statistics.median([b.last for b in rounds])
+        drops = sum(b.drops for b in rounds)
+        api_x, bus_x = base / herald_median, base / bus_median
+        required = layer == "pubsub"
+        prefix = "  " if required else "  (info) "
+        out(
+            f"{prefix}>= {BASELINE_SPEEDUP_TARGET:.0f}x faster than the {LAYER_NAMES[layer]} "
+            f"baseline ({ms(base):.1f} ms, drops {drops}): from the API call "
+            f"{ms(herald_median):.1f} ms = {api_x:.1f}x -> "
+            f"{_verdict(api_x >= BASELINE_SPEEDUP_TARGET)}; like for like from the PUBLISH "
+            f"(1b) {ms(bus_median):.1f} ms = {bus_x:.1f}x -> "
+            f"{_verdict(bus_x >= BASELINE_SPEEDUP_TARGET)}"
+        )
+    e2e99 = pct(r.latency.get("e2e", []), 99)
+    hop99 = pct(r.latency.get("hop", []), 99)
+    echo99 = pct(r.latency.get("echo", []), 99)
+    out(
+        f"  single-recipient p99 within {LATENCY_TARGET_FACTOR:.0f}x of pub/sub echo p99 "
+        f"({ms(echo99):.2f} ms): API call -> frame {ms(e2e99):.1f} ms = "
+        f"{e2e99 / echo99:.0f}x -> {_verdict(e2e99 <= LATENCY_TARGET_FACTOR * echo99)}; "
+        f"bus -> frame {ms(hop99):.2f} ms = {hop99 / echo99:.1f}x -> "
+        f"{_verdict(hop99 <= LATENCY_TARGET_FACTOR * echo99)}"
+    )
+    out(
+        f"  idle survival: {r.idle_answered}/{a.clients} -> "
+        f"{_verdict(r.idle_answered == a.clients and r.idle_open == a.clients)}"
+    )
+    out(f"Total runtime: {total_seconds:.0f} s")
+    return "\n".join(lines)
+
+
+# --- Entry point ----------------------------------------------------------------------------------
+
+
+def _code_revision() -> str:
+    """The commit under test, and how many files outside bench/ differ from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    dirty = f" + uncommitted changes in {len(status)} file(s) outside bench/" if status else ""
+    return f"git {head}{dirty}"
+
+
+def _versions(results: Results) -> None:
+    from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+
+    client = redis.Redis.from_url(_redis_url())
+    try:
+        redis_version = client.info("server")["redis_version"]
+    finally:
+        client.close()
+    results.versions.update(
+        {
+            "redis": redis_version,
+            "uvicorn": metadata.version("uvicorn"),
+            "websockets": metadata.version("websockets"),
+            "channels": metadata.version("channels"),
+            "channels-redis": metadata.version("channels-redis"),
+            "django": metadata.version("django"),
+            "ws_protocol": AutoWebSocketsProtocol.__name__,
+        }
+    )
+
+
+def _run_loop(main: Callable[[], Awaitable[Results]], use_uvloop: bool) -> tuple[Results, str]:
+    if use_uvloop:
+        try:
+            import uvloop
+
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                return runner.run(main()), f"uvloop {metadata.version('uvloop')}"
+        except ImportError:
+            pass
+    return asyncio.run(main()), "asyncio"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, help="WebSockets, half per tenant (1000)")
+    parser.add_argument("--rounds", type=int, default=5, help="broadcast and baseline rounds")
+    parser.add_argument("--rate", type=float, default=20, help="single-recipient sends per s")
+    parser.add_argument("--duration", type=float, help="seconds of steady sends (20)")
+    parser.add_argument("--idle-seconds", type=float, help="idle survival period (300)")
+    parser.add_argument(
+        "--baseline-layers",
+        default="pubsub,core",
+        help="comma-separated: pubsub (RedisPubSubChannelLayer), core (RedisChannelLayer)",
+    )
+    parser.add_argument(
+        "--compression",
+        choices=["deflate", "none"],
+        default="deflate",
+        help="offer permessage-deflate like browsers do (default) or not",
+    )
+    parser.add_argument("--connect-concurrency", type=int, default=50)
+    parser.add_argument("--pause", type=float, default=1.0, help="seconds between rounds")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the Herald server (repeatable)",
+    )
+    parser.add_argument("--no-uvloop", action="store_true", help="plain asyncio for the clients")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 100 clients, 5 s of sends, 20 s idle"
+    )
+    args = parser.parse_args(argv)
+    defaults = (100, 5.0, 20.0) if args.quick else (1000, 20.0, 300.0)
+    for name, default in zip(("clients", "duration", "idle_seconds"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    args.clients -= args.clients % 2
+    args.baseline_layers = [x for x in args.baseline_layers.split(",") if x]
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.perf_counter()
+    nofile = raise_nofile_limit()
+    if nofile < args.clients * 2 + 100:
+        sys.exit(f"open-files limit {nofile} is too low for {args.clients} clients")
+    args.run_id = secrets.token_hex(3)
+    args.work = tempfile.mkdtemp(prefix="rtbench-")
+    code = _code_revision()  # taken before the server imports the code
+    children: list[Child] = []
+    setup: Setup | None = None
+    results: Results | None = None
+    _recreate_database()
+    try:
+        _setup_django()
+        setup = provision(args.run_id)
+        from django.db import connections
+
+        connections.close_all()
+        bench = Bench(args, setup, children)
+        log(f"tenants provisioned (run {args.run_id}); starting the server")
+        results, loop_name = _run_loop(bench.run, not args.no_uvloop)
+        results.versions["loop"] = loop_name
+        results.versions["code"] = code
+        results.extensions = set(bench.fleet.extensions)
+        _versions(results)
+        if args.server_env:
+            results.notes.append(f"Server environment overrides: {' '.join(args.server_env)}")
+    except BaseException:
+        for child in children:
+            tail = child.tail()
+            if tail:
+                print(f"--- {child.name} log (tail) ---\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        for child in reversed(children):
+            child.stop()
+        with contextlib.suppress(Exception):
+            from django.db import connections
+
+            connections.close_all()
+        _drop_database()
+        prefixes = [f"rtbench-{args.run_id}", f"rtbench:{args.run_id}"]
+        deleted = _redis_cleanup(args.run_id, setup.tenants if setup else [], prefixes)
+        log(f"cleaned up: database dropped, {deleted} Redis keys deleted")
+        shutil.rmtree(args.work, ignore_errors=True)
+    print(report(results, time.perf_counter() - started))
+
+
+if __name__ == "__main__":
+    main()
