@@ -114,9 +114,11 @@ DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
         engine="django_tenants.postgresql_backend",
-        # Sync views under ASGI all run on one thread: a persistent connection is reused by every
-        # request instead of a new PostgreSQL connection per request (several ms each).
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        # 0 under ASGI, as Django's docs advise: each request's sync code runs in a thread context
+        # of its own, so a "persistent" connection is never reused and lingers until garbage
+        # collection (bench/realtime.py exhausted max_connections with 60). A pool is the way to
+        # reuse connections here.
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
         conn_health_checks=True,
     )
 }
