@@ -13,45 +13,14 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
+from benchdb import drop_database, recreate_database, setup_django
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DB = "herald_bench"
-
-
-def _server_url() -> str:
-    return os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/herald")
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def _recreate_database() -> None:
-    with psycopg.connect(_with_database(_server_url(), "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def _drop_database() -> None:
-    with psycopg.connect(_with_database(_server_url(), "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-def _setup_django() -> None:
-    sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
-    os.environ["DATABASE_URL"] = _with_database(_server_url(), BENCH_DB)
-    os.environ.setdefault("DEBUG", "true")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
-    import django
-
-    django.setup()
 
 
 def main() -> None:
@@ -59,15 +28,12 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=5, help="tenants per path (default 5)")
     args = parser.parse_args()
 
-    _recreate_database()
+    recreate_database(BENCH_DB)
     try:
-        _setup_django()
+        setup_django(BENCH_DB)
         _run(args.tenants)
     finally:
-        from django.db import connections
-
-        connections.close_all()
-        _drop_database()
+        drop_database(BENCH_DB)
 
 
 BENCH_PASSWORD = "bench-pass-42!"  # noqa: S105 -- throwaway tenants in a throwaway database

@@ -41,11 +41,10 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import redis
 import redis.asyncio as aioredis
+from benchdb import database_url, drop_database, recreate_database, setup_django
 from realtime_client import (
     Child,
     Client,
@@ -76,37 +75,8 @@ def log(message: str) -> None:
 # --- Database and Django (provisioning only) -----------------------------------------------------
 
 
-def _server_url() -> str:
-    return os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/herald")
-
-
 def _redis_url() -> str:
     return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def _recreate_database() -> None:
-    with psycopg.connect(_with_database(_server_url(), "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def _drop_database() -> None:
-    with psycopg.connect(_with_database(_server_url(), "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-def _setup_django() -> None:
-    sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
-    os.environ["DATABASE_URL"] = _with_database(_server_url(), BENCH_DB)
-    os.environ.setdefault("DEBUG", "true")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
-    import django
-
-    django.setup()
 
 
 @dataclass(frozen=True)
@@ -371,7 +341,7 @@ class Bench:
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONPATH": f"platform{os.pathsep}.",
             "DJANGO_SETTINGS_MODULE": "herald.settings",
-            "DATABASE_URL": _with_database(_server_url(), BENCH_DB),
+            "DATABASE_URL": database_url(BENCH_DB),
             "REDIS_URL": _redis_url(),
             "SECRET_KEY": secrets.token_urlsafe(48),
             "DEBUG": "false",
@@ -1235,9 +1205,9 @@ def main() -> None:
     children: list[Child] = []
     setup: Setup | None = None
     results: Results | None = None
-    _recreate_database()
+    recreate_database(BENCH_DB)
     try:
-        _setup_django()
+        setup_django(BENCH_DB)
         setup = provision(args.run_id)
         from django.db import connections
 
@@ -1264,7 +1234,7 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-        _drop_database()
+        drop_database(BENCH_DB)
         prefixes = [f"rtbench-{args.run_id}", f"rtbench:{args.run_id}"]
         deleted = _redis_cleanup(args.run_id, setup.tenants if setup else [], prefixes)
         log(f"cleaned up: database dropped, {deleted} Redis keys deleted")

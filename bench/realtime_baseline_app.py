@@ -60,6 +60,7 @@ if not settings.configured:
     )
     django.setup()
 
+# These imports need the settings configured above, hence after them (E402).
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -29,31 +29,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
+from benchdb import database_url, drop_database, recreate_database, setup_django
 
 ROOT = Path(__file__).resolve().parents[1]
 DB = "herald_bench_send"
 DNHQ_DB = "herald_bench_dnhq"
 DNHQ_VENV = Path(tempfile.gettempdir()) / "herald-bench-dnhq-venv"
-
-
-def server_url(name: str) -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/herald")
-    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
-
-
-def recreate(name: str) -> None:
-    with psycopg.connect(server_url("postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-
-
-def drop(name: str) -> None:
-    with psycopg.connect(server_url("postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -165,7 +149,7 @@ def bench_api_send(api: Api, key: str, recipients: int, rounds: int) -> list[flo
 def bench_copy(schema: str, recipients: int, rounds: int) -> list[float]:
     """Raw COPY of the same rows for existing users, one transaction each, rolled back."""
     rates = []
-    with psycopg.connect(server_url(DB)) as conn:
+    with psycopg.connect(database_url(DB)) as conn:
         conn.execute(f"SET search_path = {schema}")
         conn.commit()
         send_id, type_id = conn.execute(
@@ -231,7 +215,7 @@ def bench_dnhq(recipients: int) -> dict[str, object] | str:
                  "django-notifications-hq==1.8.3", "psycopg[binary]"],
                 check=True, capture_output=True,
             )  # fmt: skip
-        recreate(DNHQ_DB)
+        recreate_database(DNHQ_DB)
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
             script.write(DNHQ_SCRIPT)
         result = subprocess.run(
@@ -242,7 +226,7 @@ def bench_dnhq(recipients: int) -> dict[str, object] | str:
     except (subprocess.SubprocessError, OSError, ValueError) as exc:
         return f"not measured: {exc}"
     finally:
-        drop(DNHQ_DB)
+        drop_database(DNHQ_DB)
 
 
 # --- B. inbox at a million rows ---------------------------------------------------------------
@@ -251,7 +235,7 @@ def bench_dnhq(recipients: int) -> dict[str, object] | str:
 def seed_inbox(schema: str, total: int, heavy_unread: int, others: int) -> tuple[int, int]:
     """A normal user with 50 notifications, a heavy one with ``heavy_unread`` unread, the rest
     spread over ``others`` users, up to ``total`` rows. Returns the two users' ids."""
-    with psycopg.connect(server_url(DB)) as conn:
+    with psycopg.connect(database_url(DB)) as conn:
         conn.execute(f"SET search_path = {schema}")
         send_id, type_id = conn.execute(
             "SELECT id, type_id FROM notifications_send ORDER BY id LIMIT 1"
@@ -310,7 +294,7 @@ def bare_sql(schema: str, user: int, count: int) -> tuple[list[float], list[floa
     """The same queries on a bare connection, with the planner setting the product uses."""
     cost = os.environ.get("DATABASE_RANDOM_PAGE_COST", "1.1")
     options = f"-c random_page_cost={cost}"
-    with psycopg.connect(server_url(DB), autocommit=True, options=options) as conn:
+    with psycopg.connect(database_url(DB), autocommit=True, options=options) as conn:
         conn.execute(f"SET search_path = {schema}")
 
         def run(sql: str) -> float:
@@ -345,25 +329,16 @@ def main() -> None:
         args.total, args.heavy_unread, args.others, args.requests = 50_000, 5_000, 1000, 50
 
     started = time.perf_counter()
-    recreate(DB)
+    recreate_database(DB)
     try:
         run(args)
     finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop(DB)
+        drop_database(DB)
     print(f"Total runtime: {time.perf_counter() - started:.0f} s")
 
 
 def run(args: argparse.Namespace) -> None:
-    sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
-    os.environ.update(
-        DATABASE_URL=server_url(DB), DEBUG="true", DJANGO_SETTINGS_MODULE="herald.settings"
-    )
-    import django
-
-    django.setup()
+    setup_django(DB)
     from django.core.management import call_command
 
     from billing_stub.models import Plan
@@ -386,12 +361,12 @@ def run(args: argparse.Namespace) -> None:
     Tenant.objects.filter(pk=result.tenant.pk).update(plan=unlimited)
     schema, key = result.tenant.schema_name, result.api_key
     env = {
-        **os.environ, "DATABASE_URL": server_url(DB), "REDIS_URL": "redis://127.0.0.1:6379/0",
+        **os.environ, "DATABASE_URL": database_url(DB), "REDIS_URL": "redis://127.0.0.1:6379/0",
         "SECRET_KEY": secrets.token_urlsafe(40), "DEBUG": "false", "PLATFORM_HOST": "localhost",
         "LOG_LEVEL": "WARNING",
     }  # fmt: skip
 
-    with psycopg.connect(server_url("postgres")) as conn:
+    with psycopg.connect(database_url("postgres")) as conn:
         pg_version = conn.execute("SHOW server_version").fetchone()[0]
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, PostgreSQL {pg_version}")  # fmt: skip
