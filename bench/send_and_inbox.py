@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DB = "herald_bench_send"
 DNHQ_DB = "herald_bench_dnhq"
 DNHQ_VENV = Path(tempfile.gettempdir()) / "herald-bench-dnhq-venv"
+WEB_LOG = Path(tempfile.gettempdir()) / "herald-bench-web.log"
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -58,12 +59,13 @@ def web_server(env: dict[str, str]) -> Iterator[int]:
     procfile = (ROOT / "Procfile").read_text().splitlines()
     command = next(line.split(":", 1)[1].strip() for line in procfile if line.startswith("web:"))
     process_env = {**env, "PORT": str(port), "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"}
+    log = WEB_LOG.open("w")  # kept after the run: the server's tracebacks, if any
     process = subprocess.Popen(
         ["bash", "-c", f"exec env {command}"],
         cwd=ROOT,
         env=process_env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
     try:
         deadline = time.monotonic() + 30
@@ -82,6 +84,7 @@ def web_server(env: dict[str, str]) -> Iterator[int]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+        log.close()
 
 
 class Api:
