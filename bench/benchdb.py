@@ -44,3 +44,12 @@ def setup_django(database: str) -> None:
     import django
 
     django.setup()
+
+
+def procfile_command(name: str) -> list[str]:
+    """The argv that runs the Procfile's ``name`` process exactly as it ships (set ``PORT``)."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        process, _, command = line.partition(":")
+        if process.strip() == name:
+            return ["bash", "-c", f"exec env {command.strip()}"]
+    raise KeyError(f"no {name!r} process in the Procfile")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import secrets
 import statistics
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ def main() -> None:
         drop_database(BENCH_DB)
 
 
-BENCH_PASSWORD = "bench-pass-42!"  # noqa: S105 -- throwaway tenants in a throwaway database
+BENCH_PASSWORD = secrets.token_urlsafe(16)  # throwaway tenants in a throwaway database
 
 
 def _run(count: int) -> None:

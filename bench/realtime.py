@@ -44,7 +44,13 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from benchdb import database_url, drop_database, recreate_database, setup_django
+from benchdb import (
+    database_url,
+    drop_database,
+    procfile_command,
+    recreate_database,
+    setup_django,
+)
 from realtime_client import (
     Child,
     Client,
@@ -60,7 +66,7 @@ from realtime_client import (
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BENCH_DB = "herald_bench_rt"
-BENCH_PASSWORD = "bench-pass-42!"  # noqa: S105 -- throwaway tenants in a throwaway database
+BENCH_PASSWORD = secrets.token_urlsafe(16)  # throwaway tenants in a throwaway database
 DELIVERY_TIMEOUT = 10.0
 BROADCAST_TARGET_MS = 150.0
 BASELINE_SPEEDUP_TARGET = 4.0
@@ -361,18 +367,9 @@ class Bench:
         port = free_port()
         server = start_child(
             "herald",
-            [
-                str(BIN / "uvicorn"),
-                "herald.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--lifespan",
-                "off",
-            ],
+            procfile_command("web"),
             cwd=ROOT,
-            env=self._server_env(),
+            env={**self._server_env(), "PORT": str(port)},
             log=self.work / "herald.log",
         )
         self.children.append(server)

@@ -32,7 +32,13 @@ from pathlib import Path
 
 import psycopg
 import redis
-from benchdb import database_url, drop_database, recreate_database, setup_django
+from benchdb import (
+    database_url,
+    drop_database,
+    procfile_command,
+    recreate_database,
+    setup_django,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DB = "herald_bench_send"
@@ -56,12 +62,10 @@ def free_port() -> int:
 def web_server(env: dict[str, str]) -> Iterator[int]:
     """The Procfile's web command, on a free port."""
     port = free_port()
-    procfile = (ROOT / "Procfile").read_text().splitlines()
-    command = next(line.split(":", 1)[1].strip() for line in procfile if line.startswith("web:"))
     process_env = {**env, "PORT": str(port), "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"}
     log = WEB_LOG.open("w")  # kept after the run: the server's tracebacks, if any
     process = subprocess.Popen(
-        ["bash", "-c", f"exec env {command}"],
+        procfile_command("web"),
         cwd=ROOT,
         env=process_env,
         stdout=subprocess.DEVNULL,
