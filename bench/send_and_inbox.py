@@ -349,7 +349,6 @@ def run(args: argparse.Namespace) -> None:
     from django.core.management import call_command
 
     from billing_stub.models import Plan
-    from tenants.models import Tenant
     from tenants.services import tenant_provision
 
     call_command("migrate", interactive=False, verbosity=0)
@@ -365,7 +364,8 @@ def run(args: argparse.Namespace) -> None:
         monthly_email_quota=10**9, api_requests_per_second=10**6, api_burst=10**6,
         websocket_connection_limit=10**6,
     )  # fmt: skip
-    Tenant.objects.filter(pk=result.tenant.pk).update(plan=unlimited)
+    result.tenant.plan = unlimited
+    result.tenant.save(update_fields=["plan"])  # through the ORM: clears the registry cache
     schema, key = result.tenant.schema_name, result.api_key
     env = {
         **os.environ, "DATABASE_URL": database_url(DB), "REDIS_URL": "redis://127.0.0.1:6379/0",

@@ -21,6 +21,7 @@ from django.http.request import split_domain_port
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from tenants import registry_cache
 from tenants.keys import hash_key, looks_like_api_key
 from tenants.models import ApiKey, Domain, Tenant
 
@@ -75,28 +76,61 @@ def normalize_host(raw_host: str) -> str:
     return domain.lower().rstrip(".")
 
 
-def tenant_for_host(host: str) -> Tenant | None:
-    """The tenant a host serves; None for the platform host. Raises UnknownHost."""
+def tenant_for_host(host: str, cached: dict[str, Any] | None = None) -> Tenant | None:
+    """The tenant a host serves; None for the platform host. Raises UnknownHost.
+
+    ``cached``: entries already read from the registry cache (see ``resolve``)."""
     if host == settings.PLATFORM_HOST:
         return None
     if not host:
         raise UnknownHost("Missing or malformed Host header.")
-    domain = Domain.objects.select_related("tenant", "tenant__plan").filter(domain=host).first()
-    if domain is None:
+    entry = registry_cache.host_entry(host)
+    tenant = (cached or {}).get(entry)
+    if tenant is None:
+        domain = Domain.objects.select_related("tenant", "tenant__plan").filter(domain=host).first()
+        tenant = domain.tenant if domain is not None else registry_cache.UNKNOWN
+        ttl = registry_cache.UNKNOWN_HOST_TTL if domain is None else registry_cache.REGISTRY_TTL
+        registry_cache.put(entry, tenant, ttl=ttl)
+    if tenant == registry_cache.UNKNOWN:
         raise UnknownHost(f"No tenant is served at {host}.")
-    return domain.tenant
+    return tenant
 
 
-def credential_for_token(token: str) -> Credential:
-    """Verify a bearer token (a secret API key or a JWT). Raises InvalidCredential."""
+def _api_key(key_hash: str, cached: dict[str, Any]) -> ApiKey | None:
+    entry = registry_cache.key_entry(key_hash)
+    key = cached.get(entry)
+    if key is None:
+        key = (
+            ApiKey.objects.select_related("tenant", "tenant__plan")
+            .filter(key_hash=key_hash)
+            .first()
+        )
+        if key is not None:
+            registry_cache.put(entry, key)
+    return key
+
+
+def _tenant_by_id(tenant_id: int, cached: dict[str, Any]) -> Tenant | None:
+    entry = registry_cache.tenant_entry(tenant_id)
+    tenant = cached.get(entry)
+    if tenant is None:
+        tenant = Tenant.objects.select_related("plan").filter(pk=tenant_id).first()
+        if tenant is not None:
+            registry_cache.put(entry, tenant)
+    return tenant
+
+
+def credential_for_token(
+    token: str, host_tenant: Tenant | None = None, cached: dict[str, Any] | None = None
+) -> Credential:
+    """Verify a bearer token (a secret API key or a JWT). Raises InvalidCredential.
+
+    ``host_tenant`` saves a lookup when a JWT names the tenant of the host it is presented on."""
+    cached = cached or {}
     if not token:
         raise InvalidCredential("Empty bearer token.")
     if looks_like_api_key(token):
-        key = (
-            ApiKey.objects.select_related("tenant", "tenant__plan")
-            .filter(key_hash=hash_key(token))
-            .first()
-        )
+        key = _api_key(hash_key(token), cached)
         if key is None:
             raise InvalidCredential("Unknown API key.")
         if not key.is_active:
@@ -108,11 +142,12 @@ def credential_for_token(token: str) -> Credential:
     except TokenError as exc:
         raise InvalidCredential(f"Invalid token: {exc}") from exc
     tenant_id = claims.get(TENANT_CLAIM)
-    tenant = (
-        Tenant.objects.select_related("plan").filter(pk=tenant_id).first()
-        if isinstance(tenant_id, int)
-        else None
-    )
+    if not isinstance(tenant_id, int):
+        tenant = None
+    elif host_tenant is not None and host_tenant.pk == tenant_id:
+        tenant = host_tenant
+    else:
+        tenant = _tenant_by_id(tenant_id, cached)
     if tenant is None:
         raise InvalidCredential("The token names no existing tenant.")
     return Credential(kind="jwt", tenant=tenant, claims=claims)
@@ -121,11 +156,20 @@ def credential_for_token(token: str) -> Credential:
 def resolve(*, host: str, token: str | None) -> Resolution:
     """Resolve the tenant for a host and an optional bearer token (see the module docstring)."""
     normalized = normalize_host(host)
-    host_tenant = tenant_for_host(normalized)
+    is_tenant_host = bool(normalized) and normalized != settings.PLATFORM_HOST
+    cached = registry_cache.get_many(
+        [
+            registry_cache.host_entry(normalized) if is_tenant_host else "",
+            registry_cache.key_entry(hash_key(token))
+            if token and looks_like_api_key(token)
+            else "",
+        ]
+    )
+    host_tenant = tenant_for_host(normalized, cached)
     if host_tenant is not None and not host_tenant.is_active:
         raise TenantInactive(f"The tenant {host_tenant.slug!r} is deactivated.")
 
-    credential = credential_for_token(token) if token is not None else None
+    credential = credential_for_token(token, host_tenant, cached) if token is not None else None
     if credential is not None:
         if host_tenant is not None and credential.tenant.pk != host_tenant.pk:
             raise WrongTenant("This credential is not valid on this host.")

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from billing_stub.selectors import DEFAULT_PLAN_CODE, plan_get
+from tenants import registry_cache
 from tenants.keys import display_prefix, generate_key, hash_key
 from tenants.models import SLUG_PATTERN, ApiKey, Domain, Tenant
 from tenants.schema import clone_template
@@ -167,6 +168,8 @@ def api_key_mark_used(*, api_key: ApiKey) -> None:
         return
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+    # The cached row still has the old time; reload it once rather than touch on every request.
+    registry_cache.forget([registry_cache.key_entry(api_key.key_hash)])
 
 
 def tenant_update(*, tenant: Tenant, fields: dict[str, object]) -> Tenant:

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django_tenants.utils import schema_exists
 from rest_framework.test import APIClient
 
+from tenants import registry_cache
 from tenants.models import Tenant
 from tests.support.api import Caller
 from tests.support.personas import World, build_world
@@ -41,10 +43,25 @@ def django_db_setup(
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(settings: Any) -> None:
-    """A fresh cache key space per test: Redis is not rolled back with the database."""
+def isolated_cache(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh cache key space per test: Redis is not rolled back with the database.
+
+    The tenant registry cache is shared with the server processes tests start, so that changes
+    made here reach them. What this process cached during a test may describe rows the test then
+    rolled back, so those entries are dropped after it."""
     default = settings.CACHES["default"]
     settings.CACHES = {**settings.CACHES, "default": {**default, "KEY_PREFIX": uuid.uuid4().hex}}
+    written: list[str] = []
+    put = registry_cache.put
+
+    def recording_put(entry: str, value: Any, **kwargs: Any) -> None:
+        written.append(entry)
+        put(entry, value, **kwargs)
+
+    monkeypatch.setattr(registry_cache, "put", recording_put)
+    yield
+    if written:
+        caches["registry"].delete_many(written)
 
 
 @pytest.fixture(scope="session")

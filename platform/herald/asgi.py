@@ -1,10 +1,13 @@
 """ASGI entry point: HTTP and WebSocket from one process (``uvicorn herald.asgi:application``)."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
+# Web processes take database connections from a pool (see DATABASES in settings).
+os.environ.setdefault("DATABASE_POOL", "true")
 
 # Django must be set up before anything imports models (the WebSocket routes do).
 django_asgi_app = get_asgi_application()
@@ -19,3 +22,7 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
+
+# Everything loaded so far lives as long as the process: keep it out of the garbage collector's
+# full collections, which otherwise walk it all (pauses of 40 to 76 ms were seen under load).
+gc.freeze()

@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "herald.middleware.SyncChainMiddleware",  # last: keeps the chain in one thread (see module)
 ]
 
 ROOT_URLCONF = "herald.urls"
@@ -116,8 +117,8 @@ DATABASES = {
         engine="django_tenants.postgresql_backend",
         # 0 under ASGI, as Django's docs advise: each request's sync code runs in a thread context
         # of its own, so a "persistent" connection is never reused and lingers until garbage
-        # collection (bench/realtime.py exhausted max_connections with 60). A pool is the way to
-        # reuse connections here.
+        # collection (bench/realtime.py exhausted max_connections with 60). The pool below is
+        # how web processes reuse connections.
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
         conn_health_checks=True,
     )
@@ -132,12 +133,23 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
 DATABASES["default"]["OPTIONS"]["options"] = (
     f"-c random_page_cost={env_float('DATABASE_RANDOM_PAGE_COST', 1.1)}"
 )
+# A psycopg connection pool per process. The ASGI entry point turns it on: a web process serves
+# each request from a thread of its own, and opening a connection per request cost ~3 ms of the
+# API's latency floor (bench/send_and_inbox.py). Celery children run one task at a time and fork
+# from a parent, so they keep plain connections. django-tenants re-issues ``SET search_path`` on
+# every connection it takes from the pool (its ``close()`` forgets the schema it had set).
+if env_bool("DATABASE_POOL", False):
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 3),
+    }
 
 # Short socket timeouts: a Redis outage must fail requests fast (and /readyz with it), not hang.
 REDIS_SOCKET_TIMEOUT = 2
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "herald.cache.RedisCache",  # Django's, sharing connections (see the module)
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "herald",
         "OPTIONS": {
@@ -145,6 +157,12 @@ CACHES = {
             "socket_timeout": REDIS_SOCKET_TIMEOUT,
         },
     }
+}
+# The tenant registry cache (tenants.registry_cache). Its own key space, named after the database,
+# so every process on one database shares it (tests give "default" a key space per test).
+CACHES["registry"] = {
+    **CACHES["default"],
+    "KEY_PREFIX": f"herald-registry:{DATABASES['default']['NAME']}",
 }
 
 CHANNEL_LAYERS = {

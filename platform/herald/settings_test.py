@@ -18,3 +18,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Each test run gets its own key space, so parallel runs and the dev server never share keys.
 CACHES["default"]["KEY_PREFIX"] = f"herald-test-{os.getpid()}"
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"herald-test-{os.getpid()}:ws"
+# Shared with the server processes the tests start, which run on pytest-django's test database.
+CACHES["registry"]["KEY_PREFIX"] = f"herald-registry:test_{DATABASES['default']['NAME']}"  # noqa: F405

@@ -82,8 +82,8 @@ class TestList:
         for n in range(30):
             send(alice_key, f"m{n}")
         inbox(erin)
-        # search_path, host, token's tenant, search_path, end user, page
-        with django_assert_num_queries(6):
+        # host and tenant from the registry cache; then search_path, end user, page
+        with django_assert_num_queries(3):
             assert len(inbox(erin, limit=25)["results"]) == 25
 
 

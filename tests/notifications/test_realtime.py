@@ -20,6 +20,7 @@ from websockets.sync.client import ClientConnection, connect
 from billing_stub.models import Plan
 from notifications.events import validate_client_frame
 from tenants.models import Tenant
+from tenants.services import tenant_update
 from tests.support.processes import Server, http, wait_until
 
 
@@ -217,15 +218,15 @@ def test_bad_credentials_close_with_the_contract_codes(alpha, bravo, world):
 
 def test_allowed_origin_is_accepted(alpha, world, django_db_blocker):
     with django_db_blocker.unblock():
-        Tenant.objects.filter(pk=world.tenant_a.pk).update(
-            allowed_origins=["https://app.example.com"]
+        tenant_update(
+            tenant=world.tenant_a, fields={"allowed_origins": ["https://app.example.com"]}
         )
     try:
         with alpha.socket(alpha.token(new_user()), origin="https://app.example.com") as ws:
             assert frame(ws)["type"] == "unread_count"
     finally:
         with django_db_blocker.unblock():
-            Tenant.objects.filter(pk=world.tenant_a.pk).update(allowed_origins=[])
+            tenant_update(tenant=world.tenant_a, fields={"allowed_origins": []})
 
 
 def test_events_of_tenant_a_never_reach_tenant_b_even_for_equal_ids(alpha, bravo):
@@ -249,8 +250,9 @@ def test_connection_limit_is_counted_across_the_tenant(bravo, world, django_db_b
             monthly_email_quota=10, api_requests_per_second=100, api_burst=100,
             websocket_connection_limit=2,
         )  # fmt: skip
-        original = world.tenant_b.plan_id
-        Tenant.objects.filter(pk=world.tenant_b.pk).update(plan=plan)
+        tenant = Tenant.objects.get(pk=world.tenant_b.pk)
+        original, tenant.plan = tenant.plan, plan
+        tenant.save(update_fields=["plan"])
     try:
         token = bravo.token(new_user())
         with bravo.socket(token) as first, bravo.socket(token) as second:
@@ -262,7 +264,8 @@ def test_connection_limit_is_counted_across_the_tenant(bravo, world, django_db_b
         wait_until(lambda: _opens(bravo, token), timeout=10, what="a free connection place")
     finally:
         with django_db_blocker.unblock():
-            Tenant.objects.filter(pk=world.tenant_b.pk).update(plan_id=original)
+            tenant.plan = original
+            tenant.save(update_fields=["plan"])
             plan.delete()
 
 
