@@ -28,7 +28,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import connection
 
-from herald.realtime import HEARTBEAT_INTERVAL, ConnectionRegistry, dispatcher, encode
+from herald.realtime import ConnectionRegistry, dispatcher, encode
 from notifications import events
 from notifications.models import EndUser, Notification
 from notifications.serializers import notification_payload, notification_rows
@@ -115,7 +115,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         )  # accept, then close with a code the browser sees
 
         self.known: set[int] = set()
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+        self.queue: asyncio.Queue[tuple[dict[str, Any], int | None]] = asyncio.Queue(QUEUE_LIMIT)
         self.tasks: list[asyncio.Task[None]] = []
         try:
             since = self._since(query)
@@ -136,10 +136,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         await self._send(events.unread_count_frame(count))
         if since is not None:
             await self._replay(since)
-        self.tasks = [
-            asyncio.create_task(self._drain()),
-            asyncio.create_task(self._heartbeat()),
-        ]
+        self.tasks = [asyncio.create_task(self._drain())]
 
     @staticmethod
     def _since(query: dict[str, list[str]]) -> int | None:
@@ -225,41 +222,38 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     # --- live events ---------------------------------------------------------------------------
 
-    def deliver(self, message: dict[str, Any]) -> None:
+    def deliver(self, message: dict[str, Any], notification_id: int | None) -> None:
         """Called by the dispatcher; never blocks. A client that cannot keep up is closed (it
         reconnects with ``since`` and misses nothing)."""
         try:
-            self.queue.put_nowait(message)
+            self.queue.put_nowait((message, notification_id))
         except asyncio.QueueFull:
             logger.warning("Closing a WebSocket that cannot keep up")
             asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
 
     async def _drain(self) -> None:
         while True:
-            message = await self.queue.get()
-            for frame in self._frames(message):
-                await self._send(frame)
+            message, notification_id = await self.queue.get()
+            for text in self._frames(message, notification_id):
+                await self.send(text_data=text)
 
-    def _frames(self, message: dict[str, Any]) -> list[dict[str, Any]]:
-        if message["kind"] == "created":
-            notification_id = next(n for u, n in message["deliveries"] if u == self.user_id)
+    def _frames(self, message: dict[str, Any], notification_id: int | None) -> list[str]:
+        """The frames (encoded) a bus message makes for this connection."""
+        if notification_id is not None:
             if notification_id in self.known:
                 return []
             self.known.add(notification_id)
             self.unread += 1
-            payload = {"id": notification_id, **message["notification"]}
-            return [events.notification_frame(payload), events.unread_count_frame(self.unread)]
+            return [
+                events.notification_frame_text(notification_id, message["notification_json"]),
+                events.unread_count_frame_text(self.unread),
+            ]
         self.unread = message["unread_count"]
-        frames: list[dict[str, Any]] = []
+        frames: list[str] = []
         if message["read_ids"]:
-            frames.append(events.read_frame(message["read_ids"]))
-        frames.append(events.unread_count_frame(self.unread))
+            frames.append(encode(events.read_frame(message["read_ids"])))
+        frames.append(events.unread_count_frame_text(self.unread))
         return frames
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
-            await _connection_registry().refresh(self.tenant.pk, self.registration)
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=encode(frame))

@@ -80,6 +80,18 @@ def unread_count_frame(count: int) -> UnreadCountFrame:
     return {"type": "unread_count", "count": count}
 
 
+def notification_frame_text(notification_id: int, shared_json: str) -> str:
+    """``encode(notification_frame({"id": notification_id, **shared}))``, from ``shared``
+    already encoded: a broadcast encodes its payload once, not once per recipient."""
+    rest = "}" if shared_json == "{}" else "," + shared_json[1:]
+    return f'{{"type":"notification","notification":{{"id":{notification_id:d}{rest}}}'
+
+
+def unread_count_frame_text(count: int) -> str:
+    """``encode(unread_count_frame(count))``."""
+    return f'{{"type":"unread_count","count":{count:d}}}'
+
+
 def read_frame(ids: list[int]) -> ReadFrame:
     return {"type": "read", "ids": ids}
 

@@ -86,7 +86,7 @@ def publish_on_commit(build: Callable[[], dict[str, Any] | None]) -> None:
 class Connection(Protocol):
     """What the dispatcher needs from a WebSocket connection."""
 
-    def deliver(self, message: dict[str, Any]) -> None: ...
+    def deliver(self, message: dict[str, Any], notification_id: int | None) -> None: ...
 
 
 class Dispatcher:
@@ -132,14 +132,18 @@ class Dispatcher:
                 await client.aclose()
 
     def _route(self, message: dict[str, Any]) -> None:
+        """Hand a message to the connections it concerns. A ``created`` message goes to each
+        recipient's connections with that recipient's notification id, and its shared payload
+        is JSON-encoded once here (``notification_json``) for all of their frames."""
         tenant_id = message.get("tenant")
         if message.get("kind") == "created":
-            for user_id, _notification_id in message["deliveries"]:
+            message["notification_json"] = encode(message["notification"])
+            for user_id, notification_id in message["deliveries"]:
                 for connection in self._connections.get((tenant_id, user_id), ()):
-                    connection.deliver(message)
+                    connection.deliver(message, notification_id)
         else:
             for connection in self._connections.get((tenant_id, message.get("user")), ()):
-                connection.deliver(message)
+                connection.deliver(message, None)
 
 
 _dispatcher: Dispatcher | None = None
@@ -165,11 +169,17 @@ return 1
 
 
 class ConnectionRegistry:
-    """Live WebSocket connections per tenant, in Redis."""
+    """Live WebSocket connections per tenant, in Redis.
+
+    One task per process keeps this process's connections counted: every ``HEARTBEAT_INTERVAL``
+    it pushes their expiry forward, one ``ZADD`` per tenant, rather than a task and a call per
+    connection."""
 
     def __init__(self) -> None:
         self._client = aioredis.Redis.from_url(settings.REDIS_URL)
         self._add_if_room = self._client.register_script(_ADD_IF_ROOM)
+        self._held: dict[int, set[str]] = defaultdict(set)
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @staticmethod
     def _key(tenant_id: int) -> str:
@@ -183,14 +193,37 @@ class ConnectionRegistry:
             keys=[self._key(tenant_id)],
             args=[now, now + CONNECTION_TTL, limit, connection_id, CONNECTION_TTL * 2],
         )
-        return connection_id if added else None
+        if not added:
+            return None
+        self._held[tenant_id].add(connection_id)
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        return connection_id
 
-    async def refresh(self, tenant_id: int, connection_id: str) -> None:
-        await self._client.zadd(
-            self._key(tenant_id), {connection_id: time.time() + CONNECTION_TTL}, xx=True
-        )
+    async def refresh_all(self) -> None:
+        """Push the expiry of every connection this process holds forward."""
+        expiry = time.time() + CONNECTION_TTL
+        async with self._client.pipeline(transaction=False) as pipe:
+            for tenant_id, held in list(self._held.items()):
+                if held:
+                    pipe.zadd(self._key(tenant_id), dict.fromkeys(held, expiry), xx=True)
+                    pipe.expire(self._key(tenant_id), CONNECTION_TTL * 2)
+            await pipe.execute()
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            try:
+                await self.refresh_all()
+            except (redis.RedisError, OSError):
+                logger.warning("Connection heartbeat failed; retrying next interval", exc_info=True)
 
     async def release(self, tenant_id: int, connection_id: str) -> None:
+        held = self._held.get(tenant_id)
+        if held is not None:
+            held.discard(connection_id)
+            if not held:
+                del self._held[tenant_id]
         await self._client.zrem(self._key(tenant_id), connection_id)
 
     async def count(self, tenant_id: int) -> int:

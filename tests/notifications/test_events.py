@@ -103,3 +103,24 @@ def test_client_frame_validator():
     validate_client_frame({"type": "unread_count", "count": 3})
     with pytest.raises(ShapeError):
         validate_client_frame({"type": "unread_count", "count": "3"})
+
+
+@pytest.mark.parametrize(
+    "shared",
+    [
+        {},
+        {"type": "comment", "title": 'Ünïcode \u2028 "quoted" </script>', "data": {"a": [1, None]}},
+    ],
+)
+def test_pre_encoded_frames_equal_encoding_the_frame_shapes(shared):
+    from herald.realtime import encode
+    from notifications.events import (
+        notification_frame,
+        notification_frame_text,
+        unread_count_frame,
+        unread_count_frame_text,
+    )
+
+    text = notification_frame_text(42, encode(shared))
+    assert text == encode(notification_frame({"id": 42, **shared}))
+    assert unread_count_frame_text(7) == encode(unread_count_frame(7))
