@@ -77,6 +77,33 @@ SEND_ACCEPTED = inline_serializer(
         "status": serializers.ChoiceField(choices=["accepted", "scheduled"]),
     },
 )
+DELIVERY = inline_serializer(
+    name="Delivery",
+    fields={
+        "id": serializers.IntegerField(),
+        "send": serializers.IntegerField(),
+        "notification": serializers.IntegerField(
+            allow_null=True, help_text="The in-app copy, when the send made one."
+        ),
+        "recipient": serializers.CharField(help_text="The recipient's external id."),
+        "channel": serializers.ChoiceField(choices=["email"]),
+        "status": serializers.ChoiceField(
+            choices=[
+                "queued",
+                "sent",
+                "failed",
+                "skipped_preference",
+                "suppressed_quota",
+                "batched",
+            ]
+        ),
+        "attempts": serializers.IntegerField(),
+        "last_error": serializers.CharField(),
+        "created_at": serializers.DateTimeField(),
+        "updated_at": serializers.DateTimeField(),
+        "sent_at": serializers.DateTimeField(allow_null=True),
+    },
+)
 SEND = inline_serializer(
     name="Send",
     fields={

@@ -16,7 +16,7 @@ from api_docs import docs
 from herald.api import page_response, validated
 from herald.errors import ApiError
 from notifications import selectors
-from notifications.models import TYPE_KEY_PATTERN, EndUser
+from notifications.models import TYPE_KEY_PATTERN, Delivery, EndUser
 from notifications.serializers import (
     InboxPatchSerializer,
     PreferencesSerializer,
@@ -198,6 +198,59 @@ class SendDetailApi(APIView):
     @extend_schema(responses=docs.SEND, operation_id="sends_cancel")
     def delete(self, request: Request, send_id: int) -> Response:
         return Response(self._payload(send_cancel(send=self._send(send_id))))
+
+
+def _delivery_payload(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "send": row["send_id"],
+        "notification": row["notification_id"],
+        "recipient": row["recipient__external_id"],
+        "channel": row["channel"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "last_error": row["last_error"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "sent_at": row["sent_at"],
+    }
+
+
+class DeliveriesApi(APIView):
+    permission_classes = [IsServer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("send", OpenApiTypes.INT, description="A send's id."),
+            OpenApiParameter("recipient", OpenApiTypes.STR, description="A user's external id."),
+            OpenApiParameter(
+                "status",
+                OpenApiTypes.STR,
+                enum=list(Delivery.Status.values),
+                description="Only deliveries in this status.",
+            ),
+            *docs.PAGE_PARAMETERS,
+        ],
+        responses=docs.page_of(docs.DELIVERY),
+        operation_id="deliveries_list",
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        errors: dict[str, list[str]] = {}
+        send_id = params.get("send")
+        if send_id is not None and not (send_id.isascii() and send_id.isdigit()):
+            errors["send"] = ["A send id is an integer."]
+        status_filter = params.get("status")
+        if status_filter is not None and status_filter not in Delivery.Status.values:
+            errors["status"] = [f"One of: {', '.join(Delivery.Status.values)}."]
+        if errors:
+            raise ApiError(400, "invalid", "Invalid filters.", errors)
+        queryset = selectors.delivery_list(
+            send_id=int(send_id) if send_id is not None else None,
+            recipient=params.get("recipient"),
+            status=status_filter,
+        )
+        return page_response(request, queryset, _delivery_payload)
 
 
 class TypesApi(APIView):

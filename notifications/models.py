@@ -166,3 +166,53 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.type_id or '*'} {self.channel}={self.enabled}"
+
+
+class Delivery(models.Model):
+    """One recipient's copy of a send on one channel beyond in-app (today: email).
+
+    Written in the send's transaction, before anything is enqueued (an outbox): a task that never
+    ran, or a worker that died, leaves the row ``queued`` and the sweep enqueues it again.
+    ``locked_until`` is a worker's claim on a queued row, and after a temporary failure the
+    earliest time of the next attempt.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENT = "sent"
+        FAILED = "failed"
+        SKIPPED_PREFERENCE = "skipped_preference"
+        SUPPRESSED_QUOTA = "suppressed_quota"
+        BATCHED = "batched"
+
+    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="deliveries")
+    notification = models.ForeignKey(
+        Notification, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
+    )
+    recipient = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=16, choices=CHANNEL_CHOICES)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["send", "recipient", "channel"], name="delivery_one_per_channel"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["send", "-id"], name="delivery_send"),
+            models.Index(fields=["recipient", "-id"], name="delivery_recipient"),
+            # The sweep: queued rows whose claim or retry time has passed.
+            models.Index(
+                fields=["locked_until"], name="delivery_queued", condition=Q(status="queued")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} ({self.channel}, {self.status})"

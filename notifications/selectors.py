@@ -10,7 +10,16 @@ from typing import Any, Literal
 
 from django.db.models import QuerySet
 
-from notifications.models import CHANNELS, EndUser, Notification, NotificationType, Preference, Send
+from notifications.models import (
+    CHANNELS,
+    Delivery,
+    EndUser,
+    Notification,
+    NotificationType,
+    Preference,
+    Send,
+)
+from notifications.services.deliveries import delivery_counts
 
 InboxStatus = Literal["unread", "read", "archived", "all"]
 INBOX_STATUSES: tuple[str, ...] = ("unread", "read", "archived", "all")
@@ -61,14 +70,32 @@ def notification_list(
 
 
 def send_channel_summary(*, send: Send) -> dict[str, dict[str, int]]:
-    """Per channel, how many recipients reached each delivery status."""
+    """Per channel, how many recipients reached each delivery status. In-app rows are written
+    by the send itself; other channels are counted from their delivery log."""
     summary: dict[str, dict[str, int]] = {}
     if "in_app" in send.channels and send.status != Send.Status.SCHEDULED:
         summary["in_app"] = {"sent": send.in_app_count}
         skipped = send.recipient_count - send.in_app_count
         if skipped:
             summary["in_app"]["skipped_preference"] = skipped
+    summary.update(delivery_counts(send=send))
     return summary
+
+
+def delivery_list(
+    *, send_id: int | None, recipient: str | None, status: str | None
+) -> QuerySet[Delivery]:
+    queryset = Delivery.objects.all()
+    if send_id is not None:
+        queryset = queryset.filter(send_id=send_id)
+    if recipient is not None:
+        queryset = queryset.filter(recipient__external_id=recipient)
+    if status is not None:
+        queryset = queryset.filter(status=status)
+    return queryset.values(
+        "id", "send_id", "notification_id", "recipient__external_id", "channel", "status",
+        "attempts", "last_error", "created_at", "updated_at", "sent_at",
+    )  # fmt: skip
 
 
 def preferences_get(*, user: EndUser) -> dict[str, Any]:

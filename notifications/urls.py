@@ -7,6 +7,7 @@ urlpatterns = [
     path("users/<str:external_id>/token", apis.UserTokenApi.as_view(), name="user-token"),
     path("notifications", apis.NotificationsApi.as_view(), name="notifications"),
     path("sends/<int:send_id>", apis.SendDetailApi.as_view(), name="send-detail"),
+    path("deliveries", apis.DeliveriesApi.as_view(), name="deliveries"),
     path("types", apis.TypesApi.as_view(), name="types"),
     path("types/<str:key>", apis.TypeDetailApi.as_view(), name="type-detail"),
     path("me/notifications", apis.MeNotificationsApi.as_view(), name="me-notifications"),

@@ -15,6 +15,7 @@ from herald.errors import ApiError
 from herald.realtime import publish_on_commit
 from notifications.events import created_message
 from notifications.models import (
+    EMAIL,
     IN_APP,
     EndUser,
     Notification,
@@ -23,6 +24,7 @@ from notifications.models import (
     Send,
 )
 from notifications.serializers import notification_payload
+from notifications.services.deliveries import fan_out_email
 from notifications.services.types import type_for_send
 from notifications.services.users import RecipientInput, recipients_upsert
 from notifications.unread import unread_changed_on_commit
@@ -122,10 +124,13 @@ def _send(
     if scheduled:
         send.recipient_ids = user_ids
         fields.append("recipient_ids")
-    elif IN_APP in send.channels:
-        created = fan_out_in_app(tenant=tenant, send=send, user_ids=user_ids, now=now)
-        send.in_app_count = len(created)
-        fields.append("in_app_count")
+    else:
+        if IN_APP in send.channels:
+            created = fan_out_in_app(tenant=tenant, send=send, user_ids=user_ids, now=now)
+            send.in_app_count = len(created)
+            fields.append("in_app_count")
+        if EMAIL in send.channels:
+            fan_out_email(tenant=tenant, send=send, user_ids=user_ids, now=now)
     send.response = {"id": send.pk, "recipients": send.recipient_count, "status": send.status}
     send.save(update_fields=fields)
     return SendOutcome(response=send.response, created=True)
@@ -226,6 +231,8 @@ def sends_release_due(*, tenant: Tenant, now: datetime | None = None, batch: int
                         tenant=tenant, send=send, user_ids=send.recipient_ids, now=now
                     )
                     send.in_app_count = len(created)
+                if EMAIL in send.channels:
+                    fan_out_email(tenant=tenant, send=send, user_ids=send.recipient_ids, now=now)
                 send.status = Send.Status.ACCEPTED
                 send.recipient_ids = []
                 send.save(update_fields=["status", "recipient_ids", "in_app_count"])

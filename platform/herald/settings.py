@@ -181,9 +181,24 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout": 30}
+# Redis redelivers an unacknowledged task after this long. Long holds (send_at, digest windows)
+# live in the database, never as broker countdowns; retries wait at most DELIVERY_RETRY_MAX_SECONDS.
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 3600
 CELERY_BEAT_SCHEDULE = {
     "release-due-sends": {"task": "notifications.release_due_sends", "schedule": 5.0},
+    "sweep-deliveries": {"task": "notifications.sweep_deliveries", "schedule": 30.0},
 }
+
+# --- Deliveries (email) --------------------------------------------------------------------------
+DELIVERY_LEASE_SECONDS = env_int("DELIVERY_LEASE_SECONDS", 120)  # a worker's claim on a delivery
+DELIVERY_STUCK_SECONDS = env_int("DELIVERY_STUCK_SECONDS", 60)  # queued this long: enqueue again
+DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8)
+DELIVERY_RETRY_BASE_SECONDS = env_int("DELIVERY_RETRY_BASE_SECONDS", 10)  # doubles per attempt
+DELIVERY_RETRY_MAX_SECONDS = env_int("DELIVERY_RETRY_MAX_SECONDS", 900)
+DELIVERY_BATCH_SIZE = 50  # deliveries per task
+# Links in emails (unsubscribe) point at the tenant's primary domain with this scheme and port.
+PUBLIC_URL_SCHEME = env_str("PUBLIC_URL_SCHEME", "http" if DEBUG else "https")
+PUBLIC_URL_PORT = env_str("PUBLIC_URL_PORT", "8000" if DEBUG else "")
 
 # --- Email ---------------------------------------------------------------------------------------
 _email = parse_email_url(env_str("EMAIL_URL", "console://" if DEBUG else "smtp://localhost:25"))

@@ -1,0 +1,1 @@
+"""The email channel: templates, unsubscribe links and SMTP delivery (see ``delivery``)."""

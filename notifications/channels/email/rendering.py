@@ -1,0 +1,73 @@
+"""Email templates per notification type, rendered with the notification's data.
+
+A type's ``email_subject``, ``email_text`` and ``email_html`` are Django templates (no loaders:
+``include`` and ``extends`` cannot reach files). Blank ones fall back to the defaults below. The
+context: ``title``, ``message``, ``url``, ``data`` (the send's), ``type``, ``user`` (``id``,
+``name``, ``email``), ``tenant`` (``name``) and ``unsubscribe_url``. HTML is autoescaped; subject
+and text are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.template import Context, Engine, TemplateSyntaxError
+
+DEFAULT_SUBJECT = "{% if title %}{{ title }}{% else %}{{ message|truncatechars:100 }}{% endif %}"
+DEFAULT_TEXT = (
+    "{{ message }}\n{% if url %}\n{{ url }}\n{% endif %}"
+    "\n--\n{{ tenant.name }}. Stop these emails: {{ unsubscribe_url }}\n"
+)
+DEFAULT_HTML = (
+    "<!doctype html><html><body>"
+    "{% if title %}<h1>{{ title }}</h1>{% endif %}<p>{{ message|linebreaksbr }}</p>"
+    '{% if url %}<p><a href="{{ url }}">{{ url }}</a></p>{% endif %}'
+    '<hr><p style="font-size:small">{{ tenant.name }}. '
+    '<a href="{{ unsubscribe_url }}">Unsubscribe</a> from these emails.</p>'
+    "</body></html>"
+)
+
+_TEXT_ENGINE = Engine(autoescape=False)
+_HTML_ENGINE = Engine(autoescape=True)
+
+
+class TemplateError(ValueError):
+    """A type's template does not compile or render; the message says where."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def template_errors(*, subject: str, text: str, html: str) -> dict[str, list[str]]:
+    """Compile errors of a type's templates, by field (for validating ``PUT /types``)."""
+    errors: dict[str, list[str]] = {}
+    for field, source, engine in (
+        ("email_subject", subject, _TEXT_ENGINE),
+        ("email_text", text, _TEXT_ENGINE),
+        ("email_html", html, _HTML_ENGINE),
+    ):
+        try:
+            engine.from_string(source)
+        except TemplateSyntaxError as exc:
+            errors[field] = [f"Template error: {exc}"]
+    return errors
+
+
+def render_email(*, subject: str, text: str, html: str, context: dict[str, Any]) -> RenderedEmail:
+    """Render a type's templates (blank ones take the defaults). Raises TemplateError."""
+    try:
+        rendered_subject = _TEXT_ENGINE.from_string(subject or DEFAULT_SUBJECT).render(
+            Context(context)
+        )
+        rendered_text = _TEXT_ENGINE.from_string(text or DEFAULT_TEXT).render(Context(context))
+        rendered_html = _HTML_ENGINE.from_string(html or DEFAULT_HTML).render(Context(context))
+    except (TemplateSyntaxError, ValueError, TypeError, KeyError) as exc:
+        raise TemplateError(f"{type(exc).__name__}: {exc}") from exc
+    # A subject is one line: headers cannot carry newlines.
+    one_line = " ".join(rendered_subject.split())[:300]
+    return RenderedEmail(subject=one_line, text=rendered_text, html=rendered_html)
