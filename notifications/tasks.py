@@ -49,7 +49,8 @@ def deliver_email(tenant_id: int, delivery_ids: list[int]) -> None:
     with tenant_context(tenant):
         retries = emails_deliver(tenant=tenant, delivery_ids=delivery_ids)
     for delay, ids in retries.items():
-        enqueue(tenant_id=tenant_id, delivery_ids=ids, countdown=delay)
+        # a second late, so the rows' retry time (locked_until) has surely passed
+        enqueue(tenant_id=tenant_id, delivery_ids=ids, countdown=delay + 1)
 
 
 @shared_task(name="notifications.sweep_deliveries", ignore_result=False)

@@ -184,6 +184,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout"
 # Redis redelivers an unacknowledged task after this long. Long holds (send_at, digest windows)
 # live in the database, never as broker countdowns; retries wait at most DELIVERY_RETRY_MAX_SECONDS.
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 3600
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "herald")
 CELERY_BEAT_SCHEDULE = {
     "release-due-sends": {"task": "notifications.release_due_sends", "schedule": 5.0},
     "sweep-deliveries": {"task": "notifications.sweep_deliveries", "schedule": 30.0},

@@ -20,3 +20,5 @@ CACHES["default"]["KEY_PREFIX"] = f"herald-test-{os.getpid()}"
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"herald-test-{os.getpid()}:ws"
 # Shared with the server processes the tests start, which run on pytest-django's test database.
 CACHES["registry"]["KEY_PREFIX"] = f"herald-registry:test_{DATABASES['default']['NAME']}"  # noqa: F405
+# Tasks the tests enqueue go to a queue of this run, which the tests' own workers consume.
+CELERY_TASK_DEFAULT_QUEUE = f"herald-test-{os.getpid()}"

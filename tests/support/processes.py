@@ -92,6 +92,7 @@ def process_env(**overrides: str) -> dict[str, str]:
         "PLATFORM_HOST": settings.PLATFORM_HOST,
         "DEBUG": "false",
         "EMAIL_URL": "console://",
+        "CELERY_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
         "SENTRY_DSN": "",
     }
     env.update(overrides)

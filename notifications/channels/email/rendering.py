@@ -61,11 +61,12 @@ def template_errors(*, subject: str, text: str, html: str) -> dict[str, list[str
 def render_email(*, subject: str, text: str, html: str, context: dict[str, Any]) -> RenderedEmail:
     """Render a type's templates (blank ones take the defaults). Raises TemplateError."""
     try:
-        rendered_subject = _TEXT_ENGINE.from_string(subject or DEFAULT_SUBJECT).render(
-            Context(context)
+        plain = Context(context, autoescape=False)
+        rendered_subject = _TEXT_ENGINE.from_string(subject or DEFAULT_SUBJECT).render(plain)
+        rendered_text = _TEXT_ENGINE.from_string(text or DEFAULT_TEXT).render(plain)
+        rendered_html = _HTML_ENGINE.from_string(html or DEFAULT_HTML).render(
+            Context(context, autoescape=True)
         )
-        rendered_text = _TEXT_ENGINE.from_string(text or DEFAULT_TEXT).render(Context(context))
-        rendered_html = _HTML_ENGINE.from_string(html or DEFAULT_HTML).render(Context(context))
     except (TemplateSyntaxError, ValueError, TypeError, KeyError) as exc:
         raise TemplateError(f"{type(exc).__name__}: {exc}") from exc
     # A subject is one line: headers cannot carry newlines.

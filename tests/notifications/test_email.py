@@ -1,0 +1,169 @@
+"""Email deliveries end to end: a real Celery worker sends to a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+from tests.support.api import Caller
+from tests.support.processes import http, running_web, running_worker, wait_until
+from tests.support.smtp import smtp_sink
+
+QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
+FAST_RETRIES = {"DELIVERY_RETRY_BASE_SECONDS": "1", "DELIVERY_RETRY_MAX_SECONDS": "2"}
+
+
+@pytest.fixture
+def alpha(committed, world) -> Caller:
+    """Tenant A's API key, with writes committed (the worker is another process)."""
+    return Caller(host=world.alice.host, token=world.alice.api_key)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def email_type(api: Caller, **templates: str) -> str:
+    key = unique("mail")
+    body = {"name": "Comment replies", "channels": ["in_app", "email"], **templates}
+    assert api.put(f"/api/v1/types/{key}", body).status_code in (200, 201)
+    return key
+
+
+def send(api: Caller, key: str, recipients: list, **fields) -> int:
+    response = api.post(
+        "/api/v1/notifications",
+        {"type": key, "recipients": recipients, "message": "Ada replied", **fields},
+    )
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
+
+
+def deliveries(api: Caller, send_id: int) -> list[dict]:
+    return api.get("/api/v1/deliveries", {"send": send_id}).json()["results"]
+
+
+def settled(api: Caller, send_id: int, count: int) -> list[dict] | None:
+    rows = deliveries(api, send_id)
+    done = len(rows) == count and all(row["status"] != "queued" for row in rows)
+    return rows if done else None
+
+
+def test_an_email_arrives_once_rendered_with_sender_and_unsubscribe_headers(alpha, world):
+    key = email_type(
+        alpha,
+        email_subject="{{ title }} for {{ user.name }}",
+        email_text="{{ message }} ({{ data.thread }})",
+        email_html="<p>{{ message }} &middot; {{ data.thread }}</p>",
+    )
+    address = f"{unique('ada')}@example.com"
+    recipient = {"id": unique("user"), "email": address, "name": "Ada"}
+    with smtp_sink() as sink, running_worker(QUEUE, EMAIL_URL=sink.url):
+        send_id = send(alpha, key, [recipient], title="New reply", data={"thread": "T-7 <b>"})
+        rows = wait_until(lambda: settled(alpha, send_id, 1), timeout=30, what="sent")
+
+    assert [row["status"] for row in rows] == ["sent"]
+    assert rows[0]["attempts"] == 1
+    assert rows[0]["notification"] is not None  # the in-app copy of the same send
+    [message] = sink.to(address)  # exactly once
+    assert message["Subject"] == "New reply for Ada"
+    assert "Alpha" in message["From"]
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # production settings in the worker: https on the tenant's own host
+    assert message["List-Unsubscribe"].strip().startswith(f"<https://{world.alice.host}/unsub")
+    assert message.get_body(("plain",)).get_content().strip() == "Ada replied (T-7 <b>)"
+    assert "T-7 &lt;b&gt;" in message.get_body(("html",)).get_content()  # HTML is escaped
+    summary = alpha.get(f"/api/v1/sends/{send_id}").json()["channels"]
+    assert summary == {"in_app": {"sent": 1}, "email": {"sent": 1}}
+
+
+def test_unsubscribe_link_turns_that_type_off_without_login(alpha, world):
+    key = email_type(alpha)
+    other_key = email_type(alpha)
+    external_id, address = unique("user"), f"{unique('bo')}@example.com"
+    recipient = {"id": external_id, "email": address}
+    with smtp_sink() as sink, running_worker(QUEUE, EMAIL_URL=sink.url):
+        first = send(alpha, key, [recipient])
+        wait_until(lambda: settled(alpha, first, 1), timeout=30, what="first email")
+        link = sink.to(address)[0]["List-Unsubscribe"].strip().strip("<>")
+        path = urlsplit(link).path
+
+        with running_web() as web:
+            asked = http("GET", web.url + path, headers={"Host": world.alice.host})
+            assert asked.status == 200
+            assert "Unsubscribe?" in asked.body
+            # Mail clients POST the one-click body of RFC 8058, with no session or CSRF token.
+            done = http("POST", web.url + path, headers={"Host": world.alice.host}, body={})
+            assert done.status == 200
+            assert "no longer" in done.body
+            forged = http("POST", web.url + path[:-3] + "xyz", headers={"Host": world.alice.host})
+            assert forged.status == 404
+            on_b = http("POST", web.url + path, headers={"Host": world.bob.host})
+            assert on_b.status == 404  # a link of tenant A means nothing on B's host
+
+        muted = send(alpha, key, [external_id])
+        still = send(alpha, other_key, [external_id])
+        assert [r["status"] for r in wait_until(lambda: settled(alpha, muted, 1))] == [
+            "skipped_preference"
+        ]
+        assert [r["status"] for r in wait_until(lambda: settled(alpha, still, 1))] == ["sent"]
+    assert len(sink.to(address)) == 2  # the first one and the other type's
+
+
+def test_permanent_failures_stop_temporary_ones_retry(alpha):
+    key = email_type(alpha)
+    bounce, grey = f"bounce-{unique('x')}@example.com", f"greylist-{unique('x')}@example.com"
+    recipients = [
+        {"id": unique("user"), "email": bounce},
+        {"id": unique("user"), "email": grey},
+        {"id": unique("user")},  # no address
+    ]
+    with smtp_sink() as sink, running_worker(QUEUE, EMAIL_URL=sink.url, **FAST_RETRIES):
+        send_id = send(alpha, key, recipients, channels=["email"])
+        rows = wait_until(lambda: settled(alpha, send_id, 3), timeout=30, what="settled")
+
+    by_status = {row["status"]: row for row in rows}
+    assert sorted(by_status) == ["failed", "sent"]
+    failed = [row for row in rows if row["status"] == "failed"]
+    assert len(failed) == 2
+    assert any("550" in row["last_error"] and row["attempts"] == 1 for row in failed)
+    assert any("no email address" in row["last_error"] for row in failed)
+    assert by_status["sent"]["attempts"] == 2  # greylisted once, then accepted
+    assert "451" in by_status["sent"]["last_error"] or by_status["sent"]["last_error"] == ""
+    assert len(sink.to(grey)) == 1
+    assert sink.to(bounce) == []
+
+
+def test_a_worker_killed_mid_batch_loses_and_repeats_nothing(alpha):
+    key = email_type(alpha)
+    recipients = [{"id": unique("user"), "email": f"{unique('k')}@example.com"} for _ in range(12)]
+    fast_recovery = {"DELIVERY_LEASE_SECONDS": "2", "DELIVERY_STUCK_SECONDS": "1"}
+    with smtp_sink(delay=0.3) as sink:
+        with running_worker(QUEUE, EMAIL_URL=sink.url, **fast_recovery) as worker:
+            send_id = send(alpha, key, recipients, channels=["email"])
+            wait_until(lambda: len(sink.received()) >= 3, timeout=30, what="some emails")
+            sink.in_data.clear()
+            wait_until(sink.in_data.is_set, timeout=10, what="a message in flight")
+            os.kill(worker.pid, signal.SIGKILL)  # mid-message, before the server's 250
+            worker.wait(timeout=10)
+        sent_before = len(sink.received())
+        assert sent_before < len(recipients)
+
+        from notifications.tasks import sweep_deliveries
+
+        with running_worker(QUEUE, EMAIL_URL=sink.url, **fast_recovery):
+
+            def recovered() -> list[dict] | None:
+                sweep_deliveries.apply_async()  # what beat runs every 30 s
+                return settled(alpha, send_id, len(recipients))
+
+            rows = wait_until(recovered, timeout=60, interval=1.0, what="all delivered")
+
+    assert [row["status"] for row in rows] == ["sent"] * len(recipients)
+    delivered = [m["X-Herald-Delivery"] for m in sink.received()]
+    assert sorted(delivered) == sorted(str(row["id"]) for row in rows)  # each exactly once
