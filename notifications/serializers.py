@@ -13,7 +13,6 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db.models import F, QuerySet
-from django.template import Engine, TemplateSyntaxError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -24,6 +23,7 @@ from herald.fields import (
     StrictIntegerField,
     StrictSerializer,
 )
+from notifications.channels.email.rendering import compile_errors
 from notifications.models import CHANNELS, TYPE_KEY_PATTERN, EndUser, NotificationType
 from notifications.services.users import RecipientInput
 
@@ -118,10 +118,9 @@ class ChannelListField(serializers.ListField):
 
 def validate_template(value: str) -> str:
     """Email templates use Django's template language, rendered with the notification's data."""
-    try:
-        Engine(autoescape=True).from_string(value)
-    except TemplateSyntaxError as exc:
-        raise serializers.ValidationError(f"Template syntax error: {exc}") from exc
+    error = compile_errors(value)
+    if error is not None:
+        raise serializers.ValidationError(error)
     return value
 
 

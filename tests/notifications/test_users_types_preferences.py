@@ -167,3 +167,12 @@ class TestPreferences:
 
     def test_server_credentials_cannot_read_preferences_endpoint(self, alice_key):
         assert alice_key.get("/api/v1/me/preferences").status_code == 403
+
+
+def test_a_type_template_that_does_not_compile_is_400_and_nothing_is_written(alice_key):
+    response = alice_key.put(
+        "/api/v1/types/broken-template", {"name": "Broken", "email_html": "{% if %}<p>x</p>"}
+    )
+    assert response.status_code == 400
+    assert "email_html" in response.json()["error"]["details"]
+    assert alice_key.get("/api/v1/types/broken-template").status_code == 404

@@ -43,19 +43,13 @@ class RenderedEmail:
     html: str
 
 
-def template_errors(*, subject: str, text: str, html: str) -> dict[str, list[str]]:
-    """Compile errors of a type's templates, by field (for validating ``PUT /types``)."""
-    errors: dict[str, list[str]] = {}
-    for field, source, engine in (
-        ("email_subject", subject, _TEXT_ENGINE),
-        ("email_text", text, _TEXT_ENGINE),
-        ("email_html", html, _HTML_ENGINE),
-    ):
-        try:
-            engine.from_string(source)
-        except TemplateSyntaxError as exc:
-            errors[field] = [f"Template error: {exc}"]
-    return errors
+def compile_errors(source: str) -> str | None:
+    """Why ``source`` does not compile as an email template; None when it does."""
+    try:
+        _HTML_ENGINE.from_string(source)
+    except TemplateSyntaxError as exc:
+        return f"Template syntax error: {exc}"
+    return None
 
 
 def render_email(*, subject: str, text: str, html: str, context: dict[str, Any]) -> RenderedEmail:
