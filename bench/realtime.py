@@ -71,6 +71,17 @@ DELIVERY_TIMEOUT = 10.0
 BROADCAST_TARGET_MS = 150.0
 BASELINE_SPEEDUP_TARGET = 4.0
 LATENCY_TARGET_FACTOR = 3.0
+# A notification's shared payload as a send publishes it (add "message"), for bus-only rounds.
+BUS_PAYLOAD = {
+    "type": "bench",
+    "title": "",
+    "url": "",
+    "data": {},
+    "created_at": "2025-01-01T00:00:00.000000Z",
+    "is_read": False,
+    "read_at": None,
+    "archived": False,
+}
 
 
 def log(message: str) -> None:
@@ -515,17 +526,7 @@ class Bench:
                 tags = {t.name: f"bus{round_no}-{t.name}-{self.run_id}" for t in tenants}
                 data = {}
                 for t in tenants:
-                    shared = {
-                        "type": "bench",
-                        "title": "",
-                        "message": tags[t.name],
-                        "url": "",
-                        "data": {},
-                        "created_at": "2025-01-01T00:00:00.000000Z",
-                        "is_read": False,
-                        "read_at": None,
-                        "archived": False,
-                    }
+                    shared = {**BUS_PAYLOAD, "message": tags[t.name]}
                     deliveries = []
                     for client in self.clients[t.name]:
                         deliveries.append((client.user_id, next_id))
@@ -653,23 +654,13 @@ class Bench:
 
         listener = asyncio.create_task(listen())
         sent: dict[str, float] = {}
-        shared = {
-            "type": "bench",
-            "title": "",
-            "url": "",
-            "data": {},
-            "created_at": "2025-01-01T00:00:00.000000Z",
-            "is_read": False,
-            "read_at": None,
-            "archived": False,
-        }
 
         async def fire(index: int) -> None:
             tag = f"echo{index}-{self.run_id}"
             message = {
                 "kind": "created",
                 "tenant": 1,
-                "notification": {**shared, "message": tag},
+                "notification": {**BUS_PAYLOAD, "message": tag},
                 "deliveries": [[index, index]],
             }
             data = json.dumps(message, separators=(",", ":"))

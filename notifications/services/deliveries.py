@@ -30,7 +30,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Count
 from django.utils import timezone
 
 from notifications.channels.email.rendering import TemplateError, render_email
@@ -134,15 +134,23 @@ def _claim(delivery_ids: list[int], now: datetime) -> list[Delivery]:
     )
 
 
-def _opted_out(delivery: Delivery) -> bool:
-    if delivery.send.type.critical:
-        return False
-    return Preference.objects.filter(
-        Q(type__isnull=True) | Q(type_id=delivery.send.type_id),
-        user_id=delivery.recipient_id,
-        channel=EMAIL,
-        enabled=False,
-    ).exists()
+def _opted_out(deliveries: list[Delivery]) -> set[int]:
+    """The deliveries (ids) whose user turned this email off, for its type or at all: one
+    query for the whole batch. Critical types ignore opt-outs."""
+    switches_off = set(
+        Preference.objects.filter(
+            user_id__in={d.recipient_id for d in deliveries}, channel=EMAIL, enabled=False
+        ).values_list("user_id", "type_id")
+    )
+    return {
+        d.pk
+        for d in deliveries
+        if not d.send.type.critical
+        and (
+            (d.recipient_id, None) in switches_off
+            or (d.recipient_id, d.send.type_id) in switches_off
+        )
+    }
 
 
 def _sender(tenant: Tenant) -> str:
@@ -246,10 +254,12 @@ class _SmtpSession:
             self._connection = None
 
 
-def _attempt(tenant: Tenant, delivery: Delivery, host: str, smtp: _SmtpSession) -> Outcome:
+def _attempt(
+    tenant: Tenant, delivery: Delivery, host: str, smtp: _SmtpSession, opted_out: bool
+) -> Outcome:
     if not delivery.recipient.email:
         return Outcome(Delivery.Status.FAILED, "The recipient has no email address.")
-    if _opted_out(delivery):
+    if opted_out:
         return Outcome(Delivery.Status.SKIPPED_PREFERENCE)
     try:
         message = build_email(tenant=tenant, delivery=delivery, host=host)
@@ -271,10 +281,11 @@ def emails_deliver(*, tenant: Tenant, delivery_ids: list[int]) -> dict[float, li
         return {}
     host = tenant.get_primary_domain().domain
     retries: dict[float, list[int]] = defaultdict(list)
+    opted_out = _opted_out(deliveries)  # read just before sending, after the claim
     smtp = _SmtpSession()
     try:
         for delivery in deliveries:
-            outcome = _attempt(tenant, delivery, host, smtp)
+            outcome = _attempt(tenant, delivery, host, smtp, delivery.pk in opted_out)
             delay = _record(delivery, outcome, timezone.now())
             if delay is not None:
                 retries[delay].append(delivery.pk)
@@ -306,12 +317,12 @@ def deliveries_sweep(*, now: datetime | None = None) -> list[int]:
 def delivery_counts(*, send: Send) -> dict[str, dict[str, int]]:
     """Per channel, how many deliveries of ``send`` are in each status."""
     counts: dict[str, dict[str, int]] = defaultdict(dict)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT channel, status, count(*) FROM {Delivery._meta.db_table}"
-            " WHERE send_id = %s GROUP BY channel, status",
-            [send.pk],
-        )
-        for channel, status, count in cursor.fetchall():
-            counts[channel][status] = count
+    rows = (
+        Delivery.objects.filter(send=send)
+        .values_list("channel", "status")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    for channel, status, count in rows:
+        counts[channel][status] = count
     return dict(counts)

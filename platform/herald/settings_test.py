@@ -12,13 +12,13 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 os.environ.setdefault("EMAIL_URL", "locmem://")
 
 from herald.settings import *  # noqa: F403 -- a settings override module extends the base
-from herald.settings import CACHES, CHANNEL_LAYERS
+from herald.settings import CACHES, CHANNEL_LAYERS, DATABASES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Each test run gets its own key space, so parallel runs and the dev server never share keys.
 CACHES["default"]["KEY_PREFIX"] = f"herald-test-{os.getpid()}"
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"herald-test-{os.getpid()}:ws"
 # Shared with the server processes the tests start, which run on pytest-django's test database.
-CACHES["registry"]["KEY_PREFIX"] = f"herald-registry:test_{DATABASES['default']['NAME']}"  # noqa: F405
+CACHES["registry"]["KEY_PREFIX"] = f"herald-registry:test_{DATABASES['default']['NAME']}"
 # Tasks the tests enqueue go to a queue of this run, which the tests' own workers consume.
 CELERY_TASK_DEFAULT_QUEUE = f"herald-test-{os.getpid()}"
