@@ -208,10 +208,8 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["send", "-id"], name="delivery_send"),
             models.Index(fields=["recipient", "-id"], name="delivery_recipient"),
-            # The sweep: queued rows whose claim or retry time has passed.
-            models.Index(
-                fields=["locked_until"], name="delivery_queued", condition=Q(status="queued")
-            ),
+            # A turn claims a tenant's oldest ready rows: queued ones, in id order.
+            models.Index(fields=["id"], name="delivery_queued_fifo", condition=Q(status="queued")),
         ]
 
     def __str__(self) -> str:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django_tenants.utils import tenant_context
 
-from notifications.services.deliveries import deliveries_sweep, emails_deliver, enqueue
+from notifications.services.deliveries import email_pending, emails_deliver_batch
 from notifications.services.sending import sends_release_due
+from notifications.services.turns import turn_release, turn_renew, turns_request, wake_later
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -38,33 +40,52 @@ def release_due_sends() -> int:
     return released
 
 
-@shared_task(name="notifications.deliver_email", acks_late=True, reject_on_worker_lost=True)
-def deliver_email(tenant_id: int, delivery_ids: list[int]) -> None:
-    """Send these email deliveries of one tenant. Safe to run twice: each delivery is claimed
-    before it is sent, and a sent one is never claimed again."""
+@shared_task(name="notifications.email_turn", acks_late=True, reject_on_worker_lost=True)
+def email_turn(tenant_id: int, slot: int) -> int:
+    """One turn of a tenant: send its next batch of emails, then queue another turn at the back
+    of the line if work remains (see ``services.turns``). Returns how many were claimed.
+
+    Safe to run twice: every delivery is claimed before it is sent."""
     tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
     if tenant is None:
-        logger.warning("Deliveries of an unknown or inactive tenant %s dropped", tenant_id)
-        return
+        turn_release(tenant_id=tenant_id, slot=slot)
+        return 0
+    turn_renew(tenant_id=tenant_id, slot=slot)
+    try:
+        with tenant_context(tenant):
+            claimed = emails_deliver_batch(tenant=tenant)
+    finally:
+        turn_release(tenant_id=tenant_id, slot=slot)
     with tenant_context(tenant):
-        retries = emails_deliver(tenant=tenant, delivery_ids=delivery_ids)
-    for delay, ids in retries.items():
-        # a second late, so the rows' retry time (locked_until) has surely passed
-        enqueue(tenant_id=tenant_id, delivery_ids=ids, countdown=delay + 1)
+        pending = email_pending()
+    if pending.ready:
+        turns_request(tenant_id=tenant_id)
+    elif pending.next_in is not None:
+        # a retry (or a dead worker's lease) comes due later: a second late, at most the
+        # longest backoff, well inside the broker's visibility timeout
+        delay = min(max(pending.next_in, 0) + 1, settings.DELIVERY_RETRY_MAX_SECONDS + 1)
+        wake_later(tenant_id=tenant_id, countdown=delay)
+    return claimed
+
+
+@shared_task(name="notifications.email_wake")
+def email_wake(tenant_id: int) -> int:
+    """Queue a turn for a tenant whose retries have come due."""
+    return turns_request(tenant_id=tenant_id)
 
 
 @shared_task(name="notifications.sweep_deliveries", ignore_result=False)
 def sweep_deliveries() -> int:
-    """Enqueue again every tenant's deliveries stuck in ``queued`` (beat, every 30 s)."""
-    swept = 0
+    """Give a turn to every tenant with email ready to send (beat, every 30 s). Tenants whose
+    turns are queued or running keep them; this revives those whose turn was lost."""
+    woken = 0
     for tenant in _active_tenants():
         with tenant_context(tenant):
             try:
-                ids = deliveries_sweep()
+                ready = email_pending().ready
             except Exception:
                 logger.exception("Sweeping deliveries failed for tenant %s", tenant.slug)
                 continue
-        if ids:
-            enqueue(tenant_id=tenant.pk, delivery_ids=ids)
-            swept += len(ids)
-    return swept
+        if ready:
+            woken += turns_request(tenant_id=tenant.pk)
+    return woken

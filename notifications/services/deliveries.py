@@ -3,22 +3,25 @@
 Life of an email delivery:
 
 1. The send's transaction inserts one ``Delivery`` per recipient (``queued``, or
-   ``skipped_preference`` for users who turned the type's email off). After commit, their ids are
-   enqueued in batches; if the broker is down the rows simply wait for the sweep.
-2. A worker claims queued rows with one ``UPDATE`` (``locked_until`` = now + lease, attempts + 1).
-   A row another worker holds is skipped, so a task delivered twice never sends twice.
+   ``skipped_preference`` for users who turned the type's email off). After commit the tenant
+   asks for turns (``services.turns``); if Redis or the broker is down the rows simply wait for
+   the sweep.
+2. A turn claims the tenant's oldest ready rows with one ``UPDATE ... SKIP LOCKED``
+   (``locked_until`` = now + lease, attempts + 1). A row another worker holds is skipped, so
+   nothing is sent twice, whatever the broker redelivers.
 3. Just before sending, the preference is checked again. Then the email goes out over SMTP and the
    row is marked ``sent`` at once. A 4xx or a connection failure schedules another attempt with
    exponential backoff (``locked_until`` holds its time); a 5xx, a template error or too many
    attempts mark it ``failed`` with the error.
-4. The sweep finds queued rows nobody is working on (never enqueued, or a worker died holding
-   them) and enqueues them again.
+4. A worker that dies leaves its rows claimed until the lease runs out, and its turn until the
+   turn's key expires; then the sweep gives the tenant a new turn.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import smtplib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,21 +29,19 @@ from datetime import datetime, timedelta
 from email.utils import formataddr, parseaddr
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from notifications.channels.email.rendering import TemplateError, render_email
 from notifications.channels.email.unsubscribe import unsubscribe_token, unsubscribe_url
 from notifications.models import EMAIL, Delivery, EndUser, Notification, Preference, Send
+from notifications.services.turns import turns_request
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
-
-DELIVER_EMAIL_TASK = "notifications.deliver_email"
 
 
 def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datetime) -> list[int]:
@@ -82,26 +83,9 @@ def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datet
         )
         queued = [row_id for row_id, row_status in cursor.fetchall() if row_status == "queued"]
     if queued:
-        transaction.on_commit(lambda: enqueue(tenant_id=tenant.pk, delivery_ids=queued))
+        turns = math.ceil(len(queued) / settings.DELIVERY_BATCH_SIZE)
+        transaction.on_commit(lambda: turns_request(tenant_id=tenant.pk, wanted=turns))
     return queued
-
-
-def enqueue(*, tenant_id: int, delivery_ids: list[int], countdown: float | None = None) -> bool:
-    """Hand deliveries to the workers, in batches. Never raises: when the broker is unreachable
-    the rows stay queued and the sweep enqueues them later. Returns whether all went out."""
-    size = settings.DELIVERY_BATCH_SIZE
-    try:
-        for start in range(0, len(delivery_ids), size):
-            current_app.send_task(
-                DELIVER_EMAIL_TASK,
-                args=(tenant_id, delivery_ids[start : start + size]),
-                countdown=countdown,
-                retry=False,  # fail fast; the sweep is the retry
-            )
-    except Exception:  # kombu raises several types for an unreachable broker
-        logger.warning("Broker unreachable: %d deliveries wait for the sweep", len(delivery_ids))
-        return False
-    return True
 
 
 # --- in the worker ---------------------------------------------------------------------------
@@ -113,18 +97,26 @@ class Outcome:
     error: str = ""
 
 
-def _claim(delivery_ids: list[int], now: datetime) -> list[Delivery]:
+def _claim_next(now: datetime, limit: int) -> list[Delivery]:
+    """Claim the oldest ready email deliveries: queued, and neither held by a worker nor
+    waiting for a retry. ``SKIP LOCKED`` lets several turns of one tenant claim side by side."""
     lease = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    table = Delivery._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {Delivery._meta.db_table}
+            UPDATE {table}
             SET locked_until = %(lease)s, attempts = attempts + 1, updated_at = %(now)s
-            WHERE id = ANY(%(ids)s) AND status = 'queued'
-              AND (locked_until IS NULL OR locked_until <= %(now)s)
+            WHERE id IN (
+                SELECT id FROM {table}
+                WHERE status = 'queued' AND channel = %(channel)s
+                  AND (locked_until IS NULL OR locked_until <= %(now)s)
+                ORDER BY id
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED)
             RETURNING id
             """,
-            {"lease": lease, "now": now, "ids": delivery_ids},
+            {"lease": lease, "now": now, "channel": EMAIL, "limit": limit},
         )
         ids = [row[0] for row in cursor.fetchall()]
     return list(
@@ -209,8 +201,8 @@ def _smtp_outcome(exc: Exception) -> Outcome:
     return Outcome("retry", f"{type(exc).__name__}: {exc}")
 
 
-def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> float | None:
-    """Store an outcome; returns the delay of the next attempt for a retry (None otherwise)."""
+def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
+    """Store an outcome. A retry waits in the row until ``locked_until``."""
     held = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.QUEUED)
     if outcome.status == "retry" and delivery.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
         outcome = Outcome("failed", f"Gave up after {delivery.attempts} attempts. {outcome.error}")
@@ -224,7 +216,7 @@ def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> float | None
             locked_until=now + timedelta(seconds=delay),
             updated_at=now,
         )
-        return delay
+        return
     held.update(
         status=outcome.status,
         last_error=outcome.error[:2000],
@@ -232,7 +224,6 @@ def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> float | None
         updated_at=now,
         sent_at=now if outcome.status == Delivery.Status.SENT else None,
     )
-    return None
 
 
 class _SmtpSession:
@@ -273,45 +264,39 @@ def _attempt(
     return Outcome(Delivery.Status.SENT)
 
 
-def emails_deliver(*, tenant: Tenant, delivery_ids: list[int]) -> dict[float, list[int]]:
-    """Send the claimable deliveries among ``delivery_ids``; returns the ones to try again,
-    grouped by delay in seconds. Call in the tenant's schema."""
-    deliveries = _claim(delivery_ids, timezone.now())
+def emails_deliver_batch(*, tenant: Tenant) -> int:
+    """Send this tenant's next batch of ready emails; returns how many were claimed. A failed
+    attempt that deserves another waits in its row (``locked_until``). Call in the tenant's
+    schema."""
+    deliveries = _claim_next(timezone.now(), settings.DELIVERY_BATCH_SIZE)
     if not deliveries:
-        return {}
+        return 0
     host = tenant.get_primary_domain().domain
-    retries: dict[float, list[int]] = defaultdict(list)
     opted_out = _opted_out(deliveries)  # read just before sending, after the claim
     smtp = _SmtpSession()
     try:
         for delivery in deliveries:
             outcome = _attempt(tenant, delivery, host, smtp, delivery.pk in opted_out)
-            delay = _record(delivery, outcome, timezone.now())
-            if delay is not None:
-                retries[delay].append(delivery.pk)
+            _record(delivery, outcome, timezone.now())
     finally:
         smtp.reset()
-    return dict(retries)
+    return len(deliveries)
 
 
-def deliveries_sweep(*, now: datetime | None = None) -> list[int]:
-    """Queued deliveries nobody is working on: never enqueued (broker down), or claimed by a
-    worker that died, for longer than ``DELIVERY_STUCK_SECONDS``. Marks them (``updated_at``)
-    so the next sweep leaves them alone for as long again; returns their ids to enqueue."""
+@dataclass(frozen=True)
+class Pending:
+    ready: bool  # something can be sent now
+    next_in: float | None  # otherwise, seconds until the earliest retry or lease runs out
+
+
+def email_pending(*, now: datetime | None = None) -> Pending:
+    """What email work this tenant has left. Call in the tenant's schema."""
     now = now or timezone.now()
-    stuck = now - timedelta(seconds=settings.DELIVERY_STUCK_SECONDS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {Delivery._meta.db_table}
-            SET updated_at = %(now)s
-            WHERE status = 'queued' AND updated_at < %(stuck)s
-              AND (locked_until IS NULL OR locked_until < %(now)s)
-            RETURNING id
-            """,
-            {"now": now, "stuck": stuck},
-        )
-        return sorted(row[0] for row in cursor.fetchall())
+    queued = Delivery.objects.filter(status=Delivery.Status.QUEUED, channel=EMAIL)
+    if queued.filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now)).exists():
+        return Pending(ready=True, next_in=None)
+    earliest = queued.aggregate(earliest=Min("locked_until"))["earliest"]
+    return Pending(ready=False, next_in=(earliest - now).total_seconds() if earliest else None)
 
 
 def delivery_counts(*, send: Send) -> dict[str, dict[str, int]]:

@@ -192,11 +192,13 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Deliveries (email) --------------------------------------------------------------------------
 DELIVERY_LEASE_SECONDS = env_int("DELIVERY_LEASE_SECONDS", 120)  # a worker's claim on a delivery
-DELIVERY_STUCK_SECONDS = env_int("DELIVERY_STUCK_SECONDS", 60)  # queued this long: enqueue again
+# Fair turns between tenants (notifications/services/turns.py)
+EMAIL_TENANT_CONCURRENCY = env_int("EMAIL_TENANT_CONCURRENCY", 2)  # turns one tenant may hold
+EMAIL_TURN_TTL = env_int("EMAIL_TURN_TTL_SECONDS", 600)  # a lost turn frees its slot after this
 DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8)
 DELIVERY_RETRY_BASE_SECONDS = env_int("DELIVERY_RETRY_BASE_SECONDS", 10)  # doubles per attempt
 DELIVERY_RETRY_MAX_SECONDS = env_int("DELIVERY_RETRY_MAX_SECONDS", 900)
-DELIVERY_BATCH_SIZE = 50  # deliveries per task
+DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 50)  # emails per turn
 # Links in emails (unsubscribe) point at the tenant's primary domain with this scheme and port.
 PUBLIC_URL_SCHEME = env_str("PUBLIC_URL_SCHEME", "http" if DEBUG else "https")
 PUBLIC_URL_PORT = env_str("PUBLIC_URL_PORT", "8000" if DEBUG else "")

@@ -142,7 +142,7 @@ def test_permanent_failures_stop_temporary_ones_retry(alpha):
 def test_a_worker_killed_mid_batch_loses_and_repeats_nothing(alpha):
     key = email_type(alpha)
     recipients = [{"id": unique("user"), "email": f"{unique('k')}@example.com"} for _ in range(12)]
-    fast_recovery = {"DELIVERY_LEASE_SECONDS": "2", "DELIVERY_STUCK_SECONDS": "1"}
+    fast_recovery = {"DELIVERY_LEASE_SECONDS": "2", "EMAIL_TURN_TTL_SECONDS": "2"}
     with smtp_sink(delay=0.3) as sink:
         with running_worker(QUEUE, EMAIL_URL=sink.url, **fast_recovery) as worker:
             send_id = send(alpha, key, recipients, channels=["email"])
@@ -167,3 +167,50 @@ def test_a_worker_killed_mid_batch_loses_and_repeats_nothing(alpha):
     assert [row["status"] for row in rows] == ["sent"] * len(recipients)
     delivered = [m["X-Herald-Delivery"] for m in sink.received()]
     assert sorted(delivered) == sorted(str(row["id"]) for row in rows)  # each exactly once
+
+
+@pytest.fixture
+def bravo(committed, world) -> Caller:
+    return Caller(host=world.bob.host, token=world.bob.api_key)
+
+
+def test_one_tenants_flood_does_not_hold_up_another_tenants_email(alpha, bravo, world):
+    """One worker; tenant A queues 1,500 emails, then tenant B queues one. B's email goes out
+    within seconds, while most of A's are still waiting: turns alternate between tenants."""
+    from django_tenants.utils import tenant_context
+
+    from notifications.models import Send
+    from notifications.services.turns import _key
+
+    flood = [{"id": unique("a"), "email": f"{unique('a')}@example.com"} for _ in range(1500)]
+    flood_key, single_key = email_type(alpha), email_type(bravo)
+    flood_send = None
+    try:
+        with smtp_sink() as sink, running_worker(QUEUE, EMAIL_URL=sink.url):
+            flood_send = send(alpha, flood_key, flood, channels=["email"])
+            wait_until(lambda: len(sink.received()) >= 10, timeout=30, what="the flood started")
+            single = send(bravo, single_key, [{"id": unique("b"), "email": "b@example.com"}])
+            [row] = wait_until(lambda: settled(bravo, single, 1), timeout=30, what="B's email")
+            flood_sent_then = len(sink.received()) - 1
+
+        assert row["status"] == "sent"
+        waited = _seconds(row["sent_at"]) - _seconds(row["created_at"])
+        assert waited < 5, f"B waited {waited:.1f} s behind A's flood"
+        assert flood_sent_then < len(flood) / 2, "B's email only went out after A's flood"
+    finally:
+        with tenant_context(world.tenant_a):
+            Send.objects.filter(pk=flood_send).delete()  # the rest of the flood, unsent
+        for slot in range(settings.EMAIL_TENANT_CONCURRENCY):
+            redis_client().delete(_key(world.tenant_a.pk, slot))
+
+
+def _seconds(timestamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def redis_client():
+    from herald.realtime import shared_redis
+
+    return shared_redis()
