@@ -10,15 +10,20 @@ Call inside the tenant's schema; keys carry the schema name.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
 from collections.abc import Iterable
 
+import redis
 from django.core.cache import cache
 from django.db import connection, transaction
 
 from herald.realtime import shared_redis
 from notifications.models import Notification
 
+logger = logging.getLogger(__name__)
+REDIS_ERRORS = (redis.RedisError, OSError)
 COUNT_TTL = 24 * 3600
 GENERATION_TTL = 7 * 24 * 3600  # longer than COUNT_TTL: a lost generation only costs a recount
 BUMP_CHUNK = 5000
@@ -43,20 +48,30 @@ def _count_key(schema: str, user_id: int, generation: str) -> str:
     return f"unread:n:{schema}:{user_id}:{generation}"
 
 
+def _count(user_id: int) -> int:
+    return Notification.objects.filter(
+        recipient_id=user_id, read_at__isnull=True, archived_at__isnull=True
+    ).count()
+
+
 def unread_count(*, user_id: int) -> int:
+    """The user's unread count: cached, or counted (also when Redis is unreachable)."""
     schema = connection.schema_name
     generation_key = _generation_key(schema, user_id)
-    generation = cache.get(generation_key)
-    if generation is None:
-        cache.add(generation_key, _new_generation(), GENERATION_TTL)
+    try:
         generation = cache.get(generation_key)
-    key = _count_key(schema, user_id, generation)
-    count = cache.get(key)
+        if generation is None:
+            cache.add(generation_key, _new_generation(), GENERATION_TTL)
+            generation = cache.get(generation_key)
+        key = _count_key(schema, user_id, generation)
+        count = cache.get(key)
+    except REDIS_ERRORS:
+        logger.warning("Unread count cache unreachable; counting in PostgreSQL")
+        return _count(user_id)
     if count is None:
-        count = Notification.objects.filter(
-            recipient_id=user_id, read_at__isnull=True, archived_at__isnull=True
-        ).count()
-        cache.set(key, count, COUNT_TTL)
+        count = _count(user_id)
+        with contextlib.suppress(*REDIS_ERRORS):
+            cache.set(key, count, COUNT_TTL)
     return count
 
 
@@ -71,8 +86,14 @@ def unread_changed_on_commit(user_ids: Iterable[int]) -> None:
         prefix = cache.make_key("")  # "<KEY_PREFIX>:<version>:", as cache.get will build it
         keys = [prefix + _generation_key(schema, user_id) for user_id in ids]
         generation = _new_generation()
-        for start in range(0, len(keys), BUMP_CHUNK):
-            chunk = keys[start : start + BUMP_CHUNK]
-            shared_redis().eval(_BUMP, len(chunk), *chunk, generation, GENERATION_TTL)
+        try:
+            for start in range(0, len(keys), BUMP_CHUNK):
+                chunk = keys[start : start + BUMP_CHUNK]
+                shared_redis().eval(_BUMP, len(chunk), *chunk, generation, GENERATION_TTL)
+        except REDIS_ERRORS:
+            # The change is committed; failing the request now would only hide that. A Redis
+            # that restarted has lost the old counts too; after a mere network blip a cached
+            # count can lag until its TTL.
+            logger.error("Unread counts of %d users not invalidated (Redis unreachable)", len(ids))
 
     transaction.on_commit(bump)

@@ -214,3 +214,39 @@ def redis_client():
     from herald.realtime import shared_redis
 
     return shared_redis()
+
+
+def test_a_send_accepted_while_redis_is_down_is_delivered_once_it_is_back(committed, world):
+    """Redis (broker, cache, bus) stops; the API still accepts the send (202, outbox rows
+    committed); once Redis is back, the sweep gives the tenant a turn and the email goes out."""
+    from celery import current_app
+
+    from tests.support.processes import free_port, throwaway_redis
+
+    port = free_port()
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    address = f"{unique('outage')}@example.com"
+    key = email_type(Caller(host=world.alice.host, token=world.alice.api_key))
+    auth = {"Host": world.alice.host, "Authorization": f"Bearer {world.alice.api_key}"}
+    body = {"type": key, "recipients": [{"id": unique("user"), "email": address}],
+            "message": "sent during the outage", "channels": ["in_app", "email"]}  # fmt: skip
+    with (
+        smtp_sink() as sink,
+        running_web(REDIS_URL=redis_url) as web,
+        running_worker(QUEUE, REDIS_URL=redis_url, EMAIL_URL=sink.url),
+    ):
+        with throwaway_redis(port):
+            pass  # up once, so both processes have connected; now it is gone
+        accepted = http("POST", web.url + "/api/v1/notifications", headers=auth, body=body)
+        assert accepted.status == 202, accepted.body
+
+        with throwaway_redis(port), current_app.connection_for_write(redis_url) as broker:
+
+            def delivered() -> bool:
+                current_app.send_task(
+                    "notifications.sweep_deliveries", queue=QUEUE, connection=broker
+                )  # what beat runs every 30 s
+                return bool(sink.to(address))
+
+            wait_until(delivered, timeout=90, interval=2.0, what="the email after the outage")
+    assert len(sink.to(address)) == 1
