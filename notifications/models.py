@@ -168,6 +168,51 @@ class Preference(models.Model):
         return f"{self.user_id} {self.type_id or '*'} {self.channel}={self.enabled}"
 
 
+class DigestBatch(models.Model):
+    """A user's open digest for one type (and ``batch_key``): email deliveries of a type with a
+    digest window wait here as ``batched`` and go out as one email when the window closes.
+
+    At most one open batch per (user, type, key): a partial unique constraint, so concurrent
+    sends can only ever join the same one.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        SENDING = "sending"  # claimed by a worker until locked_until (or waiting for a retry)
+        SENT = "sent"
+        SKIPPED = "skipped"  # the user turned this email off meanwhile
+        FAILED = "failed"
+
+    recipient = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="digest_batches")
+    type = models.ForeignKey(NotificationType, on_delete=models.CASCADE, related_name="+")
+    batch_key = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    opened_at = models.DateTimeField()
+    closes_at = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "type", "batch_key"],
+                condition=Q(status="open"),
+                name="digest_one_open",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["closes_at"], name="digest_due", condition=Q(status="open")),
+            models.Index(
+                fields=["locked_until"], name="digest_sending", condition=Q(status="sending")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"digest {self.pk} ({self.status})"
+
+
 class Delivery(models.Model):
     """One recipient's copy of a send on one channel beyond in-app (today: email).
 
@@ -190,6 +235,9 @@ class Delivery(models.Model):
         Notification, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
     )
     recipient = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="deliveries")
+    batch = models.ForeignKey(
+        DigestBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="items"
+    )
     channel = models.CharField(max_length=16, choices=CHANNEL_CHOICES)
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -210,6 +258,12 @@ class Delivery(models.Model):
             models.Index(fields=["recipient", "-id"], name="delivery_recipient"),
             # A turn claims a tenant's oldest ready rows: queued ones, in id order.
             models.Index(fields=["id"], name="delivery_queued_fifo", condition=Q(status="queued")),
+            # Digest items a closed batch has not collected yet (see services.digests).
+            models.Index(
+                fields=["recipient"],
+                name="delivery_unbatched",
+                condition=Q(status="batched", batch__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

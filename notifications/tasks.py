@@ -13,6 +13,7 @@ from django.conf import settings
 from django_tenants.utils import tenant_context
 
 from notifications.services.deliveries import email_pending, emails_deliver_batch
+from notifications.services.digests import digest_flush, digests_due, digests_heal
 from notifications.services.sending import sends_release_due
 from notifications.services.turns import turn_release, turn_renew, turns_request, wake_later
 from tenants.models import Tenant
@@ -89,3 +90,32 @@ def sweep_deliveries() -> int:
         if ready:
             woken += turns_request(tenant_id=tenant.pk)
     return woken
+
+
+@shared_task(name="notifications.close_due_digests", ignore_result=False)
+def close_due_digests() -> int:
+    """Queue a flush for every due digest of every tenant (beat, every 10 s), after opening a
+    batch for any item that raced a closing one. A flush queued twice sends once."""
+    queued = 0
+    for tenant in _active_tenants():
+        with tenant_context(tenant):
+            try:
+                digests_heal()
+                due = digests_due()
+            except Exception:
+                logger.exception("Closing digests failed for tenant %s", tenant.slug)
+                continue
+        for batch_id in due:
+            flush_digest.delay(tenant.pk, batch_id)
+        queued += len(due)
+    return queued
+
+
+@shared_task(name="notifications.flush_digest", acks_late=True, reject_on_worker_lost=True)
+def flush_digest(tenant_id: int, batch_id: int) -> str | None:
+    """Send one due digest (claimed first, so a redelivered task sends nothing twice)."""
+    tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
+    if tenant is None:
+        return None
+    with tenant_context(tenant):
+        return digest_flush(tenant=tenant, batch_id=batch_id)

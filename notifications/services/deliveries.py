@@ -19,25 +19,36 @@ Life of an email delivery:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import smtplib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import formataddr, parseaddr
-from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from notifications.channels.email.rendering import TemplateError, render_email
-from notifications.channels.email.unsubscribe import unsubscribe_token, unsubscribe_url
-from notifications.models import EMAIL, Delivery, EndUser, Notification, Preference, Send
+from notifications.channels.email.rendering import TemplateError
+from notifications.channels.email.sending import (
+    RETRY,
+    Outcome,
+    SmtpSession,
+    compose_email,
+    smtp_outcome,
+)
+from notifications.models import (
+    EMAIL,
+    Delivery,
+    EndUser,
+    Notification,
+    Preference,
+    Send,
+)
+from notifications.services.digests import digest_batches_open
 from notifications.services.turns import turns_request
 from tenants.models import Tenant
 
@@ -45,10 +56,12 @@ logger = logging.getLogger(__name__)
 
 
 def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datetime) -> list[int]:
-    """Write the email outbox rows of ``send`` in one statement; returns the queued ids (they are
-    enqueued after commit). Users who turned email off for this type, or at all, get a
-    ``skipped_preference`` row unless the type is critical; erased users get none."""
+    """Write the email outbox rows of ``send`` in one statement; returns the queued ids (turns
+    are requested after commit). Users who turned email off for this type, or at all, get a
+    ``skipped_preference`` row unless the type is critical; erased users get none. For a type
+    with a digest window the rows are ``batched`` into each user's open digest instead."""
     status = Delivery.Status
+    digest = send.type.digest_window_seconds is not None
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -60,7 +73,7 @@ def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datet
                           SELECT 1 FROM {Preference._meta.db_table} p
                           WHERE p.user_id = r.id AND p.channel = %(channel)s AND NOT p.enabled
                             AND (p.type_id IS NULL OR p.type_id = %(type)s))
-                        THEN %(skipped)s ELSE %(queued)s END,
+                        THEN %(skipped)s ELSE %(pending)s END,
                    0, '', %(now)s, %(now)s
             FROM unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
             LEFT JOIN {Notification._meta.db_table} n
@@ -68,7 +81,7 @@ def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datet
             WHERE EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u WHERE u.id = r.id)
             ORDER BY r.ord
             ON CONFLICT DO NOTHING
-            RETURNING id, status
+            RETURNING id, status, recipient_id
             """,
             {
                 "send": send.pk,
@@ -76,12 +89,17 @@ def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datet
                 "channel": EMAIL,
                 "critical": send.type.critical,
                 "skipped": status.SKIPPED_PREFERENCE,
-                "queued": status.QUEUED,
+                "pending": status.BATCHED if digest else status.QUEUED,
                 "now": now,
                 "users": user_ids,
             },
         )
-        queued = [row_id for row_id, row_status in cursor.fetchall() if row_status == "queued"]
+        rows = cursor.fetchall()
+    if digest:
+        batched = [user_id for _id, row_status, user_id in rows if row_status == status.BATCHED]
+        digest_batches_open(send=send, user_ids=batched, now=now)
+        return []
+    queued = [row_id for row_id, row_status, _user in rows if row_status == status.QUEUED]
     if queued:
         turns = math.ceil(len(queued) / settings.DELIVERY_BATCH_SIZE)
         transaction.on_commit(lambda: turns_request(tenant_id=tenant.pk, wanted=turns))
@@ -89,12 +107,6 @@ def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datet
 
 
 # --- in the worker ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str  # a Delivery.Status, or "retry"
-    error: str = ""
 
 
 def _claim_next(now: datetime, limit: int) -> list[Delivery]:
@@ -145,68 +157,31 @@ def _opted_out(deliveries: list[Delivery]) -> set[int]:
     }
 
 
-def _sender(tenant: Tenant) -> str:
-    _name, default_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
-    return formataddr((tenant.sender_name or tenant.name, tenant.sender_email or default_address))
-
-
 def build_email(*, tenant: Tenant, delivery: Delivery, host: str) -> EmailMultiAlternatives:
     """The message for one delivery. Raises TemplateError."""
-    send, user, notification_type = delivery.send, delivery.recipient, delivery.send.type
-    token = unsubscribe_token(tenant_id=tenant.pk, user_id=user.pk, type_id=notification_type.pk)
-    link = unsubscribe_url(host=host, token=token)
-    rendered = render_email(
-        subject=notification_type.email_subject,
-        text=notification_type.email_text,
-        html=notification_type.email_html,
-        context={
-            "title": send.title,
-            "message": send.message,
-            "url": send.url,
-            "data": send.data,
-            "type": notification_type.key,
-            "user": {"id": user.external_id, "name": user.name, "email": user.email},
-            "tenant": {"name": tenant.name},
-            "unsubscribe_url": link,
-        },
+    send, notification_type = delivery.send, delivery.send.type
+    return compose_email(
+        tenant=tenant,
+        user=delivery.recipient,
+        notification_type=notification_type,
+        host=host,
+        context={"title": send.title, "message": send.message, "url": send.url, "data": send.data},
+        templates=(
+            notification_type.email_subject,
+            notification_type.email_text,
+            notification_type.email_html,
+        ),
+        message_id=f"delivery.{delivery.pk}",
+        headers={"X-Herald-Delivery": str(delivery.pk)},
     )
-    message = EmailMultiAlternatives(
-        subject=rendered.subject,
-        body=rendered.text,
-        from_email=_sender(tenant),
-        to=[formataddr((user.name, user.email))],
-        headers={
-            "List-Unsubscribe": f"<{link}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            # Stable per delivery: should a retry ever repeat an email, receivers can tell.
-            "Message-ID": f"<delivery.{delivery.pk}.{tenant.schema_name}@{settings.PLATFORM_HOST}>",
-            "X-Herald-Delivery": str(delivery.pk),
-        },
-    )
-    message.attach_alternative(rendered.html, "text/html")
-    return message
-
-
-def _smtp_outcome(exc: Exception) -> Outcome:
-    """A 5xx is permanent; a 4xx or a broken connection is worth another attempt."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _msg in exc.recipients.values()]
-        detail = "; ".join(f"{code} {msg!r}" for code, msg in exc.recipients.values())
-        permanent = bool(codes) and all(code >= 500 for code in codes)
-        return Outcome("failed" if permanent else "retry", f"Recipient refused: {detail}")
-    if isinstance(exc, smtplib.SMTPResponseException):
-        permanent = exc.smtp_code >= 500
-        error = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
-        return Outcome("failed" if permanent else "retry", error)
-    return Outcome("retry", f"{type(exc).__name__}: {exc}")
 
 
 def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
     """Store an outcome. A retry waits in the row until ``locked_until``."""
     held = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.QUEUED)
-    if outcome.status == "retry" and delivery.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+    if outcome.status == RETRY and delivery.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
         outcome = Outcome("failed", f"Gave up after {delivery.attempts} attempts. {outcome.error}")
-    if outcome.status == "retry":
+    if outcome.status == RETRY:
         delay = min(
             settings.DELIVERY_RETRY_BASE_SECONDS * 2 ** (delivery.attempts - 1),
             settings.DELIVERY_RETRY_MAX_SECONDS,
@@ -226,27 +201,8 @@ def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
     )
 
 
-class _SmtpSession:
-    """One SMTP connection for a batch, reopened after a failure."""
-
-    def __init__(self) -> None:
-        self._connection: Any = None
-
-    def send(self, message: EmailMultiAlternatives) -> None:
-        if self._connection is None:
-            self._connection = get_connection(fail_silently=False)
-            self._connection.open()
-        self._connection.send_messages([message])
-
-    def reset(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                self._connection.close()
-            self._connection = None
-
-
 def _attempt(
-    tenant: Tenant, delivery: Delivery, host: str, smtp: _SmtpSession, opted_out: bool
+    tenant: Tenant, delivery: Delivery, host: str, smtp: SmtpSession, opted_out: bool
 ) -> Outcome:
     if not delivery.recipient.email:
         return Outcome(Delivery.Status.FAILED, "The recipient has no email address.")
@@ -260,7 +216,7 @@ def _attempt(
         smtp.send(message)
     except (smtplib.SMTPException, OSError) as exc:
         smtp.reset()  # the connection may be broken: the next message opens a fresh one
-        return _smtp_outcome(exc)
+        return smtp_outcome(exc)
     return Outcome(Delivery.Status.SENT)
 
 
@@ -273,7 +229,7 @@ def emails_deliver_batch(*, tenant: Tenant) -> int:
         return 0
     host = tenant.get_primary_domain().domain
     opted_out = _opted_out(deliveries)  # read just before sending, after the claim
-    smtp = _SmtpSession()
+    smtp = SmtpSession()
     try:
         for delivery in deliveries:
             outcome = _attempt(tenant, delivery, host, smtp, delivery.pk in opted_out)

@@ -188,6 +188,7 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "herald")
 CELERY_BEAT_SCHEDULE = {
     "release-due-sends": {"task": "notifications.release_due_sends", "schedule": 5.0},
     "sweep-deliveries": {"task": "notifications.sweep_deliveries", "schedule": 30.0},
+    "close-due-digests": {"task": "notifications.close_due_digests", "schedule": 10.0},
 }
 
 # --- Deliveries (email) --------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def deliveries(api: Caller, send_id: int) -> list[dict]:
 
 def settled(api: Caller, send_id: int, count: int) -> list[dict] | None:
     rows = deliveries(api, send_id)
-    done = len(rows) == count and all(row["status"] != "queued" for row in rows)
+    done = len(rows) == count and all(row["status"] not in ("queued", "batched") for row in rows)
     return rows if done else None
 
 
@@ -250,3 +250,97 @@ def test_a_send_accepted_while_redis_is_down_is_delivered_once_it_is_back(commit
 
             wait_until(delivered, timeout=90, interval=2.0, what="the email after the outage")
     assert len(sink.to(address)) == 1
+
+
+def digest_type(api: Caller) -> str:
+    key = unique("digest")
+    body = {"name": "Activity", "channels": ["email"], "digest_window_seconds": 600}
+    assert api.put(f"/api/v1/types/{key}", body).status_code in (200, 201)
+    return key
+
+
+def close_now(tenant) -> None:
+    """The window passes: every open batch of the tenant falls due."""
+    from django.db.models import F
+    from django_tenants.utils import tenant_context
+
+    from notifications.models import DigestBatch
+
+    with tenant_context(tenant):
+        DigestBatch.objects.filter(status="open").update(closes_at=F("opened_at"))
+
+
+def open_batches(tenant, user: str) -> list:
+    from django_tenants.utils import tenant_context
+
+    from notifications.models import DigestBatch
+
+    with tenant_context(tenant):
+        return list(DigestBatch.objects.filter(recipient__external_id=user, status="open"))
+
+
+def test_a_digest_collects_concurrent_sends_into_one_batch_and_one_email(alpha, world):
+    from notifications.tasks import close_due_digests
+    from tests.support.processes import run_concurrently
+
+    key = digest_type(alpha)
+    user, address = unique("user"), f"{unique('dig')}@example.com"
+    first = send(alpha, key, [{"id": user, "email": address}], title="One", batch_key="post-7")
+    sends = run_concurrently(
+        lambda: send(alpha, key, [user], message="Concurrent", batch_key="post-7"), times=4
+    )
+    other_key_send = send(alpha, key, [user], message="Elsewhere", batch_key="post-8")
+    assert all(isinstance(s, int) for s in sends), sends
+    assert len(open_batches(world.tenant_a, user)) == 2  # one per key, however many sends
+    assert {r["status"] for r in deliveries(alpha, first)} == {"batched"}
+
+    close_now(world.tenant_a)
+    with smtp_sink() as sink, running_worker(QUEUE, EMAIL_URL=sink.url):
+        close_due_digests.apply_async()
+        for send_id in [first, *sends, other_key_send]:
+            wait_until(lambda s=send_id: settled(alpha, s, 1), timeout=30, what="digest sent")
+
+    digests = sink.to(address)
+    assert len(digests) == 2  # post-7 and post-8
+    by_subject = {m["Subject"]: m for m in digests}
+    assert set(by_subject) == {"5 new notifications", "1 new notification"}
+    text = by_subject["5 new notifications"].get_body(("plain",)).get_content()
+    assert text.count("- ") == 5
+    assert "One: Ada replied" in text
+    assert open_batches(world.tenant_a, user) == []
+    assert alpha.get(f"/api/v1/sends/{first}").json()["channels"] == {"email": {"sent": 1}}
+
+
+def test_a_worker_killed_mid_digest_sends_it_once_with_every_item(alpha, world):
+    from notifications.tasks import close_due_digests
+
+    key = digest_type(alpha)
+    user, address = unique("user"), f"{unique('dk')}@example.com"
+    ids = [
+        send(alpha, key, [{"id": user, "email": address}], message=f"item {n}") for n in range(3)
+    ]
+    close_now(world.tenant_a)
+    fast_recovery = {"DELIVERY_LEASE_SECONDS": "2"}
+    with smtp_sink(delay=1.0) as sink:
+        with running_worker(QUEUE, EMAIL_URL=sink.url, **fast_recovery) as worker:
+            close_due_digests.apply_async()
+            wait_until(sink.in_data.is_set, timeout=30, what="the digest in flight")
+            os.kill(worker.pid, signal.SIGKILL)  # items collected, email not yet accepted
+            worker.wait(timeout=10)
+        assert sink.to(address) == []
+        late = send(alpha, key, [user], message="after the close")  # joins a new batch
+
+        with running_worker(QUEUE, EMAIL_URL=sink.url, **fast_recovery):
+
+            def recovered() -> bool:
+                close_due_digests.apply_async()  # what beat runs every 10 s
+                return all(settled(alpha, s, 1) for s in ids)
+
+            wait_until(recovered, timeout=60, interval=1.0, what="the digest after the restart")
+
+    [digest] = sink.to(address)
+    text = digest.get_body(("plain",)).get_content()
+    assert [f"item {n}" in text for n in range(3)] == [True, True, True]
+    assert "after the close" not in text  # the later item waits for its own window
+    assert [r["status"] for r in deliveries(alpha, late)] == ["batched"]
+    assert len(open_batches(world.tenant_a, user)) == 1

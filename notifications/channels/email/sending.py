@@ -1,0 +1,112 @@
+"""Composing and sending one email: the tenant's sender, templates, unsubscribe headers, and
+SMTP outcomes (a 5xx is permanent, a 4xx or a broken connection is worth another attempt).
+Used by single deliveries and by digests (``notifications.services``)."""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+from dataclasses import dataclass
+from email.utils import formataddr, parseaddr
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+
+from notifications.channels.email.rendering import render_email
+from notifications.channels.email.unsubscribe import unsubscribe_token, unsubscribe_url
+from notifications.models import EndUser, NotificationType
+from tenants.models import Tenant
+
+RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # a Delivery.Status, or RETRY
+    error: str = ""
+
+
+def sender(tenant: Tenant) -> str:
+    _name, default_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    return formataddr((tenant.sender_name or tenant.name, tenant.sender_email or default_address))
+
+
+def compose_email(
+    *,
+    tenant: Tenant,
+    user: EndUser,
+    notification_type: NotificationType,
+    host: str,
+    context: dict[str, Any],
+    templates: tuple[str, str, str],
+    message_id: str,
+    headers: dict[str, str],
+) -> EmailMultiAlternatives:
+    """An email to ``user`` from the tenant, rendered from ``templates`` (subject, text, html)
+    with ``context`` plus ``type``, ``user``, ``tenant`` and ``unsubscribe_url``, carrying the
+    one-click unsubscribe headers. Raises TemplateError."""
+    token = unsubscribe_token(tenant_id=tenant.pk, user_id=user.pk, type_id=notification_type.pk)
+    link = unsubscribe_url(host=host, token=token)
+    subject, text, html = templates
+    rendered = render_email(
+        subject=subject,
+        text=text,
+        html=html,
+        context={
+            **context,
+            "type": notification_type.key,
+            "user": {"id": user.external_id, "name": user.name, "email": user.email},
+            "tenant": {"name": tenant.name},
+            "unsubscribe_url": link,
+        },
+    )
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=sender(tenant),
+        to=[formataddr((user.name, user.email))],
+        headers={
+            "List-Unsubscribe": f"<{link}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            # Stable per delivery or digest: should a retry ever repeat an email, receivers
+            # can tell.
+            "Message-ID": f"<{message_id}.{tenant.schema_name}@{settings.PLATFORM_HOST}>",
+            **headers,
+        },
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    return message
+
+
+def smtp_outcome(exc: Exception) -> Outcome:
+    """A 5xx is permanent; a 4xx or a broken connection is worth another attempt."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _msg in exc.recipients.values()]
+        detail = "; ".join(f"{code} {msg!r}" for code, msg in exc.recipients.values())
+        permanent = bool(codes) and all(code >= 500 for code in codes)
+        return Outcome("failed" if permanent else RETRY, f"Recipient refused: {detail}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        permanent = exc.smtp_code >= 500
+        error = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+        return Outcome("failed" if permanent else RETRY, error)
+    return Outcome(RETRY, f"{type(exc).__name__}: {exc}")
+
+
+class SmtpSession:
+    """One SMTP connection for a batch, reopened after a failure."""
+
+    def __init__(self) -> None:
+        self._connection: Any = None
+
+    def send(self, message: EmailMultiAlternatives) -> None:
+        if self._connection is None:
+            self._connection = get_connection(fail_silently=False)
+            self._connection.open()
+        self._connection.send_messages([message])
+
+    def reset(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None

@@ -1,0 +1,273 @@
+"""Digests: a type with a digest window sends each user one email per window, listing it all.
+
+- A send of such a type writes its email deliveries as ``batched`` (no batch yet) and makes sure
+  each recipient has an open ``DigestBatch`` for (type, ``batch_key``), closing one window from
+  now. The partial unique constraint ``digest_one_open`` means concurrent sends can only ever
+  meet in the same open batch.
+- When a batch is due, a worker claims it (``open`` -> ``sending`` with a lease), then collects
+  every ``batched`` delivery of its (user, type, key) that has no batch yet, and commits that.
+  It sends one email listing the items and marks batch and items ``sent`` in one transaction.
+- A worker that dies after collecting leaves the batch ``sending`` with its items attached; once
+  the lease runs out the batch is claimed again and sent with the same items: nothing lost,
+  nothing moved to another digest. A temporary SMTP failure waits out a backoff the same way.
+- A delivery committed after its batch collected (a send racing the close) has no batch and no
+  open batch to join; ``digests_heal`` opens one for it, so it goes out in the next digest.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from notifications.channels.email.rendering import TemplateError
+from notifications.channels.email.sending import (
+    RETRY,
+    Outcome,
+    SmtpSession,
+    compose_email,
+    smtp_outcome,
+)
+from notifications.models import (
+    EMAIL,
+    Delivery,
+    DigestBatch,
+    NotificationType,
+    Preference,
+    Send,
+)
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DIGEST_SUBJECT = (
+    "{{ count }} new notification{{ count|pluralize }}{% if title %}: {{ title }}{% endif %}"
+)
+DEFAULT_DIGEST_TEXT = (
+    "{% for item in items %}- {% if item.title %}{{ item.title }}: {% endif %}{{ item.message }}"
+    "{% if item.url %} ({{ item.url }}){% endif %}\n{% endfor %}"
+    "\n--\n{{ tenant.name }}. Stop these emails: {{ unsubscribe_url }}\n"
+)
+DEFAULT_DIGEST_HTML = (
+    "<!doctype html><html><body><ul>{% for item in items %}<li>"
+    "{% if item.title %}<strong>{{ item.title }}</strong>: {% endif %}{{ item.message }}"
+    '{% if item.url %} <a href="{{ item.url }}">{{ item.url }}</a>{% endif %}</li>{% endfor %}'
+    '</ul><hr><p style="font-size:small">{{ tenant.name }}. '
+    '<a href="{{ unsubscribe_url }}">Unsubscribe</a> from these emails.</p></body></html>'
+)
+
+
+def digest_batches_open(*, send: Send, user_ids: list[int], now: datetime) -> None:
+    """Give each of these users an open batch for the send's type and key (one statement)."""
+    if not user_ids:
+        return
+    closes_at = now + timedelta(seconds=send.type.digest_window_seconds)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {DigestBatch._meta.db_table}
+                (recipient_id, type_id, batch_key, status, opened_at, closes_at, attempts,
+                 last_error)
+            SELECT u.id, %(type)s, %(key)s, 'open', %(now)s, %(closes)s, 0, ''
+            FROM unnest(%(users)s::bigint[]) AS u(id)
+            ORDER BY u.id
+            ON CONFLICT (recipient_id, type_id, batch_key) WHERE status = 'open' DO NOTHING
+            """,
+            {
+                "type": send.type_id,
+                "key": send.batch_key,
+                "now": now,
+                "closes": closes_at,
+                "users": sorted(set(user_ids)),
+            },
+        )
+
+
+def digests_heal(*, now: datetime | None = None) -> int:
+    """Open a batch for every batched delivery left without one (it raced a closing batch)."""
+    now = now or timezone.now()
+    delivery, batch = Delivery._meta.db_table, DigestBatch._meta.db_table
+    send, notification_type = Send._meta.db_table, NotificationType._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {batch}
+                (recipient_id, type_id, batch_key, status, opened_at, closes_at, attempts,
+                 last_error)
+            SELECT DISTINCT d.recipient_id, s.type_id, s.batch_key, 'open', %(now)s,
+                   %(now)s + make_interval(secs => coalesce(t.digest_window_seconds, 0)), 0, ''
+            FROM {delivery} d
+            JOIN {send} s ON s.id = d.send_id
+            JOIN {notification_type} t ON t.id = s.type_id
+            WHERE d.status = 'batched' AND d.batch_id IS NULL
+            ON CONFLICT (recipient_id, type_id, batch_key) WHERE status = 'open' DO NOTHING
+            """,
+            {"now": now},
+        )
+        return cursor.rowcount
+
+
+def digests_due(*, now: datetime | None = None) -> list[int]:
+    """Batches to flush: open ones whose window closed, and ``sending`` ones whose worker's
+    lease (or retry wait) ran out."""
+    now = now or timezone.now()
+    return list(
+        DigestBatch.objects.filter(
+            Q(status=DigestBatch.Status.OPEN, closes_at__lte=now)
+            | Q(status=DigestBatch.Status.SENDING, locked_until__lte=now)
+        )
+        .order_by("closes_at")
+        .values_list("pk", flat=True)[:1000]
+    )
+
+
+def _claim(batch_id: int, now: datetime) -> tuple[DigestBatch | None, bool]:
+    """Claim a due batch for this worker. Returns it (None when not claimable) and whether this
+    is its first claim (a closing window) rather than taking over from a dead worker."""
+    lease = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    claim = {"status": DigestBatch.Status.SENDING, "locked_until": lease,
+             "attempts": F("attempts") + 1}  # fmt: skip
+    batches = DigestBatch.objects.filter(pk=batch_id)
+    first = batches.filter(status=DigestBatch.Status.OPEN, closes_at__lte=now).update(**claim)
+    if not first and not batches.filter(
+        status=DigestBatch.Status.SENDING, locked_until__lte=now
+    ).update(**claim):
+        return None, False
+    return DigestBatch.objects.select_related("recipient", "type").get(pk=batch_id), bool(first)
+
+
+def _collect(batch: DigestBatch, *, first_claim: bool) -> list[Delivery]:
+    """On the first claim, attach every uncollected item of the batch's (user, type, key) to
+    it, committed at once, so a worker taking over later sends exactly the same items (newer
+    ones wait for the next batch). Returns the batch's items still pending."""
+    if first_claim:
+        Delivery.objects.filter(
+            status=Delivery.Status.BATCHED,
+            batch__isnull=True,
+            recipient_id=batch.recipient_id,
+            send__type_id=batch.type_id,
+            send__batch_key=batch.batch_key,
+        ).update(batch=batch)
+    return list(
+        Delivery.objects.filter(batch=batch, status=Delivery.Status.BATCHED)
+        .select_related("send")
+        .order_by("id")
+    )
+
+
+def _opted_out(batch: DigestBatch) -> bool:
+    if batch.type.critical:
+        return False
+    return Preference.objects.filter(
+        Q(type__isnull=True) | Q(type_id=batch.type_id),
+        user_id=batch.recipient_id,
+        channel=EMAIL,
+        enabled=False,
+    ).exists()
+
+
+def _finish(batch: DigestBatch, items: list[Delivery], outcome: Outcome, now: datetime) -> None:
+    """Record the outcome for the batch and all its items in one transaction."""
+    item_status = {
+        "sent": Delivery.Status.SENT,
+        "skipped": Delivery.Status.SKIPPED_PREFERENCE,
+        "failed": Delivery.Status.FAILED,
+    }[outcome.status]
+    with transaction.atomic():
+        DigestBatch.objects.filter(pk=batch.pk).update(
+            status=outcome.status,
+            locked_until=None,
+            last_error=outcome.error[:2000],
+            sent_at=now if outcome.status == "sent" else None,
+        )
+        Delivery.objects.filter(pk__in=[item.pk for item in items]).update(
+            status=item_status,
+            attempts=batch.attempts,
+            last_error=outcome.error[:2000],
+            updated_at=now,
+            sent_at=now if outcome.status == "sent" else None,
+        )
+
+
+def digest_flush(*, tenant: Tenant, batch_id: int) -> str | None:
+    """Send one due digest. Returns the batch's new status (None when it was not claimable,
+    e.g. another worker holds it). Call in the tenant's schema."""
+    batch, first_claim = _claim(batch_id, timezone.now())
+    if batch is None:
+        return None
+    items = _collect(batch, first_claim=first_claim)
+    now = timezone.now()
+    if not items:
+        _finish(batch, items, Outcome("sent"), now)
+        return "sent"
+    user = batch.recipient
+    if _opted_out(batch):
+        _finish(batch, items, Outcome("skipped"), now)
+        return "skipped"
+    if not user.email:
+        _finish(batch, items, Outcome("failed", "The recipient has no email address."), now)
+        return "failed"
+    outcome = _send(tenant, batch, items)
+    now = timezone.now()
+    if outcome.status == RETRY and batch.attempts < settings.DELIVERY_MAX_ATTEMPTS:
+        delay = min(
+            settings.DELIVERY_RETRY_BASE_SECONDS * 2 ** (batch.attempts - 1),
+            settings.DELIVERY_RETRY_MAX_SECONDS,
+        )
+        DigestBatch.objects.filter(pk=batch.pk).update(
+            locked_until=now + timedelta(seconds=delay), last_error=outcome.error[:2000]
+        )
+        return "sending"
+    if outcome.status == RETRY:
+        outcome = Outcome("failed", f"Gave up after {batch.attempts} attempts. {outcome.error}")
+    _finish(batch, items, outcome, now)
+    return outcome.status
+
+
+def _send(tenant: Tenant, batch: DigestBatch, items: list[Delivery]) -> Outcome:
+    notification_type = batch.type
+    latest = items[-1].send
+    context = {
+        "count": len(items),
+        "items": [
+            {
+                "title": i.send.title,
+                "message": i.send.message,
+                "url": i.send.url,
+                "data": i.send.data,
+                "created_at": i.created_at,
+            }
+            for i in items
+        ],
+        "title": latest.title,
+        "message": latest.message,
+        "url": latest.url,
+        "data": latest.data,
+        "batch_key": batch.batch_key,
+    }
+    try:
+        message = compose_email(
+            tenant=tenant,
+            user=batch.recipient,
+            notification_type=notification_type,
+            host=tenant.get_primary_domain().domain,
+            context=context,
+            templates=(DEFAULT_DIGEST_SUBJECT, DEFAULT_DIGEST_TEXT, DEFAULT_DIGEST_HTML),
+            message_id=f"digest.{batch.pk}",
+            headers={"X-Herald-Digest": str(batch.pk)},
+        )
+    except TemplateError as exc:
+        return Outcome("failed", f"Template error: {exc}")
+    smtp = SmtpSession()
+    try:
+        smtp.send(message)
+    except (smtplib.SMTPException, OSError) as exc:
+        return smtp_outcome(exc)
+    finally:
+        smtp.reset()
+    return Outcome("sent")
