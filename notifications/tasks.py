@@ -7,11 +7,14 @@ leaves it), so nothing is inherited from whatever the worker ran before.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from celery import shared_task
 from django.conf import settings
 from django_tenants.utils import tenant_context
 
+from herald.observability import tenant_scope
 from notifications.services.deliveries import email_pending, emails_deliver_batch
 from notifications.services.digests import digest_flush, digests_due, digests_heal
 from notifications.services.sending import sends_release_due
@@ -19,6 +22,13 @@ from notifications.services.turns import turn_release, turn_renew, turns_request
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def in_tenant(tenant: Tenant) -> Iterator[None]:
+    """The tenant's schema (reset on the way out), with errors reported under its name."""
+    with tenant_scope(tenant.slug), tenant_context(tenant):
+        yield
 
 
 def _active_tenants() -> list[Tenant]:
@@ -33,7 +43,7 @@ def release_due_sends() -> int:
     """
     released = 0
     for tenant in _active_tenants():
-        with tenant_context(tenant):
+        with in_tenant(tenant):
             try:
                 released += sends_release_due(tenant=tenant)
             except Exception:  # one tenant's failure must not hold up the others
@@ -53,11 +63,11 @@ def email_turn(tenant_id: int, slot: int) -> int:
         return 0
     turn_renew(tenant_id=tenant_id, slot=slot)
     try:
-        with tenant_context(tenant):
+        with in_tenant(tenant):
             claimed = emails_deliver_batch(tenant=tenant)
     finally:
         turn_release(tenant_id=tenant_id, slot=slot)
-    with tenant_context(tenant):
+    with in_tenant(tenant):
         pending = email_pending()
     if pending.ready:
         turns_request(tenant_id=tenant_id)
@@ -81,7 +91,7 @@ def sweep_deliveries() -> int:
     turns are queued or running keep them; this revives those whose turn was lost."""
     woken = 0
     for tenant in _active_tenants():
-        with tenant_context(tenant):
+        with in_tenant(tenant):
             try:
                 ready = email_pending().ready
             except Exception:
@@ -98,7 +108,7 @@ def close_due_digests() -> int:
     batch for any item that raced a closing one. A flush queued twice sends once."""
     queued = 0
     for tenant in _active_tenants():
-        with tenant_context(tenant):
+        with in_tenant(tenant):
             try:
                 digests_heal()
                 due = digests_due()
@@ -117,5 +127,5 @@ def flush_digest(tenant_id: int, batch_id: int) -> str | None:
     tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
     if tenant is None:
         return None
-    with tenant_context(tenant):
+    with in_tenant(tenant):
         return digest_flush(tenant=tenant, batch_id=batch_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sentry_sdk
@@ -29,3 +31,12 @@ def init_sentry(
 def tag_tenant(slug: str | None) -> None:
     """Tag every event of the current request or task with its tenant (no-op without Sentry)."""
     sentry_sdk.set_tag("tenant", slug or "public")
+
+
+@contextmanager
+def tenant_scope(slug: str) -> Iterator[None]:
+    """Errors inside are tagged with this tenant, and only inside (a task that loops over
+    tenants must not report one tenant's error under another's name)."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("tenant", slug)  # on this scope: sentry_sdk.set_tag would outlive it
+        yield

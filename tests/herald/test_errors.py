@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from herald.observability import init_sentry
+from herald.observability import init_sentry, tag_tenant
 
 
 @pytest.fixture
@@ -102,3 +102,21 @@ def test_crash_is_json_500_and_reaches_sentry_tagged_with_the_tenant(
     assert len(crashes) == 1
     assert crashes[0]["tags"]["tenant"] == "bravo"
     assert crashes[0]["exception"]["values"][-1]["value"] == "boom: an unexpected bug"
+
+
+def test_task_errors_are_tagged_with_their_own_tenant_only(db, world, sentry_events):
+    from notifications.tasks import in_tenant
+
+    with sentry_sdk.isolation_scope():  # as Celery's integration gives each task
+        tag_tenant(None)
+        for tenant in (world.tenant_a, world.tenant_b):
+            with in_tenant(tenant):
+                sentry_sdk.capture_message(f"inside {tenant.slug}")
+        sentry_sdk.capture_message("outside")
+    sentry_sdk.flush()
+    tags = {e["message"]: e.get("tags", {}).get("tenant") for e in sentry_events}
+    assert tags == {
+        f"inside {world.tenant_a.slug}": world.tenant_a.slug,
+        f"inside {world.tenant_b.slug}": world.tenant_b.slug,
+        "outside": "public",
+    }
