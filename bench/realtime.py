@@ -169,7 +169,7 @@ def _redis_cleanup(run_id: str, tenants: Sequence[TenantInfo], prefixes: Sequenc
     client = redis.Redis.from_url(_redis_url())
     try:
         patterns = [f"*{prefix}*" for prefix in prefixes]
-        patterns += [f"herald:ws:conns:{t.pk}" for t in tenants]
+        patterns += [f"herald:{BENCH_DB}:ws:conns:{t.pk}" for t in tenants]
         patterns += [f"herald:*unread:*:t_rtbench_{run_id}_*"]
         deleted = 0
         for pattern in patterns:

@@ -20,6 +20,7 @@ import logging
 import redis
 from celery import current_app
 from django.conf import settings
+from django.db import connection
 
 from herald.realtime import shared_redis
 
@@ -30,7 +31,8 @@ WAKE_TASK = "notifications.email_wake"
 
 
 def _key(tenant_id: int, slot: int) -> str:
-    return f"herald:email:turn:{tenant_id}:{slot}"
+    # Named after the database too: tenant ids repeat across databases sharing one Redis.
+    return f"herald:{connection.settings_dict['NAME']}:email:turn:{tenant_id}:{slot}"
 
 
 def turns_request(*, tenant_id: int, wanted: int = 1) -> int:

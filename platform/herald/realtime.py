@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from rest_framework.utils.encoders import JSONEncoder
 
 logger = logging.getLogger(__name__)
@@ -183,7 +183,8 @@ class ConnectionRegistry:
 
     @staticmethod
     def _key(tenant_id: int) -> str:
-        return f"herald:ws:conns:{tenant_id}"
+        # Named after the database too: tenant ids repeat across databases sharing one Redis.
+        return f"herald:{connection.settings_dict['NAME']}:ws:conns:{tenant_id}"
 
     async def acquire(self, tenant_id: int, limit: int) -> str | None:
         """A connection id, or None when the tenant is at its limit."""

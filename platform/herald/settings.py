@@ -185,6 +185,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout"
 # live in the database, never as broker countdowns; retries wait at most DELIVERY_RETRY_MAX_SECONDS.
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 3600
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "herald")
+# A worker reserves only the task it runs (with acks_late), so a turn of a quiet tenant is never
+# stuck in a busy worker's prefetch while an idle worker could take it.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "release-due-sends": {"task": "notifications.release_due_sends", "schedule": 5.0},
     "sweep-deliveries": {"task": "notifications.sweep_deliveries", "schedule": 30.0},

@@ -13,7 +13,7 @@ from herald.realtime import CONNECTION_TTL, ConnectionRegistry
 
 def test_limit_heartbeat_and_release():
     tenant = 10**9 + secrets.randbelow(10**9)  # a tenant id no other test uses
-    key = f"herald:ws:conns:{tenant}"
+    key = ConnectionRegistry._key(tenant)
     sync = redis.Redis.from_url(settings.REDIS_URL)
 
     async def scenario() -> None:
