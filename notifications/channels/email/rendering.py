@@ -9,10 +9,11 @@ and text are not.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import Context, Engine, Template, TemplateSyntaxError
 
 DEFAULT_SUBJECT = "{% if title %}{{ title }}{% else %}{{ message|truncatechars:100 }}{% endif %}"
 DEFAULT_TEXT = (
@@ -43,6 +44,13 @@ class RenderedEmail:
     html: str
 
 
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str, *, html: bool) -> Template:
+    """Compiling costs more than rendering; a batch renders the same few templates again and
+    again. Keyed by the source itself, so an edited template is simply a new entry."""
+    return (_HTML_ENGINE if html else _TEXT_ENGINE).from_string(source)
+
+
 def compile_errors(source: str) -> str | None:
     """Why ``source`` does not compile as an email template; None when it does."""
     try:
@@ -56,9 +64,9 @@ def render_email(*, subject: str, text: str, html: str, context: dict[str, Any])
     """Render a type's templates (blank ones take the defaults). Raises TemplateError."""
     try:
         plain = Context(context, autoescape=False)
-        rendered_subject = _TEXT_ENGINE.from_string(subject or DEFAULT_SUBJECT).render(plain)
-        rendered_text = _TEXT_ENGINE.from_string(text or DEFAULT_TEXT).render(plain)
-        rendered_html = _HTML_ENGINE.from_string(html or DEFAULT_HTML).render(
+        rendered_subject = _compiled(subject or DEFAULT_SUBJECT, html=False).render(plain)
+        rendered_text = _compiled(text or DEFAULT_TEXT, html=False).render(plain)
+        rendered_html = _compiled(html or DEFAULT_HTML, html=True).render(
             Context(context, autoescape=True)
         )
     except (TemplateSyntaxError, ValueError, TypeError, KeyError) as exc:
