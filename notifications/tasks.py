@@ -7,19 +7,34 @@ leaves it), so nothing is inherited from whatever the worker ran before.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
 from django_tenants.utils import tenant_context
 
 from herald.observability import tenant_scope
-from notifications.services.deliveries import email_pending, emails_deliver_batch
-from notifications.services.digests import digest_flush, digests_due, digests_heal
-from notifications.services.sending import sends_release_due
+from notifications.services.deliveries import (
+    DUE_EMAIL,
+    email_next_due,
+    email_pending,
+    emails_deliver_batch,
+)
+from notifications.services.digests import (
+    DUE_DIGESTS,
+    digest_flush,
+    digests_due,
+    digests_heal,
+    digests_next_due,
+)
+from notifications.services.sending import DUE_SENDS, sends_next_due, sends_release_due
 from notifications.services.turns import turn_release, turn_renew, turns_request, wake_later
+from tenants.due import due_rebuild, due_recompute, due_tenants
 from tenants.models import Tenant
+
+NextDue = Callable[[], datetime | None]
 
 logger = logging.getLogger(__name__)
 
@@ -31,24 +46,28 @@ def in_tenant(tenant: Tenant) -> Iterator[None]:
         yield
 
 
-def _active_tenants() -> list[Tenant]:
-    return list(Tenant.objects.filter(is_active=True).select_related("plan"))
+def _visit_due(kind: str, work: Callable[[Tenant], int], next_due: NextDue) -> int:
+    """Do ``work`` in each tenant whose ``kind`` of work is due (``tenants.due``), then record
+    when it is next due. One tenant's failure neither stops the others nor clears its due
+    time, so it is tried again on the next run."""
+    done = 0
+    for tenant in due_tenants(kind=kind):
+        try:
+            with in_tenant(tenant):
+                done += work(tenant)
+            due_recompute(tenant=tenant, kind=kind, next_due=next_due)
+        except Exception:
+            logger.exception("Periodic %s work failed for tenant %s", kind, tenant.slug)
+    return done
 
 
 @shared_task(name="notifications.release_due_sends", ignore_result=False)
 def release_due_sends() -> int:
-    """Release every tenant's scheduled sends that are due (beat runs this every few seconds).
+    """Release the scheduled sends that are due (beat runs this every few seconds).
 
     Idempotent and safe to run concurrently: each send is claimed with ``SKIP LOCKED``.
     """
-    released = 0
-    for tenant in _active_tenants():
-        with in_tenant(tenant):
-            try:
-                released += sends_release_due(tenant=tenant)
-            except Exception:  # one tenant's failure must not hold up the others
-                logger.exception("Releasing due sends failed for tenant %s", tenant.slug)
-    return released
+    return _visit_due(DUE_SENDS, lambda tenant: sends_release_due(tenant=tenant), sends_next_due)
 
 
 @shared_task(name="notifications.email_turn", acks_late=True, reject_on_worker_lost=True)
@@ -89,36 +108,40 @@ def email_wake(tenant_id: int) -> int:
 def sweep_deliveries() -> int:
     """Give a turn to every tenant with email ready to send (beat, every 30 s). Tenants whose
     turns are queued or running keep them; this revives those whose turn was lost."""
-    woken = 0
-    for tenant in _active_tenants():
-        with in_tenant(tenant):
-            try:
-                ready = email_pending().ready
-            except Exception:
-                logger.exception("Sweeping deliveries failed for tenant %s", tenant.slug)
-                continue
-        if ready:
-            woken += turns_request(tenant_id=tenant.pk)
-    return woken
+
+    def wake(tenant: Tenant) -> int:
+        return turns_request(tenant_id=tenant.pk) if email_pending().ready else 0
+
+    return _visit_due(DUE_EMAIL, wake, email_next_due)
 
 
 @shared_task(name="notifications.close_due_digests", ignore_result=False)
 def close_due_digests() -> int:
-    """Queue a flush for every due digest of every tenant (beat, every 10 s), after opening a
-    batch for any item that raced a closing one. A flush queued twice sends once."""
-    queued = 0
-    for tenant in _active_tenants():
-        with in_tenant(tenant):
-            try:
-                digests_heal()
-                due = digests_due()
-            except Exception:
-                logger.exception("Closing digests failed for tenant %s", tenant.slug)
-                continue
+    """Queue a flush for every due digest (beat, every 10 s), after opening a batch for any
+    item that raced a closing one. A flush queued twice sends once."""
+
+    def close(tenant: Tenant) -> int:
+        digests_heal()
+        due = digests_due()
         for batch_id in due:
             flush_digest.delay(tenant.pk, batch_id)
-        queued += len(due)
-    return queued
+        return len(due)
+
+    return _visit_due(DUE_DIGESTS, close, digests_next_due)
+
+
+@shared_task(name="notifications.rebuild_due_work", ignore_result=False)
+def rebuild_due_work() -> int:
+    """Recompute every tenant's due times from its own data (beat, every 5 minutes): the safety
+    net for a due time lost between a commit and its index write."""
+    return sum(
+        due_rebuild(kind=kind, next_due=next_due)
+        for kind, next_due in (
+            (DUE_SENDS, sends_next_due),
+            (DUE_DIGESTS, digests_next_due),
+            (DUE_EMAIL, email_next_due),
+        )
+    )
 
 
 @shared_task(name="notifications.flush_digest", acks_late=True, reject_on_worker_lost=True)

@@ -63,3 +63,26 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class DueWork(models.Model):
+    """When a tenant next has periodic work of a kind (scheduled sends, digests, email), so
+    periodic tasks visit only the tenants with something due rather than every schema.
+
+    ``due_at`` only ever moves earlier from the outside (``tenants.due.due_at``, after the
+    commit that created the work); the periodic task moves it later, holding the row, once it
+    has done what was due (``tenants.due.due_recompute``).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16)
+    due_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "kind"], name="duework_one_per_kind")
+        ]
+        indexes = [models.Index(fields=["kind", "due_at"], name="duework_due")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.kind} at {self.due_at}"

@@ -50,7 +50,10 @@ from notifications.models import (
 )
 from notifications.services.digests import digest_batches_open
 from notifications.services.turns import turns_request
+from tenants.due import due_at_on_commit
 from tenants.models import Tenant
+
+DUE_EMAIL = "email"
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +100,13 @@ def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datet
         rows = cursor.fetchall()
     if digest:
         batched = [user_id for _id, row_status, user_id in rows if row_status == status.BATCHED]
-        digest_batches_open(send=send, user_ids=batched, now=now)
+        digest_batches_open(tenant_id=tenant.pk, send=send, user_ids=batched, now=now)
         return []
     queued = [row_id for row_id, row_status, _user in rows if row_status == status.QUEUED]
     if queued:
         turns = math.ceil(len(queued) / settings.DELIVERY_BATCH_SIZE)
         transaction.on_commit(lambda: turns_request(tenant_id=tenant.pk, wanted=turns))
+        due_at_on_commit(tenant_id=tenant.pk, kind=DUE_EMAIL, when=now)  # for the sweep
     return queued
 
 
@@ -253,6 +257,15 @@ def email_pending(*, now: datetime | None = None) -> Pending:
         return Pending(ready=True, next_in=None)
     earliest = queued.aggregate(earliest=Min("locked_until"))["earliest"]
     return Pending(ready=False, next_in=(earliest - now).total_seconds() if earliest else None)
+
+
+def email_next_due(*, now: datetime | None = None) -> datetime | None:
+    """When this tenant next has email to send (None: nothing queued)."""
+    now = now or timezone.now()
+    pending = email_pending(now=now)
+    if pending.ready:
+        return now
+    return now + timedelta(seconds=pending.next_in) if pending.next_in is not None else None
 
 
 def delivery_counts(*, send: Send) -> dict[str, dict[str, int]]:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from notifications.channels.email.rendering import TemplateError
@@ -41,7 +41,10 @@ from notifications.models import (
     Preference,
     Send,
 )
+from tenants.due import due_at_on_commit
 from tenants.models import Tenant
+
+DUE_DIGESTS = "digest"
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ DEFAULT_DIGEST_HTML = (
 )
 
 
-def digest_batches_open(*, send: Send, user_ids: list[int], now: datetime) -> None:
+def digest_batches_open(*, tenant_id: int, send: Send, user_ids: list[int], now: datetime) -> None:
     """Give each of these users an open batch for the send's type and key (one statement)."""
     if not user_ids:
         return
@@ -86,6 +89,23 @@ def digest_batches_open(*, send: Send, user_ids: list[int], now: datetime) -> No
                 "users": sorted(set(user_ids)),
             },
         )
+    # An existing open batch may close sooner; the index keeps the earliest.
+    due_at_on_commit(tenant_id=tenant_id, kind=DUE_DIGESTS, when=closes_at)
+
+
+def digests_next_due(*, now: datetime | None = None) -> datetime | None:
+    """When this tenant next has a digest to close or retry (None: no digest pending)."""
+    now = now or timezone.now()
+    if Delivery.objects.filter(status=Delivery.Status.BATCHED, batch__isnull=True).exists():
+        return now  # items that need a batch
+    times = [
+        DigestBatch.objects.filter(status=DigestBatch.Status.OPEN).aggregate(t=Min("closes_at")),
+        DigestBatch.objects.filter(status=DigestBatch.Status.SENDING).aggregate(
+            t=Min("locked_until")
+        ),
+    ]
+    pending = [row["t"] for row in times if row["t"] is not None]
+    return min(pending) if pending else None
 
 
 def digests_heal(*, now: datetime | None = None) -> int:

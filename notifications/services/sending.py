@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from herald.errors import ApiError
@@ -28,7 +29,10 @@ from notifications.services.deliveries import fan_out_email
 from notifications.services.types import type_for_send
 from notifications.services.users import RecipientInput, recipients_upsert
 from notifications.unread import unread_changed_on_commit
+from tenants.due import due_at_on_commit
 from tenants.models import Tenant
+
+DUE_SENDS = "send"
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -124,6 +128,7 @@ def _send(
     if scheduled:
         send.recipient_ids = user_ids
         fields.append("recipient_ids")
+        due_at_on_commit(tenant_id=tenant.pk, kind=DUE_SENDS, when=request.send_at)
     else:
         if IN_APP in send.channels:
             created = fan_out_in_app(tenant=tenant, send=send, user_ids=user_ids, now=now)
@@ -208,6 +213,11 @@ def send_cancel(*, send: Send) -> Send:
         )
     send.refresh_from_db()
     return send
+
+
+def sends_next_due() -> datetime | None:
+    """When this tenant's next scheduled send falls due (None: none is scheduled)."""
+    return Send.objects.filter(status=Send.Status.SCHEDULED).aggregate(due=Min("send_at"))["due"]
 
 
 def sends_release_due(*, tenant: Tenant, now: datetime | None = None, batch: int = 100) -> int:

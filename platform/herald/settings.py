@@ -192,6 +192,7 @@ CELERY_BEAT_SCHEDULE = {
     "release-due-sends": {"task": "notifications.release_due_sends", "schedule": 5.0},
     "sweep-deliveries": {"task": "notifications.sweep_deliveries", "schedule": 30.0},
     "close-due-digests": {"task": "notifications.close_due_digests", "schedule": 10.0},
+    "rebuild-due-work": {"task": "notifications.rebuild_due_work", "schedule": 300.0},
 }
 
 # --- Deliveries (email) --------------------------------------------------------------------------

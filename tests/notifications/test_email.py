@@ -262,12 +262,15 @@ def digest_type(api: Caller) -> str:
 def close_now(tenant) -> None:
     """The window passes: every open batch of the tenant falls due."""
     from django.db.models import F
+    from django.utils import timezone
     from django_tenants.utils import tenant_context
 
     from notifications.models import DigestBatch
+    from tenants.due import due_at
 
     with tenant_context(tenant):
         DigestBatch.objects.filter(status="open").update(closes_at=F("opened_at"))
+    due_at(tenant_id=tenant.pk, kind="digest", when=timezone.now())
 
 
 def open_batches(tenant, user: str) -> list:

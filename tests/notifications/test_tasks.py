@@ -12,6 +12,7 @@ from notifications.models import EndUser, Notification, Send
 from notifications.services.sending import SendInput, notification_send
 from notifications.services.users import RecipientInput
 from notifications.tasks import release_due_sends
+from tenants.due import due_at
 from tests.support.processes import running_worker
 
 
@@ -36,6 +37,7 @@ def test_worker_releases_due_scheduled_sends_in_each_tenant(committed, world):
             Send.objects.filter(pk=outcome.response["id"]).update(
                 send_at=timezone.now() - timedelta(seconds=1)  # its time has come
             )
+            due_at(tenant_id=tenant.pk, kind="send", when=timezone.now())
             sends[tenant.slug] = outcome.response["id"]
 
     queue = f"test-release-{uuid.uuid4().hex[:8]}"
