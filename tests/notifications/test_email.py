@@ -347,3 +347,34 @@ def test_a_worker_killed_mid_digest_sends_it_once_with_every_item(alpha, world):
     assert "after the close" not in text  # the later item waits for its own window
     assert [r["status"] for r in deliveries(alpha, late)] == ["batched"]
     assert len(open_batches(world.tenant_a, user)) == 1
+
+
+def test_a_scheduled_send_emails_when_released_and_a_cancelled_one_never(alpha, world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_tenants.utils import tenant_context
+
+    from notifications.models import Send
+    from notifications.tasks import release_due_sends
+    from tenants.due import due_at
+
+    key = email_type(alpha)
+    later = (timezone.now() + timedelta(hours=1)).isoformat()
+    kept_to, cancelled_to = f"{unique('kept')}@example.com", f"{unique('gone')}@example.com"
+    kept = send(alpha, key, [{"id": unique("u"), "email": kept_to}], send_at=later)
+    cancelled = send(alpha, key, [{"id": unique("u"), "email": cancelled_to}], send_at=later)
+    assert deliveries(alpha, kept) == []  # held: nothing is written until it is due
+    assert alpha.delete(f"/api/v1/sends/{cancelled}").json()["status"] == "cancelled"
+    with tenant_context(world.tenant_a):
+        Send.objects.filter(pk__in=[kept, cancelled]).update(send_at=timezone.now())
+    due_at(tenant_id=world.tenant_a.pk, kind="send", when=timezone.now())  # as time passing
+
+    with smtp_sink() as sink, running_worker(QUEUE, EMAIL_URL=sink.url):
+        release_due_sends.apply_async()
+        [row] = wait_until(lambda: settled(alpha, kept, 1), timeout=30, what="released email")
+    assert row["status"] == "sent"
+    assert row["notification"] is not None  # the in-app copy appeared at release time too
+    assert len(sink.to(kept_to)) == 1
+    assert sink.to(cancelled_to) == []
+    assert deliveries(alpha, cancelled) == []
