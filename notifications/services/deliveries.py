@@ -34,10 +34,10 @@ from django.utils import timezone
 
 from notifications.channels.email.rendering import TemplateError
 from notifications.channels.email.sending import (
-    RETRY,
     Outcome,
     SmtpSession,
     compose_email,
+    retry_delay,
     smtp_outcome,
 )
 from notifications.models import (
@@ -49,6 +49,7 @@ from notifications.models import (
     Send,
 )
 from notifications.services.digests import digest_batches_open
+from notifications.services.preferences import email_off, email_switches_off
 from notifications.services.turns import turns_request
 from tenants.due import due_at_on_commit
 from tenants.models import Tenant
@@ -143,21 +144,12 @@ def _claim_next(now: datetime, limit: int) -> list[Delivery]:
 
 
 def _opted_out(deliveries: list[Delivery]) -> set[int]:
-    """The deliveries (ids) whose user turned this email off, for its type or at all: one
-    query for the whole batch. Critical types ignore opt-outs."""
-    switches_off = set(
-        Preference.objects.filter(
-            user_id__in={d.recipient_id for d in deliveries}, channel=EMAIL, enabled=False
-        ).values_list("user_id", "type_id")
-    )
+    """The deliveries (ids) whose user turned this email off: one query for the whole batch."""
+    switches = email_switches_off(user_ids={d.recipient_id for d in deliveries})
     return {
         d.pk
         for d in deliveries
-        if not d.send.type.critical
-        and (
-            (d.recipient_id, None) in switches_off
-            or (d.recipient_id, d.send.type_id) in switches_off
-        )
+        if email_off(switches, d.recipient_id, d.send.type_id, critical=d.send.type.critical)
     }
 
 
@@ -183,13 +175,8 @@ def build_email(*, tenant: Tenant, delivery: Delivery, host: str) -> EmailMultiA
 def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
     """Store an outcome. A retry waits in the row until ``locked_until``."""
     held = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.QUEUED)
-    if outcome.status == RETRY and delivery.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
-        outcome = Outcome("failed", f"Gave up after {delivery.attempts} attempts. {outcome.error}")
-    if outcome.status == RETRY:
-        delay = min(
-            settings.DELIVERY_RETRY_BASE_SECONDS * 2 ** (delivery.attempts - 1),
-            settings.DELIVERY_RETRY_MAX_SECONDS,
-        )
+    outcome, delay = retry_delay(outcome, delivery.attempts)
+    if delay is not None:
         held.update(
             last_error=outcome.error[:2000],
             locked_until=now + timedelta(seconds=delay),

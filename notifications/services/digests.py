@@ -27,20 +27,19 @@ from django.utils import timezone
 
 from notifications.channels.email.rendering import TemplateError
 from notifications.channels.email.sending import (
-    RETRY,
     Outcome,
     SmtpSession,
     compose_email,
+    retry_delay,
     smtp_outcome,
 )
 from notifications.models import (
-    EMAIL,
     Delivery,
     DigestBatch,
     NotificationType,
-    Preference,
     Send,
 )
+from notifications.services.preferences import email_off, email_switches_off
 from tenants.due import due_at_on_commit
 from tenants.models import Tenant
 
@@ -181,14 +180,8 @@ def _collect(batch: DigestBatch, *, first_claim: bool) -> list[Delivery]:
 
 
 def _opted_out(batch: DigestBatch) -> bool:
-    if batch.type.critical:
-        return False
-    return Preference.objects.filter(
-        Q(type__isnull=True) | Q(type_id=batch.type_id),
-        user_id=batch.recipient_id,
-        channel=EMAIL,
-        enabled=False,
-    ).exists()
+    switches = email_switches_off(user_ids={batch.recipient_id})
+    return email_off(switches, batch.recipient_id, batch.type_id, critical=batch.type.critical)
 
 
 def _finish(batch: DigestBatch, items: list[Delivery], outcome: Outcome, now: datetime) -> None:
@@ -234,17 +227,12 @@ def digest_flush(*, tenant: Tenant, batch_id: int) -> str | None:
         return "failed"
     outcome = _send(tenant, batch, items)
     now = timezone.now()
-    if outcome.status == RETRY and batch.attempts < settings.DELIVERY_MAX_ATTEMPTS:
-        delay = min(
-            settings.DELIVERY_RETRY_BASE_SECONDS * 2 ** (batch.attempts - 1),
-            settings.DELIVERY_RETRY_MAX_SECONDS,
-        )
+    outcome, delay = retry_delay(outcome, batch.attempts)
+    if delay is not None:
         DigestBatch.objects.filter(pk=batch.pk).update(
             locked_until=now + timedelta(seconds=delay), last_error=outcome.error[:2000]
         )
         return "sending"
-    if outcome.status == RETRY:
-        outcome = Outcome("failed", f"Gave up after {batch.attempts} attempts. {outcome.error}")
     _finish(batch, items, outcome, now)
     return outcome.status
 

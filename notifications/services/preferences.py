@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from notifications.models import EndUser, NotificationType, Preference
+from notifications.models import EMAIL, EndUser, NotificationType, Preference
+
+Switches = set[tuple[int, int | None]]
 
 
 @transaction.atomic
@@ -24,3 +26,18 @@ def preferences_set(
                 Preference.objects.update_or_create(
                     user=user, type=by_key[key], channel=channel, defaults={"enabled": enabled}
                 )
+
+
+def email_switches_off(*, user_ids: set[int]) -> Switches:
+    """The (user, type or None for all types) email switches these users turned off."""
+    return set(
+        Preference.objects.filter(user_id__in=user_ids, channel=EMAIL, enabled=False).values_list(
+            "user_id", "type_id"
+        )
+    )
+
+
+def email_off(switches: Switches, user_id: int, type_id: int, *, critical: bool) -> bool:
+    """Whether a user's email of this type is off (globally or for the type); critical types
+    ignore opt-outs. The same rule as the set-based fan-out in ``services.sending``."""
+    return not critical and ((user_id, None) in switches or (user_id, type_id) in switches)

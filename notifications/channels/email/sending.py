@@ -27,6 +27,20 @@ class Outcome:
     error: str = ""
 
 
+def retry_delay(outcome: Outcome, attempts: int) -> tuple[Outcome, float | None]:
+    """After ``attempts`` tries: for a retry, the seconds to wait (exponential backoff), or a
+    final failure once ``DELIVERY_MAX_ATTEMPTS`` is reached. Other outcomes pass unchanged."""
+    if outcome.status != RETRY:
+        return outcome, None
+    if attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+        return Outcome("failed", f"Gave up after {attempts} attempts. {outcome.error}"), None
+    delay = min(
+        settings.DELIVERY_RETRY_BASE_SECONDS * 2 ** (attempts - 1),
+        settings.DELIVERY_RETRY_MAX_SECONDS,
+    )
+    return outcome, delay
+
+
 def sender(tenant: Tenant) -> str:
     _name, default_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
     return formataddr((tenant.sender_name or tenant.name, tenant.sender_email or default_address))
