@@ -24,10 +24,10 @@ from notifications.services.deliveries import (
 )
 from notifications.services.digests import (
     DUE_DIGESTS,
-    digest_flush,
-    digests_due,
+    digests_flush_due,
     digests_heal,
     digests_next_due,
+    digests_ready,
 )
 from notifications.services.sending import DUE_SENDS, sends_next_due, sends_release_due
 from notifications.services.turns import turn_release, turn_renew, turns_request, wake_later
@@ -72,8 +72,9 @@ def release_due_sends() -> int:
 
 @shared_task(name="notifications.email_turn", acks_late=True, reject_on_worker_lost=True)
 def email_turn(tenant_id: int, slot: int) -> int:
-    """One turn of a tenant: send its next batch of emails, then queue another turn at the back
-    of the line if work remains (see ``services.turns``). Returns how many were claimed.
+    """One turn of a tenant: send its next batch of emails (single ones first, then due
+    digests), then queue another turn at the back of the line if work remains (see
+    ``services.turns``). Returns how many emails it claimed.
 
     Safe to run twice: every delivery is claimed before it is sent."""
     tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
@@ -81,14 +82,18 @@ def email_turn(tenant_id: int, slot: int) -> int:
         turn_release(tenant_id=tenant_id, slot=slot)
         return 0
     turn_renew(tenant_id=tenant_id, slot=slot)
+    budget = settings.DELIVERY_BATCH_SIZE
     try:
         with in_tenant(tenant):
             claimed = emails_deliver_batch(tenant=tenant)
+            if claimed < budget:  # the rest of the turn goes to digests that are due
+                claimed += digests_flush_due(tenant=tenant, limit=budget - claimed)
     finally:
         turn_release(tenant_id=tenant_id, slot=slot)
     with in_tenant(tenant):
         pending = email_pending()
-    if pending.ready:
+        digest_ready = digests_ready()
+    if pending.ready or digest_ready:
         turns_request(tenant_id=tenant_id)
     elif pending.next_in is not None:
         # a retry (or a dead worker's lease) comes due later: a second late, at most the
@@ -117,15 +122,12 @@ def sweep_deliveries() -> int:
 
 @shared_task(name="notifications.close_due_digests", ignore_result=False)
 def close_due_digests() -> int:
-    """Queue a flush for every due digest (beat, every 10 s), after opening a batch for any
-    item that raced a closing one. A flush queued twice sends once."""
+    """Give a turn to every tenant with a digest due (beat, every 10 s), after opening a batch
+    for any item that raced a closing one. The turns flush the digests."""
 
     def close(tenant: Tenant) -> int:
         digests_heal()
-        due = digests_due()
-        for batch_id in due:
-            flush_digest.delay(tenant.pk, batch_id)
-        return len(due)
+        return turns_request(tenant_id=tenant.pk) if digests_ready() else 0
 
     return _visit_due(DUE_DIGESTS, close, digests_next_due)
 
@@ -142,13 +144,3 @@ def rebuild_due_work() -> int:
             (DUE_EMAIL, email_next_due),
         )
     )
-
-
-@shared_task(name="notifications.flush_digest", acks_late=True, reject_on_worker_lost=True)
-def flush_digest(tenant_id: int, batch_id: int) -> str | None:
-    """Send one due digest (claimed first, so a redelivered task sends nothing twice)."""
-    tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
-    if tenant is None:
-        return None
-    with in_tenant(tenant):
-        return digest_flush(tenant=tenant, batch_id=batch_id)

@@ -4,6 +4,8 @@
   each recipient has an open ``DigestBatch`` for (type, ``batch_key``), closing one window from
   now. The partial unique constraint ``digest_one_open`` means concurrent sends can only ever
   meet in the same open batch.
+- Due batches are flushed in the tenant's turns (``services.turns``), after its single emails,
+  so a tenant with many digests closing at once waits its turn like any other.
 - When a batch is due, a worker claims it (``open`` -> ``sending`` with a lease), then collects
   every ``batched`` delivery of its (user, type, key) that has no batch yet, and commits that.
   It sends one email listing the items and marks batch and items ``sent`` in one transaction.
@@ -22,7 +24,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Min, Q, QuerySet
 from django.utils import timezone
 
 from notifications.channels.email.rendering import TemplateError
@@ -131,18 +133,25 @@ def digests_heal(*, now: datetime | None = None) -> int:
         return cursor.rowcount
 
 
-def digests_due(*, now: datetime | None = None) -> list[int]:
+def _due(now: datetime) -> QuerySet[DigestBatch]:
     """Batches to flush: open ones whose window closed, and ``sending`` ones whose worker's
     lease (or retry wait) ran out."""
-    now = now or timezone.now()
-    return list(
-        DigestBatch.objects.filter(
-            Q(status=DigestBatch.Status.OPEN, closes_at__lte=now)
-            | Q(status=DigestBatch.Status.SENDING, locked_until__lte=now)
-        )
-        .order_by("closes_at")
-        .values_list("pk", flat=True)[:1000]
+    return DigestBatch.objects.filter(
+        Q(status=DigestBatch.Status.OPEN, closes_at__lte=now)
+        | Q(status=DigestBatch.Status.SENDING, locked_until__lte=now)
     )
+
+
+def digests_ready(*, now: datetime | None = None) -> bool:
+    """Whether a digest is due now (its tenant then needs a turn)."""
+    return _due(now or timezone.now()).exists()
+
+
+def digests_flush_due(*, tenant: Tenant, limit: int) -> int:
+    """Flush up to ``limit`` due digests, oldest window first, as part of a tenant's turn;
+    returns how many this worker flushed. Call in the tenant's schema."""
+    ids = list(_due(timezone.now()).order_by("closes_at").values_list("pk", flat=True)[:limit])
+    return sum(digest_flush(tenant=tenant, batch_id=batch_id) is not None for batch_id in ids)
 
 
 def _claim(batch_id: int, now: datetime) -> tuple[DigestBatch | None, bool]:

@@ -323,7 +323,7 @@ def test_a_worker_killed_mid_digest_sends_it_once_with_every_item(alpha, world):
         send(alpha, key, [{"id": user, "email": address}], message=f"item {n}") for n in range(3)
     ]
     close_now(world.tenant_a)
-    fast_recovery = {"DELIVERY_LEASE_SECONDS": "2"}
+    fast_recovery = {"DELIVERY_LEASE_SECONDS": "2", "EMAIL_TURN_TTL_SECONDS": "2"}
     with smtp_sink(delay=1.0) as sink:
         with running_worker(QUEUE, EMAIL_URL=sink.url, **fast_recovery) as worker:
             close_due_digests.apply_async()
