@@ -24,3 +24,46 @@ class Plan(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+NOTIFICATIONS = "notifications"
+EMAILS = "emails"
+USAGE_KINDS = [(NOTIFICATIONS, "Notifications"), (EMAILS, "Emails")]
+
+
+class UsageRecord(models.Model):
+    """One metered event (an accepted send's notifications, one sent email): append-only, written
+    in the same transaction as what it meters, so no row is ever contended. The periodic rollup
+    folds them into ``UsageTotal``."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    period_start = models.DateField()
+    kind = models.CharField(max_length=16, choices=USAGE_KINDS)
+    quantity = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "period_start", "kind"], name="usage_record")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.kind} +{self.quantity} ({self.period_start})"
+
+
+class UsageTotal(models.Model):
+    """A tenant's metered total for one kind in one billing period (calendar month, UTC), as
+    of the last rollup. Usage = this + the records not yet rolled up."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    period_start = models.DateField()
+    kind = models.CharField(max_length=16, choices=USAGE_KINDS)
+    quantity = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "period_start", "kind"], name="usage_total_one"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.kind} {self.quantity} ({self.period_start})"

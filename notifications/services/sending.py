@@ -12,6 +12,15 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from billing_stub.metering import (
+    NOTIFICATIONS,
+    QuotaExceeded,
+    Reservation,
+    period_of,
+    quota_release,
+    quota_reserve,
+    usage_record,
+)
 from herald.errors import ApiError
 from herald.realtime import publish_on_commit
 from notifications.events import created_message
@@ -67,10 +76,73 @@ def notification_send(
 ) -> SendOutcome:
     """Accept a send: one transaction for the send row and every recipient's in-app row.
 
+    Each recipient counts as one notification against the plan's monthly quota: a send that
+    would pass it is refused whole (429 ``quota_exceeded``, saying how many remain). A replay of
+    an accepted send (same ``Idempotency-Key``) is answered as before, quota or not.
+
     With an ``idempotency_key`` the send row is inserted first: a concurrent request with the same
     key waits on the unique index until this one commits, then replays its response (same body)
     or gets 409 (another body). A key older than 24 hours is released for reuse.
     """
+    if idempotency_key:
+        replay = _replay(idempotency_key, fingerprint)
+        if replay is not None:
+            return replay
+    reservation = _reserve_notifications(tenant, len(request.recipients))
+    try:
+        outcome = _accept(
+            tenant=tenant,
+            request=request,
+            fingerprint=fingerprint,
+            idempotency_key=idempotency_key,
+            actor=actor,
+        )
+    except BaseException:
+        quota_release(reservation)
+        raise
+    if not outcome.created:
+        quota_release(reservation)
+    return outcome
+
+
+def _reserve_notifications(tenant: Tenant, quantity: int) -> Reservation:
+    limit = tenant.plan.monthly_notification_quota
+    try:
+        return quota_reserve(
+            tenant_id=tenant.pk, kind=NOTIFICATIONS, quantity=quantity, limit=limit
+        )
+    except QuotaExceeded as exc:
+        raise ApiError(
+            429,
+            "quota_exceeded",
+            f"This send of {quantity} notifications would pass your plan's monthly quota; "
+            f"{exc.remaining} remain this period.",
+            {
+                "remaining": exc.remaining,
+                "requested": quantity,
+                "limit": limit,
+                "period_end": period_of().end.isoformat(),
+            },
+        ) from exc
+
+
+def _replay(key: str, fingerprint: str) -> SendOutcome | None:
+    """The stored answer for an Idempotency-Key used within 24 hours (409 for another body)."""
+    existing = Send.objects.filter(
+        idempotency_key=key, created_at__gte=timezone.now() - IDEMPOTENCY_WINDOW
+    ).first()
+    if existing is None or existing.response is None:
+        return None
+    if existing.request_fingerprint != fingerprint:
+        raise ApiError(
+            409, "conflict", "This Idempotency-Key was already used with a different request body."
+        )
+    return SendOutcome(response=existing.response, created=False)
+
+
+def _accept(
+    *, tenant: Tenant, request: SendInput, fingerprint: str, idempotency_key: str | None, actor: str
+) -> SendOutcome:
     for _attempt in range(3):
         try:
             return _send(
@@ -123,6 +195,7 @@ def _send(
         created_by=actor,
     )
     send.channels = request.channels or list(send.type.channels)
+    usage_record(tenant_id=tenant.pk, kind=NOTIFICATIONS, quantity=send.recipient_count, when=now)
     user_ids = recipients_upsert(request.recipients)
     fields = ["channels", "response"]
     if scheduled:

@@ -20,8 +20,9 @@ def tiny_plan_for(tenant: Tenant, *, burst: int = 3) -> Plan:
         code="tiny", name="Tiny", monthly_notification_quota=10, monthly_email_quota=10,
         api_requests_per_second=1, api_burst=burst, websocket_connection_limit=1,
     )  # fmt: skip
-    tenant.plan = plan
-    tenant.save(update_fields=["plan"])
+    fresh = Tenant.objects.get(pk=tenant.pk)  # not the session's shared object
+    fresh.plan = plan
+    fresh.save(update_fields=["plan"])
     return plan
 
 

@@ -82,9 +82,9 @@ class TestAccepted:
         alice_key.post("/api/v1/notifications", SEND)  # the type exists from here on
         alice_key.post("/api/v1/notifications", SEND)  # host and key come from the registry cache
         recipients = [f"bulk-{n}" for n in range(size)]
-        # search_path, savepoint, type, send, upsert users, their ids, in-app rows, send summary,
-        # release savepoint: the same for 1 or 10,000 recipients
-        with django_assert_num_queries(9):
+        # search_path, savepoint, type, send, usage record, upsert users, their ids, in-app rows,
+        # send summary, release savepoint: the same for 1 or 10,000 recipients
+        with django_assert_num_queries(10):
             response = alice_key.post("/api/v1/notifications", {**SEND, "recipients": recipients})
         assert response.status_code == 202, response.content
         assert response.json()["recipients"] == size
