@@ -104,6 +104,20 @@ DELIVERY = inline_serializer(
         "sent_at": serializers.DateTimeField(allow_null=True),
     },
 )
+_USED = inline_serializer(
+    name="UsageCount",
+    fields={"used": serializers.IntegerField(), "limit": serializers.IntegerField()},
+)
+USAGE = inline_serializer(
+    name="Usage",
+    fields={
+        "plan": serializers.CharField(help_text="The plan's code: free, pro, enterprise."),
+        "period_start": serializers.DateField(help_text="First day of the billing month (UTC)."),
+        "period_end": serializers.DateField(help_text="First day of the next one (exclusive)."),
+        "notifications": _USED,
+        "emails": _USED,
+    },
+)
 SEND = inline_serializer(
     name="Send",
     fields={

@@ -31,7 +31,7 @@ from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing_stub.models import EMAILS, NOTIFICATIONS, UsageRecord, UsageTotal
+from billing_stub.models import EMAILS, NOTIFICATIONS, Plan, UsageRecord, UsageTotal
 from herald.realtime import shared_redis
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,13 @@ def quota_reserve(*, tenant_id: int, kind: str, quantity: int, limit: int) -> Re
     return Reservation(key=None, quantity=quantity)
 
 
+def email_quota_reserve(*, tenant_id: int, plan: Plan) -> Reservation:
+    """One email against the plan's monthly email quota (raises QuotaExceeded)."""
+    return quota_reserve(
+        tenant_id=tenant_id, kind=EMAILS, quantity=1, limit=plan.monthly_email_quota
+    )
+
+
 def quota_release(reservation: Reservation) -> None:
     """Give back a reservation whose work did not happen."""
     if reservation.key is None or reservation.quantity <= 0:
@@ -178,6 +185,7 @@ __all__ = [
     "Period",
     "QuotaExceeded",
     "Reservation",
+    "email_quota_reserve",
     "period_of",
     "quota_release",
     "quota_reserve",

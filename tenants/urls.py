@@ -1,5 +1,6 @@
 from django.urls import include, path
 
+from billing_stub.apis import UsageApi
 from tenants import apis
 
 urlpatterns = [
@@ -8,5 +9,6 @@ urlpatterns = [
     path("auth/token/refresh", apis.AuthTokenRefreshApi.as_view(), name="auth-token-refresh"),
     path("api-keys", apis.ApiKeysApi.as_view(), name="api-keys"),
     path("api-keys/<int:key_id>", apis.ApiKeyDetailApi.as_view(), name="api-key-detail"),
+    path("usage", UsageApi.as_view(), name="usage"),
     path("", include("notifications.urls")),
 ]

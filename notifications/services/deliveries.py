@@ -32,6 +32,13 @@ from django.db import connection, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from billing_stub.metering import (
+    EMAILS,
+    QuotaExceeded,
+    email_quota_reserve,
+    quota_release,
+    usage_record,
+)
 from notifications.channels.email.rendering import TemplateError
 from notifications.channels.email.sending import (
     Outcome,
@@ -172,8 +179,12 @@ def build_email(*, tenant: Tenant, delivery: Delivery, host: str) -> EmailMultiA
     )
 
 
-def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
-    """Store an outcome. A retry waits in the row until ``locked_until``."""
+@transaction.atomic
+def _record(tenant: Tenant, delivery: Delivery, outcome: Outcome, now: datetime) -> None:
+    """Store an outcome, and meter a sent email in the same transaction. A retry waits in the
+    row until ``locked_until``."""
+    if outcome.status == Delivery.Status.SENT:
+        usage_record(tenant_id=tenant.pk, kind=EMAILS, quantity=1, when=now)
     held = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.QUEUED)
     outcome, delay = retry_delay(outcome, delivery.attempts)
     if delay is not None:
@@ -204,8 +215,13 @@ def _attempt(
     except TemplateError as exc:
         return Outcome(Delivery.Status.FAILED, f"Template error: {exc}")
     try:
+        reservation = email_quota_reserve(tenant_id=tenant.pk, plan=tenant.plan)
+    except QuotaExceeded:
+        return Outcome(Delivery.Status.SUPPRESSED_QUOTA, "The monthly email quota is used up.")
+    try:
         smtp.send(message)
     except (smtplib.SMTPException, OSError) as exc:
+        quota_release(reservation)
         smtp.reset()  # the connection may be broken: the next message opens a fresh one
         return smtp_outcome(exc)
     return Outcome(Delivery.Status.SENT)
@@ -224,7 +240,7 @@ def emails_deliver_batch(*, tenant: Tenant) -> int:
     try:
         for delivery in deliveries:
             outcome = _attempt(tenant, delivery, host, smtp, delivery.pk in opted_out)
-            _record(delivery, outcome, timezone.now())
+            _record(tenant, delivery, outcome, timezone.now())
     finally:
         smtp.reset()
     return len(deliveries)

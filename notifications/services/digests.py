@@ -27,6 +27,13 @@ from django.db import connection, transaction
 from django.db.models import F, Min, Q, QuerySet
 from django.utils import timezone
 
+from billing_stub.metering import (
+    EMAILS,
+    QuotaExceeded,
+    email_quota_reserve,
+    quota_release,
+    usage_record,
+)
 from notifications.channels.email.rendering import TemplateError
 from notifications.channels.email.sending import (
     Outcome,
@@ -193,26 +200,37 @@ def _opted_out(batch: DigestBatch) -> bool:
     return email_off(switches, batch.recipient_id, batch.type_id, critical=batch.type.critical)
 
 
-def _finish(batch: DigestBatch, items: list[Delivery], outcome: Outcome, now: datetime) -> None:
-    """Record the outcome for the batch and all its items in one transaction."""
+SUPPRESSED = "suppressed_quota"  # a digest outcome: the email quota is used up
+
+
+def _finish(
+    tenant: Tenant, batch: DigestBatch, items: list[Delivery], outcome: Outcome, now: datetime
+) -> None:
+    """Record the outcome for the batch and all its items, and meter a sent digest (one email),
+    in one transaction."""
     item_status = {
         "sent": Delivery.Status.SENT,
         "skipped": Delivery.Status.SKIPPED_PREFERENCE,
         "failed": Delivery.Status.FAILED,
+        SUPPRESSED: Delivery.Status.SUPPRESSED_QUOTA,
     }[outcome.status]
+    batch_status = DigestBatch.Status.FAILED if outcome.status == SUPPRESSED else outcome.status
+    sent = outcome.status == "sent"
     with transaction.atomic():
+        if sent and items:
+            usage_record(tenant_id=tenant.pk, kind=EMAILS, quantity=1, when=now)
         DigestBatch.objects.filter(pk=batch.pk).update(
-            status=outcome.status,
+            status=batch_status,
             locked_until=None,
             last_error=outcome.error[:2000],
-            sent_at=now if outcome.status == "sent" else None,
+            sent_at=now if sent else None,
         )
         Delivery.objects.filter(pk__in=[item.pk for item in items]).update(
             status=item_status,
             attempts=batch.attempts,
             last_error=outcome.error[:2000],
             updated_at=now,
-            sent_at=now if outcome.status == "sent" else None,
+            sent_at=now if sent else None,
         )
 
 
@@ -225,14 +243,14 @@ def digest_flush(*, tenant: Tenant, batch_id: int) -> str | None:
     items = _collect(batch, first_claim=first_claim)
     now = timezone.now()
     if not items:
-        _finish(batch, items, Outcome("sent"), now)
+        _finish(tenant, batch, items, Outcome("sent"), now)
         return "sent"
     user = batch.recipient
     if _opted_out(batch):
-        _finish(batch, items, Outcome("skipped"), now)
+        _finish(tenant, batch, items, Outcome("skipped"), now)
         return "skipped"
     if not user.email:
-        _finish(batch, items, Outcome("failed", "The recipient has no email address."), now)
+        _finish(tenant, batch, items, Outcome("failed", "The recipient has no email address."), now)
         return "failed"
     outcome = _send(tenant, batch, items)
     now = timezone.now()
@@ -242,7 +260,7 @@ def digest_flush(*, tenant: Tenant, batch_id: int) -> str | None:
             locked_until=now + timedelta(seconds=delay), last_error=outcome.error[:2000]
         )
         return "sending"
-    _finish(batch, items, outcome, now)
+    _finish(tenant, batch, items, outcome, now)
     return outcome.status
 
 
@@ -280,10 +298,15 @@ def _send(tenant: Tenant, batch: DigestBatch, items: list[Delivery]) -> Outcome:
         )
     except TemplateError as exc:
         return Outcome("failed", f"Template error: {exc}")
+    try:
+        reservation = email_quota_reserve(tenant_id=tenant.pk, plan=tenant.plan)
+    except QuotaExceeded:
+        return Outcome(SUPPRESSED, "The monthly email quota is used up.")
     smtp = SmtpSession()
     try:
         smtp.send(message)
     except (smtplib.SMTPException, OSError) as exc:
+        quota_release(reservation)
         return smtp_outcome(exc)
     finally:
         smtp.reset()

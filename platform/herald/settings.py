@@ -193,6 +193,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-deliveries": {"task": "notifications.sweep_deliveries", "schedule": 30.0},
     "close-due-digests": {"task": "notifications.close_due_digests", "schedule": 10.0},
     "rebuild-due-work": {"task": "notifications.rebuild_due_work", "schedule": 300.0},
+    "rollup-usage": {"task": "billing.rollup_usage", "schedule": 60.0},
 }
 
 # --- Deliveries (email) --------------------------------------------------------------------------
