@@ -12,6 +12,8 @@ from django.db import connection
 from django_tenants.utils import schema_exists
 from rest_framework.test import APIClient
 
+from herald.realtime import shared_redis
+from notifications.services import turns
 from tenants import registry_cache
 from tenants.models import Tenant
 from tests.support.api import Caller
@@ -59,9 +61,22 @@ def isolated_cache(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
         put(entry, value, **kwargs)
 
     monkeypatch.setattr(registry_cache, "put", recording_put)
+    # A test that sends email with no worker running leaves its tenants' turns taken: a turn
+    # is a Redis key, not rolled back with the test. Free the ones this process took.
+    turn_keys: set[str] = set()
+    key = turns._key
+
+    def recording_key(tenant_id: int, slot: int) -> str:
+        name = key(tenant_id, slot)
+        turn_keys.add(name)
+        return name
+
+    monkeypatch.setattr(turns, "_key", recording_key)
     yield
     if written:
         caches["registry"].delete_many(written)
+    if turn_keys:
+        shared_redis().delete(*turn_keys)
 
 
 @pytest.fixture(scope="session")
