@@ -31,6 +31,7 @@ from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
+from billing_stub.alerts import quota_alert_check
 from billing_stub.models import EMAILS, NOTIFICATIONS, Plan, UsageRecord, UsageTotal
 from herald.realtime import shared_redis
 
@@ -152,7 +153,13 @@ def quota_reserve(*, tenant_id: int, kind: str, quantity: int, limit: int) -> Re
                 client.set(key, used, nx=True, ex=COUNTER_TTL)
                 continue
             if allowed == 0:
+                quota_alert_check(
+                    tenant_id=tenant_id, kind=kind, used=limit, limit=limit, period=period.start
+                )  # refused: as good as used up
                 raise QuotaExceeded(kind=kind, limit=limit, used=int(value), requested=quantity)
+            quota_alert_check(
+                tenant_id=tenant_id, kind=kind, used=int(value), limit=limit, period=period.start
+            )
             return Reservation(key=key, quantity=quantity)
     except REDIS_ERRORS:
         logger.warning("Quota gate unreachable; checking %s in PostgreSQL", kind)

@@ -67,3 +67,24 @@ class UsageTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.kind} {self.quantity} ({self.period_start})"
+
+
+class QuotaAlert(models.Model):
+    """An alert mailed to a tenant's admins when a quota reached 80% or 100% in a period: at
+    most one per (tenant, period, kind, threshold), by constraint."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    period_start = models.DateField()
+    kind = models.CharField(max_length=16, choices=USAGE_KINDS)
+    threshold = models.PositiveSmallIntegerField()  # percent: 80 or 100
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "period_start", "kind", "threshold"], name="quota_alert_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.kind} {self.threshold}% ({self.period_start})"

@@ -102,10 +102,13 @@ def web(world: World, django_db_blocker: pytest.FixtureRequest) -> Iterator[Serv
 
 
 @pytest.fixture
-def committed(django_db_blocker: pytest.FixtureRequest) -> Iterator[list[str]]:
+def committed(
+    django_db_setup: None, django_db_blocker: pytest.FixtureRequest
+) -> Iterator[list[str]]:
     """Database access outside the per-test transaction, for tests that need other processes
     or connections to see their writes. Append slugs to the yielded list: those tenants (and
-    their schemas) are deleted afterwards."""
+    their schemas) are deleted afterwards. (It needs the test database set up first: without
+    that, a test run on its own would write to the development database.)"""
     slugs: list[str] = []
     with django_db_blocker.unblock():
         try:
