@@ -228,6 +228,7 @@ def run(args: argparse.Namespace, sink: Sink, port: int, queue: str) -> None:
         code="bench-unlimited", name="Unlimited", monthly_notification_quota=10**9,
         monthly_email_quota=10**9, api_requests_per_second=10**6, api_burst=10**6,
         websocket_connection_limit=10**6, max_recipients_per_send=10**6,
+        email_send_rate_per_second=10**6,
     )  # fmt: skip
     tenants = []
     for slug in ("flooder", "quiet"):

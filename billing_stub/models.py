@@ -18,6 +18,9 @@ class Plan(models.Model):
     websocket_connection_limit = models.PositiveIntegerField()
     max_recipients_per_send = models.PositiveIntegerField(default=10_000)
     digest_allowed = models.BooleanField(default=True)
+    email_send_rate_per_second = models.PositiveIntegerField(
+        default=50, help_text="Emails per second across all workers (a shared token bucket)."
+    )
 
     class Meta:
         ordering = ["monthly_price_cents", "code"]

@@ -85,11 +85,16 @@ def email_turn(tenant_id: int, slot: int) -> int:
     budget = settings.DELIVERY_BATCH_SIZE
     try:
         with in_tenant(tenant):
-            claimed = emails_deliver_batch(tenant=tenant)
-            if claimed < budget:  # the rest of the turn goes to digests that are due
+            batch = emails_deliver_batch(tenant=tenant)
+            claimed = batch.claimed
+            if claimed < budget and not batch.throttled_for:
+                # the rest of the turn goes to digests that are due
                 claimed += digests_flush_due(tenant=tenant, limit=budget - claimed)
     finally:
         turn_release(tenant_id=tenant_id, slot=slot)
+    if batch.throttled_for:  # the plan's send rate: come back when a token is there
+        wake_later(tenant_id=tenant_id, countdown=batch.throttled_for)
+        return claimed
     with in_tenant(tenant):
         pending = email_pending()
         digest_ready = digests_ready()

@@ -39,6 +39,7 @@ from billing_stub.metering import (
     quota_release,
     usage_record,
 )
+from billing_stub.rates import email_tokens_return, email_tokens_take
 from notifications.channels.email.rendering import TemplateError
 from notifications.channels.email.sending import (
     Outcome,
@@ -227,13 +228,26 @@ def _attempt(
     return Outcome(Delivery.Status.SENT)
 
 
-def emails_deliver_batch(*, tenant: Tenant) -> int:
-    """Send this tenant's next batch of ready emails; returns how many were claimed. A failed
-    attempt that deserves another waits in its row (``locked_until``). Call in the tenant's
-    schema."""
-    deliveries = _claim_next(timezone.now(), settings.DELIVERY_BATCH_SIZE)
+@dataclass(frozen=True)
+class BatchResult:
+    claimed: int
+    throttled_for: float = 0.0  # the plan's send rate allowed nothing: wait this long
+
+
+def emails_deliver_batch(*, tenant: Tenant) -> BatchResult:
+    """Send this tenant's next batch of ready emails, as many as the plan's send rate allows
+    now. A failed attempt that deserves another waits in its row (``locked_until``). Call in
+    the tenant's schema."""
+    rate = tenant.plan.email_send_rate_per_second
+    granted, wait = email_tokens_take(
+        tenant_id=tenant.pk, rate=rate, wanted=settings.DELIVERY_BATCH_SIZE
+    )
+    if granted == 0:
+        return BatchResult(claimed=0, throttled_for=wait)
+    deliveries = _claim_next(timezone.now(), granted)
+    email_tokens_return(tenant_id=tenant.pk, rate=rate, unused=granted - len(deliveries))
     if not deliveries:
-        return 0
+        return BatchResult(claimed=0)
     host = tenant.get_primary_domain().domain
     opted_out = _opted_out(deliveries)  # read just before sending, after the claim
     smtp = SmtpSession()
@@ -243,7 +257,7 @@ def emails_deliver_batch(*, tenant: Tenant) -> int:
             _record(tenant, delivery, outcome, timezone.now())
     finally:
         smtp.reset()
-    return len(deliveries)
+    return BatchResult(claimed=len(deliveries))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,47 @@
+"""The plan's email send rate holds across workers: a flood is smoothed, not refused."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import ExitStack
+
+from django.conf import settings
+from django.db.models import Max, Min
+from django_tenants.utils import tenant_context
+
+from notifications.models import Delivery
+from tenants.services import tenant_provision
+from tests.billing.test_quotas import plan_with
+from tests.support.api import Caller
+from tests.support.processes import running_worker, wait_until
+from tests.support.smtp import smtp_sink
+
+
+def test_two_workers_together_keep_to_the_plans_email_rate(committed):
+    committed.append("rated")
+    result = tenant_provision(
+        slug="rated", name="Rated", admin_email="admin@rated.example.com",
+        admin_password=uuid.uuid4().hex, plan_code="pro",
+    )  # fmt: skip
+    plan = plan_with(result.tenant)
+    plan.email_send_rate_per_second = 5
+    plan.save()
+    api = Caller(host="rated.localhost", token=result.api_key)
+    recipients = [{"id": f"r{n}", "email": f"r{n}@example.com"} for n in range(20)]
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    with smtp_sink() as sink, ExitStack() as workers:
+        for _ in range(2):
+            workers.enter_context(running_worker(queue, EMAIL_URL=sink.url))
+        response = api.post(
+            "/api/v1/notifications",
+            {"type": "bulk", "recipients": recipients, "message": "m", "channels": ["email"]},
+        )
+        assert response.status_code == 202
+        wait_until(lambda: len(sink.received()) == 20, timeout=60, what="all 20 emails")
+
+    with tenant_context(result.tenant):
+        span = Delivery.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
+        assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+    seconds = (span["last"] - span["first"]).total_seconds()
+    # 5 at once (one second of tokens), then 5 per second: the last 15 need 3 s at least
+    assert seconds >= 2.5, f"20 emails in {seconds:.2f} s at 5/s"
