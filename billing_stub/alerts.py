@@ -20,6 +20,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django_tenants.utils import schema_context
 
+from billing_stub.limits import limits_for
 from billing_stub.models import NOTIFICATIONS, QuotaAlert
 from tenants.models import Tenant
 
@@ -68,11 +69,11 @@ def quota_alert_send(*, tenant_id: int, kind: str, period: date, threshold: int)
                     .values_list("email", flat=True)
                 )
             label = LABELS.get(kind, kind)
-            plan = tenant.plan
+            plan, limits = tenant.plan, limits_for(tenant)
             limit = (
-                plan.monthly_notification_quota
+                limits.monthly_notification_quota
                 if kind == NOTIFICATIONS
-                else plan.monthly_email_quota
+                else limits.monthly_email_quota
             )
             send_mail(
                 subject=f"{tenant.name}: {threshold}% of your monthly {label} quota used",

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api_docs import docs
+from billing_stub.limits import limits_for
 from billing_stub.metering import EMAILS, NOTIFICATIONS, period_of, usage_get
 from tenants.permissions import IsServer
 
@@ -18,19 +19,19 @@ class UsageApi(APIView):
     @extend_schema(responses=docs.USAGE, operation_id="usage_retrieve")
     def get(self, request: Request) -> Response:
         tenant, period = request.tenant, period_of()
-        plan = tenant.plan
+        limits = limits_for(tenant)
         return Response(
             {
-                "plan": plan.code,
+                "plan": limits.plan,
                 "period_start": period.start,
                 "period_end": period.end,
                 "notifications": {
                     "used": usage_get(tenant_id=tenant.pk, kind=NOTIFICATIONS, period=period),
-                    "limit": plan.monthly_notification_quota,
+                    "limit": limits.monthly_notification_quota,
                 },
                 "emails": {
                     "used": usage_get(tenant_id=tenant.pk, kind=EMAILS, period=period),
-                    "limit": plan.monthly_email_quota,
+                    "limit": limits.monthly_email_quota,
                 },
             }
         )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import redis
 from django.core.cache import cache
@@ -32,8 +33,12 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing_stub.alerts import quota_alert_check
-from billing_stub.models import EMAILS, NOTIFICATIONS, Plan, UsageRecord, UsageTotal
+from billing_stub.limits import limits_for
+from billing_stub.models import EMAILS, NOTIFICATIONS, UsageRecord, UsageTotal
 from herald.realtime import shared_redis
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -169,11 +174,10 @@ def quota_reserve(*, tenant_id: int, kind: str, quantity: int, limit: int) -> Re
     return Reservation(key=None, quantity=quantity)
 
 
-def email_quota_reserve(*, tenant_id: int, plan: Plan) -> Reservation:
-    """One email against the plan's monthly email quota (raises QuotaExceeded)."""
-    return quota_reserve(
-        tenant_id=tenant_id, kind=EMAILS, quantity=1, limit=plan.monthly_email_quota
-    )
+def email_quota_reserve(*, tenant: Tenant) -> Reservation:
+    """One email against the tenant's monthly email quota (raises QuotaExceeded)."""
+    limit = limits_for(tenant).monthly_email_quota
+    return quota_reserve(tenant_id=tenant.pk, kind=EMAILS, quantity=1, limit=limit)
 
 
 def quota_release(reservation: Reservation) -> None:

@@ -91,3 +91,16 @@ class QuotaAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.kind} {self.threshold}% ({self.period_start})"
+
+
+# What a plan decides, and what a tenant's ``limit_overrides`` may change (see ``limits_for``).
+LIMIT_FIELDS = (
+    "monthly_notification_quota",
+    "monthly_email_quota",
+    "api_requests_per_second",
+    "api_burst",
+    "websocket_connection_limit",
+    "max_recipients_per_send",
+    "digest_allowed",
+    "email_send_rate_per_second",
+)

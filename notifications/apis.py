@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api_docs import docs
+from billing_stub.limits import limits_for
 from herald.api import page_response, validated
 from herald.errors import ApiError
 from notifications import selectors
@@ -152,7 +153,7 @@ class NotificationsApi(APIView):
                 {"Idempotency-Key": [f"1 to {MAX_IDEMPOTENCY_KEY} characters."]},
             )
         data = validated(SendSerializer, request.data)
-        plan_limit = request.tenant.plan.max_recipients_per_send
+        plan_limit = limits_for(request.tenant).max_recipients_per_send
         if len(data["recipients"]) > plan_limit:
             raise ApiError(
                 400,
@@ -286,6 +287,13 @@ class TypeDetailApi(APIView):
                 400, "invalid", "Invalid type key.", {"key": [f"Must match {TYPE_KEY_PATTERN}."]}
             )
         fields = validated(TypeUpsertSerializer, request.data)
+        if fields.get("digest_window_seconds") and not limits_for(request.tenant).digest_allowed:
+            raise ApiError(
+                403,
+                "forbidden",
+                "Your plan does not include digests.",
+                {"digest_window_seconds": ["Digests need a plan that includes them."]},
+            )
         notification_type, created = type_upsert(key=key, fields=fields)
         return Response(
             type_payload(notification_type),

@@ -28,6 +28,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import connection
 
+from billing_stub.limits import limits_for
 from herald.realtime import ConnectionRegistry, dispatcher, encode
 from notifications import events
 from notifications.models import EndUser, Notification
@@ -121,7 +122,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
             since = self._since(query)
             await self._authenticate(token)
             self.registration = await _connection_registry().acquire(
-                self.tenant.pk, self.tenant.plan.websocket_connection_limit
+                self.tenant.pk, limits_for(self.tenant).websocket_connection_limit
             )
             if self.registration is None:
                 raise Rejected(CLOSE_LIMIT, "connection limit reached")

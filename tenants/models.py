@@ -21,6 +21,11 @@ class Tenant(TenantMixin):
     allowed_origins = ArrayField(models.CharField(max_length=255), default=list, blank=True)
     sender_name = models.CharField(max_length=100, blank=True)
     sender_email = models.EmailField(blank=True)
+    limit_overrides = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per-tenant limits over the plan\'s, e.g. {"monthly_email_quota": 50000}.',
+    )
 
     # Schemas are created by tenants.services.tenant_provision (cloned from the template inside the
     # same transaction as this row), never as a side effect of save().
@@ -32,6 +37,15 @@ class Tenant(TenantMixin):
 
     def __str__(self) -> str:
         return self.slug
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from billing_stub.limits import override_errors
+
+        errors = override_errors(self.limit_overrides)
+        if errors:
+            raise ValidationError({"limit_overrides": errors})
 
 
 class Domain(DomainMixin):

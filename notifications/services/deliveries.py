@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from billing_stub.limits import limits_for
 from billing_stub.metering import (
     EMAILS,
     QuotaExceeded,
@@ -73,7 +74,8 @@ def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datet
     ``skipped_preference`` row unless the type is critical; erased users get none. For a type
     with a digest window the rows are ``batched`` into each user's open digest instead."""
     status = Delivery.Status
-    digest = send.type.digest_window_seconds is not None
+    # A plan without digests (say, after a downgrade) sends a digest type's emails one by one.
+    digest = send.type.digest_window_seconds is not None and limits_for(tenant).digest_allowed
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -216,7 +218,7 @@ def _attempt(
     except TemplateError as exc:
         return Outcome(Delivery.Status.FAILED, f"Template error: {exc}")
     try:
-        reservation = email_quota_reserve(tenant_id=tenant.pk, plan=tenant.plan)
+        reservation = email_quota_reserve(tenant=tenant)
     except QuotaExceeded:
         return Outcome(Delivery.Status.SUPPRESSED_QUOTA, "The monthly email quota is used up.")
     try:
@@ -238,7 +240,7 @@ def emails_deliver_batch(*, tenant: Tenant) -> BatchResult:
     """Send this tenant's next batch of ready emails, as many as the plan's send rate allows
     now. A failed attempt that deserves another waits in its row (``locked_until``). Call in
     the tenant's schema."""
-    rate = tenant.plan.email_send_rate_per_second
+    rate = limits_for(tenant).email_send_rate_per_second
     granted, wait = email_tokens_take(
         tenant_id=tenant.pk, rate=rate, wanted=settings.DELIVERY_BATCH_SIZE
     )

@@ -299,7 +299,7 @@ def _send(tenant: Tenant, batch: DigestBatch, items: list[Delivery]) -> Outcome:
     except TemplateError as exc:
         return Outcome("failed", f"Template error: {exc}")
     try:
-        reservation = email_quota_reserve(tenant_id=tenant.pk, plan=tenant.plan)
+        reservation = email_quota_reserve(tenant=tenant)
     except QuotaExceeded:
         return Outcome(SUPPRESSED, "The monthly email quota is used up.")
     smtp = SmtpSession()

@@ -12,6 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from billing_stub.limits import limits_for
 from billing_stub.metering import (
     NOTIFICATIONS,
     QuotaExceeded,
@@ -106,7 +107,7 @@ def notification_send(
 
 
 def _reserve_notifications(tenant: Tenant, quantity: int) -> Reservation:
-    limit = tenant.plan.monthly_notification_quota
+    limit = limits_for(tenant).monthly_notification_quota
     try:
         return quota_reserve(
             tenant_id=tenant.pk, kind=NOTIFICATIONS, quantity=quantity, limit=limit

@@ -21,6 +21,8 @@ from django_ratelimit.core import get_usage
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from billing_stub.limits import limits_for
+
 logger = logging.getLogger(__name__)
 
 SUSTAINED_WINDOW = 10
@@ -52,8 +54,9 @@ def _subject(request: HttpRequest) -> tuple[str, tuple[int, int]]:
     credential = getattr(request, "credential", None)
     if credential is None:
         return f"ip:{_client_ip(request)}", ANONYMOUS_RATE
-    plan = credential.tenant.plan
-    rate = (plan.api_requests_per_second, max(plan.api_burst, plan.api_requests_per_second))
+    limits = limits_for(credential.tenant)
+    per_second = limits.api_requests_per_second
+    rate = (per_second, max(limits.api_burst, per_second))
     if credential.kind == "api_key":
         return f"key:{credential.api_key.pk}", rate
     claims = credential.claims or {}
