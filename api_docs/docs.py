@@ -118,6 +118,28 @@ USAGE = inline_serializer(
         "emails": _USED,
     },
 )
+_REPORT_LINE = inline_serializer(
+    name="UsageReportLine",
+    fields={
+        "used": serializers.IntegerField(),
+        "included": serializers.IntegerField(),
+        "overage": serializers.IntegerField(),
+        "overage_cents": serializers.IntegerField(),
+    },
+)
+USAGE_REPORT = inline_serializer(
+    name="UsageReport",
+    fields={
+        "tenant": serializers.CharField(),
+        "plan": serializers.CharField(),
+        "period_start": serializers.DateField(),
+        "period_end": serializers.DateField(help_text="Exclusive."),
+        "plan_price_cents": serializers.IntegerField(),
+        "notifications": _REPORT_LINE,
+        "emails": _REPORT_LINE,
+        "total_cents": serializers.IntegerField(),
+    },
+)
 SEND = inline_serializer(
     name="Send",
     fields={

@@ -1,6 +1,10 @@
+from datetime import UTC, datetime, time
+
 from django.contrib import admin
 
-from billing_stub.models import Plan
+from billing_stub.metering import period_of
+from billing_stub.models import Plan, UsageTotal
+from billing_stub.reports import usage_report
 
 
 @admin.register(Plan)
@@ -14,3 +18,29 @@ class PlanAdmin(admin.ModelAdmin):
         "api_requests_per_second",
         "websocket_connection_limit",
     ]
+
+
+@admin.register(UsageTotal)
+class UsageTotalAdmin(admin.ModelAdmin):
+    """Usage per tenant and month as of the last rollup, with what an invoice would charge."""
+
+    list_display = ["tenant", "period_start", "kind", "quantity", "included", "overage_cents"]
+    list_filter = ["period_start", "kind"]
+    search_fields = ["tenant__slug"]
+    list_select_related = ["tenant__plan"]
+    readonly_fields = ["tenant", "period_start", "kind", "quantity"]
+
+    def _line(self, row: UsageTotal) -> dict:
+        period = period_of(datetime.combine(row.period_start, time(), tzinfo=UTC))
+        return usage_report(tenant=row.tenant, period=period)[row.kind]
+
+    @admin.display(description="included")
+    def included(self, row: UsageTotal) -> int:
+        return self._line(row)["included"]
+
+    @admin.display(description="overage (cents)")
+    def overage_cents(self, row: UsageTotal) -> int:
+        return self._line(row)["overage_cents"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False  # written by metering only

@@ -21,6 +21,10 @@ class Plan(models.Model):
     email_send_rate_per_second = models.PositiveIntegerField(
         default=50, help_text="Emails per second across all workers (a shared token bucket)."
     )
+    notification_overage_cents_per_1000 = models.PositiveIntegerField(
+        default=0, help_text="Price of each 1,000 notifications over the quota (custom deals)."
+    )
+    email_overage_cents_per_1000 = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["monthly_price_cents", "code"]

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from billing_stub.apis import UsageApi
+from billing_stub.apis import UsageApi, UsageReportApi
 from tenants import apis
 
 urlpatterns = [
@@ -10,5 +10,6 @@ urlpatterns = [
     path("api-keys", apis.ApiKeysApi.as_view(), name="api-keys"),
     path("api-keys/<int:key_id>", apis.ApiKeyDetailApi.as_view(), name="api-key-detail"),
     path("usage", UsageApi.as_view(), name="usage"),
+    path("usage/report", UsageReportApi.as_view(), name="usage-report"),
     path("", include("notifications.urls")),
 ]

@@ -45,6 +45,9 @@ REDIS_URL = env_str("REDIS_URL", _DEV_REDIS_URL if DEBUG else None)
 # --- Applications: public schema vs. each tenant's schema -----------------------------------
 SHARED_APPS = [
     "tenants",  # before django_tenants: its `migrate` also migrates the template schema
+    # Before django_tenants too: its admin templates (which hide tenant-only apps, none of which
+    # registers an admin here) need a tenant object on the request, and the platform host has none.
+    "django.contrib.admin",
     "django_tenants",
     "billing_stub",
     "django.contrib.contenttypes",
@@ -52,7 +55,6 @@ SHARED_APPS = [
     "accounts",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "django.contrib.admin",
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
