@@ -37,11 +37,23 @@ def django_db_setup(
 
     with django_db_blocker.unblock():
         config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    _forget_redis_state_of_earlier_test_databases()
     try:
         yield
     finally:
         with django_db_blocker.unblock():
             teardown_databases(config, verbosity=0)
+
+
+def _forget_redis_state_of_earlier_test_databases() -> None:
+    """Redis keys named after the test database (quota counters, email turns and rate buckets,
+    WebSocket counts) outlive it; a new test database reuses its name and tenant ids."""
+    name = connection.settings_dict["NAME"]
+    client = shared_redis()
+    for pattern in (f"*:quota:{name}:*", f"herald:{name}:*"):
+        keys = list(client.scan_iter(match=pattern, count=5000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
 
 
 @pytest.fixture(autouse=True)
