@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 
 from billing_stub.models import QuotaAlert
-from tenants.services import tenant_provision
-from tests.billing.test_quotas import plan_with, send
-from tests.support.api import Caller
+from tests.billing.test_quotas import committed_tenant, plan_with, send
 from tests.support.processes import running_worker, wait_until
 from tests.support.smtp import smtp_sink
 
 
 def test_admins_are_mailed_once_at_80_and_once_at_100_percent(committed):
-    committed.append("alerting")
-    result = tenant_provision(
-        slug="alerting", name="Alerting Co", admin_email="owner@alerting.example.com",
-        admin_password=uuid.uuid4().hex, plan_code="pro",
-    )  # fmt: skip
-    plan_with(result.tenant, notifications=10)
-    api = Caller(host="alerting.localhost", token=result.api_key)
+    tenant, api = committed_tenant(committed, "alerting", "Alerting Co")
+    plan_with(tenant, notifications=10)
     with (
         smtp_sink() as sink,
         running_worker(settings.CELERY_TASK_DEFAULT_QUEUE, EMAIL_URL=sink.url),
@@ -35,7 +26,7 @@ def test_admins_are_mailed_once_at_80_and_once_at_100_percent(committed):
         wait_until(
             lambda: len(sink.to("owner@alerting.example.com")) >= 2, timeout=30, what="100% alert"
         )
-        wait_until(lambda: QuotaAlert.objects.filter(tenant=result.tenant).count() == 2)
+        wait_until(lambda: QuotaAlert.objects.filter(tenant=tenant).count() == 2)
 
     subjects = sorted(m["Subject"] for m in sink.to("owner@alerting.example.com"))
     assert subjects == [

@@ -44,6 +44,16 @@ def plan_with(tenant: Tenant, *, notifications: int = 10**6, emails: int = 10**6
     return plan
 
 
+def committed_tenant(committed: list[str], slug: str, name: str) -> tuple[Tenant, Caller]:
+    """A tenant whose writes other processes see (deleted after the test), with its API key."""
+    committed.append(slug)
+    result = tenant_provision(
+        slug=slug, name=name, admin_email=f"owner@{slug}.example.com",
+        admin_password=uuid.uuid4().hex, plan_code="pro",
+    )  # fmt: skip
+    return result.tenant, Caller(host=f"{slug}.localhost", token=result.api_key)
+
+
 def send(api: Caller, count: int, **headers: str):
     recipients = [f"q-{uuid.uuid4().hex[:10]}" for _ in range(count)]
     return api.post(
@@ -165,13 +175,8 @@ def test_usage_is_per_tenant_and_for_servers_only(alice_key, bob_key, erin, worl
 
 @pytest.mark.timeout(120)
 def test_racing_sends_at_the_boundary_never_overshoot(committed):
-    committed.append("quota-race")
-    result = tenant_provision(
-        slug="quota-race", name="Race", admin_email="admin@race.example.com",
-        admin_password=uuid.uuid4().hex, plan_code="pro",
-    )  # fmt: skip
-    plan_with(result.tenant, notifications=3)
-    api = Caller(host=f"quota-race.{'localhost'}", token=result.api_key)
+    tenant, api = committed_tenant(committed, "quota-race", "Race")
+    plan_with(tenant, notifications=3)
     outcomes = run_concurrently(lambda: send(api, 1).status_code, times=10)
     assert sorted(outcomes) == [202] * 3 + [429] * 7
-    assert usage_get(tenant_id=result.tenant.pk, kind=NOTIFICATIONS) == 3
+    assert usage_get(tenant_id=tenant.pk, kind=NOTIFICATIONS) == 3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from contextlib import ExitStack
 
 from django.conf import settings
@@ -10,23 +9,16 @@ from django.db.models import Max, Min
 from django_tenants.utils import tenant_context
 
 from notifications.models import Delivery
-from tenants.services import tenant_provision
-from tests.billing.test_quotas import plan_with
-from tests.support.api import Caller
+from tests.billing.test_quotas import committed_tenant, plan_with
 from tests.support.processes import running_worker, wait_until
 from tests.support.smtp import smtp_sink
 
 
 def test_two_workers_together_keep_to_the_plans_email_rate(committed):
-    committed.append("rated")
-    result = tenant_provision(
-        slug="rated", name="Rated", admin_email="admin@rated.example.com",
-        admin_password=uuid.uuid4().hex, plan_code="pro",
-    )  # fmt: skip
-    plan = plan_with(result.tenant)
+    tenant, api = committed_tenant(committed, "rated", "Rated")
+    plan = plan_with(tenant)
     plan.email_send_rate_per_second = 5
     plan.save()
-    api = Caller(host="rated.localhost", token=result.api_key)
     recipients = [{"id": f"r{n}", "email": f"r{n}@example.com"} for n in range(20)]
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     with smtp_sink() as sink, ExitStack() as workers:
@@ -43,7 +35,7 @@ def test_two_workers_together_keep_to_the_plans_email_rate(committed):
             what="all 20 emails",
         )
 
-    with tenant_context(result.tenant):
+    with tenant_context(tenant):
         span = Delivery.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
         assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
     seconds = (span["last"] - span["first"]).total_seconds()
@@ -52,13 +44,8 @@ def test_two_workers_together_keep_to_the_plans_email_rate(committed):
 
 
 def test_two_workers_racing_for_the_last_emails_of_the_quota_never_overshoot(committed):
-    committed.append("racing-mail")
-    result = tenant_provision(
-        slug="racing-mail", name="Racing Mail", admin_email="admin@racing.example.com",
-        admin_password=uuid.uuid4().hex, plan_code="pro",
-    )  # fmt: skip
-    plan_with(result.tenant, emails=5)
-    api = Caller(host="racing-mail.localhost", token=result.api_key)
+    tenant, api = committed_tenant(committed, "racing-mail", "Racing Mail")
+    plan_with(tenant, emails=5)
     recipients = [{"id": f"q{n}", "email": f"q{n}@example.com"} for n in range(12)]
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     with smtp_sink() as sink, ExitStack() as workers:
@@ -73,7 +60,7 @@ def test_two_workers_racing_for_the_last_emails_of_the_quota_never_overshoot(com
         assert response.status_code == 202
 
         def settled() -> list[str] | None:
-            with tenant_context(result.tenant):
+            with tenant_context(tenant):
                 statuses = list(Delivery.objects.values_list("status", flat=True))
             return statuses if "queued" not in statuses else None
 
