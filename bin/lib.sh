@@ -58,3 +58,22 @@ ensure_services() {
 stop_embedded_services() {
   "$VENV/bin/python" "$ROOT/bin/services.py" down --data-dir "$DATA_DIR" || true
 }
+
+# ensure_chromium: Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; it
+# never downloads a browser of its own). Installs it with apt-get when missing and we may.
+ensure_chromium() {
+  local chromium="${HERALD_CHROMIUM:-/usr/bin/chromium}" sudo=""
+  [ -x "$chromium" ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo="sudo -n"
+    else
+      echo "The browser tests need Chromium at $chromium (Debian: sudo apt-get install chromium)." >&2
+      return 1
+    fi
+  fi
+  say "Installing Chromium (Debian package) for the browser tests"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    chromium fonts-dejavu-core >/dev/null
+}

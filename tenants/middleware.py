@@ -23,6 +23,7 @@ class TenantResolutionMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.tenant = None
         request.credential = None
+        request.is_platform_host = False
         if request.path_info in TENANTLESS_PATHS:
             return self.get_response(request)
 
@@ -37,6 +38,7 @@ class TenantResolutionMiddleware:
 
         request.tenant = resolution.tenant
         request.credential = resolution.credential
+        request.is_platform_host = resolution.is_platform_host
         if resolution.is_platform_host:
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
         tag_tenant(resolution.tenant.slug if resolution.tenant else None)

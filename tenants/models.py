@@ -8,6 +8,7 @@ from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
 SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
+BRAND_COLOR_PATTERN = r"^#[0-9a-f]{6}$"
 
 
 class Tenant(TenantMixin):
@@ -21,6 +22,11 @@ class Tenant(TenantMixin):
     allowed_origins = ArrayField(models.CharField(max_length=255), default=list, blank=True)
     sender_name = models.CharField(max_length=100, blank=True)
     sender_email = models.EmailField(blank=True)
+    # Branding used by emails, the widget's default theme and the dashboard.
+    brand_color = models.CharField(
+        max_length=7, default="#4f46e5", validators=[RegexValidator(BRAND_COLOR_PATTERN)]
+    )
+    logo_url = models.URLField(max_length=500, blank=True)
     limit_overrides = models.JSONField(
         default=dict,
         blank=True,

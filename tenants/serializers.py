@@ -12,6 +12,12 @@ from tenants.selectors import tenant_domains
 ORIGIN_PATTERN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$")
 
 
+def https_url(value: str) -> None:
+    """Logos are shown inside customers' pages and emails: http(s) only, never javascript:."""
+    if value and not value.lower().startswith(("https://", "http://")):
+        raise serializers.ValidationError("Use an http:// or https:// address.")
+
+
 class TenantSerializer(serializers.ModelSerializer):
     plan = serializers.SlugRelatedField(slug_field="code", read_only=True)
     domains = serializers.SerializerMethodField()
@@ -26,6 +32,8 @@ class TenantSerializer(serializers.ModelSerializer):
             "allowed_origins",
             "sender_name",
             "sender_email",
+            "brand_color",
+            "logo_url",
             "is_active",
             "created_at",
         ]
@@ -50,6 +58,17 @@ class TenantUpdateSerializer(StrictSerializer):
     allowed_origins = serializers.ListField(child=OriginField(), max_length=50, required=False)
     sender_name = StrictCharField(max_length=100, allow_blank=True, required=False)
     sender_email = serializers.EmailField(allow_blank=True, required=False)
+    brand_color = serializers.RegexField(
+        r"^#[0-9a-fA-F]{6}$",
+        required=False,
+        error_messages={"invalid": "Use a colour like #4f46e5."},
+    )
+    logo_url = serializers.URLField(
+        max_length=500, allow_blank=True, required=False, validators=[https_url]
+    )
+
+    def validate_brand_color(self, value: str) -> str:
+        return value.lower()
 
     def validate_allowed_origins(self, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))

@@ -173,8 +173,8 @@ def api_key_mark_used(*, api_key: ApiKey) -> None:
 
 
 def tenant_update(*, tenant: Tenant, fields: dict[str, object]) -> Tenant:
-    """Change the tenant's widget origins and email sender (validated by the caller)."""
-    allowed = {"allowed_origins", "sender_name", "sender_email"}
+    """Change the tenant's widget origins, email sender and branding (validated by the caller)."""
+    allowed = {"allowed_origins", "sender_name", "sender_email", "brand_color", "logo_url"}
     changes = {name: value for name, value in fields.items() if name in allowed}
     for name, value in changes.items():
         setattr(tenant, name, value)

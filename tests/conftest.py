@@ -17,6 +17,7 @@ from notifications.services import turns
 from tenants import registry_cache
 from tenants.models import Tenant
 from tests.support.api import Caller
+from tests.support.browser import chromium
 from tests.support.personas import World, build_world
 from tests.support.processes import Server, running_web
 
@@ -111,6 +112,24 @@ def web(world: World, django_db_blocker: pytest.FixtureRequest) -> Iterator[Serv
     """The real ``web`` process (uvicorn) against the test database, shared by the session."""
     with django_db_blocker.unblock(), running_web() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for the session (see tests/support/browser.py)."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context (no cookies, no storage) and page for one test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture

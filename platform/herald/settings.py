@@ -60,6 +60,8 @@ SHARED_APPS = [
     "drf_spectacular",
     "channels",
     "api_docs",
+    "dashboard",
+    "widget",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -81,8 +83,11 @@ AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
     "herald.ratelimits.RateLimitHeadersMiddleware",
+    # Static files answer on any host, before tenant resolution (they hold nothing of a tenant).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.middleware.TenantResolutionMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "dashboard.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -284,6 +289,20 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves the dashboard's CSS and JavaScript straight from the apps' static folders in
+# every process, so no `collectstatic` step or separate file server is needed.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Dashboard (tenant admins, session login on the tenant host) -----------------------------
+LOGIN_URL = "/dashboard/login"
+LOGIN_REDIRECT_URL = "/dashboard/"
+# Session and CSRF cookies stay host-only (no SESSION_COOKIE_DOMAIN): a login on
+# acme.<PLATFORM_HOST> is never sent to another tenant's host, and each tenant's sessions live in
+# its own schema.
+SESSION_COOKIE_AGE = env_int("DASHBOARD_SESSION_SECONDS", 14 * 86400)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", 3600)
+SECURE_REFERRER_POLICY = "same-origin"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

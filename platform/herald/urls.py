@@ -1,4 +1,4 @@
-"""URLs on tenant hosts (and, through urls_public, on the platform host)."""
+"""URLs on tenant hosts; ``urls_public`` serves the shared part on the platform host."""
 
 from django.urls import include, path, re_path
 
@@ -6,7 +6,9 @@ from herald import health
 from herald.errors import handler404 as api_not_found
 from notifications.views import unsubscribe
 
-urlpatterns = [
+# Served on every host: the API (a credential names the tenant on the platform host), its docs,
+# the widget's script and the unsubscribe links of emails.
+shared_urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("unsubscribe/<str:token>", unsubscribe, name="unsubscribe"),
@@ -14,6 +16,13 @@ urlpatterns = [
     path("api/", include("api_docs.urls")),
     # Unknown API paths answer in the contract's JSON even when DEBUG shows HTML 404 pages.
     re_path(r"^api/", api_not_found),
+    path("widget/", include("widget.urls")),
+]
+
+urlpatterns = [
+    *shared_urlpatterns,
+    # Tenant hosts only: the tenant admins' dashboard.
+    path("dashboard/", include("dashboard.urls")),
 ]
 
 handler400 = "herald.errors.handler400"

@@ -1,14 +1,14 @@
-"""URLs on the platform host: everything on tenant hosts, plus the platform's Django admin."""
+"""URLs on the platform host: the shared API and docs, self-serve sign-up, the Django admin."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
-from herald.urls import handler400, handler403, handler404, handler500
-from herald.urls import urlpatterns as tenant_urls
+from herald.urls import handler400, handler403, handler404, handler500, shared_urlpatterns
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    *tenant_urls,
+    path("", include("dashboard.urls_public")),
+    *shared_urlpatterns,
 ]
 
 __all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]

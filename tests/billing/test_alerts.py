@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 
 from billing_stub.models import QuotaAlert
-from tests.billing.test_quotas import committed_tenant, plan_with, send
+from tests.billing.test_quotas import plan_with, send
+from tests.support.personas import committed_tenant
 from tests.support.processes import running_worker, wait_until
 from tests.support.smtp import smtp_sink
 

@@ -24,8 +24,8 @@ from herald.realtime import shared_redis
 from notifications.models import Delivery, Send
 from notifications.services.deliveries import emails_deliver_batch
 from tenants.models import Tenant
-from tenants.services import tenant_provision
 from tests.support.api import Caller
+from tests.support.personas import committed_tenant
 from tests.support.processes import run_concurrently
 
 
@@ -42,16 +42,6 @@ def plan_with(tenant: Tenant, *, notifications: int = 10**6, emails: int = 10**6
     fresh.plan = plan
     fresh.save(update_fields=["plan"])
     return plan
-
-
-def committed_tenant(committed: list[str], slug: str, name: str) -> tuple[Tenant, Caller]:
-    """A tenant whose writes other processes see (deleted after the test), with its API key."""
-    committed.append(slug)
-    result = tenant_provision(
-        slug=slug, name=name, admin_email=f"owner@{slug}.example.com",
-        admin_password=uuid.uuid4().hex, plan_code="pro",
-    )  # fmt: skip
-    return result.tenant, Caller(host=f"{slug}.localhost", token=result.api_key)
 
 
 def send(api: Caller, count: int, **headers: str):

@@ -9,7 +9,8 @@ from django.db.models import Max, Min
 from django_tenants.utils import tenant_context
 
 from notifications.models import Delivery
-from tests.billing.test_quotas import committed_tenant, plan_with
+from tests.billing.test_quotas import plan_with
+from tests.support.personas import committed_tenant
 from tests.support.processes import running_worker, wait_until
 from tests.support.smtp import smtp_sink
 

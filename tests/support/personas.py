@@ -14,11 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django_tenants.utils import schema_context
 
 from notifications.models import EndUser
 from tenants.models import Tenant
 from tenants.services import tenant_provision
+from tests.support.api import Caller
 
 PASSWORD = "a-long-test-passphrase-42"
 
@@ -74,3 +77,24 @@ def build_world() -> World:
         erin=EndUserPersona(tenant=alice.tenant, external_id="user-1"),
         bob=bob,
     )
+
+
+def committed_tenant(
+    committed: list[str], slug: str, name: str, *, plan: str = "pro"
+) -> tuple[Tenant, Caller]:
+    """A tenant whose writes other processes see, with its API key. ``committed`` is the fixture's
+    list: the tenant and its schema are deleted after the test. Its admin is
+    ``owner@<slug>.example.com`` with the password ``PASSWORD``."""
+    committed.append(slug)
+    result = tenant_provision(
+        slug=slug, name=name, admin_email=f"owner@{slug}.example.com",
+        admin_password=PASSWORD, plan_code=plan,
+    )  # fmt: skip
+    # The test settings hash with MD5 for speed, which the real web process does not accept:
+    # store a PBKDF2 hash (few iterations; the server upgrades it on the first login).
+    hasher = PBKDF2PasswordHasher()
+    with schema_context(result.tenant.schema_name):
+        get_user_model().objects.filter(email=f"owner@{slug}.example.com").update(
+            password=hasher.encode(PASSWORD, hasher.salt(), iterations=1000)
+        )
+    return result.tenant, Caller(host=f"{slug}.localhost", token=result.api_key)

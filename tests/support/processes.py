@@ -91,6 +91,8 @@ def process_env(**overrides: str) -> dict[str, str]:
         "SECRET_KEY": settings.SECRET_KEY,
         "PLATFORM_HOST": settings.PLATFORM_HOST,
         "DEBUG": "false",
+        # Browsers in the tests talk plain HTTP to *.localhost; production keeps cookies Secure.
+        "SECURE_COOKIES": "false",
         "EMAIL_URL": "console://",
         "CELERY_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
         "SENTRY_DSN": "",

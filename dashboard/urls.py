@@ -1,0 +1,17 @@
+"""The tenant admins' dashboard, at /dashboard/ on each tenant's host."""
+
+from django.urls import include, path
+
+from dashboard.views import auth, overview
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("login", auth.LoginView.as_view(), name="login"),
+    path("logout", auth.LogoutView.as_view(), name="logout"),
+    path("", overview.overview, name="overview"),
+    # Sends, end users, notification types and templates.
+    path("", include("dashboard.urls_content")),
+    # Password reset, API keys, widget set-up, settings.
+    path("", include("dashboard.urls_account")),
+]
