@@ -11,7 +11,8 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
@@ -119,17 +120,43 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
-def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return error_response(404, f"No such resource: {request.path}")
+# Pages for people (the dashboard, sign-up) get HTML error pages; everything else, the API above
+# all, answers in the contract's JSON.
+HTML_PREFIXES = ("/dashboard/", "/signup", "/widget/demo")
 
 
-def handler500(request: HttpRequest) -> JsonResponse:
-    return error_response(500, "An unexpected error occurred. It has been reported.")
+def _page(request: HttpRequest, status: int, heading: str, text: str) -> HttpResponse | None:
+    if not request.path.startswith(HTML_PREFIXES):
+        return None
+    context = {"status": status, "heading": heading, "text": text}
+    return render(request, "dashboard/error.html", context, status=status)
 
 
-def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return error_response(400, "Bad request.")
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    page = _page(request, 404, "Page not found", "There is nothing here, or it is not yours.")
+    return page or error_response(404, f"No such resource: {request.path}")
 
 
-def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return error_response(403, "You do not have permission to perform this action.")
+def handler500(request: HttpRequest) -> HttpResponse:
+    message = "An unexpected error occurred. It has been reported."
+    try:
+        page = _page(request, 500, "Something went wrong", message)
+    except Exception:  # a failing error page must still answer
+        page = None
+    return page or error_response(500, message)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    page = _page(request, 400, "Bad request", "The request could not be understood.")
+    return page or error_response(400, "Bad request.")
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    message = "You do not have permission to perform this action."
+    return _page(request, 403, "Not allowed", message) or error_response(403, message)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form posted without a valid CSRF token (an expired page, or a forged request)."""
+    text = "This form has expired or did not come from this site. Go back, reload and try again."
+    return _page(request, 403, "Form expired", text) or error_response(403, text)

@@ -57,3 +57,22 @@ def test_pages_carry_a_strict_content_security_policy(make_site):
     policy = {k.lower(): v for k, v in response.headers.items()}["content-security-policy"]
     assert "script-src 'self'" in policy
     assert "unsafe-inline" not in policy
+
+
+def test_unknown_dashboard_pages_get_an_html_404_and_api_paths_keep_json(make_site):
+    site = make_site("dash-404")
+    host = {"Host": f"{site.tenant.slug}.localhost"}
+    page = http("GET", f"{site.server.url}/dashboard/no-such-page", headers=host)
+    assert page.status == 404
+    assert "Page not found" in page.body
+    api = http("GET", f"{site.server.url}/api/v1/no-such-thing", headers=host)
+    assert api.status == 404
+    assert api.body["error"]["code"] == "not_found"
+
+
+def test_a_forged_form_post_gets_the_form_expired_page(make_site):
+    site = make_site("dash-csrf")
+    host = {"Host": f"{site.tenant.slug}.localhost"}
+    response = http("POST", f"{site.server.url}/dashboard/login", headers=host, body={"x": 1})
+    assert response.status == 403
+    assert "Form expired" in response.body
