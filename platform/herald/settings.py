@@ -288,9 +288,10 @@ USE_TZ = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise serves the dashboard's CSS and JavaScript straight from the apps' static folders in
-# every process, so no `collectstatic` step or separate file server is needed.
+# every process, so no `collectstatic` step or separate file server is needed. Set STATIC_ROOT
+# only to run `collectstatic` (e.g. to put the files on a CDN).
+STATIC_ROOT = env_raw("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 

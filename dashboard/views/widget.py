@@ -1,0 +1,109 @@
+"""The widget page: the install snippet for this tenant, its allowed origins, a live preview."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from dashboard.access import admin_required, dashboard_tenant
+from herald.errors import ApiError
+from herald.ratelimits import measure
+from notifications.services.sending import SendInput, notification_send, request_fingerprint
+from notifications.services.users import RecipientInput, user_upsert
+from tenants.serializers import TenantUpdateSerializer
+from tenants.services import tenant_update
+from tenants.tokens import end_user_token_issue
+
+# The end user the preview runs as: a real user of the tenant, so the preview shows exactly what
+# the widget shows, named so that nobody mistakes it for a customer.
+PREVIEW_USER = "herald-widget-preview"
+PREVIEW_TYPE = "herald.widget-preview"
+
+
+def _origin(request: HttpRequest) -> str:
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+@admin_required
+def widget(request: HttpRequest) -> HttpResponse:
+    tenant = dashboard_tenant(request)
+    errors: list[str] = []
+    origins_text = "\n".join(tenant.allowed_origins)
+    if request.method == "POST":
+        origins_text = request.POST.get("allowed_origins", "")
+        lines = [line.strip() for line in origins_text.splitlines() if line.strip()]
+        serializer = TenantUpdateSerializer(data={"allowed_origins": lines})
+        if serializer.is_valid():
+            tenant_update(tenant=tenant, fields=serializer.validated_data)
+            messages.success(request, "Allowed origins saved.")
+            return redirect("dashboard:widget")
+        errors = _origin_errors(lines, serializer.errors.get("allowed_origins"))
+    origin = _origin(request)
+    context = {
+        "section": "widget",
+        "origin": origin,
+        "script_url": f"{origin}/widget/v1/herald.js",
+        "origins_text": origins_text,
+        "origin_errors": errors,
+    }
+    return render(request, "dashboard/widget.html", context)
+
+
+def _origin_errors(lines: list[str], raw: object) -> list[str]:
+    """Name the offending lines: DRF reports list errors as {index: [messages]}."""
+    if isinstance(raw, dict):
+        return [
+            f"Line “{lines[int(index)]}”: {' '.join(str(m) for m in problems)}"
+            for index, problems in sorted(raw.items(), key=lambda item: int(item[0]))
+        ]
+    return [str(message) for message in (raw or ["Invalid origins."])]
+
+
+@admin_required
+@require_POST
+def preview_token(request: HttpRequest) -> HttpResponse:
+    """An end-user token for the preview user (the dashboard's session and CSRF token vouch)."""
+    tenant = dashboard_tenant(request)
+    with transaction.atomic():
+        user, _created = user_upsert(
+            external_id=PREVIEW_USER, fields={"name": "Widget preview", "email": ""}
+        )
+    issued = end_user_token_issue(tenant=tenant, end_user_pk=user.pk, external_id=user.external_id)
+    return JsonResponse({"token": issued.token, "expires_at": issued.expires_at.isoformat()})
+
+
+@admin_required
+@require_POST
+def preview_send(request: HttpRequest) -> HttpResponse:
+    """Send the preview user an in-app notification, so the preview shows one arrive live."""
+    tenant = dashboard_tenant(request)
+    usage = measure(request, scope="login")  # a per-IP brake: this button must not flood
+    if usage is not None and usage.limited:
+        return JsonResponse({"error": "Too many previews; wait a minute."}, status=429)
+    body = {
+        "type": PREVIEW_TYPE,
+        "recipients": [PREVIEW_USER],
+        "title": "Hello from Herald",
+        "message": f"This is how {tenant.name}'s notifications look in your app.",
+        "channels": ["in_app"],
+    }
+    try:
+        notification_send(
+            tenant=tenant,
+            request=SendInput(
+                type=PREVIEW_TYPE,
+                recipients=[RecipientInput(external_id=PREVIEW_USER)],
+                title=body["title"],
+                message=body["message"],
+                channels=["in_app"],
+            ),
+            fingerprint=request_fingerprint(body),
+            idempotency_key=None,
+            actor=f"dashboard:{request.user.email}",
+        )
+    except ApiError as exc:  # the quota: the same refusal the API gives
+        return JsonResponse({"error": exc.message}, status=exc.status_code)
+    return JsonResponse({"sent": True}, status=202)
