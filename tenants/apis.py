@@ -1,4 +1,4 @@
-"""Tenant API views: the caller's tenant, admin login, API keys."""
+"""Tenant API views: the caller's tenant, admin login, API keys, self-serve sign-up."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +17,7 @@ from rest_framework.views import APIView
 from api_docs import docs
 from herald.api import page_response, validated
 from herald.errors import ApiError
+from herald.ratelimits import measure
 from tenants.models import Tenant
 from tenants.permissions import IsAdmin, IsServer
 from tenants.selectors import api_key_list
@@ -23,11 +25,21 @@ from tenants.serializers import (
     ApiKeyCreateSerializer,
     LoginSerializer,
     RefreshSerializer,
+    SignupSerializer,
     TenantSerializer,
     TenantUpdateSerializer,
     api_key_payload,
+    signup_payload,
 )
-from tenants.services import api_key_create, api_key_revoke, tenant_update
+from tenants.services import (
+    ProvisioningError,
+    api_key_create,
+    api_key_revoke,
+    signup_errors,
+    slug_check,
+    tenant_signup,
+    tenant_update,
+)
 from tenants.tokens import TokenRejected, admin_refresh_claims, admin_token_pair
 
 
@@ -141,3 +153,140 @@ class ApiKeyDetailApi(APIView):
             raise ApiError(404, "not_found", "No such API key.")
         api_key_revoke(api_key=api_key)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+SIGNED_UP = inline_serializer(
+    name="SignedUp",
+    fields={
+        "slug": serializers.CharField(),
+        "domain": serializers.CharField(help_text="The tenant's host: the dashboard and the API."),
+        "api_key": serializers.CharField(help_text="A secret API key. Shown once, never again."),
+    },
+)
+SLUG_CHECKED = inline_serializer(
+    name="SlugAvailability",
+    fields={
+        "slug": serializers.CharField(help_text="The slug as it would be used (lowercase)."),
+        "available": serializers.BooleanField(),
+        "errors": serializers.ListField(
+            child=serializers.CharField(), help_text="Why it cannot be used; empty if available."
+        ),
+        "suggestion": serializers.CharField(
+            allow_null=True, help_text="A free variant when the slug is taken or reserved."
+        ),
+    },
+)
+SIGNUP_EXAMPLE = OpenApiExample(
+    "Sign up",
+    request_only=True,
+    value={
+        "slug": "acme",
+        "name": "Acme Inc.",
+        "email": "ops@acme.example.com",
+        "password": "a long pass phrase",
+    },
+)
+
+
+def _platform_host_only(request: Request) -> None:
+    """Sign-up lives on the platform host; a tenant host has no such resource."""
+    if not request.is_platform_host:
+        raise ApiError(404, "not_found", "Sign up on the platform host, not a tenant's host.")
+
+
+def signup_rate_limited(usage: Any) -> ApiError:
+    minutes = max(1, round(usage.reset / 60))
+    return ApiError(
+        429,
+        "rate_limited",
+        f"Too many sign-ups from your network. Try again in {minutes} minute(s).",
+        headers={"Retry-After": str(usage.reset)},
+    )
+
+
+class SignupApi(APIView):
+    """Self-serve sign-up: a tenant on the free plan, its admin and its first API key."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=SignupSerializer,
+        responses={201: SIGNED_UP},
+        examples=[SIGNUP_EXAMPLE],
+        auth=[],
+        operation_id="signup",
+        description=(
+            "Platform host only (404 on a tenant host). Creates the tenant on the `free` plan with "
+            "its `<slug>.<platform host>` domain, its admin (email and password, for the "
+            "dashboard and `POST /api/v1/auth/token`) and a first secret API key, shown once. "
+            "All or nothing: on any error nothing is created. Invalid fields: 400 with "
+            "`details` naming each. At most 5 sign-ups per hour from one IP, besides the "
+            "per-IP API rate: 429 with `Retry-After`."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        _platform_host_only(request)
+        fields = validated(SignupSerializer, request.data)
+        errors = signup_errors(**fields)
+        if errors:
+            raise ApiError(400, "invalid", "The request is invalid; see details.", errors)
+        usage = measure(request._request, scope="signup")  # only sign-ups that would go ahead
+        if usage is not None:
+            current = getattr(request._request, "rate_limit", None)
+            if usage.limited or current is None or usage.remaining < current.remaining:
+                request._request.rate_limit = usage  # the tighter window names the headers
+            if usage.limited:
+                raise signup_rate_limited(usage)
+        try:
+            signed_up = tenant_signup(**fields)
+        except ProvisioningError as exc:  # a concurrent sign-up took the slug meanwhile
+            raise ApiError(
+                400, "invalid", "The request is invalid; see details.", exc.errors
+            ) from exc
+        return Response(
+            signup_payload(
+                slug=signed_up.tenant.slug, domain=signed_up.domain, api_key=signed_up.api_key
+            ),
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class SlugAvailabilityApi(APIView):
+    """Whether a slug is free, for the sign-up page's live check."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_scope = "signup-check"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("slug", OpenApiTypes.STR, required=True, description="To check.")
+        ],
+        responses=SLUG_CHECKED,
+        auth=[],
+        operation_id="signup_slug_check",
+        description="Platform host only. Limited to 60 checks a minute per IP.",
+    )
+    def get(self, request: Request) -> Response:
+        _platform_host_only(request)
+        raw = request.query_params.get("slug")
+        if raw is None:
+            raise ApiError(
+                400, "invalid", "The request is invalid; see details.",
+                {"slug": ["This parameter is required."]},
+            )  # fmt: skip
+        if len(raw) > 100:
+            raise ApiError(
+                400, "invalid", "The request is invalid; see details.",
+                {"slug": ["Use at most 40 characters."]},
+            )  # fmt: skip
+        checked = slug_check(raw)
+        return Response(
+            {
+                "slug": checked.slug,
+                "available": not checked.errors,
+                "errors": checked.errors,
+                "suggestion": checked.suggestion,
+            }
+        )

@@ -96,3 +96,21 @@ def api_key_payload(api_key: ApiKey) -> dict[str, Any]:
         "last_used_at": api_key.last_used_at,
         "revoked_at": api_key.revoked_at,
     }
+
+
+class SignupSerializer(StrictSerializer):
+    """Types and size bounds only: the rules (slug format and availability, password strength)
+    are the provisioning service's, shared with the sign-up page, and so are its messages."""
+
+    slug = StrictCharField(
+        max_length=100, allow_blank=True, help_text="Your tenant's host: <slug>.<platform host>."
+    )
+    name = StrictCharField(max_length=1000, allow_blank=True, help_text="Your organisation.")
+    email = StrictCharField(
+        max_length=254, allow_blank=True, help_text="The first admin's email (their login)."
+    )
+    password = StrictCharField(max_length=1024, allow_blank=True, trim_whitespace=False)
+
+
+def signup_payload(*, slug: str, domain: str, api_key: str) -> dict[str, Any]:
+    return {"slug": slug, "domain": domain, "api_key": api_key}

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_tenants.utils import schema_context
+from django_tenants.utils import get_public_schema_name, schema_context
 
 from billing_stub.selectors import DEFAULT_PLAN_CODE, plan_get
 from tenants import registry_cache
@@ -48,6 +48,23 @@ class ProvisionedTenant:
 
 
 @dataclass(frozen=True)
+class SignedUp:
+    """A self-served tenant: what the sign-up result page shows, and whom to sign in."""
+
+    tenant: Tenant
+    domain: str
+    api_key: str  # the plaintext key: shown once, never stored
+    admin_id: int  # the admin's user id in the tenant's schema
+
+
+@dataclass(frozen=True)
+class SlugCheck:
+    slug: str  # normalised (trimmed, lowercase)
+    errors: list[str]  # empty when the slug is available
+    suggestion: str | None  # a free variant when it is taken or reserved
+
+
+@dataclass(frozen=True)
 class CreatedApiKey:
     api_key: ApiKey
     plaintext: str  # shown once, never stored
@@ -69,6 +86,55 @@ def slug_errors(slug: str) -> list[str]:
     if Tenant.objects.filter(slug=slug).exists():
         return [f"'{slug}' is already taken."]
     return []
+
+
+def slug_normalize(slug: str) -> str:
+    return (slug or "").strip().lower()
+
+
+def slug_check(slug: str) -> SlugCheck:
+    """Whether a slug can be signed up with and, when it is taken or reserved, a free variant
+    (``acme`` -> ``acme-2``). At most two queries."""
+    slug = slug_normalize(slug)
+    errors = slug_errors(slug)
+    suggestion = None
+    if errors and re.fullmatch(SLUG_PATTERN, slug):
+        stem = slug[:37].rstrip("-")
+        candidates = [f"{stem}-{n}" for n in range(2, 10)]
+        taken = set(Tenant.objects.filter(slug__in=candidates).values_list("slug", flat=True))
+        suggestion = next((c for c in candidates if c not in taken), None)
+    return SlugCheck(slug=slug, errors=errors, suggestion=suggestion)
+
+
+def signup_errors(*, slug: str, name: str, email: str, password: str) -> dict[str, list[str]]:
+    """Every problem with a self-serve sign-up's fields, by field name (``slug``, ``name``,
+    ``email``, ``password``); empty when ``tenant_signup`` would go ahead. The same rules as
+    provisioning, on the ``free`` plan."""
+    return _validate_provisioning(
+        slug=slug_normalize(slug),
+        name=name,
+        admin_email=(email or "").strip(),
+        admin_password=password,
+        plan_code=DEFAULT_PLAN_CODE,
+    )
+
+
+def tenant_signup(*, slug: str, name: str, email: str, password: str) -> SignedUp:
+    """Provision a self-served tenant on the ``free`` plan, whole or not at all (see
+    ``tenant_provision``). Raises ProvisioningError with the fields' problems, including a slug
+    taken by a concurrent sign-up. Runs in the public schema, whichever the caller was in (a
+    request on the platform host with a tenant's credential is in that tenant's)."""
+    email = (email or "").strip()
+    with schema_context(get_public_schema_name()):
+        result = tenant_provision(
+            slug=slug, name=name, admin_email=email, admin_password=password,
+            plan_code=DEFAULT_PLAN_CODE,
+        )  # fmt: skip
+    with schema_context(result.tenant.schema_name):
+        admin_id = get_user_model().objects.get(email=email.lower()).pk
+    return SignedUp(
+        tenant=result.tenant, domain=result.domain, api_key=result.api_key, admin_id=admin_id
+    )
 
 
 def _validate_provisioning(

@@ -9,6 +9,8 @@ urlpatterns = [
     path("auth/token/refresh", apis.AuthTokenRefreshApi.as_view(), name="auth-token-refresh"),
     path("api-keys", apis.ApiKeysApi.as_view(), name="api-keys"),
     path("api-keys/<int:key_id>", apis.ApiKeyDetailApi.as_view(), name="api-key-detail"),
+    path("signup", apis.SignupApi.as_view(), name="signup"),
+    path("signup/slug", apis.SlugAvailabilityApi.as_view(), name="signup-slug"),
     path("usage", UsageApi.as_view(), name="usage"),
     path("usage/report", UsageReportApi.as_view(), name="usage-report"),
     path("", include("notifications.urls")),

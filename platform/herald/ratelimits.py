@@ -2,7 +2,9 @@
 
 Who is counted: an API key, an end user's token, an admin's token, or, for calls without a valid
 credential, the client IP. The rate comes from the tenant's plan: a burst window (1 s, ``api_burst``
-requests) and a sustained window (10 s, ``api_requests_per_second`` x 10). Login is limited per IP.
+requests) and a sustained window (10 s, ``api_requests_per_second`` x 10). Login, sign-up, the
+sign-up page's slug check and password-reset emails have fixed per-IP windows of their own
+(``IP_SCOPES``), on top of the API rate.
 
 Every API response carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` for
 the tighter window; a limited call gets 429 ``rate_limited`` with ``Retry-After``.
@@ -28,6 +30,14 @@ logger = logging.getLogger(__name__)
 SUSTAINED_WINDOW = 10
 ANONYMOUS_RATE = (10, 20)  # (per second, burst) for callers without a valid credential, per IP
 LOGIN_LIMIT, LOGIN_PERIOD = 10, 60  # attempts per minute, per IP
+# (limit, period in seconds) per client IP, by scope.
+IP_SCOPES = {
+    "login": (LOGIN_LIMIT, LOGIN_PERIOD),
+    "signup": (5, 3600),  # tenants created per hour
+    "signup-check": (60, 60),  # live slug checks of the sign-up page
+    "password-reset": (5, 900),  # reset emails asked for
+}
+PASSWORD_RESET_PER_ADDRESS = (3, 3600)  # reset emails to one address of one tenant
 
 
 @dataclass(frozen=True)
@@ -86,9 +96,12 @@ def _count(request: HttpRequest, group: str, subject: str, limit: int, period: i
 
 
 def measure(request: HttpRequest, *, scope: str | None = None) -> Usage | None:
-    """Count this request and return the tighter window's usage (None when uncountable)."""
-    if scope == "login":
-        return _count(request, "login", f"ip:{_client_ip(request)}", LOGIN_LIMIT, LOGIN_PERIOD)
+    """Count this request and return the tighter window's usage (None when uncountable).
+
+    ``scope`` names a per-IP window of ``IP_SCOPES``; without one, the API rate applies."""
+    if scope in IP_SCOPES:
+        limit, period = IP_SCOPES[scope]
+        return _count(request, scope, f"ip:{_client_ip(request)}", limit, period)
     subject, (per_second, burst) = _subject(request)
     windows = [
         _count(request, "api-burst", subject, burst, 1),
@@ -101,6 +114,13 @@ def measure(request: HttpRequest, *, scope: str | None = None) -> Usage | None:
     if limited:
         return max(limited, key=lambda usage: usage.reset)
     return min(counted, key=lambda usage: usage.remaining)
+
+
+def measure_address(request: HttpRequest, *, tenant_id: int, email: str) -> Usage | None:
+    """Count one password-reset email to ``email`` of a tenant, whoever asks for it."""
+    limit, period = PASSWORD_RESET_PER_ADDRESS
+    subject = f"address:{tenant_id}:{email.strip().lower()}"
+    return _count(request, "password-reset-address", subject, limit, period)
 
 
 class PlanRateThrottle(BaseThrottle):
