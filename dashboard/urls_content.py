@@ -1,3 +1,46 @@
-from django.urls import path  # noqa: F401
+"""Dashboard pages for sends, end users and notification types (namespace "dashboard").
 
-urlpatterns: list = []
+Build links with ``dashboard.templatetags.content_links``: external ids are percent-encoded
+as one segment (they may hold ``/``), and a type keyed ``new`` or ``preview`` is edited at
+``types/<key>/edit``.
+"""
+
+from django.urls import path, register_converter
+
+from dashboard.views import sends, types, users
+
+
+class TypeKeyConverter:
+    regex = r"[a-z0-9][a-z0-9_.-]{0,99}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(TypeKeyConverter, "type_key")
+
+urlpatterns = [
+    path("notifications/", sends.send_list, name="sends"),
+    path("notifications/test", sends.test_send, name="send-test"),
+    path(
+        "notifications/test/recipients",
+        sends.recipient_suggestions,
+        name="send-test-recipients",
+    ),
+    path("notifications/<int:send_id>", sends.send_detail, name="send"),
+    path("notifications/<int:send_id>/cancel", sends.send_cancel_view, name="send-cancel"),
+    path("users/", users.user_list_view, name="users"),
+    # Erase first: a GET there shows the user whose own id ends in "/erase".
+    path("users/<path:external_id>/erase", users.user_erase_view, name="user-erase"),
+    path("users/<path:external_id>", users.user_detail, name="user"),
+    path("types/", types.type_list, name="types"),
+    path("types/new", types.type_create, name="type-new"),
+    path("types/preview", types.type_preview, name="type-preview"),
+    path("types/<type_key:key>", types.type_edit, name="type"),
+    path("types/<type_key:key>/edit", types.type_edit, name="type-edit"),
+    path("types/<type_key:key>/preview", types.type_saved_preview, name="type-saved-preview"),
+    path("types/<type_key:key>/test-email", types.type_test_email, name="type-test-email"),
+]

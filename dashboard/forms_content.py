@@ -1,0 +1,378 @@
+"""Forms of the dashboard's content pages.
+
+Django forms parse what a browser posts (strings, checkboxes) and carry field errors back to the
+page; the rules themselves are the API's: each form hands its typed values to the same DRF
+serializer the API uses (``TypeUpsertSerializer``, ``SendSerializer``) and shows its errors on
+the matching fields, so the dashboard can never accept what the API refuses, or the reverse.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django import forms
+from django.http import HttpRequest
+from django.utils import timezone
+
+from billing_stub.limits import limits_for
+from dashboard.selectors_content import SendFilters, type_choices
+from dashboard.services_content import Sample
+from notifications import selectors
+from notifications.models import CHANNEL_CHOICES, TYPE_KEY_PATTERN, EndUser, Send
+from notifications.serializers import SendSerializer, TypeUpsertSerializer
+from tenants.models import Tenant
+
+KEY_HELP = (
+    "1 to 100 lowercase letters, digits, '_', '.' or '-', starting with a letter or digit. "
+    "Your backend names it in each send; it cannot change later."
+)
+SEARCH_MAX = 200
+
+
+def _flatten(errors: Any) -> list[str]:
+    """DRF's nested error lists and dicts as plain messages."""
+    if isinstance(errors, dict):
+        return [message for value in errors.values() for message in _flatten(value)]
+    if isinstance(errors, list):
+        return [message for value in errors for message in _flatten(value)]
+    return [str(errors)]
+
+
+def _apply_serializer_errors(
+    form: forms.Form, errors: dict[str, Any], fields: dict[str, str] | None = None
+) -> None:
+    """Show a serializer's errors on the form's fields (``fields`` maps API names to form
+    names where they differ); anything else becomes a form-wide error."""
+    fields = fields or {}
+    for name, value in errors.items():
+        target = fields.get(name, name)
+        if target not in form.fields:
+            target = None
+        for message in _flatten(value):
+            form.add_error(target, message)
+
+
+def _lines(value: str) -> str:
+    """Browsers post textareas with CRLF line ends; store what the API would get."""
+    return value.replace("\r\n", "\n")
+
+
+class ChannelsField(forms.MultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=CHANNEL_CHOICES, **kwargs)
+
+
+# --- The send log ---------------------------------------------------------------------------
+
+
+class SendFilterForm(forms.Form):
+    """The send log's filters (GET). ``filters()`` is only valid after ``is_valid()``."""
+
+    STATUS_CHOICES = [("", "Any status"), *Send.Status.choices]
+
+    type = forms.ChoiceField(required=False)
+    recipient = forms.CharField(required=False, max_length=255, label="Recipient id")
+    status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
+    created_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    q = forms.CharField(required=False, max_length=SEARCH_MAX, label="Search")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["type"].choices = [("", "All types"), *type_choices()]
+        self._type = None
+        self._recipient: EndUser | None = None
+
+    def clean_type(self) -> str:
+        key = self.cleaned_data["type"]
+        if key:
+            self._type = selectors.type_get(key=key)
+        return key
+
+    def clean_recipient(self) -> str:
+        external_id = self.cleaned_data["recipient"]
+        if external_id:
+            self._recipient = selectors.end_user_get(external_id=external_id)
+            if self._recipient is None:
+                raise forms.ValidationError("No user has this id.")
+        return external_id
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("created_from"), data.get("created_to")
+        if start and end and start > end:
+            self.add_error("created_to", "Pick a day on or after the start day.")
+        return data
+
+    @property
+    def active(self) -> bool:
+        return self.is_bound and any(self.data.get(name) for name in self.fields)
+
+    def filters(self) -> SendFilters:
+        data = self.cleaned_data
+        start, end = data.get("created_from"), data.get("created_to")
+        return SendFilters(
+            type=self._type,
+            recipient=self._recipient,
+            status=data.get("status") or "",
+            created_from=_utc_midnight(start) if start else None,
+            created_to=_utc_midnight(end) + timedelta(days=1) if end else None,
+            search=data.get("q") or "",
+        )
+
+
+def _utc_midnight(day: Any) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+class TestSendForm(forms.Form):
+    """Send one notification to one existing user, as the API would."""
+
+    recipient = forms.CharField(
+        max_length=255,
+        label="Recipient",
+        help_text="The user's id in your app (their external id).",
+        widget=forms.TextInput(attrs={"list": "recipient-options", "autocomplete": "off"}),
+    )
+    type = forms.ChoiceField(label="Type")
+    title = forms.CharField(required=False, max_length=300)
+    message = forms.CharField(max_length=10_000, widget=forms.Textarea(attrs={"rows": 4}))
+    url = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Link",
+        widget=forms.URLInput(attrs={"placeholder": "https://"}),
+    )
+    channels = ChannelsField(required=False, help_text="None ticked: the type's default channels.")
+    idempotency_key = forms.RegexField(
+        regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput, error_messages={"invalid": "Reload."}
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {}).setdefault("idempotency_key", uuid.uuid4().hex)
+        super().__init__(*args, **kwargs)
+        self.fields["type"].choices = type_choices()
+
+    def clean_recipient(self) -> str:
+        external_id = self.cleaned_data["recipient"]
+        if selectors.end_user_get(external_id=external_id) is None:
+            raise forms.ValidationError(
+                "No user has this id. Users appear when your backend sends to them or "
+                "creates them with PUT /api/v1/users/{id}."
+            )
+        return external_id
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        body = {
+            "type": data["type"],
+            "recipients": [data["recipient"]],
+            "title": data["title"],
+            "message": _lines(data["message"]),
+            "url": data["url"],
+        }
+        if data["channels"]:
+            body["channels"] = data["channels"]
+        serializer = SendSerializer(data=body)
+        if not serializer.is_valid():
+            _apply_serializer_errors(self, serializer.errors, {"recipients": "recipient"})
+            return data
+        data["message"] = body["message"]
+        return data
+
+
+# --- Types --------------------------------------------------------------------------------------
+
+TEMPLATE_FIELDS = ("email_subject", "email_text", "email_html")
+
+
+class TypeForm(forms.Form):
+    """Create (``key`` given) or edit a notification type with the API's rules, including the
+    plan's: a digest window needs a plan with digests."""
+
+    key = forms.CharField(max_length=100, help_text=KEY_HELP)
+    name = forms.CharField(
+        required=False, max_length=200, help_text="Shown to you and in unsubscribe pages."
+    )
+    channels = ChannelsField(help_text="Where a send of this type goes unless it names channels.")
+    critical = forms.BooleanField(
+        required=False,
+        label="Critical",
+        help_text="Delivered even to users who turned this type or channel off.",
+    )
+    digest_window_seconds = forms.IntegerField(
+        required=False,
+        label="Digest window (seconds)",
+        help_text="Collect a user's emails of this type and send one digest per window "
+        "(60 to 604800). Blank: every email goes out on its own.",
+        widget=forms.NumberInput(attrs={"min": 60, "max": 604800, "step": 60}),
+    )
+    email_subject = forms.CharField(required=False, max_length=300, strip=False, label="Subject")
+    email_text = forms.CharField(
+        required=False,
+        max_length=100_000,
+        strip=False,
+        label="Plain text",
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+    )
+    email_html = forms.CharField(
+        required=False,
+        max_length=200_000,
+        strip=False,
+        label="HTML",
+        widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args: Any, tenant: Tenant, creating: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tenant = tenant
+        self.creating = creating
+        if not creating:
+            del self.fields["key"]
+        self.fields["email_subject"].widget.attrs["spellcheck"] = "false"
+
+    def clean_key(self) -> str:
+        key = self.cleaned_data["key"]
+        if not re.fullmatch(TYPE_KEY_PATTERN, key):
+            raise forms.ValidationError(KEY_HELP.split(". ")[0] + ".")
+        if selectors.type_get(key=key) is not None:
+            raise forms.ValidationError("A type with this key exists already.")
+        return key
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if any(name != "key" for name in self.errors):
+            return data
+        fields = {
+            "name": data["name"].strip() or data.get("key") or "",
+            "channels": data["channels"],
+            "critical": data["critical"],
+            "digest_window_seconds": data["digest_window_seconds"],
+            **{name: _lines(data[name]) for name in TEMPLATE_FIELDS},
+        }
+        if not fields["name"]:
+            del fields["name"]  # editing with a blank name: keep the key as the name below
+        serializer = TypeUpsertSerializer(data=fields)
+        if not serializer.is_valid():
+            _apply_serializer_errors(self, serializer.errors)
+            return data
+        validated = dict(serializer.validated_data)
+        if validated.get("digest_window_seconds") and not limits_for(self.tenant).digest_allowed:
+            self.add_error(
+                "digest_window_seconds",
+                "Your plan does not include digests. Leave this blank, or upgrade your plan.",
+            )
+        self.type_fields = validated
+        return data
+
+    def fields_for_upsert(self, key: str) -> dict[str, Any]:
+        """What ``type_upsert`` gets: every field, the name defaulting to the key."""
+        return {"name": key, **self.type_fields}
+
+
+class PreviewForm(forms.Form):
+    """What the live preview renders: the editor's templates and the sample notification."""
+
+    key = forms.CharField(required=False, max_length=100)
+    email_subject = forms.CharField(required=False, max_length=300, strip=False)
+    email_text = forms.CharField(required=False, max_length=100_000, strip=False)
+    email_html = forms.CharField(required=False, max_length=200_000, strip=False)
+    sample_title = forms.CharField(required=False, max_length=300, label="Title")
+    sample_message = forms.CharField(
+        required=False, max_length=10_000, strip=False, label="Message"
+    )
+    sample_url = forms.CharField(required=False, max_length=2000, label="Link")
+    sample_data = forms.CharField(
+        required=False, max_length=16_384, label="Data (JSON object)", strip=False
+    )
+
+    def clean_sample_data(self) -> dict[str, Any]:
+        raw = self.cleaned_data["sample_data"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Sample data is not valid JSON: {exc}.") from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Sample data must be a JSON object, like {"a": 1}.')
+        return value
+
+    def key_for_preview(self) -> str:
+        key = self.cleaned_data.get("key") or ""
+        return key if re.fullmatch(TYPE_KEY_PATTERN, key) else "preview"
+
+    def templates(self) -> tuple[str, str, str]:
+        return tuple(_lines(self.cleaned_data[name]) for name in TEMPLATE_FIELDS)  # type: ignore[return-value]
+
+    def sample(self) -> Sample:
+        data = self.cleaned_data
+        defaults = Sample()
+        return Sample(
+            title=data["sample_title"],
+            message=_lines(data["sample_message"]),
+            url=data["sample_url"],
+            data=data["sample_data"],
+            user_id=defaults.user_id,
+            user_name=defaults.user_name,
+            user_email=defaults.user_email,
+        )
+
+    def error_text(self) -> str:
+        return " ".join(
+            f"{self.fields[name].label or name}: {message}" if name != "__all__" else message
+            for name, messages in self.errors.items()
+            for message in messages
+        )
+
+
+def sample_initial() -> dict[str, str]:
+    """The sample notification's fields as the editor shows them at first."""
+    sample = Sample()
+    return {
+        "sample_title": sample.title,
+        "sample_message": sample.message,
+        "sample_url": sample.url,
+        "sample_data": json.dumps(sample.data, indent=2),
+    }
+
+
+def page_param(request: HttpRequest, name: str) -> tuple[int | None, bool]:
+    """A keyset page marker from the query string: (id, whether it was malformed). A bad one
+    (edited by hand) shows the first page with a notice instead of an error page."""
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return None, False
+    if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 18:
+        return int(raw), False
+    return None, True
+
+
+def pager(request: HttpRequest, name: str, next_value: int | None) -> dict[str, Any]:
+    """Links of a keyset pager that keep the other query parameters: the next page's, and the
+    first page's (None on the first page)."""
+    query = request.GET.copy()
+    on_first = not request.GET.get(name)
+    query.pop(name, None)
+    first = f"?{query.urlencode()}" if query else "?"
+    following = None
+    if next_value is not None:
+        query[name] = str(next_value)
+        following = f"?{query.urlencode()}"
+    return {"next_href": following, "first_href": None if on_first else first}
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=SEARCH_MAX, label="Search")

@@ -1,0 +1,186 @@
+"""What the dashboard's content pages do beyond the notification services: template previews
+from sample data, the "send me a test email" button, and the test-send form's call into
+``notification_send``. Call inside the tenant's schema.
+
+Previews and test emails go through the worker's own ``compose_email`` (same context, same
+defaults for blank templates, same headers), with a sample recipient that is never saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import uuid
+from dataclasses import dataclass, field
+from email.utils import formataddr
+from typing import Any
+
+import redis
+from django.core.mail import get_connection
+from django.db import connection
+
+from billing_stub.limits import limits_for
+from herald.errors import ApiError
+from herald.realtime import shared_redis
+from notifications.channels.email.rendering import RenderedEmail, TemplateError
+from notifications.channels.email.sending import compose_email
+from notifications.models import EndUser, NotificationType
+from notifications.services.sending import SendInput, notification_send, request_fingerprint
+from notifications.services.users import RecipientInput
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+TEST_EMAILS_PER_MINUTE = 5
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The notification and recipient a preview or test email is rendered for."""
+
+    title: str = "Your report is ready"
+    message: str = "The March revenue report has finished processing.\nOpen it to see the numbers."
+    url: str = "https://app.example.com/reports/42"
+    data: dict[str, Any] = field(default_factory=lambda: {"report": "March revenue", "pages": 3})
+    user_id: str = "user-123"
+    user_name: str = "Ada Lovelace"
+    user_email: str = "ada@example.com"
+
+
+def _render(
+    *,
+    tenant: Tenant,
+    key: str,
+    templates: tuple[str, str, str],
+    sample: Sample,
+    host: str,
+    message_id: str = "preview",
+) -> Any:
+    """The email the worker would build for ``sample``. Raises TemplateError."""
+    recipient = EndUser(
+        pk=0, external_id=sample.user_id, name=sample.user_name, email=sample.user_email
+    )
+    return compose_email(
+        tenant=tenant,
+        user=recipient,
+        notification_type=NotificationType(pk=0, key=key),
+        host=host,
+        context={
+            "title": sample.title,
+            "message": sample.message,
+            "url": sample.url,
+            "data": sample.data,
+        },
+        templates=templates,
+        message_id=message_id,
+        headers={},
+    )
+
+
+def email_preview(
+    *, tenant: Tenant, key: str, templates: tuple[str, str, str], sample: Sample, host: str
+) -> RenderedEmail:
+    """Subject, text and HTML of ``templates`` (subject, text, html; blank ones take the
+    defaults) rendered for ``sample``. Raises TemplateError with a message for the admin."""
+    message = _render(tenant=tenant, key=key, templates=templates, sample=sample, host=host)
+    return RenderedEmail(
+        subject=message.subject, text=message.body, html=message.alternatives[0][0]
+    )
+
+
+class TestEmailError(Exception):
+    """The test email was not sent; the message says why, for the admin."""
+
+
+def test_email_wait(*, tenant: Tenant, admin_id: int) -> int | None:
+    """Count one test email of this admin; the seconds to wait when over
+    ``TEST_EMAILS_PER_MINUTE`` (None: go ahead). With Redis down the button still works."""
+    key = f"herald:{connection.settings_dict['NAME']}:dashboard:test-email:{tenant.pk}:{admin_id}"
+    try:
+        client = shared_redis()
+        pipe = client.pipeline()
+        pipe.set(key, 0, ex=60, nx=True)
+        pipe.incr(key)
+        pipe.ttl(key)
+        _created, count, ttl = pipe.execute()
+    except (redis.RedisError, OSError):
+        logger.warning("Test email rate limit skipped: Redis is unreachable", exc_info=True)
+        return None
+    if count > TEST_EMAILS_PER_MINUTE:
+        return max(int(ttl), 1)
+    return None
+
+
+def test_email_send(
+    *, tenant: Tenant, notification_type: NotificationType, to_email: str, to_name: str, host: str
+) -> str:
+    """Send ``notification_type``'s saved templates, rendered for the sample recipient, to an
+    admin, marked as a test. Not metered. Returns the subject; raises TestEmailError."""
+    templates = (
+        notification_type.email_subject,
+        notification_type.email_text,
+        notification_type.email_html,
+    )
+    try:
+        message = _render(
+            tenant=tenant,
+            key=notification_type.key,
+            templates=templates,
+            sample=Sample(),
+            host=host,
+            message_id=f"test.{uuid.uuid4().hex}",
+        )
+    except TemplateError as exc:
+        raise TestEmailError(f"The templates do not render: {exc}") from exc
+    message.subject = f"[Test] {message.subject}"
+    message.to = [formataddr((to_name, to_email))]
+    message.extra_headers["X-Herald-Test"] = "1"
+    try:
+        get_connection(fail_silently=False).send_messages([message])
+    except (smtplib.SMTPException, OSError) as exc:
+        logger.warning("Test email to %s failed", to_email, exc_info=True)
+        raise TestEmailError(f"The mail server did not accept it: {exc}") from exc
+    return message.subject
+
+
+@dataclass(frozen=True)
+class TestSend:
+    recipient: str
+    type: str
+    title: str
+    message: str
+    url: str
+    channels: list[str] | None
+    idempotency_key: str
+
+
+def test_notification_send(*, tenant: Tenant, request: TestSend, admin_id: int) -> int:
+    """Send one notification to one existing user through the API's own path (quota, plan
+    limits, idempotency). Returns the send's id; raises ApiError as the API would answer
+    (``quota_exceeded``, ``conflict``...)."""
+    body: dict[str, Any] = {
+        "type": request.type,
+        "recipients": [request.recipient],
+        "title": request.title,
+        "message": request.message,
+        "url": request.url,
+    }
+    if request.channels:
+        body["channels"] = request.channels
+    if limits_for(tenant).max_recipients_per_send < 1:
+        raise ApiError(400, "invalid", "Your plan allows no recipients per send.")
+    outcome = notification_send(
+        tenant=tenant,
+        request=SendInput(
+            type=request.type,
+            recipients=[RecipientInput(external_id=request.recipient)],
+            title=request.title,
+            message=request.message,
+            url=request.url,
+            channels=request.channels or None,
+        ),
+        fingerprint=request_fingerprint(body),
+        idempotency_key=f"dashboard:{request.idempotency_key}",
+        actor=f"dashboard:{admin_id}",
+    )
+    return outcome.response["id"]

@@ -1,0 +1,88 @@
+// Type editor: live preview of the email templates. No inline code: the page's CSP allows only
+// scripts from this host. Without this file the "Refresh preview" button does the same by hand.
+//
+// As the admin types, the editor form is submitted (debounced) to the preview endpoint in two
+// ways: into the sandboxed <iframe name="preview"> through the button's formaction/formtarget
+// (the rendered HTML email, under the preview's own CSP), and with fetch() for the subject and
+// plain-text parts, which are shown as text (never as HTML) in the page.
+(function () {
+  "use strict";
+
+  var DELAY_MS = 400;
+
+  function ready(fn) {
+    if (document.readyState !== "loading") fn();
+    else document.addEventListener("DOMContentLoaded", fn);
+  }
+
+  ready(function () {
+    var form = document.getElementById("type-form");
+    var button = document.getElementById("preview-button");
+    if (!form || !button) return;
+    var subject = document.getElementById("preview-subject");
+    var text = document.getElementById("preview-text");
+    var error = document.getElementById("preview-error");
+    var status = document.getElementById("preview-status");
+    var unsaved = document.getElementById("unsaved-note");
+    var url = form.getAttribute("data-preview-url");
+    var timer = null;
+    var sequence = 0;
+
+    function showError(message) {
+      error.textContent = message || "";
+      error.classList.toggle("hidden", !message);
+    }
+
+    function refresh() {
+      var mine = ++sequence;
+      status.textContent = "Updating…";
+      // The HTML part: the form itself, posted into the sandboxed frame.
+      if (form.requestSubmit) form.requestSubmit(button);
+      else button.click();
+      // The subject and text parts, as JSON.
+      fetch(url, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+        .then(function (response) {
+          return response.json().catch(function () {
+            throw new Error("The preview is unavailable (HTTP " + response.status + ").");
+          });
+        })
+        .then(function (body) {
+          if (mine !== sequence) return; // a newer preview is on its way
+          if (body.error) {
+            showError(body.error);
+          } else {
+            showError("");
+            subject.textContent = body.subject;
+            text.textContent = body.text;
+          }
+          status.textContent = body.error ? "Template error" : "Up to date";
+        })
+        .catch(function (failure) {
+          if (mine !== sequence) return;
+          showError(failure.message || "The preview is unavailable.");
+          status.textContent = "";
+        });
+    }
+
+    function changed(event) {
+      if (event.target && event.target.name && event.target.name.indexOf("sample_") !== 0) {
+        unsaved.classList.remove("hidden");
+      }
+      clearTimeout(timer);
+      timer = setTimeout(refresh, DELAY_MS);
+    }
+
+    form.addEventListener("input", changed);
+    form.addEventListener("change", changed);
+    // The button still works by hand; keep its JSON half in step.
+    button.addEventListener("click", function (event) {
+      if (event.isTrusted) {
+        event.preventDefault();
+        clearTimeout(timer);
+        refresh();
+      }
+    });
+    // Once on load: after a refused save the page shows the posted templates, not the saved.
+    refresh();
+  });
+})();

@@ -1,0 +1,70 @@
+"""Links to the dashboard's content pages, built safely from tenant-chosen ids.
+
+External ids are the customers' own and may hold ``/``, ``%``, ``?``, spaces or dots: each is
+percent-encoded as one path segment (``/`` too), and the segments ``.`` and ``..``, which
+browsers would resolve away, are spelled ``%2E``. Type keys are ``[a-z0-9_.-]``; the two keys
+that collide with fixed pages (``new``, ``preview``) get their edit page at ``<key>/edit``.
+
+Use ``{% load content_links %}`` then ``{{ user.external_id|user_url }}``, or import the
+functions in views.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from django import template
+
+register = template.Library()
+
+BASE = "/dashboard"
+RESERVED_TYPE_PATHS = frozenset({"new", "preview"})
+
+
+def _segment(value: str) -> str:
+    encoded = quote(value, safe="")
+    if encoded in (".", ".."):
+        encoded = encoded.replace(".", "%2E")
+    return encoded
+
+
+@register.filter
+def user_url(external_id: str) -> str:
+    return f"{BASE}/users/{_segment(external_id)}"
+
+
+@register.filter
+def user_erase_url(external_id: str) -> str:
+    return f"{user_url(external_id)}/erase"
+
+
+@register.filter
+def type_url(key: str) -> str:
+    if key in RESERVED_TYPE_PATHS:
+        return f"{BASE}/types/{key}/edit"
+    return f"{BASE}/types/{_segment(key)}"
+
+
+@register.filter
+def type_sub_url(key: str, action: str) -> str:
+    """``types/<key>/<action>``: ``{{ type.key|type_sub_url:"preview" }}``."""
+    return f"{BASE}/types/{_segment(key)}/{action}"
+
+
+@register.filter
+def send_url(send_id: int) -> str:
+    return f"{BASE}/notifications/{int(send_id)}"
+
+
+STATUS_LABELS = {
+    "skipped_preference": "opted out",
+    "suppressed_quota": "over quota",
+    "in_app": "In-app",
+    "email": "Email",
+}
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """Delivery and send statuses, and channel names, as the pages say them."""
+    return STATUS_LABELS.get(status, status.replace("_", " "))

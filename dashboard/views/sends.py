@@ -1,0 +1,153 @@
+"""The send log, a send's detail (with cancel), and the test-send form."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from dashboard.access import admin_required, dashboard_tenant, object_or_404
+from dashboard.forms_content import SendFilterForm, TestSendForm, page_param, pager
+from dashboard.selectors_content import (
+    SendFilters,
+    send_channel_summaries,
+    send_log,
+    send_recipients,
+    user_suggestions,
+)
+from dashboard.services_content import TestSend, test_notification_send
+from dashboard.templatetags.content_links import send_url
+from herald.errors import ApiError
+from notifications.models import Send
+from notifications.services.sending import send_cancel
+
+
+@admin_required
+@require_GET
+def send_list(request: HttpRequest) -> HttpResponse:
+    form = SendFilterForm(request.GET or None)
+    before, bad_cursor = page_param(request, "before")
+    page = None
+    status = 200
+    if form.is_bound and not form.is_valid():
+        status = 400
+    else:
+        filters = form.filters() if form.is_bound else SendFilters()
+        page = send_log(filters=filters, before=before)
+    return render(
+        request,
+        "dashboard/sends/list.html",
+        {
+            "section": "notifications",
+            "form": form,
+            "page": page,
+            "bad_cursor": bad_cursor,
+            "pager": pager(request, "before", page.next_before if page else None),
+        },
+        status=status,
+    )
+
+
+@admin_required
+@require_GET
+def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
+    send = object_or_404(Send.objects.select_related("type"), pk=send_id)
+    after, bad_cursor = page_param(request, "after")
+    recipients = send_recipients(send=send, after=after)
+    summary = send_channel_summaries(sends=[send])[send.pk]
+    can_cancel = send.status == Send.Status.SCHEDULED and send.send_at is not None
+    return render(
+        request,
+        "dashboard/sends/detail.html",
+        {
+            "section": "notifications",
+            "send": send,
+            "summary": summary,
+            "payload": json.dumps(send.data, indent=2, ensure_ascii=False, sort_keys=True),
+            "recipients": recipients,
+            "bad_cursor": bad_cursor,
+            "pager": pager(request, "after", recipients.next_after),
+            "can_cancel": can_cancel,
+        },
+    )
+
+
+@admin_required
+@require_POST
+def send_cancel_view(request: HttpRequest, send_id: int) -> HttpResponse:
+    send = object_or_404(Send.objects.select_related("type"), pk=send_id)
+    try:
+        send_cancel(send=send)
+    except ApiError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Send {send.pk} is cancelled: nobody will get it.")
+    return redirect(send_url(send.pk))
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def test_send(request: HttpRequest) -> HttpResponse:
+    tenant = dashboard_tenant(request)
+    initial = {}
+    if request.method == "GET":
+        initial = {name: request.GET[name] for name in ("recipient", "type") if name in request.GET}
+    form = TestSendForm(request.POST or None, initial=initial)
+    status = 200
+    if form.is_bound:
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                send_id = test_notification_send(
+                    tenant=tenant,
+                    request=TestSend(
+                        recipient=data["recipient"],
+                        type=data["type"],
+                        title=data["title"],
+                        message=data["message"],
+                        url=data["url"],
+                        channels=data["channels"] or None,
+                        idempotency_key=data["idempotency_key"],
+                    ),
+                    admin_id=request.user.pk,
+                )
+            except ApiError as exc:
+                form.add_error(None, _send_refusal(exc))
+            else:
+                messages.success(request, f"Test notification sent to {data['recipient']}.")
+                return redirect(send_url(send_id))
+        status = 400
+    return render(
+        request,
+        "dashboard/sends/test.html",
+        {
+            "section": "notifications",
+            "form": form,
+            "suggestions": user_suggestions(prefix=""),
+        },
+        status=status,
+    )
+
+
+def _send_refusal(exc: ApiError) -> str:
+    if exc.error_code == "conflict":
+        return "This form was already sent with other values. Reload the page to send again."
+    return exc.message
+
+
+@admin_required
+@require_GET
+def recipient_suggestions(request: HttpRequest) -> JsonResponse:
+    """Users whose id starts with ``q``: the test-send form's recipient box (sends.js)."""
+    prefix = request.GET.get("q", "")[:255].replace("\x00", "")
+    rows = user_suggestions(prefix=prefix)
+    return JsonResponse(
+        {
+            "results": [
+                {"id": r["external_id"], "name": r["name"], "email": r["email"]} for r in rows
+            ]
+        }
+    )
