@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -367,6 +367,35 @@ class MeReadAllApi(MeApi):
     def post(self, request: Request) -> Response:
         changed = inbox_mark_read(tenant=request.tenant, user=self.me(request))
         return Response({"updated": len(changed)})
+
+
+WIDGET_SETTINGS = inline_serializer(
+    name="WidgetSettings",
+    fields={
+        "name": serializers.CharField(help_text="The tenant's name."),
+        "brand_color": serializers.CharField(help_text="#rrggbb: the widget's default accent."),
+        "logo_url": serializers.CharField(help_text="The tenant's logo (http/https), or ''."),
+        "locale": serializers.CharField(
+            help_text="The user's locale, or '': the widget's language when the page sets none."
+        ),
+    },
+)
+
+
+class MeWidgetApi(MeApi):
+    """What the widget needs besides the inbox: the tenant's branding and the user's locale."""
+
+    @extend_schema(responses=WIDGET_SETTINGS, operation_id="me_widget_retrieve")
+    def get(self, request: Request) -> Response:
+        tenant = request.tenant
+        return Response(
+            {
+                "name": tenant.name,
+                "brand_color": tenant.brand_color,
+                "logo_url": tenant.logo_url,
+                "locale": self.me(request).locale,
+            }
+        )
 
 
 class MePreferencesApi(MeApi):

@@ -91,11 +91,16 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
 
 
 def _origin_allowed(origin: str, host: str, tenant: Tenant) -> bool:
-    """Browsers send Origin: it must be the tenant's own host or one of its allowed origins."""
+    """Browsers send Origin: it must be the tenant's own host or one of its allowed origins.
+
+    ``host`` is the Host header, port included: a page on ``demo.localhost:8000`` sends
+    ``Origin: http://demo.localhost:8000``. Default ports may be written or left out."""
     if not origin:
         return True  # not a browser (server-side client); the token still has to be valid
     origin = origin.lower().rstrip("/")
-    same_host = origin.split("://", 1)[-1] == host.lower()
+    scheme, _, netloc = origin.partition("://")
+    default = {"http": ":80", "https": ":443"}.get(scheme, "")
+    same_host = netloc.removesuffix(default) == host.lower().removesuffix(default)
     return same_host or origin in tenant.allowed_origins
 
 
@@ -167,7 +172,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
             if credential.claims.get(KIND_CLAIM) != END_USER:
                 raise Rejected(CLOSE_UNAUTHENTICATED, "an end-user token is required")
             tenant = credential.tenant
-            if not _origin_allowed(origin, host.split(":")[0], tenant):
+            if not _origin_allowed(origin, host, tenant):
                 raise Rejected(CLOSE_FORBIDDEN, f"origin {origin} is not allowed")
             connection.set_tenant(tenant)
             user_id = (

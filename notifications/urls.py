@@ -25,4 +25,5 @@ urlpatterns = [
         name="me-notification-detail",
     ),
     path("me/preferences", apis.MePreferencesApi.as_view(), name="me-preferences"),
+    path("me/widget", apis.MeWidgetApi.as_view(), name="me-widget"),
 ]

@@ -1,5 +1,18 @@
-"""The embeddable widget's script (and, in development, its demo page)."""
+"""The embeddable widget's script on every host, and (in development mode) its demo page."""
 
-from django.urls import path  # noqa: F401 -- routes are added with the widget
+from django.urls import path, re_path
 
-urlpatterns: list = []
+from widget import demo, views
+
+app_name = "widget"
+
+urlpatterns = [
+    path("v1/herald.js", views.script, name="script"),
+    re_path(
+        r"^v1/herald\.(?P<digest>[0-9a-f]{8})\.js$", views.script_immutable, name="script-immutable"
+    ),
+    path("v1/manifest.json", views.manifest, name="manifest"),
+    path("demo", demo.demo_page, name="demo"),
+    path("demo/token", demo.demo_token, name="demo-token"),
+    path("demo/send", demo.demo_send, name="demo-send"),
+]

@@ -82,6 +82,9 @@ TENANT_LIMIT_SET_CALLS = True
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
+    # First: answers CORS preflights (no credential, so no tenant resolution or rate limit) and
+    # adds CORS headers to every /api/v1/ response, errors included (see widget/cors.py).
+    "widget.cors.CorsMiddleware",
     "herald.ratelimits.RateLimitHeadersMiddleware",
     # Static files answer on any host, before tenant resolution (they hold nothing of a tenant).
     "whitenoise.middleware.WhiteNoiseMiddleware",

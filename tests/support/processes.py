@@ -163,9 +163,11 @@ def procfile_command(name: str) -> str:
 
 
 @contextmanager
-def running_web(**env_overrides: str) -> Iterator[Server]:
-    """The Procfile's ``web`` process, exactly as it ships: uvicorn serving HTTP and WebSocket."""
-    port = free_port()
+def running_web(port: int | None = None, **env_overrides: str) -> Iterator[Server]:
+    """The Procfile's ``web`` process, exactly as it ships: uvicorn serving HTTP and WebSocket.
+
+    ``port``: a fixed port (to restart a server where its clients expect it); default a free one."""
+    port = port or free_port()
     env = process_env(PORT=str(port), **env_overrides)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     process = subprocess.Popen(
