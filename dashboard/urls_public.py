@@ -1,5 +1,11 @@
 """Dashboard pages on the platform host: self-serve sign-up."""
 
-from django.urls import path  # noqa: F401 -- sign-up pages are added here
+from django.urls import path
 
-urlpatterns: list = []
+from dashboard.views import signup
+
+urlpatterns = [
+    path("", signup.landing, name="landing"),
+    path("signup", signup.signup, name="signup"),
+    path("signup/done", signup.signup_done, name="signup-done"),
+]
