@@ -76,6 +76,14 @@ class SendFilterForm(forms.Form):
 
     STATUS_CHOICES = [("", "Any status"), *Send.Status.choices]
 
+    q = forms.CharField(
+        required=False,
+        max_length=SEARCH_MAX,
+        label="Search",
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Words in the title or message"}
+        ),
+    )
     type = forms.ChoiceField(required=False)
     recipient = forms.CharField(required=False, max_length=255, label="Recipient id")
     status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
@@ -85,7 +93,6 @@ class SendFilterForm(forms.Form):
     created_to = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
-    q = forms.CharField(required=False, max_length=SEARCH_MAX, label="Search")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,7 +142,7 @@ def _utc_midnight(day: Any) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
 
 
-class TestSendForm(forms.Form):
+class NotificationTestForm(forms.Form):
     """Send one notification to one existing user, as the API would."""
 
     recipient = forms.CharField(
@@ -155,7 +162,12 @@ class TestSendForm(forms.Form):
     )
     channels = ChannelsField(required=False, help_text="None ticked: the type's default channels.")
     idempotency_key = forms.RegexField(
-        regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput, error_messages={"invalid": "Reload."}
+        regex=r"^[0-9a-f]{32}$",
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": "This form is out of date: reload the page and send again.",
+            "required": "This form is out of date: reload the page and send again.",
+        },
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -252,18 +264,18 @@ class TypeForm(forms.Form):
         return key
 
     def clean(self) -> dict[str, Any]:
+        """Every field that parsed goes through the API's serializer (the serializer's fields
+        are all optional), so one submission shows every problem at once."""
         data = super().clean()
-        if any(name != "key" for name in self.errors):
-            return data
-        fields = {
-            "name": data["name"].strip() or data.get("key") or "",
-            "channels": data["channels"],
-            "critical": data["critical"],
-            "digest_window_seconds": data["digest_window_seconds"],
-            **{name: _lines(data[name]) for name in TEMPLATE_FIELDS},
+        fields: dict[str, Any] = {
+            name: data[name]
+            for name in ("channels", "critical", "digest_window_seconds")
+            if name in data
         }
-        if not fields["name"]:
-            del fields["name"]  # editing with a blank name: keep the key as the name below
+        fields.update({name: _lines(data[name]) for name in TEMPLATE_FIELDS if name in data})
+        name = (data.get("name") or "").strip() or data.get("key") or ""
+        if name:  # editing with a blank name: the key stands in (fields_for_upsert)
+            fields["name"] = name
         serializer = TypeUpsertSerializer(data=fields)
         if not serializer.is_valid():
             _apply_serializer_errors(self, serializer.errors)

@@ -60,21 +60,38 @@ def _render(
     recipient = EndUser(
         pk=0, external_id=sample.user_id, name=sample.user_name, email=sample.user_email
     )
-    return compose_email(
-        tenant=tenant,
-        user=recipient,
-        notification_type=NotificationType(pk=0, key=key),
-        host=host,
-        context={
-            "title": sample.title,
-            "message": sample.message,
-            "url": sample.url,
-            "data": sample.data,
-        },
-        templates=templates,
-        message_id=message_id,
-        headers={},
-    )
+    try:
+        return compose_email(
+            tenant=tenant,
+            user=recipient,
+            notification_type=NotificationType(pk=0, key=key),
+            host=host,
+            context={
+                "title": sample.title,
+                "message": sample.message,
+                "url": sample.url,
+                "data": sample.data,
+            },
+            templates=templates,
+            message_id=message_id,
+            headers={},
+        )
+    except TemplateError as exc:
+        raise TemplateError(_readable(str(exc))) from exc
+    except Exception as exc:
+        # A template can compile and still fail to render in ways the compile check cannot
+        # see ({% include %} and {% url %} find nothing to load): an error for the admin, too.
+        raise TemplateError(_readable(f"{type(exc).__name__}: {exc}")) from exc
+
+
+def _readable(message: str) -> str:
+    for name, words in (
+        ("TemplateSyntaxError", "Template syntax error"),
+        ("TemplateDoesNotExist", "Templates cannot include or extend others"),
+    ):
+        if message.startswith(f"{name}: "):
+            return f"{words}: {message.removeprefix(f'{name}: ')}"
+    return message
 
 
 def email_preview(
@@ -88,14 +105,19 @@ def email_preview(
     )
 
 
-class TestEmailError(Exception):
+class EmailTestError(Exception):
     """The test email was not sent; the message says why, for the admin."""
 
 
-def test_email_wait(*, tenant: Tenant, admin_id: int) -> int | None:
+def email_test_counter_key(*, tenant_id: int, admin_id: int) -> str:
+    # Named after the database too: tenant ids repeat across databases sharing one Redis.
+    return f"herald:{connection.settings_dict['NAME']}:dashboard:test-email:{tenant_id}:{admin_id}"
+
+
+def email_test_wait(*, tenant: Tenant, admin_id: int) -> int | None:
     """Count one test email of this admin; the seconds to wait when over
     ``TEST_EMAILS_PER_MINUTE`` (None: go ahead). With Redis down the button still works."""
-    key = f"herald:{connection.settings_dict['NAME']}:dashboard:test-email:{tenant.pk}:{admin_id}"
+    key = email_test_counter_key(tenant_id=tenant.pk, admin_id=admin_id)
     try:
         client = shared_redis()
         pipe = client.pipeline()
@@ -111,11 +133,11 @@ def test_email_wait(*, tenant: Tenant, admin_id: int) -> int | None:
     return None
 
 
-def test_email_send(
+def email_test_send(
     *, tenant: Tenant, notification_type: NotificationType, to_email: str, to_name: str, host: str
 ) -> str:
     """Send ``notification_type``'s saved templates, rendered for the sample recipient, to an
-    admin, marked as a test. Not metered. Returns the subject; raises TestEmailError."""
+    admin, marked as a test. Not metered. Returns the subject; raises EmailTestError."""
     templates = (
         notification_type.email_subject,
         notification_type.email_text,
@@ -131,7 +153,7 @@ def test_email_send(
             message_id=f"test.{uuid.uuid4().hex}",
         )
     except TemplateError as exc:
-        raise TestEmailError(f"The templates do not render: {exc}") from exc
+        raise EmailTestError(f"The templates do not render: {exc}") from exc
     message.subject = f"[Test] {message.subject}"
     message.to = [formataddr((to_name, to_email))]
     message.extra_headers["X-Herald-Test"] = "1"
@@ -139,12 +161,12 @@ def test_email_send(
         get_connection(fail_silently=False).send_messages([message])
     except (smtplib.SMTPException, OSError) as exc:
         logger.warning("Test email to %s failed", to_email, exc_info=True)
-        raise TestEmailError(f"The mail server did not accept it: {exc}") from exc
+        raise EmailTestError(f"The mail server did not accept it: {exc}") from exc
     return message.subject
 
 
 @dataclass(frozen=True)
-class TestSend:
+class NotificationTest:
     recipient: str
     type: str
     title: str
@@ -154,7 +176,7 @@ class TestSend:
     idempotency_key: str
 
 
-def test_notification_send(*, tenant: Tenant, request: TestSend, admin_id: int) -> int:
+def notification_test_send(*, tenant: Tenant, request: NotificationTest, admin_id: int) -> int:
     """Send one notification to one existing user through the API's own path (quota, plan
     limits, idempotency). Returns the send's id; raises ApiError as the API would answer
     (``quota_exceeded``, ``conflict``...)."""

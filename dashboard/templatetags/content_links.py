@@ -68,3 +68,28 @@ STATUS_LABELS = {
 def status_label(status: str) -> str:
     """Delivery and send statuses, and channel names, as the pages say them."""
     return STATUS_LABELS.get(status, status.replace("_", " "))
+
+
+@register.filter
+def actor_label(actor: str) -> str:
+    """Who made a send (``Send.created_by``), in words."""
+    kind, _, ref = actor.partition(":")
+    labels = {
+        "api_key": f"API key {ref}…",
+        "admin": f"Admin token (admin #{ref})",
+        "dashboard": f"Dashboard test (admin #{ref})",
+    }
+    return labels.get(kind, actor)
+
+
+@register.filter
+def duration(seconds: int | None) -> str:
+    """A digest window in words: 90 -> "1 min 30 s", 86400 -> "1 d"."""
+    if not seconds:
+        return ""
+    parts, rest = [], int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count} {unit}")
+    return " ".join(parts[:2])

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard.access import admin_required, dashboard_tenant, object_or_404
-from dashboard.forms_content import SendFilterForm, TestSendForm, page_param, pager
+from dashboard.forms_content import NotificationTestForm, SendFilterForm, page_param, pager
 from dashboard.selectors_content import (
     SendFilters,
     send_channel_summaries,
@@ -18,7 +18,7 @@ from dashboard.selectors_content import (
     send_recipients,
     user_suggestions,
 )
-from dashboard.services_content import TestSend, test_notification_send
+from dashboard.services_content import NotificationTest, notification_test_send
 from dashboard.templatetags.content_links import send_url
 from herald.errors import ApiError
 from notifications.models import Send
@@ -95,15 +95,15 @@ def test_send(request: HttpRequest) -> HttpResponse:
     initial = {}
     if request.method == "GET":
         initial = {name: request.GET[name] for name in ("recipient", "type") if name in request.GET}
-    form = TestSendForm(request.POST or None, initial=initial)
+    form = NotificationTestForm(request.POST or None, initial=initial)
     status = 200
     if form.is_bound:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                send_id = test_notification_send(
+                send_id = notification_test_send(
                     tenant=tenant,
-                    request=TestSend(
+                    request=NotificationTest(
                         recipient=data["recipient"],
                         type=data["type"],
                         title=data["title"],

@@ -29,11 +29,11 @@ from dashboard.forms_content import (
 from dashboard.selectors_content import type_page
 from dashboard.services_content import (
     TEST_EMAILS_PER_MINUTE,
+    EmailTestError,
     Sample,
-    TestEmailError,
     email_preview,
-    test_email_send,
-    test_email_wait,
+    email_test_send,
+    email_test_wait,
 )
 from dashboard.templatetags.content_links import type_url
 from notifications.channels.email.rendering import RenderedEmail, TemplateError
@@ -229,7 +229,7 @@ def type_test_email(request: HttpRequest, key: str) -> HttpResponse:
     tenant = dashboard_tenant(request)
     notification_type = object_or_404(NotificationType.objects.all(), key=key)
     admin = request.user
-    wait = test_email_wait(tenant=tenant, admin_id=admin.pk)
+    wait = email_test_wait(tenant=tenant, admin_id=admin.pk)
     if wait is not None:
         messages.error(
             request,
@@ -238,14 +238,14 @@ def type_test_email(request: HttpRequest, key: str) -> HttpResponse:
         )
         return redirect(type_url(key))
     try:
-        subject = test_email_send(
+        subject = email_test_send(
             tenant=tenant,
             notification_type=notification_type,
             to_email=admin.email,
             to_name=getattr(admin, "name", ""),
             host=_host(request, tenant),
         )
-    except TestEmailError as exc:
+    except EmailTestError as exc:
         messages.error(request, f"The test email was not sent. {exc}")
     else:
         messages.success(request, f"Test email “{subject}” sent to {admin.email}.")

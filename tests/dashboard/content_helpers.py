@@ -56,3 +56,19 @@ def put_user(api: Caller, external_id: str, **fields: Any) -> None:
 
     response = api.put(f"/api/v1/users/{quote(external_id, safe='')}", fields)
     assert response.status_code in (200, 201), response.content
+
+
+def counted_get(
+    client: Dashboard, path: str, data: dict[str, Any] | None = None
+) -> tuple[Any, int]:
+    """A GET and the number of queries it ran. (Counted at once: the next request clears
+    Django's query log, so a CaptureQueriesContext read later would count nothing.)"""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path, data)
+    count = len(captured)
+    assert response.status_code == 200, response.content[:500]
+    assert count > 0
+    return response, count
