@@ -4,7 +4,7 @@ Who is counted: an API key, an end user's token, an admin's token, or, for calls
 credential, the client IP. The rate comes from the tenant's plan: a burst window (1 s, ``api_burst``
 requests) and a sustained window (10 s, ``api_requests_per_second`` x 10). Login, sign-up, the
 sign-up page's slug check and password-reset emails have fixed per-IP windows of their own
-(``IP_SCOPES``), on top of the API rate.
+(``IP_SCOPES``; logins per IP and tenant), on top of the API rate.
 
 Every API response carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` for
 the tighter window; a limited call gets 429 ``rate_limited`` with ``Retry-After``.
@@ -38,6 +38,10 @@ IP_SCOPES = {
     "password-reset": (5, 900),  # reset emails asked for
 }
 PASSWORD_RESET_PER_ADDRESS = (3, 3600)  # reset emails to one address of one tenant
+# Scopes counted per client IP *and tenant*: the admins of one tenant behind an office NAT must
+# not lock out those of another tenant behind the same address; guessing one tenant's passwords
+# stays at LOGIN_LIMIT a minute.
+PER_TENANT_SCOPES = {"login"}
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,11 @@ def measure(request: HttpRequest, *, scope: str | None = None) -> Usage | None:
     ``scope`` names a per-IP window of ``IP_SCOPES``; without one, the API rate applies."""
     if scope in IP_SCOPES:
         limit, period = IP_SCOPES[scope]
-        return _count(request, scope, f"ip:{_client_ip(request)}", limit, period)
+        subject = f"ip:{_client_ip(request)}"
+        tenant = getattr(request, "tenant", None)
+        if scope in PER_TENANT_SCOPES and tenant is not None:
+            subject = f"{subject}:tenant:{tenant.pk}"
+        return _count(request, scope, subject, limit, period)
     subject, (per_second, burst) = _subject(request)
     windows = [
         _count(request, "api-burst", subject, burst, 1),

@@ -94,7 +94,7 @@ def test_guessing_keys_is_limited_per_ip(db, world):
     assert statuses == ["19", "18", "17"]
 
 
-def test_login_is_limited_per_ip(db, world):
+def test_login_is_limited_per_ip_and_tenant(db, world):
     with frozen():
         attempt = Caller(host=world.alice.host)
         statuses = [
@@ -103,4 +103,9 @@ def test_login_is_limited_per_ip(db, world):
             ).status_code
             for _ in range(11)
         ]
+        # The same address may still sign in to another tenant, within its own window.
+        other = Caller(host=world.bob.host).post(
+            "/api/v1/auth/token", {"email": world.bob.email, "password": world.bob.password}
+        )
     assert statuses == [401] * 10 + [429]
+    assert other.status_code == 200
