@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import caches
-from django.db import connection
+from django.db import connection, connections
 from django_tenants.utils import schema_exists
 from rest_framework.test import APIClient
 
@@ -116,9 +116,17 @@ def web(world: World, django_db_blocker: pytest.FixtureRequest) -> Iterator[Serv
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    """Headless Chromium for the session (see tests/support/browser.py)."""
+    """Headless Chromium for the session (see tests/support/browser.py).
+
+    While Playwright's sync API is alive it marks an event loop as running in this thread, and
+    Django then keys database connections by context: ORM calls made meanwhile get a connection
+    of their own, which is closed here (left open, it would block dropping the test database).
+    """
     with chromium() as launched:
-        yield launched
+        try:
+            yield launched
+        finally:
+            connections.close_all()
 
 
 @pytest.fixture

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 from django.test import Client
 from django_tenants.utils import schema_context
 
@@ -21,16 +18,6 @@ def forwarded_for() -> str:
     from 127.0.0.1 (uvicorn --proxy-headers), and the in-process client takes REMOTE_ADDR."""
     n = uuid.uuid4().int
     return f"10.{n % 250}.{(n >> 8) % 250}.{(n >> 16) % 250 + 1}"
-
-
-@pytest.fixture
-def close_connections_after() -> Iterator[None]:
-    """ORM calls made while Playwright's sync API runs get a database connection of their own
-    (Django keys connections by context, and Playwright's event loop gives the test another
-    one), which nothing else closes: left open, it blocks dropping the test database. Use in
-    browser tests that touch the ORM; it runs after ``committed`` has cleaned up."""
-    yield
-    connections.close_all()
 
 
 def admin_client(tenant: Tenant, email: str, **extra: Any) -> Client:

@@ -10,8 +10,7 @@ from django.core import mail
 from django.test import Client
 from playwright.sync_api import expect
 
-from tests.dashboard.account_helpers import (  # noqa: F401 -- a fixture, by name below
-    close_connections_after,
+from tests.dashboard.account_helpers import (
     forwarded_for,
 )
 from tests.dashboard.conftest import Site, log_in
@@ -24,7 +23,6 @@ NEW_PASSWORD = "brand new pass phrase 77"
 LINK = re.compile(r"http://[a-z0-9.-]+:\d+/dashboard/reset/[\w-]+/[\w-]+")
 
 
-@pytest.mark.usefixtures("close_connections_after")
 def test_reset_by_email_then_sign_in_with_the_new_password(page, committed, browser):
     with smtp_sink() as sink, running_web(EMAIL_URL=sink.url) as server:
         here = Site(*committed_tenant(committed, "pw-here", "Reset & Co"), server,

@@ -12,8 +12,7 @@ from playwright.sync_api import expect
 
 from dashboard.welcome import welcome_ticket
 from tenants.models import Tenant
-from tests.dashboard.account_helpers import (  # noqa: F401 -- a fixture, by name below
-    close_connections_after,
+from tests.dashboard.account_helpers import (
     forwarded_for,
 )
 from tests.support.browser import screenshot
@@ -28,7 +27,6 @@ def visitor(page):
     return page
 
 
-@pytest.mark.usefixtures("close_connections_after")
 def test_sign_up_end_to_end(visitor, web, committed, browser):
     page = visitor
     committed.append("signup-e2e")
@@ -109,7 +107,6 @@ def test_sign_up_end_to_end(visitor, web, committed, browser):
         other.close()
 
 
-@pytest.mark.usefixtures("close_connections_after")
 def test_a_taken_slug_on_submit_is_a_field_error(visitor, web, world):
     visitor.goto(f"http://localhost:{web.port}/signup")
     visitor.get_by_label("Organisation name").fill("Alpha Again")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 from django.conf import settings
@@ -37,6 +38,8 @@ def test_limit_heartbeat_and_release():
         await process_a.refresh_all()  # holds nothing: a no-op
 
     try:
-        asyncio.run(scenario())
+        # A thread of its own: a browser test's Playwright may hold this thread's event loop.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, scenario()).result()
     finally:
         sync.delete(key)
