@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+GRIDLINES = 4
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -45,6 +47,10 @@ class Meter:
         return math.floor(100 * self.used / self.limit)
 
     @property
+    def percent_label(self) -> str:
+        return "<1%" if self.used and self.percent == 0 else f"{self.percent}%"
+
+    @property
     def level(self) -> str:
         """``ok`` below 80%, ``warn`` from 80%, ``over`` at or past the limit."""
         if self.percent >= 100:
@@ -52,14 +58,12 @@ class Meter:
         return "warn" if self.percent >= 80 else "ok"
 
 
-def _nice_ceiling(value: int) -> int:
-    """The smallest 1, 2 or 5 x 10^n at or above ``value`` (at least 4), for round gridlines."""
-    value = max(value, 4)
+def _nice_step(value: float) -> int:
+    """The smallest 1, 2 or 5 x 10^n at or above ``value`` (at least 1)."""
+    if value <= 1:
+        return 1
     magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude  # unreachable
+    return next(step * magnitude for step in (1, 2, 5, 10) if step * magnitude >= value)
 
 
 def _number(value: int) -> str:
@@ -67,17 +71,17 @@ def _number(value: int) -> str:
 
 
 def bar_chart(groups: Sequence[Group], *, title: str, description: str) -> SafeString:
-    """Grouped, stacked vertical bars with four gridlines (0 to a round maximum)."""
-    width, height = 640, 240
-    left, right, top, bottom = 44, 8, 12, 28
+    """Grouped, stacked vertical bars over gridlines at round values."""
+    width, height = 760, 220
+    left, right, top, bottom = 48, 8, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     tallest = max((sum(s.value for s in bar) for g in groups for bar in g.bars), default=0)
-    ceiling = _nice_ceiling(tallest)
+    ceiling = _nice_step(tallest / GRIDLINES) * GRIDLINES
 
     parts: list[SafeString] = []
-    for i in range(5):
-        value = ceiling * i // 4
-        y = top + plot_h - plot_h * i / 4
+    for i in range(GRIDLINES + 1):
+        value = ceiling * i // GRIDLINES
+        y = top + plot_h - plot_h * i / GRIDLINES
         parts.append(
             format_html(
                 '<line class="grid-line" x1="{}" x2="{}" y1="{}" y2="{}"></line>'
@@ -142,50 +146,21 @@ def bar_chart(groups: Sequence[Group], *, title: str, description: str) -> SafeS
     )
 
 
-def meter_chart(meters: Sequence[Meter], *, title: str) -> SafeString:
-    """Horizontal used-of-limit bars, one row per meter, with the figures written beside."""
-    width, row_h = 640, 54
-    height = row_h * len(meters)
-    rows = []
-    for index, meter in enumerate(meters):
-        y = index * row_h
-        share = min(meter.used / meter.limit, 1.0) if meter.limit > 0 else float(bool(meter.used))
-        rows.append(
-            format_html(
-                '<text class="meter-label" x="0" y="{}">{}</text>'
-                '<text class="meter-figure" x="{}" y="{}" text-anchor="end">{} of {} ({}%)</text>'
-                '<rect class="meter-track" x="0" y="{}" width="{}" height="14" rx="7"></rect>'
-                '<rect class="meter-fill {}" x="0" y="{}" width="{}" height="14" rx="7"></rect>',
-                y + 16,
-                meter.label,
-                width,
-                y + 16,
-                _number(meter.used),
-                _number(meter.limit),
-                meter.percent,
-                y + 26,
-                width,
-                meter.level,
-                y + 26,
-                f"{width * share:.1f}",
-            )
-        )
-    description = "; ".join(
-        f"{m.label}: {_number(m.used)} of {_number(m.limit)} ({m.percent}%)" for m in meters
-    )
+def meter_bar(meter: Meter) -> SafeString:
+    """A thin used-of-limit bar; its accessible name states the figures."""
+    share = min(meter.used / meter.limit, 1.0) if meter.limit > 0 else float(bool(meter.used))
+    width = max(share * 100, 0.8) if meter.used else 0  # a sliver shows that something is used
     return format_html(
-        '<svg class="chart meter-chart" viewBox="0 0 {} {}" role="img" '
-        'aria-labelledby="{}-title {}-desc"><title id="{}-title">{}</title>'
-        '<desc id="{}-desc">{}</desc>{}</svg>',
-        width,
-        height,
-        _slug(title),
-        _slug(title),
-        _slug(title),
-        title,
-        _slug(title),
-        description,
-        format_html_join("", "{}", ((row,) for row in rows)),
+        '<svg class="chart meter-bar" viewBox="0 0 100 8" preserveAspectRatio="none" '
+        'role="img" aria-label="{}: {} of {} ({})">'
+        '<rect class="meter-track" width="100" height="8" rx="1.5" ry="4"></rect>'
+        '<rect class="meter-fill {}" width="{}" height="8" rx="1.5" ry="4"></rect></svg>',
+        meter.label,
+        _number(meter.used),
+        _number(meter.limit),
+        meter.percent_label,
+        meter.level,
+        f"{width:.2f}",
     )
 
 

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboard.access import admin_required, dashboard_tenant, object_or_404
+from dashboard.formatting import ago
 from dashboard.forms_account import ApiKeyForm
 from tenants.selectors import api_key_list
 from tenants.services import api_key_create, api_key_revoke
@@ -41,6 +42,8 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     else:
         status = 200
     keys = list(api_key_list(tenant=tenant)[: LISTED + 1])
+    for key in keys:
+        key.last_used_ago = ago(key.last_used_at)
     context = {
         "section": "api_keys",
         "form": form,

@@ -10,7 +10,8 @@ from django.utils.dateformat import format as date_format
 
 from billing_stub.limits import limits_for
 from dashboard.access import admin_required, dashboard_tenant
-from dashboard.charts import Group, Segment, bar_chart, meter_chart
+from dashboard.charts import Group, Segment, bar_chart, meter_bar
+from dashboard.formatting import ago
 from dashboard.selectors_account import (
     ACTIVITY_DAYS,
     DayActivity,
@@ -64,15 +65,14 @@ def overview(request: HttpRequest) -> HttpResponse:
         "section": "overview",
         "period": period,
         "period_last_day": period.end - timedelta(days=1),
-        "meters": meters,
-        "meter_chart": meter_chart(meters, title="Usage this period"),
+        "meters": [(meter, meter_bar(meter)) for meter in meters],
         "limits": limits_for(tenant),
         "days": days,
         "activity_days": ACTIVITY_DAYS,
         "activity_chart": _activity_chart(days),
         "totals": totals,
         "failure_rate": round(100 * totals["emails_failed"] / settled, 1) if settled else None,
-        "failures": recent_failures(),
+        "failures": [{**f, "ago": ago(f["updated_at"])} for f in recent_failures()],
         "first_run": not totals["sends"] and not has_sent_anything(),
         "api_base": request.build_absolute_uri("/api/v1/"),
     }

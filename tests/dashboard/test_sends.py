@@ -130,8 +130,10 @@ def test_a_malformed_page_link_shows_the_first_page_with_a_notice(alice):
     assert "That page link is not valid" in response.content.decode()
 
 
-def test_an_unknown_send_is_404(alice):
-    assert alice.get("/dashboard/notifications/987654321").status_code == 404
+@pytest.mark.parametrize("send_id", ["987654321", "99999999999999999999999"])
+def test_an_unknown_send_is_404(alice, send_id):
+    assert alice.get(f"/dashboard/notifications/{send_id}").status_code == 404
+    assert alice.post(f"/dashboard/notifications/{send_id}/cancel").status_code == 404
 
 
 def test_a_scheduled_send_is_cancelled_once(alice, alice_key, world):
@@ -260,6 +262,9 @@ def test_an_admin_sends_a_test_notification_and_follows_it_in_the_log(page, make
     log_in(page, site)
     page.goto(site.url("/dashboard/notifications/test"))
     page.get_by_label("Recipient").fill("ad")
+    # sends.js fills the suggestions with the users whose id starts so
+    expect(page.locator("#recipient-options option")).to_have_count(1)
+    expect(page.locator("#recipient-options option")).to_have_attribute("value", "ada")
     page.get_by_label("Type").select_option("comment.created")
     page.get_by_label("Title").fill(XSS)
     page.get_by_label("Message").fill("Grace replied to your comment.")
