@@ -147,7 +147,8 @@ def _handler(shop: Shop) -> type[BaseHTTPRequestHandler]:
                 policy = (
                     f"default-src 'self'; script-src 'self' http://{netloc}; "
                     f"connect-src 'self' http://{netloc} ws://{netloc}; style-src 'self'; "
-                    "img-src 'self'; object-src 'none'; base-uri 'none'"
+                    "img-src 'self'; object-src 'none'; base-uri 'none'; "
+                    "require-trusted-types-for 'script'"
                 )
                 page = PAGE.format(script=f"{api}/widget/v1/herald.js")
                 self._send(200, page, "text/html; charset=utf-8", Content_Security_Policy=policy)

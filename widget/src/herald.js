@@ -97,13 +97,14 @@
 .root{--_accent:var(--herald-accent,var(--herald-brand,#4f46e5));--_on-accent:var(--herald-on-accent,#fff);
   --_bg:var(--herald-background,#fff);--_fg:var(--herald-text,#111827);--_muted:var(--herald-muted,#6b7280);
   --_line:var(--herald-border,#e5e7eb);--_hover:var(--herald-hover,#f3f4f6);--_badge:var(--herald-badge,#dc2626);
-  --_radius:var(--herald-radius,12px);font:14px/1.45 var(--herald-font,system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif);
+  --_radius:var(--herald-radius,12px);--_link:var(--_accent);font:14px/1.45 var(--herald-font,system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif);
   -webkit-font-smoothing:antialiased}
 :host([mode=dark]) .root{--_bg:var(--herald-background,#111827);--_fg:var(--herald-text,#f3f4f6);
-  --_muted:var(--herald-muted,#9ca3af);--_line:var(--herald-border,#374151);--_hover:var(--herald-hover,#1f2937)}
+  --_muted:var(--herald-muted,#9ca3af);--_line:var(--herald-border,#374151);--_hover:var(--herald-hover,#1f2937);
+  --_link:color-mix(in srgb,var(--_accent) 55%,#fff)}
 @media (prefers-color-scheme:dark){:host([mode=auto]) .root{--_bg:var(--herald-background,#111827);
   --_fg:var(--herald-text,#f3f4f6);--_muted:var(--herald-muted,#9ca3af);--_line:var(--herald-border,#374151);
-  --_hover:var(--herald-hover,#1f2937)}}
+  --_hover:var(--herald-hover,#1f2937);--_link:color-mix(in srgb,var(--_accent) 55%,#fff)}}
 *{box-sizing:border-box}
 [hidden]{display:none!important}
 button,a{font:inherit;color:inherit;cursor:pointer}
@@ -130,7 +131,7 @@ svg{display:block;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:ro
 h2{flex:1;margin:0;font-size:15px;font-weight:650;letter-spacing:-.01em}
 .count{margin-left:6px;padding:1px 7px;border-radius:999px;background:var(--_accent);color:var(--_on-accent);
   font-size:11px;font-weight:600;vertical-align:2px}
-.all{padding:5px 8px;border-radius:6px;color:var(--_accent);font-size:13px;font-weight:550}
+.all{margin-left:auto;padding:5px 8px;border-radius:6px;color:var(--_link);font-size:13px;font-weight:550}
 .all:hover{background:var(--_hover)}
 .all:disabled{color:var(--_muted);cursor:default;background:none;opacity:.7}
 .x{display:grid;place-items:center;width:28px;height:28px;border-radius:6px;color:var(--_muted)}
@@ -160,7 +161,8 @@ time{color:var(--_muted);font-size:12px}
 .more{padding:14px;text-align:center;color:var(--_muted);font-size:13px}
 .retry{margin-top:6px;padding:6px 12px;border-radius:6px;border:1px solid var(--_line);color:var(--_fg)}
 .retry:hover{background:var(--_hover)}
-.foot{display:flex;align-items:center;gap:6px;padding:8px 16px;border-top:1px solid var(--_line);color:var(--_muted);font-size:12px}
+.foot{display:flex;align-items:center;gap:6px;min-height:42px;padding:6px 8px 6px 16px;border-top:1px solid var(--_line);
+  color:var(--_muted);font-size:12px}
 .state{width:7px;height:7px;border-radius:50%;background:#9ca3af}
 .foot.live .state{background:#16a34a}
 .foot.polling .state{background:#d97706}
@@ -367,7 +369,7 @@ time{color:var(--_muted);font-size:12px}
       this.closer.setAttribute("aria-label", this.t("close"));
       this.closer.append(icon("close"));
       const head = el("div", "head");
-      head.append(heading, this.markAll, this.closer);
+      head.append(heading, this.closer);
 
       this.body = el("div", "body");
       this.list = el("ul");
@@ -379,7 +381,7 @@ time{color:var(--_muted);font-size:12px}
 
       this.foot = el("div", "foot");
       this.stateText = el("span");
-      this.foot.append(el("span", "state"), this.stateText);
+      this.foot.append(el("span", "state"), this.stateText, this.markAll);
       panel.append(head, this.body, this.foot);
 
       this.live = el("div", "sr");
@@ -395,6 +397,7 @@ time{color:var(--_muted);font-size:12px}
     }
 
     applyTheme(theme) {
+      if (typeof theme === "string") theme = { mode: theme };
       const names = {
         accent: "--herald-accent",
         onAccent: "--herald-on-accent",
@@ -850,7 +853,8 @@ time{color:var(--_muted);font-size:12px}
     async readAll() {
       const ids = [...this.items.keys()];
       this.markLocal(ids);
-      this.setCount(0);
+      this.setCount(0); // disables the button: keep the keyboard focus in the panel
+      if (this.shadow.activeElement === this.markAll) this.panel.focus();
       this.broadcast({ all: true });
       try {
         await this.call("POST", "/me/notifications/read_all");
