@@ -100,9 +100,17 @@ class Send(models.Model):
 class Notification(models.Model):
     """One recipient's copy of a send: their in-app inbox item."""
 
-    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="notifications")
-    recipient = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="notifications")
-    type = models.ForeignKey(NotificationType, on_delete=models.PROTECT, related_name="+")
+    # No single-column FK indexes: the composite indexes below lead with each of these columns
+    # (and serve the cascades), and every extra index is paid for on every row a send writes.
+    send = models.ForeignKey(
+        Send, on_delete=models.CASCADE, related_name="notifications", db_index=False
+    )
+    recipient = models.ForeignKey(
+        EndUser, on_delete=models.CASCADE, related_name="notifications", db_index=False
+    )
+    type = models.ForeignKey(
+        NotificationType, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     title = models.CharField(max_length=300, blank=True)
     message = models.TextField()
     url = models.URLField(max_length=2000, blank=True)
@@ -145,7 +153,10 @@ class Preference(models.Model):
     that channel is off (a missing row is on). Critical types ignore both.
     """
 
-    user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="preferences")
+    # user leads pref_one_per_type_channel: no index of its own.
+    user = models.ForeignKey(
+        EndUser, on_delete=models.CASCADE, related_name="preferences", db_index=False
+    )
     type = models.ForeignKey(
         NotificationType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
@@ -230,11 +241,16 @@ class Delivery(models.Model):
         SUPPRESSED_QUOTA = "suppressed_quota"
         BATCHED = "batched"
 
-    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="deliveries")
+    # send and recipient lead delivery_send and delivery_recipient: no index of their own.
+    send = models.ForeignKey(
+        Send, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     notification = models.ForeignKey(
         Notification, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
     )
-    recipient = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="deliveries")
+    recipient = models.ForeignKey(
+        EndUser, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     batch = models.ForeignKey(
         DigestBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="items"
     )

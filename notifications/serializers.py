@@ -167,6 +167,8 @@ _RECIPIENT_KEYS = frozenset({"id", "email", "name"})
 def _recipient(item: Any) -> RecipientInput | str:
     """One recipient, or the reason it is invalid."""
     if isinstance(item, str):
+        if 1 <= len(item) <= 255 and "\x00" not in item:  # the common case, without a dict
+            return RecipientInput(external_id=item)
         item = {"id": item}
     if not isinstance(item, dict):
         return "Use an id string or an object with an 'id'."
