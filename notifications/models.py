@@ -93,6 +93,12 @@ class Send(models.Model):
     created_by = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        constraints = [
+            # The target of the notifications' (send, type) foreign key: see Notification.
+            models.UniqueConstraint(fields=["id", "type"], name="send_id_type"),
+        ]
+
     def __str__(self) -> str:
         return f"send {self.pk} ({self.type_id})"
 
@@ -102,14 +108,26 @@ class Notification(models.Model):
 
     # No single-column FK indexes: the composite indexes below lead with each of these columns
     # (and serve the cascades), and every extra index is paid for on every row a send writes.
+    # ``type`` is the send's type, copied for the type filter's index. One composite foreign
+    # key, (send_id, type_id) -> send (id, type_id) (``notif_send_type_fk``, migration 0007),
+    # guards both columns: the send exists, the type is the send's, and the send's own foreign
+    # key keeps the type. It costs PostgreSQL one check per row where two separate keys cost two.
     send = models.ForeignKey(
-        Send, on_delete=models.CASCADE, related_name="notifications", db_index=False
+        Send,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        db_index=False,
+        db_constraint=False,
     )
     recipient = models.ForeignKey(
         EndUser, on_delete=models.CASCADE, related_name="notifications", db_index=False
     )
     type = models.ForeignKey(
-        NotificationType, on_delete=models.PROTECT, related_name="+", db_index=False
+        NotificationType,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     title = models.CharField(max_length=300, blank=True)
     message = models.TextField()
