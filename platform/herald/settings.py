@@ -161,7 +161,8 @@ CACHES = {
     "default": {
         "BACKEND": "herald.cache.RedisCache",  # Django's, sharing connections (see the module)
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "herald",
+        # Deployments (or test runs) that share one Redis keep their keys apart with their own.
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "herald"),
         "OPTIONS": {
             "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
             "socket_timeout": REDIS_SOCKET_TIMEOUT,

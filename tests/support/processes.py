@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+CACHE_KEY_PREFIX = f"herald-test-{uuid.uuid4().hex[:12]}"  # the server processes of this run
 T = TypeVar("T")
 
 
@@ -96,6 +98,9 @@ def process_env(**overrides: str) -> dict[str, str]:
         "EMAIL_URL": "console://",
         "CELERY_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
         "SENTRY_DSN": "",
+        # Rate-limit windows (up to an hour) and other cache state live in Redis, which outlives
+        # the test database: a run of its own must not meet an earlier run's counters.
+        "CACHE_KEY_PREFIX": CACHE_KEY_PREFIX,
     }
     env.update(overrides)
     return env
