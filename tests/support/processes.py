@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from django.conf import settings
 
@@ -114,15 +115,25 @@ class HttpResult:
 
 
 def http(
-    method: str, url: str, *, headers: dict[str, str] | None = None, body: Any = None
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    form: dict[str, str] | None = None,
 ) -> HttpResult:
-    """A real HTTP request (stdlib only). JSON bodies in and out."""
-    data = json.dumps(body).encode() if body is not None else None
+    """A real HTTP request (stdlib only): a JSON ``body`` or a urlencoded ``form``; JSON (or
+    text) back."""
     if not url.startswith("http://"):
         raise ValueError(f"tests only talk plain HTTP to local servers, not {url!r}")
+    data, content_type = None, None
+    if form is not None:
+        data, content_type = urlencode(form).encode(), "application/x-www-form-urlencoded"
+    elif body is not None:
+        data, content_type = json.dumps(body).encode(), "application/json"
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310 -- http:// checked above
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
+    if content_type:
+        request.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 -- test URLs
             status, raw, response_headers = response.status, response.read(), response.headers
