@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
+from rest_framework.test import APIClient
 
 from notifications.models import EndUser, Notification, NotificationType, Send
 from tests.support.api import Caller, error_code
@@ -254,6 +255,48 @@ class TestBadInput:
         ]
         response = alice_key.post("/api/v1/notifications", {**SEND, "recipients": recipients})
         assert response.status_code == 202, response.content[:300]
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            r'{"type": "comment", "recipients": ["\ud800"], "message": "m"}',
+            r'{"type": "comment", "recipients": [{"id": "a", "name": "\uDFFF"}], "message": "m"}',
+            r'{"type": "comment", "recipients": ["user-1"], "message": "half \ud83d pair"}',
+            r'{"type": "comment", "recipients": ["user-1"], "message": "m", "data": {"\ud800": 1}}',
+        ],
+    )
+    def test_unpaired_surrogates_are_400_and_write_nothing(self, alice_key, world, raw):
+        with in_schema(world.tenant_a):
+            before = counts()
+        response = APIClient().generic(
+            "POST",
+            "/api/v1/notifications",
+            raw,
+            content_type="application/json",
+            HTTP_HOST=alice_key.host,
+            HTTP_AUTHORIZATION=f"Bearer {alice_key.token}",
+        )
+        assert response.status_code == 400, response.content
+        assert error_code(response) == "invalid"
+        assert "surrogate" in response.json()["error"]["message"]
+        with in_schema(world.tenant_a):
+            assert counts() == before
+
+    def test_an_escaped_surrogate_pair_is_one_character(self, alice_key, world):
+        response = APIClient().generic(
+            "POST",
+            "/api/v1/notifications",
+            r'{"type": "comment", "recipients": ["\ud83d\ude00"], "message": "\ud83d\ude00"}',
+            content_type="application/json",
+            HTTP_HOST=alice_key.host,
+            HTTP_AUTHORIZATION=f"Bearer {alice_key.token}",
+        )
+        assert response.status_code == 202, response.content
+        with in_schema(world.tenant_a):
+            assert (
+                Notification.objects.get(recipient__external_id="\U0001f600").message
+                == "\U0001f600"
+            )
 
     def test_body_that_is_not_an_object(self, alice_key, world):
         response = alice_key.post("/api/v1/notifications", [SEND])
