@@ -336,7 +336,9 @@ class MeNotificationsApi(MeApi):
 class MeUnreadCountApi(MeApi):
     @extend_schema(responses=docs.COUNT, operation_id="me_notifications_unread_count")
     def get(self, request: Request) -> Response:
-        return Response({"count": unread_count(user_id=self.me(request).pk)})
+        return Response(
+            {"count": unread_count(tenant_id=request.tenant.pk, user_id=self.me(request).pk)}
+        )
 
 
 class MeNotificationDetailApi(MeApi):

@@ -60,6 +60,7 @@ from notifications.models import (
 from notifications.services.digests import digest_batches_open
 from notifications.services.preferences import email_off, email_switches_off
 from notifications.services.turns import turns_request
+from notifications.services.users import int_array
 from tenants.due import due_at_on_commit
 from tenants.models import Tenant
 
@@ -105,7 +106,7 @@ def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datet
                 "skipped": status.SKIPPED_PREFERENCE,
                 "pending": status.BATCHED if digest else status.QUEUED,
                 "now": now,
-                "users": user_ids,
+                "users": int_array(user_ids),
             },
         )
         rows = cursor.fetchall()

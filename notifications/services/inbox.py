@@ -21,7 +21,7 @@ def _publish_inbox_changed(*, tenant: Tenant, user: EndUser, read_ids: list[int]
 
     def build() -> dict[str, object]:
         with schema_context(schema):
-            count = unread_count(user_id=user.pk)
+            count = unread_count(tenant_id=tenant.pk, user_id=user.pk)
         return inbox_changed_message(
             tenant_id=tenant.pk, user_id=user.pk, read_ids=read_ids, unread_count=count
         )
@@ -55,7 +55,7 @@ def inbox_update(
         fields.append("archived_at")
     if fields:
         notification.save(update_fields=fields)
-        unread_changed_on_commit([user.pk])
+        unread_changed_on_commit(tenant_id=tenant.pk, user_ids=[user.pk])
         read_ids = [notification.pk] if "read_at" in fields and notification.read_at else []
         _publish_inbox_changed(tenant=tenant, user=user, read_ids=read_ids)
     return notification
@@ -83,6 +83,6 @@ def inbox_mark_read(
         )
         changed = [row[0] for row in cursor.fetchall()]
     if changed:
-        unread_changed_on_commit([user.pk])
+        unread_changed_on_commit(tenant_id=tenant.pk, user_ids=[user.pk])
         _publish_inbox_changed(tenant=tenant, user=user, read_ids=changed)
     return changed

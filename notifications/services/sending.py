@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +38,7 @@ from notifications.models import (
 from notifications.serializers import notification_payload
 from notifications.services.deliveries import fan_out_email
 from notifications.services.types import type_for_send
-from notifications.services.users import RecipientInput, recipients_upsert
+from notifications.services.users import RecipientInput, int_array, recipients_upsert
 from notifications.unread import unread_changed_on_commit
 from tenants.due import due_at_on_commit
 from tenants.models import Tenant
@@ -197,7 +198,8 @@ def _send(
     )
     send.channels = request.channels or list(send.type.channels)
     usage_record(tenant_id=tenant.pk, kind=NOTIFICATIONS, quantity=send.recipient_count, when=now)
-    user_ids = recipients_upsert(request.recipients)
+    recipients = recipients_upsert(request.recipients)
+    user_ids = recipients.ids
     fields = ["channels", "response"]
     if scheduled:
         send.recipient_ids = user_ids
@@ -205,7 +207,9 @@ def _send(
         due_at_on_commit(tenant_id=tenant.pk, kind=DUE_SENDS, when=request.send_at)
     else:
         if IN_APP in send.channels:
-            created = fan_out_in_app(tenant=tenant, send=send, user_ids=user_ids, now=now)
+            created = fan_out_in_app(
+                tenant=tenant, send=send, user_ids=user_ids, now=now, fresh=recipients.created
+            )
             send.in_app_count = len(created)
             fields.append("in_app_count")
         if EMAIL in send.channels:
@@ -216,11 +220,19 @@ def _send(
 
 
 def fan_out_in_app(
-    *, tenant: Tenant, send: Send, user_ids: list[int], now: datetime
+    *,
+    tenant: Tenant,
+    send: Send,
+    user_ids: list[int],
+    now: datetime,
+    fresh: Collection[int] = (),
 ) -> list[tuple[int, int]]:
     """Insert the in-app rows of ``send`` for ``user_ids`` in one statement; returns
     ``(notification id, user id)`` pairs. Users who turned in-app off (for this type or at all)
     get no row, unless the type is critical; users erased since the send was accepted are skipped.
+
+    ``fresh``: users created by this same transaction. Nobody can have cached an unread count
+    for them, so their counts need no invalidation.
     """
     notification_type: NotificationType = send.type
     with connection.cursor() as cursor:
@@ -247,13 +259,16 @@ def fan_out_in_app(
                 "url": send.url,
                 "data": json.dumps(send.data),
                 "now": now,
-                "users": user_ids,
+                "users": int_array(user_ids),
                 "critical": notification_type.critical,
                 "channel": IN_APP,
             },
         )
         created = cursor.fetchall()
-    unread_changed_on_commit(user_id for _id, user_id in created)
+    unread_changed_on_commit(
+        tenant_id=tenant.pk,
+        user_ids=[user_id for _id, user_id in created if user_id not in fresh],
+    )
     if created:
         shared = notification_payload(
             {

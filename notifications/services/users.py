@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import json
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -11,11 +11,22 @@ from notifications.models import EndUser
 USER_FIELDS = ("email", "name", "locale", "timezone", "data")
 
 
-@dataclass(frozen=True)
-class RecipientInput:
+class RecipientInput(NamedTuple):
+    """One recipient of a send (a tuple: a send may parse 10,000 of them)."""
+
     external_id: str
     email: str | None = None
     name: str | None = None
+
+
+class Recipients(NamedTuple):
+    ids: list[int]  # in the order of the recipients given
+    created: set[int]  # the ids of users this call created
+
+
+def int_array(values: list[int]) -> str:
+    """A ``bigint[]`` literal: psycopg's list adapter spends ~5 us per element in Python."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def user_upsert(*, external_id: str, fields: dict[str, Any]) -> tuple[EndUser, bool]:
@@ -35,25 +46,33 @@ def user_erase(*, user: EndUser) -> None:
     user.delete()
 
 
-def recipients_upsert(recipients: list[RecipientInput]) -> list[int]:
+def recipients_upsert(recipients: list[RecipientInput]) -> Recipients:
     """Create unknown recipients and update given emails/names, set-based; returns their ids.
 
     Ids come back in the order of ``recipients`` (already de-duplicated by the caller). Inserts
     are sorted by external id so that concurrent sends to overlapping sets cannot deadlock. The
-    insert returns the ids it created; only recipients that already existed are looked up.
+    insert returns the ids it created; only recipients that already existed are looked up. The
+    recipients travel as one JSON document (decoded by PostgreSQL), not as arrays that psycopg
+    would adapt element by element.
     """
     table = EndUser._meta.db_table
     now = timezone.now()
     ordered = sorted(recipients, key=lambda r: r.external_id)
     external_ids = [r.external_id for r in ordered]
     with_details = any(r.email is not None or r.name is not None for r in ordered)
-    params: dict[str, Any] = {"ids": external_ids, "now": now}
     if with_details:
-        params |= {"emails": [r.email for r in ordered], "names": [r.name for r in ordered]}
-        rows = "unnest(%(ids)s::text[], %(emails)s::text[], %(names)s::text[])"
-        columns, email, name = "r(external_id, email, name)", "r.email", "r.name"
-    else:  # plain ids, the common case: two arrays fewer to send
-        rows, columns, email, name = "unnest(%(ids)s::text[])", "r(external_id)", "NULL", "NULL"
+        params: dict[str, Any] = {
+            "rows": json.dumps([[r.external_id, r.email, r.name] for r in ordered]),
+            "now": now,
+        }
+        rows = """(SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name
+                  FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t(r, n)
+                  ORDER BY n)"""
+        columns, email, name = "r", "r.email", "r.name"
+    else:  # plain ids, the common case
+        params = {"rows": json.dumps(external_ids), "now": now}
+        rows = "jsonb_array_elements_text(%(rows)s::jsonb)"
+        columns, email, name = "r(external_id)", "NULL", "NULL"
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -68,10 +87,15 @@ def recipients_upsert(recipients: list[RecipientInput]) -> list[int]:
             params,
         )
         ids = dict(cursor.fetchall())
+        created = set(ids.values())
         existing = [external_id for external_id in external_ids if external_id not in ids]
         if existing:
             cursor.execute(
-                f"SELECT external_id, id FROM {table} WHERE external_id = ANY(%s)", [existing]
+                f"""
+                SELECT external_id, id FROM {table}
+                WHERE external_id IN (SELECT jsonb_array_elements_text(%s::jsonb))
+                """,
+                [json.dumps(existing)],
             )
             ids.update(cursor.fetchall())
         if existing and with_details:
@@ -86,4 +110,4 @@ def recipients_upsert(recipients: list[RecipientInput]) -> list[int]:
                 """,
                 params,
             )
-    return [ids[r.external_id] for r in recipients]
+    return Recipients(ids=[ids[r.external_id] for r in recipients], created=created)

@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from tests.conftest import _end_user_caller
 from tests.support.api import error_code
 
 
@@ -112,6 +113,23 @@ class TestUnreadCount:
         with CaptureQueriesContext(connection) as queries:
             assert unread(erin) == 1
         assert not [q for q in queries if "notifications_notification" in q["sql"]]
+
+    def test_a_send_that_creates_recipients_keeps_every_count_right(self, alice_key, erin):
+        send(alice_key, "a")
+        assert unread(erin) == 1  # cached now
+        send(alice_key, "b", recipients=["user-1", "newcomer"])
+        assert unread(erin) == 2  # the existing user's cached count was invalidated
+        newcomer = _end_user_caller(alice_key, "newcomer")
+        assert unread(newcomer) == 1
+        send(alice_key, "c", recipients=["newcomer"])
+        assert unread(newcomer) == 2  # and once counted, the new user's is invalidated too
+
+    def test_counts_are_kept_per_tenant(self, alice_key, bob_key, erin, bravo_user):
+        send(alice_key, "a")
+        assert (unread(erin), unread(bravo_user)) == (1, 0)
+        send(bob_key, "b")
+        send(bob_key, "c")
+        assert (unread(erin), unread(bravo_user)) == (1, 2)
 
 
 class TestChanges:
