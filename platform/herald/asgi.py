@@ -3,22 +3,23 @@
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
 # Web processes take database connections from a pool (see DATABASES in settings).
 os.environ.setdefault("DATABASE_POOL", "true")
 
 # Django must be set up before anything imports models (the WebSocket routes do).
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from herald.handlers import SyncASGIHandler  # noqa: E402
 from herald.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": SyncASGIHandler(),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

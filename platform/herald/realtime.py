@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = "herald:rt"
 CONNECTION_TTL = 90  # seconds a connection counts without a heartbeat
 HEARTBEAT_INTERVAL = 30
+ROUTE_SLICE = 100  # recipients of one message handed out between two turns of the event loop
 
 _sync_client: redis.Redis | None = None
 
@@ -121,7 +122,7 @@ class Dispatcher:
                 self._subscribed.set()
                 async for raw in pubsub.listen():
                     if raw.get("type") == "message":
-                        self._route(json.loads(raw["data"]))
+                        await self._route(json.loads(raw["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis went away: resubscribe; clients catch up with ``since``
@@ -131,16 +132,24 @@ class Dispatcher:
                 await pubsub.aclose()
                 await client.aclose()
 
-    def _route(self, message: dict[str, Any]) -> None:
+    async def _route(self, message: dict[str, Any]) -> None:
         """Hand a message to the connections it concerns. A ``created`` message goes to each
         recipient's connections with that recipient's notification id, and its shared payload
-        is JSON-encoded once here (``notification_json``) for all of their frames."""
+        is JSON-encoded once here (``notification_json``) for all of their frames.
+
+        A large send is handed out ``ROUTE_SLICE`` recipients at a time, letting the event loop
+        run what else is ready in between: the HTTP response of the very request that made the
+        send, say, which would otherwise wait until every frame of its broadcast was written."""
         tenant_id = message.get("tenant")
         if message.get("kind") == "created":
             message["notification_json"] = encode(message["notification"])
-            for user_id, notification_id in message["deliveries"]:
-                for connection in self._connections.get((tenant_id, user_id), ()):
-                    connection.deliver(message, notification_id)
+            deliveries = message["deliveries"]
+            for start in range(0, len(deliveries), ROUTE_SLICE):
+                if start:
+                    await asyncio.sleep(0)
+                for user_id, notification_id in deliveries[start : start + ROUTE_SLICE]:
+                    for connection in self._connections.get((tenant_id, user_id), ()):
+                        connection.deliver(message, notification_id)
         else:
             for connection in self._connections.get((tenant_id, message.get("user")), ()):
                 connection.deliver(message, None)

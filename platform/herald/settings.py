@@ -97,8 +97,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "herald.middleware.SyncChainMiddleware",  # last: keeps the chain in one thread (see module)
-]
+]  # run in sync mode under ASGI too (herald.handlers.SyncASGIHandler)
 
 ROOT_URLCONF = "herald.urls"
 PUBLIC_SCHEMA_URLCONF = "herald.urls_public"
