@@ -8,14 +8,16 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api_docs import docs
 from billing_stub.limits import limits_for
-from herald.api import page_response, validated
+from herald.api import page_body, page_response, validated
 from herald.errors import ApiError
+from herald.pagination import decode_cursor, page_of_rows, parse_limit
 from notifications import selectors
 from notifications.models import TYPE_KEY_PATTERN, Delivery, EndUser
 from notifications.serializers import (
@@ -40,6 +42,7 @@ from notifications.services.sending import (
 from notifications.services.types import type_upsert
 from notifications.services.users import user_erase, user_upsert
 from notifications.unread import unread_count
+from tenants.authentication import USER_GONE
 from tenants.permissions import IsEndUser, IsServer
 from tenants.tokens import end_user_token_issue
 
@@ -329,8 +332,17 @@ class MeNotificationsApi(MeApi):
                 "Invalid status filter.",
                 {"status": [f"One of: {', '.join(selectors.INBOX_STATUSES)}."]},
             )
-        rows = notification_rows(selectors.inbox(user=self.me(request), status=inbox_status))
-        return page_response(request, rows, notification_payload)
+        limit = parse_limit(request.query_params.get("limit"))
+        cursor = request.query_params.get("cursor")
+        rows = selectors.inbox_page(
+            user_id=request.user.end_user_id,
+            status=inbox_status,
+            before=decode_cursor(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+        if rows is None:
+            raise AuthenticationFailed(USER_GONE)
+        return Response(page_body(page_of_rows(rows, limit=limit), notification_payload))
 
 
 class MeUnreadCountApi(MeApi):

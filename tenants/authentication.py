@@ -7,6 +7,7 @@ of their own credential kind, inside the tenant's schema.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -19,6 +20,7 @@ from tenants.services import api_key_mark_used
 from tenants.tokens import ADMIN, END_USER, KIND_CLAIM
 
 BEARER_REALM = 'Bearer realm="herald"'
+USER_GONE = "The user of this token no longer exists."
 
 
 @dataclass(frozen=True)
@@ -36,15 +38,30 @@ class ServicePrincipal:
         return f"api_key:{self.api_key.prefix}"
 
 
-@dataclass(frozen=True)
 class EndUserPrincipal:
-    """``request.user`` for an end user's token: only ever their own data."""
+    """``request.user`` for an end user's token: only ever their own data.
 
-    tenant: Tenant
-    end_user: Any  # notifications.models.EndUser (tenant app; not imported here)
-    is_authenticated: bool = True
-    is_anonymous: bool = False
-    is_active: bool = True
+    The user's row is read on first use of ``end_user`` (401 when it is gone: the user was
+    erased). A view that checks the user's existence in its own query may use ``end_user_id``
+    alone and save that round trip.
+    """
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+
+    def __init__(self, *, tenant: Tenant, end_user_id: int) -> None:
+        self.tenant = tenant
+        self.end_user_id = end_user_id
+
+    @cached_property
+    def end_user(self) -> Any:  # notifications.models.EndUser (tenant app; not imported here)
+        from notifications.models import EndUser  # resolved in the tenant's schema
+
+        end_user = EndUser.objects.filter(pk=self.end_user_id).first()
+        if end_user is None:
+            raise AuthenticationFailed(USER_GONE)
+        return end_user
 
 
 def _credential(request: Request) -> Any:
@@ -94,12 +111,12 @@ class EndUserTokenAuthentication(_BearerAuthentication):
     """An end-user token from ``POST /api/v1/users/{id}/token``."""
 
     def authenticate(self, request: Request) -> tuple[EndUserPrincipal, dict[str, Any]] | None:
-        from notifications.models import EndUser  # tenant app, resolved in the tenant's schema
-
         claims = _jwt_claims(request, END_USER)
         if claims is None:
             return None
-        end_user = EndUser.objects.filter(pk=claims.get("sub")).first()
-        if end_user is None:
-            raise AuthenticationFailed("The user of this token no longer exists.")
-        return EndUserPrincipal(tenant=_credential(request).tenant, end_user=end_user), claims
+        try:
+            end_user_id = int(claims.get("sub"))
+        except (TypeError, ValueError) as exc:
+            raise AuthenticationFailed(USER_GONE) from exc
+        principal = EndUserPrincipal(tenant=_credential(request).tenant, end_user_id=end_user_id)
+        return principal, claims

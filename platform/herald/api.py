@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from herald.pagination import paginate, parse_limit
+from herald.pagination import Page, paginate, parse_limit
 
 
 def validated(serializer_class: type, data: Any) -> dict[str, Any]:
@@ -30,6 +30,8 @@ def page_response(
         cursor=request.query_params.get("cursor"),
         limit=parse_limit(request.query_params.get("limit")),
     )
-    return Response(
-        {"results": [present(item) for item in page.results], "next_cursor": page.next_cursor}
-    )
+    return Response(page_body(page, present))
+
+
+def page_body(page: Page[Any], present: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    return {"results": [present(item) for item in page.results], "next_cursor": page.next_cursor}

@@ -65,7 +65,12 @@ def paginate(queryset: QuerySet[Any], *, cursor: str | None, limit: int) -> Page
     ordered = queryset.order_by("-id")
     if cursor:
         ordered = ordered.filter(id__lt=decode_cursor(cursor))
-    rows = list(ordered[: limit + 1])
+    return page_of_rows(list(ordered[: limit + 1]), limit=limit)
+
+
+def page_of_rows(rows: list[Any], *, limit: int) -> Page[Any]:
+    """The page for up to ``limit + 1`` rows fetched newest first (one more tells that more
+    follow)."""
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]

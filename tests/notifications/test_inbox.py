@@ -83,9 +83,22 @@ class TestList:
         for n in range(30):
             send(alice_key, f"m{n}")
         inbox(erin)
-        # host and tenant from the registry cache; then search_path, end user, page
-        with django_assert_num_queries(3):
+        # host and tenant from the registry cache; then search_path, and one statement for
+        # the page that also checks that the token's user still exists
+        with django_assert_num_queries(2):
             assert len(inbox(erin, limit=25)["results"]) == 25
+
+    def test_an_empty_inbox_is_an_empty_page(self, erin):
+        assert inbox(erin) == {"results": [], "next_cursor": None}
+        assert inbox(erin, status="archived") == {"results": [], "next_cursor": None}
+
+    def test_an_erased_users_token_gets_401_not_an_empty_page(self, alice_key, erin):
+        send(alice_key, "a")
+        assert alice_key.delete("/api/v1/users/user-1").status_code == 204
+        for path in ("/api/v1/me/notifications", "/api/v1/me/notifications/unread_count"):
+            response = erin.get(path)
+            assert response.status_code == 401, (path, response.content)
+            assert error_code(response) == "unauthenticated"
 
 
 class TestUnreadCount:
