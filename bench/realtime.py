@@ -59,8 +59,9 @@ from realtime_client import (
     Target,
     cpu_seconds,
     raise_nofile_limit,
-    rss_kib,
     start_child,
+    tree_cpu_seconds,
+    tree_rss_kib,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -470,14 +471,14 @@ class Bench:
             targets[tenant.name] = await self._tokens(tenant, ids)
         r.timings["tokens"] = time.perf_counter() - started
         log(f"{2 * per_tenant} end-user tokens in {r.timings['tokens']:.1f} s")
-        r.rss_before = rss_kib(self.server.pid)
+        r.rss_before = tree_rss_kib(self.server.pid)
         opened = 0.0
         for tenant in self.setup.tenants:
             before = len(self.fleet.clients)
             opened += await self.fleet.open(targets[tenant.name], self.args.connect_concurrency)
             self.clients[tenant.name] = self.fleet.clients[before:]
         r.timings["connect"] = opened
-        r.rss_after = rss_kib(self.server.pid)
+        r.rss_after = tree_rss_kib(self.server.pid)
         log(f"{len(self.fleet.clients)} WebSockets open in {opened:.1f} s")
 
     # --- 1. broadcast ----------------------------------------------------------------------------
@@ -493,7 +494,7 @@ class Bench:
             tags = {t.name: f"bc{int(together)}{round_no}-{t.name}-{self.run_id}" for t in tenants}
             for t in tenants:
                 self.fleet.expect(tags[t.name], self.clients[t.name])
-            server_cpu, client_cpu = cpu_seconds(self.server.pid), time.process_time()
+            server_cpu, client_cpu = tree_cpu_seconds(self.server.pid), time.process_time()
             calls: dict[str, tuple[float, float]] = {}
 
             async def call(t: TenantInfo, tag: str) -> tuple[str, tuple[float, float]]:
@@ -510,7 +511,7 @@ class Bench:
             result = self._round_result(
                 tags,
                 calls,
-                cpu_seconds(self.server.pid) - server_cpu,
+                tree_cpu_seconds(self.server.pid) - server_cpu,
                 time.process_time() - client_cpu,
             )
             (r.broadcast_together if together else r.broadcast).append(result)
@@ -546,7 +547,7 @@ class Bench:
                     validate_bus_message(dict(message))
                     data[t.name] = encode(dict(message))
                     self.fleet.expect(tags[t.name], self.clients[t.name])
-                server_cpu, client_cpu = cpu_seconds(self.server.pid), time.process_time()
+                server_cpu, client_cpu = tree_cpu_seconds(self.server.pid), time.process_time()
                 calls: dict[str, tuple[float, float]] = {}
                 for t in tenants:
                     started = time.perf_counter()
@@ -558,7 +559,7 @@ class Bench:
                     self._round_result(
                         tags,
                         calls,
-                        cpu_seconds(self.server.pid) - server_cpu,
+                        tree_cpu_seconds(self.server.pid) - server_cpu,
                         time.process_time() - client_cpu,
                     )
                 )
@@ -705,7 +706,7 @@ class Bench:
         r.idle_seconds = time.perf_counter() - started
         r.close_codes = Counter(self.fleet.close_codes)
         r.idle_open, r.idle_answered = await self.fleet.ping_all(DELIVERY_TIMEOUT)
-        r.rss_after_idle = rss_kib(self.server.pid)
+        r.rss_after_idle = tree_rss_kib(self.server.pid)
         log(f"after idle: {r.idle_open} open, {r.idle_answered} answered ping")
 
     # --- 2. baseline ------------------------------------------------------------------------------
@@ -893,6 +894,14 @@ def _broadcast_table(
     return rows
 
 
+def _server_processes(args: argparse.Namespace) -> str:
+    for item in args.server_env:
+        name, _, value = item.partition("=")
+        if name == "WEB_CONCURRENCY" and value.strip() not in ("", "1"):
+            return f"{value.strip()} worker processes (WEB_CONCURRENCY); CPU and memory summed"
+    return "1 process"
+
+
 def report(r: Results, total_seconds: float) -> str:
     """The readable table."""
     a = r.args
@@ -908,7 +917,7 @@ def report(r: Results, total_seconds: float) -> str:
     )
     out(f"Code: {v['code']}")
     out(
-        f"Server: uvicorn {v['uvicorn']} (1 process, uvloop/httptools, ws auto = "
+        f"Server: uvicorn {v['uvicorn']} ({_server_processes(a)}, uvloop/httptools, ws auto = "
         f"{v['ws_protocol']}), channels {v['channels']}, channels-redis {v['channels-redis']}, "
         f"Django {v['django']}"
     )

@@ -112,6 +112,34 @@ def rss_kib(pid: int) -> int:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn's worker processes, say)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def tree_rss_kib(pid: int) -> int:
+    """VmRSS of ``pid`` and its descendants, in KiB."""
+    return sum(rss_kib(p) for p in process_tree(pid))
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its live descendants so far."""
+    return sum(cpu_seconds(p) for p in process_tree(pid))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` so far (clock-tick resolution, usually 10 ms)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
