@@ -58,6 +58,7 @@ from realtime_client import (
     HttpPool,
     Target,
     cpu_seconds,
+    machine_cpu_seconds,
     raise_nofile_limit,
     start_child,
     tree_cpu_seconds,
@@ -296,6 +297,7 @@ class BroadcastRound:
     drops: int
     server_cpu: float
     client_cpu: float
+    machine_cpu: float  # every core, every process (server, clients, PostgreSQL, Redis, kernel)
 
 
 @dataclass
@@ -310,6 +312,7 @@ class BaselineRound:
     server_cpu: float
     publisher_cpu: float
     client_cpu: float
+    machine_cpu: float
 
 
 @dataclass
@@ -495,6 +498,7 @@ class Bench:
             for t in tenants:
                 self.fleet.expect(tags[t.name], self.clients[t.name])
             server_cpu, client_cpu = tree_cpu_seconds(self.server.pid), time.process_time()
+            machine_cpu = machine_cpu_seconds()
             calls: dict[str, tuple[float, float]] = {}
 
             async def call(t: TenantInfo, tag: str) -> tuple[str, tuple[float, float]]:
@@ -513,6 +517,7 @@ class Bench:
                 calls,
                 tree_cpu_seconds(self.server.pid) - server_cpu,
                 time.process_time() - client_cpu,
+                machine_cpu_seconds() - machine_cpu,
             )
             (r.broadcast_together if together else r.broadcast).append(result)
             log(
@@ -548,6 +553,7 @@ class Bench:
                     data[t.name] = encode(dict(message))
                     self.fleet.expect(tags[t.name], self.clients[t.name])
                 server_cpu, client_cpu = tree_cpu_seconds(self.server.pid), time.process_time()
+                machine_cpu = machine_cpu_seconds()
                 calls: dict[str, tuple[float, float]] = {}
                 for t in tenants:
                     started = time.perf_counter()
@@ -561,6 +567,7 @@ class Bench:
                         calls,
                         tree_cpu_seconds(self.server.pid) - server_cpu,
                         time.process_time() - client_cpu,
+                        machine_cpu_seconds() - machine_cpu,
                     )
                 )
                 log(
@@ -576,6 +583,7 @@ class Bench:
         calls: dict[str, tuple[float, float]],
         server_cpu: float,
         client_cpu: float,
+        machine_cpu: float,
     ) -> BroadcastRound:
         """Per-send and combined figures of one broadcast round (``calls``: start, duration)."""
         tenants = self.setup.tenants
@@ -603,6 +611,7 @@ class Bench:
             drops=drops,
             server_cpu=server_cpu,
             client_cpu=client_cpu,
+            machine_cpu=machine_cpu,
         )
 
     # --- 3. single-recipient latency ------------------------------------------------------------
@@ -792,6 +801,7 @@ class Bench:
                     cpu_seconds(server.pid),
                     cpu_seconds(publisher.pid),
                     time.process_time(),
+                    machine_cpu_seconds(),
                 )
                 stdin.write(f"{tag}\n".encode())
                 stdin.flush()
@@ -810,6 +820,7 @@ class Bench:
                         server_cpu=cpu_seconds(server.pid) - cpu[0],
                         publisher_cpu=cpu_seconds(publisher.pid) - cpu[1],
                         client_cpu=time.process_time() - cpu[2],
+                        machine_cpu=machine_cpu_seconds() - cpu[3],
                     )
                 )
                 log(f"baseline {layer} round {round_no + 1}: {ms(rounds[-1].last):.1f} ms")
@@ -863,14 +874,20 @@ def _broadcast_table(
     cols = []
     for name in names:
         cols += [f"{name} {firsts[0]}", f"{name} {firsts[1]}", f"{name} p50", f"{name} last"]
-    cols += ["A->all", "drops", "srv CPU", "cli CPU"]
+    cols += ["A->all", "drops", "srv CPU", "cli CPU", "all CPU"]
     rows = [f"{'round':<8}" + "".join(f"{c:>9}" for c in cols)]
     for index, b in enumerate(rounds, 1):
         vals: list[float | int] = []
         for name in names:
             s = b.sends[name]
             vals += [ms(s.api), ms(s.bus), ms(s.p50), ms(s.last)]
-        vals += [ms(b.combined), b.drops, ms(b.server_cpu), ms(b.client_cpu)]
+        vals += [
+            ms(b.combined),
+            b.drops,
+            ms(b.server_cpu),
+            ms(b.client_cpu),
+            ms(b.machine_cpu),
+        ]
         rows.append(f"{index:<8}" + _cells(vals))
     if not rounds:
         return rows
@@ -889,6 +906,7 @@ def _broadcast_table(
             pick([b.drops for b in rounds]),
             ms(pick([b.server_cpu for b in rounds])),
             ms(pick([b.client_cpu for b in rounds])),
+            ms(pick([b.machine_cpu for b in rounds])),
         ]
         rows.append(f"{label:<8}" + _cells(vals))
     return rows
@@ -948,7 +966,8 @@ def report(r: Results, total_seconds: float) -> str:
         "  202 = API call until its 202; bus = until a passive subscriber saw the send's "
         "herald:rt message (commit + PUBLISH); p50/last = until the median/last client had "
         "the notification frame; A->all = A's call until the last of all clients; CPU = "
-        "server process / client process CPU ms over the round"
+        "server process / client process / whole machine (every core and process: server, "
+        "clients, PostgreSQL, Redis, kernel) CPU ms over the round"
     )
     out("")
     out(
@@ -971,7 +990,7 @@ def report(r: Results, total_seconds: float) -> str:
     )
     out(
         f"{'layer':<26}{'round':>9}{'pub loop':>9}{'first':>9}{'p50':>9}{'last':>9}"
-        f"{'drops':>9}{'srv CPU':>9}{'pub CPU':>9}{'cli CPU':>9}"
+        f"{'drops':>9}{'srv CPU':>9}{'pub CPU':>9}{'cli CPU':>9}{'all CPU':>9}"
     )
     for layer, rounds in r.baseline.items():
         for index, b in enumerate(rounds, 1):
@@ -987,6 +1006,7 @@ def report(r: Results, total_seconds: float) -> str:
                         ms(b.server_cpu),
                         ms(b.publisher_cpu),
                         ms(b.client_cpu),
+                        ms(b.machine_cpu),
                     ]
                 )
             )
@@ -1095,6 +1115,21 @@ def report(r: Results, total_seconds: float) -> str:
             f"for like from the PUBLISH (1b) {ms(bus_median):.1f} ms = {bus_x:.1f}x -> "
             f"{_verdict(bus_x >= BASELINE_SPEEDUP_TARGET)}"
         )
+    cores = os.cpu_count() or 1
+    for kind, rounds in (("one after the other", r.broadcast), ("together", r.broadcast_together)):
+        if rounds:
+            work = statistics.median([b.machine_cpu for b in rounds])
+            out(
+                f"  (info) CPU floor, broadcast ({kind}): a round made the machine work "
+                f"{ms(work):.0f} CPU ms (median, all processes), so on {cores} cores it cannot "
+                f"take less than {ms(work) / cores:.0f} ms; 4x the baseline needs "
+                + "; ".join(
+                    f"{ms(statistics.median([b.last for b in base])) / BASELINE_SPEEDUP_TARGET:.0f}"
+                    f" ms ({LAYER_NAMES[layer]})"
+                    for layer, base in r.baseline.items()
+                    if base and layer == "pubsub"
+                )
+            )
     e2e99 = pct(r.latency.get("e2e", []), 99)
     hop99 = pct(r.latency.get("hop", []), 99)
     echo99 = pct(r.latency.get("echo", []), 99)

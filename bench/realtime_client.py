@@ -112,6 +112,14 @@ def rss_kib(pid: int) -> int:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine (every core, every process, the kernel) has worked so far:
+    user, nice, system, irq and softirq of ``/proc/stat`` (not idle, iowait or steal)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields)
+    return (user + nice + system + irq + softirq) / _TICK
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants (uvicorn's worker processes, say)."""
     children: dict[int, list[int]] = {}
