@@ -12,10 +12,10 @@ os.environ.setdefault("DATABASE_POOL", "true")
 # Django must be set up before anything imports models (the WebSocket routes do).
 django.setup(set_prefix=False)
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 -- needs django.setup() above
 
-from herald.handlers import SyncASGIHandler  # noqa: E402
-from herald.routing import websocket_urlpatterns  # noqa: E402
+from herald.handlers import SyncASGIHandler  # noqa: E402 -- needs django.setup() above
+from herald.routing import websocket_urlpatterns  # noqa: E402 -- needs django.setup() above
 
 application = ProtocolTypeRouter(
     {
