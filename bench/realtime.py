@@ -395,7 +395,7 @@ class Bench:
         log(f"herald up on port {port} (pid {server.pid})")
         self.tap = Tap(_redis_url(), CHANNEL)
         await self.tap.start()
-        self.fleet = Fleet(port, compression=self.compression)
+        self.fleet = Fleet(port, compression=self.compression, kind=self.args.client)
         try:
             await self._warm_up()
             await self._connect_all()
@@ -450,7 +450,7 @@ class Bench:
 
     async def _warm_up(self) -> None:
         """Load every code path once (API, send, dispatcher subscription, consumer) per tenant."""
-        warm = Fleet(self.http.port, compression=self.compression)
+        warm = Fleet(self.http.port, compression=self.compression, kind=self.args.client)
         try:
             for tenant in self.setup.tenants:
                 targets = await self._tokens(tenant, [f"warm-{tenant.name.lower()}"])
@@ -750,6 +750,10 @@ class Bench:
                 str(port),
                 "--lifespan",
                 "off",
+                # Like Herald's web process (and daphne, which the issue's baseline ran under):
+                # no permessage-deflate, so neither side pays for compression.
+                "--ws-per-message-deflate",
+                "false",
             ],
             cwd=ROOT,
             env=env,
@@ -772,7 +776,7 @@ class Bench:
         )
         self.children.append(publisher)
         http = HttpPool(port, size=1)
-        fleet = Fleet(port, compression=self.compression)
+        fleet = Fleet(port, compression=self.compression, kind=self.args.client)
         loop = asyncio.get_running_loop()
         assert publisher.process.stdin is not None
         assert publisher.process.stdout is not None
@@ -935,13 +939,13 @@ def report(r: Results, total_seconds: float) -> str:
     )
     out(f"Code: {v['code']}")
     out(
-        f"Server: uvicorn {v['uvicorn']} ({_server_processes(a)}, uvloop/httptools, ws auto = "
+        f"Server: uvicorn {v['uvicorn']} ({_server_processes(a)}, uvloop/httptools, ws "
         f"{v['ws_protocol']}), channels {v['channels']}, channels-redis {v['channels-redis']}, "
         f"Django {v['django']}"
     )
     out(
         f"Clients: {a.clients} WebSockets ({per_tenant} per tenant) in this process, one "
-        f"{v['loop']} loop, websockets {v['websockets']}; negotiated extensions: "
+        f"{v['loop']} loop, {_client_kind(a.client, v)}; negotiated extensions: "
         f"{', '.join(sorted(r.extensions)) or '?'}; clock time.perf_counter (CLOCK_MONOTONIC, "
         "also in the baseline publisher process)"
     )
@@ -1174,9 +1178,24 @@ def _code_revision() -> str:
     return f"git {head}{dirty}"
 
 
-def _versions(results: Results) -> None:
+def _client_kind(kind: str, versions: dict[str, str]) -> str:
+    if kind == "websockets":
+        return f"websockets {versions['websockets']} clients"
+    return "lean RFC 6455 clients (bench/realtime_client.py)"
+
+
+def _ws_protocol() -> str:
+    """The ``--ws`` implementation the Procfile's web process runs."""
     from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
 
+    argv = procfile_command("web")[-1].split()
+    chosen = argv[argv.index("--ws") + 1] if "--ws" in argv else "auto"
+    if chosen == "auto":
+        return f"auto = {AutoWebSocketsProtocol.__name__}"
+    return chosen
+
+
+def _versions(results: Results) -> None:
     client = redis.Redis.from_url(_redis_url())
     try:
         redis_version = client.info("server")["redis_version"]
@@ -1190,7 +1209,7 @@ def _versions(results: Results) -> None:
             "channels": metadata.version("channels"),
             "channels-redis": metadata.version("channels-redis"),
             "django": metadata.version("django"),
-            "ws_protocol": AutoWebSocketsProtocol.__name__,
+            "ws_protocol": _ws_protocol(),
         }
     )
 
@@ -1235,6 +1254,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="extra environment for the Herald server (repeatable)",
     )
     parser.add_argument("--no-uvloop", action="store_true", help="plain asyncio for the clients")
+    parser.add_argument(
+        "--client",
+        choices=["lean", "websockets"],
+        default="lean",
+        help="WebSocket clients: lean (RFC 6455 in a few lines, default) or the websockets library",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 100 clients, 5 s of sends, 20 s idle"
     )

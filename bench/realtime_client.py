@@ -9,22 +9,22 @@ are on the same clock).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import resource
 import signal
 import subprocess
 import time
+import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
+from urllib.parse import urlsplit
 
 NOFILE_WANTED = 65536
 
@@ -251,6 +251,344 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
 
 
 # --- WebSocket clients ----------------------------------------------------------------------------
+#
+# The clients share this machine's cores with the server under test, so what they spend per frame
+# is taken from the server: with the ``websockets`` library each frame cost the client process
+# about as much CPU as it cost the server to send it. ``LeanWebSocket`` is the client end of RFC
+# 6455 and no more (handshake, framing, masking, fragments, ping/pong, close, permessage-deflate
+# when the server chooses it), parsing a frame in a few microseconds. ``--client websockets``
+# runs the same benchmark with the library instead.
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0, 1, 2, 8, 9, 10
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+OnText = Callable[[bytes, float], None]
+
+
+class HandshakeError(RuntimeError):
+    pass
+
+
+def _mask(payload: bytes, key: bytes) -> bytes:
+    if not payload:
+        return payload
+    size = len(payload)
+    repeated = (key * (size // 4 + 1))[:size]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(size, "big")
+
+
+def _client_frame(opcode: int, payload: bytes) -> bytes:
+    """One masked, final frame (clients must mask)."""
+    key = os.urandom(4)
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, 0x80 | size))
+    elif size < 65536:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
+    return head + key + _mask(payload, key)
+
+
+class LeanWebSocket(asyncio.Protocol):
+    """The client end of one WebSocket connection (see the section comment).
+
+    ``on_text(payload, now)`` gets every text message but the first, with the time the read that
+    completed it returned; the first one resolves ``first``, as the first ``recv()`` would."""
+
+    def __init__(self, key: bytes, offer_deflate: bool, on_text: OnText) -> None:
+        self.key = key
+        self.offer_deflate = offer_deflate
+        self.on_text = on_text
+        self.on_close: Callable[[int | None], None] | None = None
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.first: asyncio.Future[bytes] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.open = False
+        self.close_code: int | None = None
+        self.extensions = "none"
+        self._buffer = bytearray()
+        self._fragments: list[bytes] | None = None
+        self._compressed = False
+        self._inflater: Any = None
+        self._bits = 15
+        self._reset_inflater = False
+        self._close_sent = False
+
+    # --- asyncio.Protocol -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        self._buffer += data
+        if not self.opened.done():
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self._buffer[:end])
+            del self._buffer[: end + 4]
+            try:
+                self._handshake(head)
+            except HandshakeError as exc:
+                self.opened.set_exception(exc)
+                self._abort()
+                return
+            self.open = True
+            self.opened.set_result(None)
+        try:
+            self._frames(now)
+        except HandshakeError as exc:  # a protocol violation by the server
+            self._fail(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        if self.close_code is None:
+            self.close_code = 1006
+        for future in (self.opened, self.first):
+            if not future.done():
+                future.set_exception(ConnectionError(f"closed ({self.close_code})"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+        if self.on_close is not None:
+            self.on_close(self.close_code)
+
+    # --- the protocol -----------------------------------------------------------------------------
+
+    def _handshake(self, head: bytes) -> None:
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or parts[1] != "101":
+            raise HandshakeError(f"handshake refused: {lines[0]}")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        digest = hashlib.sha1(self.key + _WS_GUID, usedforsecurity=False).digest()
+        expected = base64.b64encode(digest).decode()
+        if headers.get("sec-websocket-accept") != expected:
+            raise HandshakeError("wrong Sec-WebSocket-Accept")
+        extensions = headers.get("sec-websocket-extensions", "")
+        if extensions:
+            params = [p.strip() for p in extensions.split(";")]
+            if params[0] != "permessage-deflate" or not self.offer_deflate:
+                raise HandshakeError(f"unrequested extension {extensions}")
+            bits = 15
+            for param in params[1:]:
+                name, _, value = param.partition("=")
+                if name.strip() == "server_max_window_bits" and value:
+                    bits = int(value.strip('"'))
+            self._bits = bits
+            self._inflater = zlib.decompressobj(-bits)
+            self._reset_inflater = "server_no_context_takeover" in params
+            self.extensions = extensions
+
+    def _frames(self, now: float) -> None:
+        buffer = self._buffer
+        size = len(buffer)
+        pos = 0
+        while size - pos >= 2:
+            first, second = buffer[pos], buffer[pos + 1]
+            if second & 0x80:
+                raise HandshakeError("the server masked a frame")
+            length, head = second & 0x7F, 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length, head = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length, head = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), 10
+            if size - pos < head + length:
+                break
+            payload = bytes(buffer[pos + head : pos + head + length])
+            pos += head + length
+            self._frame(first, payload, now)
+        del buffer[:pos]
+
+    def _frame(self, first: int, payload: bytes, now: float) -> None:
+        opcode, fin = first & 0x0F, first & 0x80
+        if opcode in (_OP_TEXT, _OP_BINARY):
+            if self._fragments is not None:
+                raise HandshakeError("a new message inside a fragmented one")
+            self._compressed = bool(first & 0x40)
+            if not fin:
+                self._fragments = [payload]
+                return
+            self._message(opcode, payload, now)
+        elif opcode == _OP_CONT:
+            if self._fragments is None:
+                raise HandshakeError("a continuation frame outside a message")
+            self._fragments.append(payload)
+            if fin:
+                payload, self._fragments = b"".join(self._fragments), None
+                self._message(_OP_TEXT, payload, now)
+        elif opcode == _OP_PING:
+            self._write(_client_frame(_OP_PONG, payload))
+        elif opcode == _OP_CLOSE:
+            self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            self.open = False
+            if not self._close_sent:
+                self._close_sent = True
+                self._write(_client_frame(_OP_CLOSE, payload[:2]))
+            if self.transport is not None:
+                self.transport.close()
+        elif opcode != _OP_PONG:
+            raise HandshakeError(f"unknown opcode {opcode}")
+
+    def _message(self, opcode: int, payload: bytes, now: float) -> None:
+        if self._compressed:
+            if self._inflater is None:
+                raise HandshakeError("a compressed frame without permessage-deflate")
+            payload = self._inflater.decompress(payload + _DEFLATE_TAIL)
+            if self._reset_inflater:
+                self._inflater = zlib.decompressobj(-self._bits)
+        if opcode != _OP_TEXT:
+            return
+        if not self.first.done():
+            self.first.set_result(payload)
+        else:
+            self.on_text(payload, now)
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _fail(self, exc: Exception) -> None:
+        self.close_code = 1002
+        self._abort()
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # --- what the fleet calls ---------------------------------------------------------------------
+
+    async def send(self, text: str) -> None:
+        if not self.open:
+            raise ConnectionError("not open")
+        self._write(_client_frame(_OP_TEXT, text.encode()))
+
+    async def close(self, timeout: float = 10) -> None:
+        if self.open and not self._close_sent:
+            self._close_sent = True
+            self._write(_client_frame(_OP_CLOSE, (1000).to_bytes(2, "big")))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.closed), timeout)
+        if not self.closed.done():
+            self._abort()
+
+
+async def lean_connect(
+    uri: str, *, port: int, compression: str | None, on_text: OnText, timeout: float
+) -> LeanWebSocket:
+    """Open ``uri`` (``ws://host[:port]/path?query``) on 127.0.0.1:``port``."""
+    parts = urlsplit(uri)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    key = base64.b64encode(os.urandom(16))
+    loop = asyncio.get_running_loop()
+    _transport, ws = await asyncio.wait_for(
+        loop.create_connection(
+            lambda: LeanWebSocket(key, compression == "deflate", on_text), "127.0.0.1", port
+        ),
+        timeout,
+    )
+    request = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key.decode()}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if compression == "deflate":
+        request.append("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")
+    ws._write(("\r\n".join(request) + "\r\n\r\n").encode())
+    await asyncio.wait_for(ws.opened, timeout)
+    return ws
+
+
+class LibraryWebSocket:
+    """The same surface as ``LeanWebSocket``, over the ``websockets`` library's client."""
+
+    def __init__(self, ws: Any, on_text: OnText) -> None:
+        self.ws = ws
+        self.on_text = on_text
+        self.on_close: Callable[[int | None], None] | None = None
+        self.first: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        header = ws.response.headers.get("Sec-WebSocket-Extensions") if ws.response else None
+        self.extensions = header or "none"
+        self.reader = asyncio.create_task(self._read())
+
+    @property
+    def open(self) -> bool:
+        from websockets.protocol import State
+
+        return self.ws.state is State.OPEN and not self.reader.done()
+
+    @property
+    def close_code(self) -> int | None:
+        return self.ws.close_code
+
+    async def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for raw in self.ws:
+                now = time.perf_counter()
+                payload = raw.encode() if isinstance(raw, str) else raw
+                if not self.first.done():
+                    self.first.set_result(payload)
+                else:
+                    self.on_text(payload, now)
+        except ConnectionClosed:
+            pass
+        finally:
+            if not self.first.done():
+                self.first.set_exception(ConnectionError(f"closed ({self.ws.close_code})"))
+            if self.on_close is not None:
+                self.on_close(self.ws.close_code)
+
+    async def send(self, text: str) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            await self.ws.send(text)
+        except ConnectionClosed as exc:
+            raise ConnectionError("not open") from exc
+
+    async def close(self, timeout: float = 10) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(), timeout)
+        self.reader.cancel()
+        with contextlib.suppress(BaseException):
+            await self.reader
+
+
+async def library_connect(
+    uri: str, *, port: int, compression: str | None, on_text: OnText, timeout: float
+) -> LibraryWebSocket:
+    from websockets.asyncio.client import connect
+
+    ws = await connect(
+        uri,
+        host="127.0.0.1",
+        port=port,
+        proxy=None,
+        compression=compression,
+        ping_interval=None,  # like a browser: the server pings, the client answers
+        open_timeout=timeout,
+        max_queue=None,
+    )
+    return LibraryWebSocket(ws, on_text)
+
+
+CLIENT_KINDS = {"lean": lean_connect, "websockets": library_connect}
 
 
 @dataclass
@@ -259,16 +597,15 @@ class Client:
 
     index: int
     label: str
-    ws: ClientConnection
     user_id: int = 0
+    ws: LeanWebSocket | LibraryWebSocket | None = None
     received: dict[str, float] = field(default_factory=dict)
     pong: asyncio.Future[float] | None = None
-    reader: asyncio.Task[None] | None = None
     close_code: int | None = None
 
     @property
     def open(self) -> bool:
-        return self.ws.state is State.OPEN and self.reader is not None and not self.reader.done()
+        return self.ws is not None and self.ws.open
 
 
 @dataclass
@@ -288,12 +625,16 @@ class Target:
     user_id: int = 0  # the end user's primary key (the token's ``sub``), when known
 
 
-class Fleet:
-    """Many WebSocket clients on this event loop, each with a reader task that timestamps frames."""
+_SKIPPED = b'{"type":"unread_count"'  # the frames no figure needs are not parsed
 
-    def __init__(self, port: int, *, compression: str | None) -> None:
+
+class Fleet:
+    """Many WebSocket clients on this event loop; each frame is timestamped as it is read."""
+
+    def __init__(self, port: int, *, compression: str | None, kind: str = "lean") -> None:
         self.port = port
         self.compression = compression
+        self.connect = CLIENT_KINDS[kind]
         self.clients: list[Client] = []
         self.expectations: dict[str, Expectation] = {}
         self.close_codes: Counter[int | None] = Counter()
@@ -307,23 +648,20 @@ class Fleet:
         started = time.perf_counter()
 
         async def one(index: int, target: Target) -> Client:
+            client = Client(index=index, label=target.label, user_id=target.user_id)
             async with gate:
-                ws = await connect(
+                ws = await self.connect(
                     target.uri,
-                    host="127.0.0.1",
                     port=self.port,
-                    proxy=None,
                     compression=self.compression,
-                    ping_interval=None,  # like a browser: the server pings, the client answers
-                    open_timeout=60,
-                    max_queue=None,
+                    on_text=lambda payload, now: self._on_text(client, payload, now),
+                    timeout=60,
                 )
-                first = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                client.ws = ws
+                ws.on_close = lambda code: self._on_close(client, code)
+                first = json.loads(await asyncio.wait_for(ws.first, 60))
             self.first_frames[first.get("type", "?")] += 1
-            header = ws.response.headers.get("Sec-WebSocket-Extensions") if ws.response else None
-            self.extensions.add(header or "none")
-            client = Client(index=index, label=target.label, ws=ws, user_id=target.user_id)
-            client.reader = asyncio.create_task(self._read(client))
+            self.extensions.add(ws.extensions)
             return client
 
         base = len(self.clients)
@@ -338,27 +676,26 @@ class Fleet:
             )
         return time.perf_counter() - started
 
-    async def _read(self, client: Client) -> None:
-        try:
-            async for raw in client.ws:
-                now = time.perf_counter()
-                frame = json.loads(raw)
-                kind = frame.get("type")
-                if kind == "notification":
-                    tag = frame["notification"]["message"]
-                    client.received[tag] = now
-                    expectation = self.expectations.get(tag)
-                    if expectation is not None:
-                        expectation.remaining.discard(client.index)
-                        if not expectation.remaining:
-                            expectation.done.set()
-                elif kind == "pong" and client.pong is not None and not client.pong.done():
-                    client.pong.set_result(now)
-        except ConnectionClosed:
-            pass
-        finally:
-            client.close_code = client.ws.close_code
-            self.close_codes[client.close_code] += 1
+    def _on_text(self, client: Client, payload: bytes, now: float) -> None:
+        if payload.startswith(_SKIPPED):
+            return
+        frame = json.loads(payload)
+        kind = frame.get("type")
+        if kind == "notification":
+            tag = frame["notification"]["message"]
+            client.received[tag] = now
+            expectation = self.expectations.get(tag)
+            if expectation is not None:
+                expectation.remaining.discard(client.index)
+                if not expectation.remaining:
+                    expectation.done.set()
+        elif kind == "pong" and client.pong is not None and not client.pong.done():
+            client.pong.set_result(now)
+
+    def _on_close(self, client: Client, code: int | None) -> None:
+        if client.close_code is None:
+            client.close_code = code
+            self.close_codes[code] += 1
 
     def expect(self, tag: str, clients: Iterable[Client]) -> Expectation:
         expectation = Expectation(remaining={c.index for c in clients})
@@ -373,11 +710,12 @@ class Fleet:
         live = [c for c in self.clients if c.open]
 
         async def one(client: Client) -> bool:
+            assert client.ws is not None
             client.pong = loop.create_future()
             try:
                 await client.ws.send('{"type":"ping"}')
                 await asyncio.wait_for(client.pong, timeout)
-            except (ConnectionClosed, TimeoutError):
+            except (ConnectionError, TimeoutError):
                 return False
             return True
 
@@ -386,12 +724,9 @@ class Fleet:
 
     async def close(self) -> None:
         async def one(client: Client) -> None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.ws.close(), 10)
-            if client.reader is not None:
-                client.reader.cancel()
-                with contextlib.suppress(BaseException):
-                    await client.reader
+            if client.ws is not None:
+                with contextlib.suppress(Exception):
+                    await client.ws.close()
 
         await asyncio.gather(*(one(c) for c in self.clients))
         self.clients.clear()

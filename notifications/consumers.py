@@ -8,7 +8,12 @@ Order of a connection's life, which is what makes it gapless and duplicate-free:
 3. one snapshot query: the unread count, and the ids already known (those above ``since``, and
    the last minute's: ids do not commit in id order, so "below the largest id" is not "seen");
 4. replay every notification above ``since``, oldest first;
-5. then drain the queue, dropping events for ids already known.
+5. then drain the queue, dropping events for ids already known, and go live.
+
+Live, a connection whose queue is empty writes its frames straight from the dispatcher's loop
+with the server's ``herald.websocket.send_nowait`` extension (see ``herald.wsprotocol``); only
+when the socket is full, or under a server without the extension, do frames wait in the queue
+for the connection's own task.
 
 Database work runs through ``_in_schema``, which sets the tenant's schema and resets it, because
 Channels runs every sync call on one shared thread whose connection another consumer uses next.
@@ -30,6 +35,7 @@ from django.db import connection
 
 from billing_stub.limits import limits_for
 from herald.realtime import ConnectionRegistry, dispatcher, encode
+from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
 from notifications.models import EndUser, Notification
 from notifications.serializers import notification_payload, notification_rows
@@ -40,6 +46,7 @@ from tenants.tokens import END_USER, KIND_CLAIM
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+QueueItem = tuple[dict[str, Any], int | None] | list[str]  # a bus message, or rendered frames
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
@@ -108,6 +115,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
     tenant: Tenant
     user_id: int
     registration: str | None = None
+    live = False  # replay done: bus messages become frames as they arrive
+    busy = False  # the connection's task is sending frames (it may be waiting for the socket)
 
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode())
@@ -121,7 +130,10 @@ class InboxConsumer(AsyncWebsocketConsumer):
         )  # accept, then close with a code the browser sees
 
         self.known: set[int] = set()
-        self.queue: asyncio.Queue[tuple[dict[str, Any], int | None]] = asyncio.Queue(QUEUE_LIMIT)
+        self.queue: asyncio.Queue[QueueItem] = asyncio.Queue(QUEUE_LIMIT)
+        self.send_nowait: Callable[[list[str]], bool] | None = self.scope.get("extensions", {}).get(
+            SEND_NOWAIT
+        )
         self.tasks: list[asyncio.Task[None]] = []
         try:
             since = self._since(query)
@@ -143,6 +155,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if since is not None:
             await self._replay(since)
         self.tasks = [asyncio.create_task(self._drain())]
+        self.live = True
 
     @staticmethod
     def _since(query: dict[str, list[str]]) -> int | None:
@@ -229,19 +242,34 @@ class InboxConsumer(AsyncWebsocketConsumer):
     # --- live events ---------------------------------------------------------------------------
 
     def deliver(self, message: dict[str, Any], notification_id: int | None) -> None:
-        """Called by the dispatcher; never blocks. A client that cannot keep up is closed (it
-        reconnects with ``since`` and misses nothing)."""
+        """Called by the dispatcher; never blocks. Live, with nothing queued before them, the
+        frames are written at once when the socket takes them; otherwise they queue, in order,
+        for ``_drain``. A client that cannot keep up is closed (it reconnects with ``since``
+        and misses nothing)."""
+        item: QueueItem
+        if self.live and self.send_nowait is not None and not self.busy and self.queue.empty():
+            frames = self._frames(message, notification_id)
+            if not frames or self.send_nowait(frames):
+                return
+            item = frames
+        else:
+            item = (message, notification_id)
         try:
-            self.queue.put_nowait((message, notification_id))
+            self.queue.put_nowait(item)
         except asyncio.QueueFull:
             logger.warning("Closing a WebSocket that cannot keep up")
             asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
 
     async def _drain(self) -> None:
         while True:
-            message, notification_id = await self.queue.get()
-            for text in self._frames(message, notification_id):
-                await self.send(text_data=text)
+            item = await self.queue.get()
+            frames = item if isinstance(item, list) else self._frames(*item)
+            self.busy = True
+            try:
+                for text in frames:
+                    await self.send(text_data=text)
+            finally:
+                self.busy = False
 
     def _frames(self, message: dict[str, Any], notification_id: int | None) -> list[str]:
         """The frames (encoded) a bus message makes for this connection."""

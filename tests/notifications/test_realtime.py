@@ -291,3 +291,103 @@ def test_token_in_the_subprotocol_header_instead_of_the_url(alpha, world):
 def test_a_bad_since_is_refused(alpha):
     with alpha.socket(alpha.token(new_user()), since="yesterday") as ws:
         assert close_code(ws) == 4400
+
+
+# --- On the wire: a raw socket, to see how frames arrive and to stop reading at will ---
+
+
+class RawSocket:
+    """A WebSocket client on a bare socket: the handshake, then server frames parsed from
+    exactly the bytes each ``recv`` returns (nothing reads in the background)."""
+
+    def __init__(self, live: Live, token: str, receive_buffer: int | None = None) -> None:
+        self.sock = socket.socket()
+        if receive_buffer:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", live.server.port))
+        self.sock.sendall(
+            f"GET /ws/v1/notifications?token={token} HTTP/1.1\r\n"
+            f"Host: {live.host}:{live.server.port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(65536)
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def parse(self) -> list[dict[str, Any]]:
+        """The complete frames in the buffer (text frames of a server: unmasked)."""
+        frames = []
+        while len(self.buffer) >= 2:
+            length, start = self.buffer[1] & 0x7F, 2
+            if length == 126:
+                length, start = int.from_bytes(self.buffer[2:4], "big"), 4
+            elif length == 127:
+                length, start = int.from_bytes(self.buffer[2:10], "big"), 10
+            if len(self.buffer) < start + length:
+                break
+            assert self.buffer[0] == 0x81  # final text frame
+            frames.append(json.loads(self.buffer[start : start + length]))
+            self.buffer = self.buffer[start + length :]
+        return frames
+
+    def recv_once(self) -> list[dict[str, Any]]:
+        """What one ``recv`` brings."""
+        self.buffer += self.sock.recv(65536)
+        return self.parse()
+
+    def frames(self, count: int) -> list[dict[str, Any]]:
+        got = self.parse()
+        while len(got) < count:
+            got += self.recv_once()
+        return got
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_notification_and_its_unread_count_leave_in_one_write(alpha):
+    """Both frames of a new notification are written to the socket at once: one system call
+    and one TCP segment per connection, not two (what makes a broadcast cheap)."""
+    user = new_user()
+    raw = RawSocket(alpha, alpha.token(user))
+    try:
+        assert raw.frames(1) == [{"type": "unread_count", "count": 0}]
+        for count in (1, 2):
+            alpha.send(user, f"together {count}")
+            first_read = raw.recv_once()
+            assert [f["type"] for f in first_read] == ["notification", "unread_count"]
+            assert first_read[0]["notification"]["message"] == f"together {count}"
+            assert first_read[1] == {"type": "unread_count", "count": count}
+    finally:
+        raw.close()
+
+
+def test_a_stalled_client_holds_up_no_one_and_loses_nothing(alpha):
+    """A tab that stops reading (its socket fills up) does not delay another tab of the same
+    user; when it reads again it gets every notification, in order, once."""
+    user = new_user()
+    token = alpha.token(user)
+    stalled = RawSocket(alpha, token, receive_buffer=4096)
+    try:
+        assert stalled.frames(1) == [{"type": "unread_count", "count": 0}]
+        # About 28 KB a notification (the largest message and data a send takes), 5 MB in all:
+        # more than the kernel's socket buffers (4 MB at most here) and the server's own.
+        message, data = "x" * 9_997, {"blob": "y" * 16_000}
+        sends = 180
+        with alpha.socket(token) as healthy:
+            assert frame(healthy) == {"type": "unread_count", "count": 0}
+            for index in range(sends):
+                body = {"type": "live", "recipients": [user], "message": f"{index:03d}{message}"}
+                alpha.call("POST", "/api/v1/notifications", {**body, "data": data})
+                assert frame(healthy)["notification"]["message"].startswith(f"{index:03d}")
+                assert frame(healthy) == {"type": "unread_count", "count": index + 1}
+        got = stalled.frames(2 * sends)
+        messages = [f["notification"]["message"][:3] for f in got if f["type"] == "notification"]
+        assert messages == [f"{index:03d}" for index in range(sends)]
+        assert [f["count"] for f in got if f["type"] == "unread_count"] == list(range(1, sends + 1))
+    finally:
+        stalled.close()

@@ -1,0 +1,91 @@
+"""The web process's WebSocket transport: a connection's writes of one loop turn go out as one.
+
+Over a real loopback TCP connection; the wrapped transport is the real one, with its writes
+recorded on the way through."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from herald.wsprotocol import CoalescingTransport, text_frame
+
+
+class Recording:
+    """A real transport, recording what is written to it."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    # A thread of its own: a browser test's Playwright may hold this thread's event loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
+
+
+async def connected() -> tuple[CoalescingTransport, Recording, bytearray, asyncio.Future[None]]:
+    loop = asyncio.get_running_loop()
+    received = bytearray()
+    lost: asyncio.Future[None] = loop.create_future()
+
+    class Sink(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            received.extend(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            lost.set_result(None)
+
+    server = await loop.create_server(Sink, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, _protocol = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+    recording = Recording(transport)
+    return CoalescingTransport(recording, loop), recording, received, lost  # type: ignore[arg-type]
+
+
+def test_writes_of_one_turn_are_one_write_and_close_writes_what_is_pending():
+    async def scenario() -> None:
+        coalescing, recording, received, lost = await connected()
+        coalescing.write(b"a")
+        coalescing.write(b"")
+        coalescing.write(b"bc")
+        assert recording.writes == []  # held until the end of this turn
+        await asyncio.sleep(0)
+        assert recording.writes == [b"abc"]
+
+        coalescing.write(b"d")
+        coalescing.close()  # pending bytes go out before the connection closes
+        await asyncio.wait_for(lost, 5)
+        assert bytes(received) == b"abcd"
+        assert recording.writes == [b"abc", b"d"]
+
+    run(scenario)
+
+
+def test_abort_drops_what_is_pending():
+    async def scenario() -> None:
+        coalescing, recording, received, lost = await connected()
+        coalescing.write(b"never sent")
+        coalescing.abort()
+        await asyncio.wait_for(lost, 5)
+        await asyncio.sleep(0)
+        assert recording.writes == []
+        assert bytes(received) == b""
+
+    run(scenario)
+
+
+def test_text_frames_have_the_right_length_encoding():
+    assert text_frame(b"hi") == b"\x81\x02hi"
+    assert text_frame(b"x" * 126)[:4] == b"\x81\x7e\x00\x7e"
+    assert text_frame(b"x" * 65536)[:10] == b"\x81\x7f" + (65536).to_bytes(8, "big")
