@@ -13,8 +13,11 @@ start at a random offset so that Herald's per-tenant Redis keys and ``herald:rt`
 collide with another Herald sharing the same Redis.
 
 The clients (one asyncio loop, uvloop when installed) run in this process; every timestamp is
-``time.perf_counter()``. The server under test is ``uvicorn herald.asgi:application`` as shipped;
-the baseline is ``bench/realtime_baseline_app.py`` (bare Channels, one group per user).
+``time.perf_counter()``. They are lean RFC 6455 clients (``realtime_client.LeanWebSocket``), so
+that the CPU they take from the shared cores stays small; ``--client websockets`` uses the
+``websockets`` library instead. The server under test is the Procfile's ``web`` process as
+shipped; the baseline is ``bench/realtime_baseline_app.py`` (bare Channels, one group per user)
+under the same uvicorn, also without permessage-deflate.
 """
 
 from __future__ import annotations
@@ -411,7 +414,8 @@ class Bench:
             self.http.close()
         server.stop()
         for layer in self.args.baseline_layers:
-            await self._baseline(layer)
+            for baseline_server in self.args.baseline_servers:
+                await self._baseline(layer, baseline_server)
         return r
 
     async def _call(self, tenant: TenantInfo, path: str, body: Any = None) -> Any:
@@ -720,8 +724,11 @@ class Bench:
 
     # --- 2. baseline ------------------------------------------------------------------------------
 
-    async def _baseline(self, layer: str) -> None:
+    async def _baseline(self, layer: str, baseline_server: str) -> None:
+        """Bare Channels under ``baseline_server``: daphne, as the issue's baseline ran, or
+        uvicorn with the flags of Herald's web process."""
         r = self.results
+        key = f"{layer}@{baseline_server}"
         port = free_port()
         env = {
             key: value
@@ -731,37 +738,29 @@ class Bench:
         env.update(
             {
                 "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-                "PYTHONPATH": "",
+                "PYTHONPATH": str(ROOT / "bench"),
                 "RTBENCH_LAYER": layer,
-                "RTBENCH_PREFIX": f"rtbench-{self.run_id}-{layer}",
+                "RTBENCH_PREFIX": f"rtbench-{self.run_id}-{layer}-{baseline_server}",
                 "REDIS_URL": _redis_url(),
             }
         )
+        if baseline_server == "daphne":
+            # daphne does not offer permessage-deflate.
+            argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
+        else:
+            # The flags of Herald's web process: no permessage-deflate either.
+            argv = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port)]
+            argv += ["--lifespan", "off", "--ws-per-message-deflate", "false"]
         server = start_child(
-            f"baseline-{layer}",
-            [
-                str(BIN / "uvicorn"),
-                "realtime_baseline_app:application",
-                "--app-dir",
-                str(ROOT / "bench"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--lifespan",
-                "off",
-                # Like Herald's web process (and daphne, which the issue's baseline ran under):
-                # no permessage-deflate, so neither side pays for compression.
-                "--ws-per-message-deflate",
-                "false",
-            ],
+            f"baseline-{key}",
+            [*argv, "realtime_baseline_app:application"],
             cwd=ROOT,
             env=env,
-            log=self.work / f"baseline-{layer}.log",
+            log=self.work / f"baseline-{key}.log",
         )
         self.children.append(server)
         publisher = start_child(
-            f"publisher-{layer}",
+            f"publisher-{key}",
             [
                 sys.executable,
                 str(ROOT / "bench" / "realtime_baseline_app.py"),
@@ -771,7 +770,7 @@ class Bench:
             ],
             cwd=ROOT,
             env=env,
-            log=self.work / f"publisher-{layer}.log",
+            log=self.work / f"publisher-{key}.log",
             pipes=True,
         )
         self.children.append(publisher)
@@ -796,10 +795,10 @@ class Bench:
                 Target(label=str(i), uri=f"ws://127.0.0.1:{port}/ws?user={i}")
                 for i in range(self.args.clients)
             ]
-            r.baseline_open[layer] = await fleet.open(targets, self.args.connect_concurrency)
-            log(f"baseline {layer}: {len(fleet.clients)} clients in groups")
+            r.baseline_open[key] = await fleet.open(targets, self.args.connect_concurrency)
+            log(f"baseline {key}: {len(fleet.clients)} clients in groups")
             for round_no in range(self.args.rounds):
-                tag = f"bl-{layer}-{round_no}-{self.run_id}"
+                tag = f"bl-{key}-{round_no}-{self.run_id}"
                 fleet.expect(tag, fleet.clients)
                 cpu = (
                     cpu_seconds(server.pid),
@@ -827,10 +826,10 @@ class Bench:
                         machine_cpu=machine_cpu_seconds() - cpu[3],
                     )
                 )
-                log(f"baseline {layer} round {round_no + 1}: {ms(rounds[-1].last):.1f} ms")
+                log(f"baseline {key} round {round_no + 1}: {ms(rounds[-1].last):.1f} ms")
                 await asyncio.sleep(self.args.pause)
         finally:
-            r.baseline[layer] = rounds
+            r.baseline[key] = rounds
             await fleet.close()
             http.close()
             with contextlib.suppress(OSError):
@@ -850,6 +849,13 @@ def _verdict(ok: bool) -> str:
 
 
 LAYER_NAMES = {"pubsub": "RedisPubSubChannelLayer", "core": "RedisChannelLayer cap 2000"}
+REQUIRED_BASELINE = "pubsub@daphne"  # the issue's: RedisPubSubChannelLayer under daphne
+
+
+def baseline_label(key: str) -> str:
+    """``pubsub@daphne`` -> ``RedisPubSubChannelLayer, daphne``."""
+    layer, _, server = key.partition("@")
+    return f"{LAYER_NAMES[layer]}, {server}"
 
 
 def _cells(values: Sequence[float | int], width: int = 9) -> str:
@@ -993,13 +999,13 @@ def report(r: Results, total_seconds: float) -> str:
         f"group_send per client in a loop; ms from the first group_send"
     )
     out(
-        f"{'layer':<26}{'round':>9}{'pub loop':>9}{'first':>9}{'p50':>9}{'last':>9}"
+        f"{'layer, server':<36}{'round':>9}{'pub loop':>9}{'first':>9}{'p50':>9}{'last':>9}"
         f"{'drops':>9}{'srv CPU':>9}{'pub CPU':>9}{'cli CPU':>9}{'all CPU':>9}"
     )
     for layer, rounds in r.baseline.items():
         for index, b in enumerate(rounds, 1):
             out(
-                f"{LAYER_NAMES[layer]:<26}{index:>9}"
+                f"{baseline_label(layer):<36}{index:>9}"
                 + _cells(
                     [
                         ms(b.publish),
@@ -1017,7 +1023,7 @@ def report(r: Results, total_seconds: float) -> str:
         if rounds:
             for label, pick in (("median", statistics.median), ("worst", max)):
                 out(
-                    f"{LAYER_NAMES[layer]:<26}{label:>9}"
+                    f"{baseline_label(layer):<36}{label:>9}"
                     + _cells(
                         [
                             ms(pick([getattr(b, f) for b in rounds]))
@@ -1105,7 +1111,7 @@ def report(r: Results, total_seconds: float) -> str:
             continue
         base = statistics.median([b.last for b in rounds])
         drops = sum(b.drops for b in rounds)
-        required = layer == "pubsub"
+        required = layer == REQUIRED_BASELINE
         prefix = "  " if required else "  (info) "
         from_api = "; ".join(
             f"{kind} {ms(median):.1f} ms = {base / median:.1f}x -> "
@@ -1114,7 +1120,7 @@ def report(r: Results, total_seconds: float) -> str:
         )
         bus_x = base / bus_median
         out(
-            f"{prefix}>= {BASELINE_SPEEDUP_TARGET:.0f}x faster than the {LAYER_NAMES[layer]} "
+            f"{prefix}>= {BASELINE_SPEEDUP_TARGET:.0f}x faster than the {baseline_label(layer)} "
             f"baseline ({ms(base):.1f} ms, drops {drops}): from the API calls, {from_api}; like "
             f"for like from the PUBLISH (1b) {ms(bus_median):.1f} ms = {bus_x:.1f}x -> "
             f"{_verdict(bus_x >= BASELINE_SPEEDUP_TARGET)}"
@@ -1129,9 +1135,9 @@ def report(r: Results, total_seconds: float) -> str:
                 f"take less than {ms(work) / cores:.0f} ms; 4x the baseline needs "
                 + "; ".join(
                     f"{ms(statistics.median([b.last for b in base])) / BASELINE_SPEEDUP_TARGET:.0f}"
-                    f" ms ({LAYER_NAMES[layer]})"
+                    f" ms ({baseline_label(layer)})"
                     for layer, base in r.baseline.items()
-                    if base and layer == "pubsub"
+                    if base and layer == REQUIRED_BASELINE
                 )
             )
     e2e99 = pct(r.latency.get("e2e", []), 99)
@@ -1239,6 +1245,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="comma-separated: pubsub (RedisPubSubChannelLayer), core (RedisChannelLayer)",
     )
     parser.add_argument(
+        "--baseline-servers",
+        default="daphne,uvicorn",
+        help="comma-separated ASGI servers for the baseline: daphne (the issue's), uvicorn",
+    )
+    parser.add_argument(
         "--compression",
         choices=["deflate", "none"],
         default="deflate",
@@ -1270,6 +1281,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             setattr(args, name, default)
     args.clients -= args.clients % 2
     args.baseline_layers = [x for x in args.baseline_layers.split(",") if x]
+    args.baseline_servers = [x for x in args.baseline_servers.split(",") if x]
     return args
 
 
