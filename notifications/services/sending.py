@@ -231,6 +231,11 @@ def fan_out_in_app(
     ``(notification id, user id)`` pairs. Users who turned in-app off (for this type or at all)
     get no row, unless the type is critical; users erased since the send was accepted are skipped.
 
+    This is the only writer of notifications, and it keeps what foreign keys would check per row
+    (see ``Notification``): the send id and type come from the send row itself, locked FOR KEY
+    SHARE until commit so it cannot be deleted or re-keyed meanwhile; no row is written if it is
+    gone. Each recipient's existence is checked here and again by the recipient's foreign key.
+
     ``fresh``: users created by this same transaction. Nobody can have cached an unread count
     for them, so their counts need no invalidation.
     """
@@ -240,9 +245,11 @@ def fan_out_in_app(
             f"""
             INSERT INTO {Notification._meta.db_table}
                 (send_id, recipient_id, type_id, title, message, url, data, created_at)
-            SELECT %(send)s, r.id, %(type)s, %(title)s, %(message)s, %(url)s, %(data)s::jsonb,
+            SELECT s.id, r.id, s.type_id, %(title)s, %(message)s, %(url)s, %(data)s::jsonb,
                    %(now)s
-            FROM unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
+            FROM (SELECT id, type_id FROM {Send._meta.db_table}
+                  WHERE id = %(send)s AND type_id = %(type)s FOR KEY SHARE) AS s,
+                 unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
             WHERE EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u WHERE u.id = r.id)
               AND (%(critical)s OR NOT EXISTS (
                     SELECT 1 FROM {Preference._meta.db_table} p

@@ -139,5 +139,5 @@ def test_the_activity_counts_scan_a_primary_key_range(db, world):
             cursor.execute("SET LOCAL enable_seqscan = off")
             cursor.execute(f"EXPLAIN {sql}", params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
-    # The pkey or send_id_type (id, type_id): either way a range of the primary key.
+    # A range of the primary key.
     assert "Index Cond: (id >= " in plan, plan
