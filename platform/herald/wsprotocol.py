@@ -24,6 +24,7 @@ Run uvicorn with ``--ws herald.wsprotocol:WebSocketProtocol`` (the Procfile does
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,8 @@ from websockets.http11 import Request
 from websockets.protocol import State
 
 SEND_NOWAIT = "herald.websocket.send_nowait"
+
+logger = logging.getLogger(__name__)
 
 
 class _Flusher:
@@ -50,7 +53,10 @@ class _Flusher:
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
         for transport in pending:
-            transport.flush()
+            try:
+                transport.flush()
+            except Exception:  # one broken connection must not strand the others' bytes
+                logger.exception("WebSocket write failed")
 
 
 _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
