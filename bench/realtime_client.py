@@ -266,8 +266,8 @@ _DEFLATE_TAIL = b"\x00\x00\xff\xff"
 OnText = Callable[[bytes, float], None]
 
 
-class HandshakeError(RuntimeError):
-    pass
+class ProtocolViolation(RuntimeError):
+    """The server broke RFC 6455 (or refused the handshake)."""
 
 
 def _mask(payload: bytes, key: bytes) -> bytes:
@@ -321,7 +321,7 @@ class LeanWebSocket(asyncio.Protocol):
     # --- asyncio.Protocol -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment] -- a TCP connection's is a Transport
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()
@@ -334,7 +334,7 @@ class LeanWebSocket(asyncio.Protocol):
             del self._buffer[: end + 4]
             try:
                 self._handshake(head)
-            except HandshakeError as exc:
+            except ProtocolViolation as exc:
                 self.opened.set_exception(exc)
                 self._abort()
                 return
@@ -342,8 +342,9 @@ class LeanWebSocket(asyncio.Protocol):
             self.opened.set_result(None)
         try:
             self._frames(now)
-        except HandshakeError as exc:  # a protocol violation by the server
-            self._fail(exc)
+        except ProtocolViolation:
+            self.close_code = 1002  # protocol error
+            self._abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
@@ -363,7 +364,7 @@ class LeanWebSocket(asyncio.Protocol):
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ", 2)
         if len(parts) < 2 or parts[1] != "101":
-            raise HandshakeError(f"handshake refused: {lines[0]}")
+            raise ProtocolViolation(f"handshake refused: {lines[0]}")
         headers = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
@@ -371,12 +372,12 @@ class LeanWebSocket(asyncio.Protocol):
         digest = hashlib.sha1(self.key + _WS_GUID, usedforsecurity=False).digest()
         expected = base64.b64encode(digest).decode()
         if headers.get("sec-websocket-accept") != expected:
-            raise HandshakeError("wrong Sec-WebSocket-Accept")
+            raise ProtocolViolation("wrong Sec-WebSocket-Accept")
         extensions = headers.get("sec-websocket-extensions", "")
         if extensions:
             params = [p.strip() for p in extensions.split(";")]
             if params[0] != "permessage-deflate" or not self.offer_deflate:
-                raise HandshakeError(f"unrequested extension {extensions}")
+                raise ProtocolViolation(f"unrequested extension {extensions}")
             bits = 15
             for param in params[1:]:
                 name, _, value = param.partition("=")
@@ -394,7 +395,7 @@ class LeanWebSocket(asyncio.Protocol):
         while size - pos >= 2:
             first, second = buffer[pos], buffer[pos + 1]
             if second & 0x80:
-                raise HandshakeError("the server masked a frame")
+                raise ProtocolViolation("the server masked a frame")
             length, head = second & 0x7F, 2
             if length == 126:
                 if size - pos < 4:
@@ -415,7 +416,7 @@ class LeanWebSocket(asyncio.Protocol):
         opcode, fin = first & 0x0F, first & 0x80
         if opcode in (_OP_TEXT, _OP_BINARY):
             if self._fragments is not None:
-                raise HandshakeError("a new message inside a fragmented one")
+                raise ProtocolViolation("a new message inside a fragmented one")
             self._compressed = bool(first & 0x40)
             if not fin:
                 self._fragments = [payload]
@@ -423,7 +424,7 @@ class LeanWebSocket(asyncio.Protocol):
             self._message(opcode, payload, now)
         elif opcode == _OP_CONT:
             if self._fragments is None:
-                raise HandshakeError("a continuation frame outside a message")
+                raise ProtocolViolation("a continuation frame outside a message")
             self._fragments.append(payload)
             if fin:
                 payload, self._fragments = b"".join(self._fragments), None
@@ -439,12 +440,12 @@ class LeanWebSocket(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
         elif opcode != _OP_PONG:
-            raise HandshakeError(f"unknown opcode {opcode}")
+            raise ProtocolViolation(f"unknown opcode {opcode}")
 
     def _message(self, opcode: int, payload: bytes, now: float) -> None:
         if self._compressed:
             if self._inflater is None:
-                raise HandshakeError("a compressed frame without permessage-deflate")
+                raise ProtocolViolation("a compressed frame without permessage-deflate")
             payload = self._inflater.decompress(payload + _DEFLATE_TAIL)
             if self._reset_inflater:
                 self._inflater = zlib.decompressobj(-self._bits)
@@ -458,10 +459,6 @@ class LeanWebSocket(asyncio.Protocol):
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
-
-    def _fail(self, exc: Exception) -> None:
-        self.close_code = 1002
-        self._abort()
 
     def _abort(self) -> None:
         if self.transport is not None:

@@ -140,10 +140,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        # It has every method uvicorn's protocol calls on an asyncio.Transport.
         self.transport = CoalescingTransport(self.transport, self.loop)  # type: ignore[assignment]
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
+        # uvicorn's scope type marks ``extensions`` optional; its handshake always sets it.
         self.scope["extensions"][SEND_NOWAIT] = self.send_nowait  # type: ignore[index]
 
     def send_nowait(self, texts: Sequence[str]) -> bool:

@@ -50,6 +50,7 @@ async def connected() -> tuple[CoalescingTransport, Recording, bytearray, asynci
     port = server.sockets[0].getsockname()[1]
     transport, _protocol = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
     recording = Recording(transport)
+    # Recording stands in for the transport it wraps.
     return CoalescingTransport(recording, loop), recording, received, lost  # type: ignore[arg-type]
 
 
