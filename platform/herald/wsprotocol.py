@@ -140,13 +140,13 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        # It has every method uvicorn's protocol calls on an asyncio.Transport.
-        self.transport = CoalescingTransport(self.transport, self.loop)  # type: ignore[assignment]
+        wrapped = CoalescingTransport(self.transport, self.loop)
+        self.transport = wrapped  # type: ignore[assignment] -- has every method uvicorn calls
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
-        # uvicorn's scope type marks ``extensions`` optional; its handshake always sets it.
-        self.scope["extensions"][SEND_NOWAIT] = self.send_nowait  # type: ignore[index]
+        extensions = self.scope["extensions"]  # type: ignore[index] -- set by handle_connect
+        extensions[SEND_NOWAIT] = self.send_nowait
 
     def send_nowait(self, texts: Sequence[str]) -> bool:
         """Write ``texts`` as text messages now, if the connection takes them without waiting:
