@@ -77,6 +77,22 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_ints(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """Comma-separated non-negative integers, exactly as many as ``default`` has."""
+    value = env_raw(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        numbers = tuple(int(item) for item in value.split(","))
+    except ValueError:
+        numbers = ()
+    if len(numbers) != len(default) or min(numbers) < 0:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not {len(default)} comma-separated non-negative integers."
+        )
+    return numbers
+
+
 @dataclass(frozen=True)
 class EmailConfig:
     backend: str

@@ -8,7 +8,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from herald.env import env_bool, env_int, env_str, parse_email_url
+from herald.env import env_bool, env_int, env_ints, env_str, parse_email_url
 from tests.support.processes import ROOT, process_env
 
 
@@ -74,6 +74,28 @@ def test_typed_helpers(monkeypatch):
         env_int("HERALD_N", 1)
     with pytest.raises(ImproperlyConfigured, match="HERALD_MISSING is required"):
         env_str("HERALD_MISSING")
+
+
+def test_integer_tuples(monkeypatch):
+    assert env_ints("HERALD_NS", (1, 2, 3)) == (1, 2, 3)
+    monkeypatch.setenv("HERALD_NS", "5000, 20,0")
+    assert env_ints("HERALD_NS", (1, 2, 3)) == (5000, 20, 0)
+    for bad in ("1,2", "1,2,3,4", "1,two,3", "1,-2,3"):
+        monkeypatch.setenv("HERALD_NS", bad)
+        with pytest.raises(ImproperlyConfigured, match="HERALD_NS=.* 3 comma-separated"):
+            env_ints("HERALD_NS", (1, 2, 3))
+
+
+def test_web_process_sets_the_garbage_collector_thresholds():
+    code = "import gc, herald.asgi; print(gc.get_threshold())"
+    run = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 60, "check": False}
+    default = subprocess.run([sys.executable, "-c", code], env=process_env(), **run)
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.strip() == "(10000, 10, 100)"
+    custom = subprocess.run(
+        [sys.executable, "-c", code], env=process_env(WEB_GC_THRESHOLDS="700,10,10"), **run
+    )
+    assert custom.stdout.strip() == "(700, 10, 10)", custom.stderr
 
 
 @pytest.mark.parametrize(
