@@ -82,7 +82,7 @@ def test_integer_tuples(monkeypatch):
     assert env_ints("HERALD_NS", (1, 2, 3)) == (5000, 20, 0)
     for bad in ("1,2", "1,2,3,4", "1,two,3", "1,-2,3"):
         monkeypatch.setenv("HERALD_NS", bad)
-        with pytest.raises(ImproperlyConfigured, match="HERALD_NS=.* 3 comma-separated"):
+        with pytest.raises(ImproperlyConfigured, match=r"HERALD_NS=.* 3 comma-separated"):
             env_ints("HERALD_NS", (1, 2, 3))
 
 
