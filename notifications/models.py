@@ -105,12 +105,14 @@ class Notification(models.Model):
     # ``type`` is the send's type, copied for the type filter's index.
     #
     # Foreign keys: the database checks a foreign key once per inserted row, and a send writes
-    # thousands of rows. ``recipient`` keeps its key: users are erased concurrently with sends,
-    # and the key's row lock is what makes that safe. ``send`` and ``type`` have none (migration
-    # 0008; Django still cascades and protects): the one statement that writes notifications,
-    # ``fan_out_in_app``, reads both from the send row, which it locks (FOR KEY SHARE) or which
-    # its own transaction created, and the send's foreign key keeps the type. Checking the
-    # (send, type) key had cost 20 to 40 ms of a 500-row send's commit.
+    # thousands of rows. None of the three has a database constraint (migrations 0008 and 0009;
+    # Django still cascades and protects). The one statement that writes notifications,
+    # ``fan_out_in_app``, does set-based what the keys did row by row: it reads the send and its
+    # type from the send row, which it locks (FOR KEY SHARE) or which its own transaction
+    # created, and it writes only for users it finds and locks (FOR KEY SHARE) in that same
+    # statement; ``user_erase`` locks the user before it collects what to delete, so a send in
+    # flight either commits first and is erased with the user, or finds the user gone. The
+    # (send, type) key had cost 20 to 40 ms of a 500-row send's commit, the recipient's ~3 ms.
     send = models.ForeignKey(
         Send,
         on_delete=models.CASCADE,
@@ -119,7 +121,11 @@ class Notification(models.Model):
         db_constraint=False,
     )
     recipient = models.ForeignKey(
-        EndUser, on_delete=models.CASCADE, related_name="notifications", db_index=False
+        EndUser,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        db_index=False,
+        db_constraint=False,
     )
     type = models.ForeignKey(
         NotificationType,

@@ -42,7 +42,13 @@ def user_upsert(*, external_id: str, fields: dict[str, Any]) -> tuple[EndUser, b
 
 @transaction.atomic
 def user_erase(*, user: EndUser) -> None:
-    """Erase an end user with every notification, preference and delivery of theirs."""
+    """Erase an end user with every notification, preference and delivery of theirs.
+
+    The user's row is locked first: a send writing to them holds it (FOR KEY SHARE) until it
+    commits, and what to delete is collected only after that, so their rows from that send go
+    too. A send that comes later finds the user gone and writes nothing for them.
+    """
+    list(EndUser.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
     user.delete()
 
 
