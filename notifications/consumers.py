@@ -112,6 +112,10 @@ def _origin_allowed(origin: str, host: str, tenant: Tenant) -> bool:
 
 
 class InboxConsumer(AsyncWebsocketConsumer):
+    # No channel-layer channel per connection: events come through this process's dispatcher
+    # (herald.realtime). With the layer, Channels would SUBSCRIBE every connection to a Redis
+    # channel of its own and keep a queue, a task and a Redis subscription for it, unused.
+    channel_layer_alias = None
     tenant: Tenant
     user_id: int
     registration: str | None = None

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from billing_stub.models import Plan
+from herald.realtime import CHANNEL, shared_redis
 from notifications.events import validate_client_frame
 from tenants.models import Tenant
 from tenants.services import tenant_update
@@ -114,6 +115,17 @@ def test_live_notification_matches_the_rest_inbox(alpha):
         assert frame(ws) == {"type": "unread_count", "count": 1}
     rest = alpha.call("GET", "/api/v1/me/notifications", token=token)["results"][0]
     assert pushed["notification"] == rest
+
+
+def test_a_connection_subscribes_nothing_of_its_own_in_redis(alpha):
+    """Events reach connections through the process's one dispatcher subscription; a channel
+    layer channel per connection (one Redis SUBSCRIBE each) would be pure overhead."""
+    before = set(shared_redis().pubsub_channels())
+    with alpha.socket(alpha.token(new_user())) as ws:
+        assert frame(ws)["type"] == "unread_count"
+        during = set(shared_redis().pubsub_channels())
+    assert CHANNEL.encode() in during
+    assert during - before - {CHANNEL.encode()} == set()
 
 
 def test_ping_and_mark_read_reach_every_tab(alpha):
