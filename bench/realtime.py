@@ -170,12 +170,13 @@ def provision(run_id: str) -> Setup:
 
 def _redis_cleanup(run_id: str, tenants: Sequence[TenantInfo], prefixes: Sequence[str]) -> int:
     """Delete the Redis keys this run caused: connection registries of our tenants, unread-count
-    cache entries of our schemas, the baseline layers' keys. Returns how many were deleted."""
+    cache entries of our tenants (keys name the tenant id), the baseline layers' keys. Returns
+    how many were deleted."""
     client = redis.Redis.from_url(_redis_url())
     try:
         patterns = [f"*{prefix}*" for prefix in prefixes]
         patterns += [f"herald:{BENCH_DB}:ws:conns:{t.pk}" for t in tenants]
-        patterns += [f"herald:*unread:*:t_rtbench_{run_id}_*"]
+        patterns += [f"herald:*:unread:*:{t.pk}:*" for t in tenants]
         deleted = 0
         for pattern in patterns:
             keys = list(client.scan_iter(match=pattern, count=1000))
@@ -332,6 +333,7 @@ class Results:
     bus_broadcast: list[BroadcastRound] = field(default_factory=list)
     baseline: dict[str, list[BaselineRound]] = field(default_factory=dict)
     baseline_open: dict[str, float] = field(default_factory=dict)
+    baseline_rss: dict[str, tuple[int, int]] = field(default_factory=dict)  # KiB before, after
     latency: dict[str, list[float]] = field(default_factory=dict)
     latency_drops: int = 0
     echo_drops: int = 0
@@ -795,7 +797,9 @@ class Bench:
                 Target(label=str(i), uri=f"ws://127.0.0.1:{port}/ws?user={i}")
                 for i in range(self.args.clients)
             ]
+            rss_before = tree_rss_kib(server.pid)
             r.baseline_open[key] = await fleet.open(targets, self.args.connect_concurrency)
+            r.baseline_rss[key] = (rss_before, tree_rss_kib(server.pid))
             log(f"baseline {key}: {len(fleet.clients)} clients in groups")
             for round_no in range(self.args.rounds):
                 tag = f"bl-{key}-{round_no}-{self.run_id}"
@@ -1071,6 +1075,12 @@ def report(r: Results, total_seconds: float) -> str:
         f"+{delta / 1024:.1f} MiB = {delta / max(a.clients, 1):.1f} KiB per connection "
         f"(after the idle period: {r.rss_after_idle / 1024:.1f} MiB)"
     )
+    for key, (before, after) in r.baseline_rss.items():
+        out(
+            f"  baseline {baseline_label(key)}: before {before / 1024:.1f} MiB, after "
+            f"{after / 1024:.1f} MiB = {(after - before) / max(a.clients, 1):.1f} KiB"
+            " per connection"
+        )
     out("")
 
     # 5. idle

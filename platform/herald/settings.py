@@ -192,12 +192,14 @@ CHANNEL_LAYERS = {
 
 # --- Web processes -------------------------------------------------------------------------------
 # The garbage collector's thresholds (generation 0, 1, 2) in a web process, set by herald.asgi.
-# Python's defaults (700, 10, 10) suit short-lived scripts: a process holding 1,000 WebSockets
-# keeps ~200,000 objects that every full collection walks, 110 to 185 ms with the event loop
-# stopped, several times a minute under sends (bench/realtime.py). Fewer, larger young
-# collections promote fewer of a request's short-lived objects, and full collections wait for
-# 100 middle ones instead of 10. What is garbage is still collected, only later.
-WEB_GC_THRESHOLDS = env_ints("WEB_GC_THRESHOLDS", (10_000, 10, 100))
+# A process holding 1,000 WebSockets keeps ~200,000 objects, and each full collection walks them
+# all with the event loop stopped: 110 to 225 ms, several times a minute under sends, on Python's
+# default (700, 10, 10) (bench/realtime.py). Full collections here wait for 1,000 middle ones
+# instead of 10 (and, as always, until what was promoted since the last one is a quarter of
+# what it kept): none ran in the bench, and young collections stay as small as by default.
+# Larger young generations were tried: 10,000 made them pauses of up to 70 ms. Garbage in
+# reference cycles that reached the old generation is freed later, not never.
+WEB_GC_THRESHOLDS = env_ints("WEB_GC_THRESHOLDS", (700, 10, 1000))
 
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
