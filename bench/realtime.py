@@ -2,7 +2,7 @@
 bare-Channels baseline, single-recipient latency, memory per idle connection and idle survival,
 against a real uvicorn process.
 
-    .venv/bin/python bench/realtime.py [--clients 1000] [--rounds 5] [--idle-seconds 300]
+    .venv/bin/python bench/realtime.py [--clients 1000] [--rounds 9] [--idle-seconds 300]
     .venv/bin/python bench/realtime.py --quick      # smoke run: 100 clients, 20 s idle
     .venv/bin/python bench/realtime.py --server-env DATABASE_CONN_MAX_AGE=0   # server settings
 
@@ -17,7 +17,9 @@ The clients (one asyncio loop, uvloop when installed) run in this process; every
 that the CPU they take from the shared cores stays small; ``--client websockets`` uses the
 ``websockets`` library instead. The server under test is the Procfile's ``web`` process as
 shipped; the baseline is ``bench/realtime_baseline_app.py`` (bare Channels, one group per user)
-under the same uvicorn, also without permessage-deflate.
+under daphne, as the issue measured it, and under uvicorn with the web process's flags, neither
+with permessage-deflate. Each figure is the median of ``--rounds`` rounds: on a shared 2-core
+machine one round can take twice another.
 """
 
 from __future__ import annotations
@@ -1245,7 +1247,7 @@ def _run_loop(main: Callable[[], Awaitable[Results]], use_uvloop: bool) -> tuple
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, help="WebSockets, half per tenant (1000)")
-    parser.add_argument("--rounds", type=int, default=5, help="broadcast and baseline rounds")
+    parser.add_argument("--rounds", type=int, default=9, help="broadcast and baseline rounds")
     parser.add_argument("--rate", type=float, default=20, help="single-recipient sends per s")
     parser.add_argument("--duration", type=float, help="seconds of steady sends (20)")
     parser.add_argument("--idle-seconds", type=float, help="idle survival period (300)")
