@@ -158,29 +158,19 @@ def committed_parts(world, committed) -> Iterator[tuple[Any, Send, EndUser, EndU
             kind.delete()
 
 
-def test_a_send_being_written_cannot_be_deleted_until_commit(committed_parts):
-    """The writer's lock on the send row does what a foreign key's would: another transaction
-    that deletes the send waits until the writer has committed."""
+@pytest.mark.parametrize("model", [Send, EndUser], ids=["send", "recipient"])
+def test_a_send_or_user_being_written_cannot_be_deleted_until_commit(committed_parts, model):
+    """The writer's locks do what foreign keys would: another transaction that deletes the
+    send, or a recipient, waits until the writer has committed."""
     tenant, send, user, _other = committed_parts
-    table = f"{tenant.schema_name}.{Send._meta.db_table}"
+    row_id = send.pk if model is Send else user.pk
+    table = f"{tenant.schema_name}.{model._meta.db_table}"
     with transaction.atomic():
         fan_out_in_app(tenant=tenant, send=send, user_ids=[user.pk], now=timezone.now())
         with _other_connection() as other:
             other.execute("SET lock_timeout = '200ms'")
             with pytest.raises(psycopg.errors.LockNotAvailable):
-                other.execute(f"DELETE FROM {table} WHERE id = %s", [send.pk])
-    assert Notification.objects.filter(send=send).count() == 1
-
-
-def test_a_user_being_written_to_cannot_be_deleted_until_commit(committed_parts):
-    tenant, send, user, _other = committed_parts
-    table = f"{tenant.schema_name}.{EndUser._meta.db_table}"
-    with transaction.atomic():
-        fan_out_in_app(tenant=tenant, send=send, user_ids=[user.pk], now=timezone.now())
-        with _other_connection() as other:
-            other.execute("SET lock_timeout = '200ms'")
-            with pytest.raises(psycopg.errors.LockNotAvailable):
-                other.execute(f"DELETE FROM {table} WHERE id = %s", [user.pk])
+                other.execute(f"DELETE FROM {table} WHERE id = %s", [row_id])
     assert Notification.objects.filter(send=send, recipient=user).count() == 1
 
 
