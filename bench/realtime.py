@@ -12,9 +12,11 @@ created and dropped by this script, and the Redis keys it caused are deleted at 
 start at a random offset so that Herald's per-tenant Redis keys and ``herald:rt`` messages cannot
 collide with another Herald sharing the same Redis.
 
-The clients (one asyncio loop, uvloop when installed) run in this process; every timestamp is
-``time.perf_counter()``. They are lean RFC 6455 clients (``realtime_client.LeanWebSocket``), so
-that the CPU they take from the shared cores stays small; ``--client websockets`` uses the
+The clients (one asyncio loop, uvloop when installed) run in this process; the broadcasts' API
+calls come from a process of their own (``realtime_caller.py``), as the baseline's group_send
+loop does. Every timestamp is ``time.perf_counter()`` (CLOCK_MONOTONIC, shared by the
+processes). The clients are lean RFC 6455 clients (``realtime_client.LeanWebSocket``), so that
+the CPU they take from the shared cores stays small; ``--client websockets`` uses the
 ``websockets`` library instead. The server under test is the Procfile's ``web`` process as
 shipped; the baseline is ``bench/realtime_baseline_app.py`` (bare Channels, one group per user)
 under daphne, as the issue measured it, and under uvicorn with the web process's flags, neither
@@ -364,6 +366,7 @@ class Bench:
         self.results = Results(setup=setup, args=args)
         self.clients: dict[str, list[Client]] = {}
         self.rig: BaselineRig | None = None  # the required baseline, while interleaved
+        self.caller: Child | None = None  # realtime_caller.py: the broadcasts' API calls
 
     # --- the Herald server ---------------------------------------------------------------------
 
@@ -405,6 +408,15 @@ class Bench:
         log(f"herald up on port {port} (pid {server.pid})")
         self.tap = Tap(_redis_url(), CHANNEL)
         await self.tap.start()
+        self.caller = start_child(
+            "caller",
+            [sys.executable, str(ROOT / "bench" / "realtime_caller.py")],
+            cwd=ROOT,
+            env=dict(os.environ),
+            log=self.work / "caller.log",
+            pipes=True,
+        )
+        self.children.append(self.caller)
         self.fleet = Fleet(port, compression=self.compression, kind=self.args.client)
         try:
             await self._warm_up()
@@ -464,6 +476,41 @@ class Bench:
             raise RuntimeError(f"send -> {status}: {data}")
         return elapsed
 
+    async def _call_apart(
+        self, sends: Sequence[tuple[TenantInfo, list[str], str]], *, together: bool
+    ) -> list[tuple[float, float]]:
+        """Sends made by ``realtime_caller.py``, a process apart from the clients' loop, as a
+        customer's backend is; returns (start, seconds until the 202) per send."""
+        caller = self.caller
+        assert caller is not None
+        assert caller.process.stdin is not None
+        assert caller.process.stdout is not None
+        command = {
+            "port": self.http.port,
+            "together": together,
+            "calls": [
+                {
+                    "host": f"{tenant.host}:{self.http.port}",
+                    "token": tenant.api_key,
+                    "body": {"type": "bench", "recipients": recipients, "message": tag},
+                }
+                for tenant, recipients, tag in sends
+            ],
+        }
+        caller.process.stdin.write(json.dumps(command).encode() + b"\n")
+        caller.process.stdin.flush()
+        loop = asyncio.get_running_loop()
+        line = await asyncio.wait_for(
+            loop.run_in_executor(None, caller.process.stdout.readline), DELIVERY_TIMEOUT
+        )
+        if not line:
+            raise RuntimeError(f"the API caller exited:\n{caller.tail()}")
+        answers = json.loads(line)["calls"]
+        for answer in answers:
+            if answer["status"] != 202:
+                raise RuntimeError(f"send -> {answer['status']}: {answer['body']}")
+        return [(answer["start"], answer["seconds"]) for answer in answers]
+
     async def _tokens(self, tenant: TenantInfo, external_ids: Sequence[str]) -> list[Target]:
         async def one(external_id: str) -> Target:
             data = await self._call(tenant, f"/api/v1/users/{external_id}/token")
@@ -487,6 +534,11 @@ class Bench:
                 await wait_expected(warm, [tag], time.perf_counter() + DELIVERY_TIMEOUT)
                 if tag not in warm.clients[-1].received:
                     raise RuntimeError("warm-up notification never arrived")
+            for together in (False, True):  # the caller process, both ways, to nobody connected
+                await self._call_apart(
+                    [(t, [f"warm-caller-{t.name.lower()}"], "warm") for t in self.setup.tenants],
+                    together=together,
+                )
         finally:
             await warm.close()
 
@@ -527,15 +579,10 @@ class Bench:
             machine_cpu = machine_cpu_seconds()
             calls: dict[str, tuple[float, float]] = {}
 
-            async def call(t: TenantInfo, tag: str) -> tuple[str, tuple[float, float]]:
-                started = time.perf_counter()
-                return t.name, (started, await self._send(t, recipients[t.name], tag))
-
-            if together:
-                done = await asyncio.gather(*(call(t, tags[t.name]) for t in tenants))
-            else:
-                done = [await call(t, tags[t.name]) for t in tenants]
-            calls.update(done)
+            answers = await self._call_apart(
+                [(t, recipients[t.name], tags[t.name]) for t in tenants], together=together
+            )
+            calls.update((t.name, answer) for t, answer in zip(tenants, answers, strict=True))
             first_call = min(started for started, _api in calls.values())
             await wait_expected(self.fleet, list(tags.values()), first_call + DELIVERY_TIMEOUT)
             result = self._round_result(
