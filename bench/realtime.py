@@ -1013,7 +1013,7 @@ def _broadcast_table(
             ]
         vals += [
             ms(pick([b.combined for b in rounds])),
-            pick([b.drops for b in rounds]),
+            round(pick([b.drops for b in rounds])),
             ms(pick([b.server_cpu for b in rounds])),
             ms(pick([b.client_cpu for b in rounds])),
             ms(pick([b.machine_cpu for b in rounds])),
@@ -1135,7 +1135,7 @@ def report(r: Results, total_seconds: float) -> str:
                             for f in ("publish", "first", "p50", "last")
                         ]
                     )
-                    + f"{pick([b.drops for b in rounds]):>9}"
+                    + f"{round(pick([b.drops for b in rounds])):>9}"
                 )
     out("")
 
