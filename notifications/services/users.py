@@ -4,6 +4,7 @@ import json
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from notifications.models import EndUser
@@ -55,65 +56,74 @@ def user_erase(*, user: EndUser) -> None:
 def recipients_upsert(recipients: list[RecipientInput]) -> Recipients:
     """Create unknown recipients and update given emails/names, set-based; returns their ids.
 
-    Ids come back in the order of ``recipients`` (already de-duplicated by the caller). Inserts
-    are sorted by external id so that concurrent sends to overlapping sets cannot deadlock. The
-    insert returns the ids it created; only recipients that already existed are looked up. The
-    recipients travel as one JSON document (decoded by PostgreSQL), not as arrays that psycopg
-    would adapt element by element.
+    Ids come back in the order of ``recipients`` (already de-duplicated by the caller). Known
+    recipients are looked up first, and only the others are inserted: most sends go to people
+    who exist, and an insert that meets its conflict on every row costs twice the lookup
+    (19 against 8.5 ms for 10,000). Inserts are sorted by external id so that concurrent sends
+    to overlapping sets cannot deadlock; a recipient that another send inserted meanwhile is
+    looked up again. The recipients travel as JSON documents (decoded by PostgreSQL), not as
+    arrays that psycopg would adapt element by element.
     """
     table = EndUser._meta.db_table
     now = timezone.now()
     ordered = sorted(recipients, key=lambda r: r.external_id)
-    external_ids = [r.external_id for r in ordered]
     with_details = any(r.email is not None or r.name is not None for r in ordered)
-    if with_details:
-        params: dict[str, Any] = {
-            "rows": json.dumps([[r.external_id, r.email, r.name] for r in ordered]),
-            "now": now,
-        }
-        rows = """(SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name
-                  FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t(r, n)
-                  ORDER BY n)"""
-        columns, email, name = "r", "r.email", "r.name"
-    else:  # plain ids, the common case
-        params = {"rows": json.dumps(external_ids), "now": now}
-        rows = "jsonb_array_elements_text(%(rows)s::jsonb)"
-        columns, email, name = "r(external_id)", "NULL", "NULL"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {table} (external_id, email, name, locale, timezone, data,
-                                 created_at, updated_at)
-            SELECT r.external_id, coalesce({email}, ''), coalesce({name}, ''), '', '',
-                   '{{}}'::jsonb, %(now)s, %(now)s
-            FROM {rows} AS {columns}
-            ON CONFLICT (external_id) DO NOTHING
-            RETURNING external_id, id
-            """,
-            params,
-        )
-        ids = dict(cursor.fetchall())
-        created = set(ids.values())
-        existing = [external_id for external_id in external_ids if external_id not in ids]
-        if existing:
+        ids = _user_ids(cursor, [r.external_id for r in ordered])
+        missing = [r for r in ordered if r.external_id not in ids]
+        created: set[int] = set()
+        if missing:
+            if with_details:
+                rows = """(SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name
+                          FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t(r, n)
+                          ORDER BY n)"""
+                document = [[r.external_id, r.email, r.name] for r in missing]
+                columns, email, name = "r", "r.email", "r.name"
+            else:  # plain ids, the common case
+                rows = "jsonb_array_elements_text(%(rows)s::jsonb)"
+                document = [r.external_id for r in missing]
+                columns, email, name = "r(external_id)", "NULL", "NULL"
             cursor.execute(
                 f"""
-                SELECT external_id, id FROM {table}
-                WHERE external_id IN (SELECT jsonb_array_elements_text(%s::jsonb))
+                INSERT INTO {table} (external_id, email, name, locale, timezone, data,
+                                     created_at, updated_at)
+                SELECT r.external_id, coalesce({email}, ''), coalesce({name}, ''), '', '',
+                       '{{}}'::jsonb, %(now)s, %(now)s
+                FROM {rows} AS {columns}
+                ON CONFLICT (external_id) DO NOTHING
+                RETURNING external_id, id
                 """,
-                [json.dumps(existing)],
+                {"rows": json.dumps(document), "now": now},
             )
-            ids.update(cursor.fetchall())
-        if existing and with_details:
+            inserted = dict(cursor.fetchall())
+            created = set(inserted.values())
+            ids.update(inserted)
+            raced = [r.external_id for r in missing if r.external_id not in ids]
+            if raced:
+                ids.update(_user_ids(cursor, raced))
+        known = [r for r in ordered if ids[r.external_id] not in created]
+        if with_details and known:
             cursor.execute(
                 f"""
                 UPDATE {table} AS u
                 SET email = coalesce(r.email, u.email), name = coalesce(r.name, u.name),
                     updated_at = %(now)s
-                FROM {rows} AS {columns}
+                FROM (SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name
+                      FROM jsonb_array_elements(%(rows)s::jsonb) AS t(r)) AS r
                 WHERE u.external_id = r.external_id
                   AND (u.email <> coalesce(r.email, u.email) OR u.name <> coalesce(r.name, u.name))
                 """,
-                params,
+                {"rows": json.dumps([[r.external_id, r.email, r.name] for r in known]), "now": now},
             )
     return Recipients(ids=[ids[r.external_id] for r in recipients], created=created)
+
+
+def _user_ids(cursor: CursorWrapper, external_ids: list[str]) -> dict[str, int]:
+    cursor.execute(
+        f"""
+        SELECT external_id, id FROM {EndUser._meta.db_table}
+        WHERE external_id IN (SELECT jsonb_array_elements_text(%s::jsonb))
+        """,
+        [json.dumps(external_ids)],
+    )
+    return dict(cursor.fetchall())

@@ -23,7 +23,12 @@ from django_tenants.utils import schema_context
 
 from notifications.models import EndUser, Notification, NotificationType, Send
 from notifications.services.sending import fan_out_in_app
-from notifications.services.users import user_erase
+from notifications.services.users import (
+    RecipientInput,
+    Recipients,
+    recipients_upsert,
+    user_erase,
+)
 
 LOCK_WAIT = 10  # seconds a test waits for the other connection to queue on a lock
 
@@ -218,3 +223,35 @@ def test_a_send_during_an_erase_waits_for_it_and_skips_the_user(committed_parts)
         created = sending.join()
     assert [user_id for _id, user_id in created] == [other_user.pk]
     assert not Notification.objects.filter(recipient_id=user.pk).exists()
+
+
+def test_a_recipient_another_send_creates_meanwhile_is_found(committed_parts):
+    """Looked up as unknown, then inserted while another transaction inserts the same external
+    id: the insert waits, meets the conflict once the other commits, and looks the user up."""
+    tenant, _send, _user, _other_user = committed_parts
+    schema = tenant.schema_name
+    external_id = "integrity-race-user"
+    with _other_connection() as rival, _other_connection() as watcher:
+        rival.execute("BEGIN")
+        rival.execute(
+            f"INSERT INTO {schema}.{EndUser._meta.db_table} (external_id, email, name, locale,"
+            " timezone, data, created_at, updated_at)"
+            " VALUES (%s, '', '', '', '', '{}', now(), now())",
+            [external_id],
+        )
+
+        def upsert() -> Recipients:
+            with transaction.atomic():
+                return recipients_upsert([RecipientInput(external_id), RecipientInput("race-2")])
+
+        upserting = InThread(schema, upsert)
+        _wait_until_blocked(watcher, upserting.done)
+        rival.execute("COMMIT")
+        result = upserting.join()
+    try:
+        rival_id = EndUser.objects.get(external_id=external_id).pk
+        assert result.ids[0] == rival_id
+        assert rival_id not in result.created
+        assert result.created == {result.ids[1]}
+    finally:
+        EndUser.objects.filter(external_id__in=[external_id, "race-2"]).delete()
