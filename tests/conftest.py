@@ -19,6 +19,7 @@ from tenants.models import Tenant
 from tests.support.api import Caller
 from tests.support.browser import chromium
 from tests.support.personas import World, build_world
+from tests.support.processes import CACHE_KEY_PREFIX as SERVER_CACHE_KEY_PREFIX
 from tests.support.processes import Server, running_web
 
 
@@ -57,6 +58,25 @@ def _forget_redis_state_of_earlier_test_databases() -> None:
             client.delete(*keys[start : start + 1000])
 
 
+_test_cache_prefixes: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_cache_keys() -> Iterator[None]:
+    """The keys written under the tests' own cache prefixes, and the server processes' (unread
+    count generations live a week), are deleted at the end of the session, in one pass over the
+    keyspace."""
+    yield
+    prefixes = {*_test_cache_prefixes, SERVER_CACHE_KEY_PREFIX}
+    client = shared_redis()
+    doomed: list[bytes] = []
+    for name in client.scan_iter(count=5000):
+        if name.split(b":", 1)[0].decode(errors="replace") in prefixes:
+            doomed.append(name)
+    for start in range(0, len(doomed), 1000):
+        client.delete(*doomed[start : start + 1000])
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fresh cache key space per test: Redis is not rolled back with the database.
@@ -65,7 +85,9 @@ def isolated_cache(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     made here reach them. What this process cached during a test may describe rows the test then
     rolled back, so those entries are dropped after it."""
     default = settings.CACHES["default"]
-    settings.CACHES = {**settings.CACHES, "default": {**default, "KEY_PREFIX": uuid.uuid4().hex}}
+    prefix = uuid.uuid4().hex
+    _test_cache_prefixes.add(prefix)
+    settings.CACHES = {**settings.CACHES, "default": {**default, "KEY_PREFIX": prefix}}
     written: list[str] = []
     put = registry_cache.put
 
