@@ -192,14 +192,14 @@ CHANNEL_LAYERS = {
 
 # --- Web processes -------------------------------------------------------------------------------
 # The garbage collector's thresholds (generation 0, 1, 2) in a web process, set by herald.asgi.
-# A process holding 1,000 WebSockets keeps ~200,000 objects, and each full collection walks them
-# all with the event loop stopped: 110 to 225 ms, several times a minute under sends, on Python's
-# default (700, 10, 10) (bench/realtime.py). Full collections here wait for 1,000 middle ones
-# instead of 10 (and, as always, until what was promoted since the last one is a quarter of
-# what it kept): none ran in the bench, and young collections stay as small as by default.
-# Larger young generations were tried: 10,000 made them pauses of up to 70 ms. Garbage in
-# reference cycles that reached the old generation is freed later, not never.
-WEB_GC_THRESHOLDS = env_ints("WEB_GC_THRESHOLDS", (700, 10, 1000))
+# The default is Python's own. A process holding 1,000 WebSockets keeps ~200,000 objects, and
+# each full collection walks them all with the event loop stopped: 110 to 225 ms, several
+# times a minute under sends (bench/realtime.py). A larger third threshold removes most of
+# those pauses (700,10,1000: none in the bench), but a closed connection that had lived long
+# is garbage in reference cycles that only a full collection frees: with 100 or 1,000, a
+# process whose long-lived connections came and went grew by 33 MiB over 800 of them and kept
+# growing, where Python's default levelled off at 14 MiB. So it stays an operator's choice.
+WEB_GC_THRESHOLDS = env_ints("WEB_GC_THRESHOLDS", (700, 10, 10))
 
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL

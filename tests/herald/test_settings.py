@@ -91,11 +91,11 @@ def test_web_process_sets_the_garbage_collector_thresholds():
     run = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 60, "check": False}
     default = subprocess.run([sys.executable, "-c", code], env=process_env(), **run)
     assert default.returncode == 0, default.stderr
-    assert default.stdout.strip() == "(700, 10, 1000)"
+    assert default.stdout.strip() == "(700, 10, 10)"
     custom = subprocess.run(
-        [sys.executable, "-c", code], env=process_env(WEB_GC_THRESHOLDS="700,10,10"), **run
+        [sys.executable, "-c", code], env=process_env(WEB_GC_THRESHOLDS="700,10,1000"), **run
     )
-    assert custom.stdout.strip() == "(700, 10, 10)", custom.stderr
+    assert custom.stdout.strip() == "(700, 10, 1000)", custom.stderr
 
 
 @pytest.mark.parametrize(
