@@ -423,9 +423,8 @@ class Bench:
             await self._connect_all()
             async with contextlib.AsyncExitStack() as stack:
                 if self._interleaving():
-                    layer, _, baseline_server = REQUIRED_BASELINE.partition("@")
                     self.rig = await stack.enter_async_context(
-                        self._baseline_rig(layer, baseline_server)
+                        self._baseline_rig(*REQUIRED_BASELINE.split("@"))
                     )
                 await self._broadcast(together=False)
                 await self._broadcast(together=True)
@@ -481,10 +480,7 @@ class Bench:
     ) -> list[tuple[float, float]]:
         """Sends made by ``realtime_caller.py``, a process apart from the clients' loop, as a
         customer's backend is; returns (start, seconds until the 202) per send."""
-        caller = self.caller
-        assert caller is not None
-        assert caller.process.stdin is not None
-        assert caller.process.stdout is not None
+        assert self.caller is not None
         command = {
             "port": self.http.port,
             "together": together,
@@ -497,15 +493,8 @@ class Bench:
                 for tenant, recipients, tag in sends
             ],
         }
-        caller.process.stdin.write(json.dumps(command).encode() + b"\n")
-        caller.process.stdin.flush()
-        loop = asyncio.get_running_loop()
-        line = await asyncio.wait_for(
-            loop.run_in_executor(None, caller.process.stdout.readline), DELIVERY_TIMEOUT
-        )
-        if not line:
-            raise RuntimeError(f"the API caller exited:\n{caller.tail()}")
-        answers = json.loads(line)["calls"]
+        self.caller.send_line(json.dumps(command))
+        answers = (await self.caller.read_json_line(DELIVERY_TIMEOUT))["calls"]
         for answer in answers:
             if answer["status"] != 202:
                 raise RuntimeError(f"send -> {answer['status']}: {answer['body']}")
@@ -888,16 +877,9 @@ class BaselineRig:
         self.publisher = publisher
         self.fleet = fleet
         self.rounds: list[BaselineRound] = []
-        assert publisher.process.stdin is not None
-        assert publisher.process.stdout is not None
-        self.stdin, self.stdout = publisher.process.stdin, publisher.process.stdout
 
     async def read_line(self) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        line = await asyncio.wait_for(loop.run_in_executor(None, self.stdout.readline), 120)
-        if not line:
-            raise RuntimeError(f"publisher exited:\n{self.publisher.tail()}")
-        return json.loads(line)
+        return await self.publisher.read_json_line(120)
 
     async def round(self) -> BaselineRound:
         fleet, server, publisher = self.fleet, self.server, self.publisher
@@ -909,8 +891,7 @@ class BaselineRig:
             time.process_time(),
             machine_cpu_seconds(),
         )
-        self.stdin.write(f"{tag}\n".encode())
-        self.stdin.flush()
+        self.publisher.send_line(tag)
         published = await self.read_line()
         await wait_expected(fleet, [tag], published["start"] + DELIVERY_TIMEOUT)
         got = [c.received[tag] for c in fleet.clients if tag in c.received]
@@ -934,8 +915,7 @@ class BaselineRig:
 
     async def close(self) -> None:
         with contextlib.suppress(OSError):
-            self.stdin.write(b"\n")
-            self.stdin.flush()
+            self.publisher.send_line("")
         with contextlib.suppress(Exception):
             await asyncio.get_running_loop().run_in_executor(None, self.publisher.process.wait, 15)
         self.publisher.stop()

@@ -59,6 +59,23 @@ class Child:
         except OSError:
             return ""
 
+    def send_line(self, text: str) -> None:
+        """One line to the child's stdin (started with ``pipes``)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(text.encode() + b"\n")
+        self.process.stdin.flush()
+
+    async def read_json_line(self, timeout: float) -> Any:
+        """The child's next stdout line, as JSON, without blocking the event loop."""
+        assert self.process.stdout is not None
+        loop = asyncio.get_running_loop()
+        line = await asyncio.wait_for(
+            loop.run_in_executor(None, self.process.stdout.readline), timeout
+        )
+        if not line:
+            raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
+        return json.loads(line)
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s; only this process (we started it)."""
         if self.process.poll() is None:
