@@ -323,7 +323,10 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 )
 
     async def disconnect(self, code: int) -> None:
-        for task in self.tasks:
+        # Forget the tasks: a cancelled task keeps its CancelledError, whose traceback holds
+        # the task's frame and so this consumer, a cycle only a full collection would free.
+        tasks, self.tasks = self.tasks, []
+        for task in tasks:
             task.cancel()
         if self.registration is not None:
             dispatcher().unregister(self.tenant.pk, self.user_id, self)

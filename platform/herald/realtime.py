@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from rest_framework.utils.encoders import JSONEncoder
 
 logger = logging.getLogger(__name__)
@@ -193,7 +193,9 @@ class ConnectionRegistry:
     @staticmethod
     def _key(tenant_id: int) -> str:
         # Named after the database too: tenant ids repeat across databases sharing one Redis.
-        return f"herald:{connection.settings_dict['NAME']}:ws:conns:{tenant_id}"
+        # (From settings, not ``connection``: in async code that would create a database
+        # wrapper for each connection's context.)
+        return f"herald:{settings.DATABASES['default']['NAME']}:ws:conns:{tenant_id}"
 
     async def acquire(self, tenant_id: int, limit: int) -> str | None:
         """A connection id, or None when the tenant is at its limit."""

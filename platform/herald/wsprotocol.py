@@ -124,6 +124,23 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
+def _release_http_protocol(transport: asyncio.BaseTransport) -> None:
+    """Break the reference cycle of the HTTP protocol that is handing this connection over.
+
+    uvicorn's httptools protocol and its parser refer to each other (the parser holds the
+    protocol's callbacks), and only ``connection_lost`` breaks that; after an upgrade to
+    WebSocket, ``connection_lost`` goes to the WebSocket protocol instead. Left alone, each
+    connection's HTTP protocol (and the upgrade request it holds) waits for a full collection,
+    which in a process holding thousands of connections walks all of them with the loop
+    stopped. The parser is done: the upgrade request was parsed, and from here on the
+    transport feeds this protocol.
+    """
+    get_protocol = getattr(transport, "get_protocol", None)
+    http = get_protocol() if get_protocol is not None else None
+    if getattr(http, "parser", None) is not None and hasattr(http, "handle_websocket_upgrade"):
+        http.parser = None
+
+
 def text_frame(data: bytes) -> bytes:
     """One final, unmasked, uncompressed text frame (RFC 6455 section 5.2), as a server sends."""
     size = len(data)
@@ -139,6 +156,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     with the ``herald.websocket.send_nowait`` extension."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        _release_http_protocol(transport)
         super().connection_made(transport)
         wrapped = CoalescingTransport(self.transport, self.loop)
         self.transport = wrapped  # type: ignore[assignment] -- has every method uvicorn calls
@@ -147,6 +165,14 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         extensions = self.scope["extensions"]  # type: ignore[index] -- set by handle_connect
         extensions[SEND_NOWAIT] = self.send_nowait
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # The scope holds this protocol's bound method: a reference cycle that would keep the
+        # closed connection in memory until a full garbage collection.
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope.get("extensions", {}).pop(SEND_NOWAIT, None)
 
     def send_nowait(self, texts: Sequence[str]) -> bool:
         """Write ``texts`` as text messages now, if the connection takes them without waiting:

@@ -1,0 +1,102 @@
+"""Serve ``herald.asgi`` in this process, as the Procfile's web process does, and report what the
+connections closed since a mark left for the cyclic garbage collector.
+
+A web process holding thousands of WebSockets has some 200 tracked objects per connection, and a
+full collection walks them all with the event loop stopped. A closed connection that is freed by
+reference counting costs nothing; one caught in a reference cycle waits for such a collection.
+The test driving this script asserts the first.
+
+One JSON line per command, on stdin and stdout:
+
+- at start, prints ``{"port": N}`` once serving;
+- ``mark``: collects, then turns automatic collection off; prints ``{}``;
+- ``collect``: waits until no connection is open, collects with ``DEBUG_SAVEALL`` and prints
+  ``{"objects": n, "types": {"module.Type": count, ...}}``;
+- end of input: stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import gc
+import json
+import socket
+import sys
+import time
+
+import uvicorn
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _reply(message: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _name(o: object) -> str:
+    """An object's type; for a frame or a function, also where its code is."""
+    name = f"{type(o).__module__}.{type(o).__qualname__}"
+    code = getattr(o, "f_code", None) or getattr(o, "__code__", None)
+    if code is not None:
+        name += f" {code.co_qualname} ({code.co_filename.rsplit('/', 2)[-1]}:{code.co_firstlineno})"
+    return name
+
+
+async def _wait_closed(server: uvicorn.Server, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while server.server_state.connections:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(server.server_state.connections)} connections still open")
+        await asyncio.sleep(0.02)
+
+
+async def main() -> None:
+    from herald.asgi import application  # sets Django up, as under uvicorn
+
+    port = _free_port()
+    config = uvicorn.Config(  # the Procfile's web flags
+        application,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        proxy_headers=True,
+        ws="herald.wsprotocol:WebSocketProtocol",
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        ws_per_message_deflate=False,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    _reply({"port": port})
+    loop = asyncio.get_running_loop()
+    while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+        if line == "mark":
+            gc.collect()
+            gc.disable()
+            _reply({})
+        elif line == "collect":
+            await _wait_closed(server)
+            await asyncio.sleep(0.1)  # let the consumers' disconnect handlers finish
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            objects = gc.collect()
+            gc.set_debug(0)
+            types = collections.Counter(_name(o) for o in gc.garbage)
+            gc.garbage.clear()
+            _reply({"objects": objects, "types": dict(types.most_common(40))})
+    server.should_exit = True
+    await serving
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main())
