@@ -34,6 +34,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import connection
 
 from billing_stub.limits import limits_for
+from herald import gc_policy
 from herald.realtime import ConnectionRegistry, dispatcher, encode
 from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
@@ -81,7 +82,11 @@ async def _in_schema(schema_name: str | None, fn: Callable[[], T]) -> T:
         finally:
             connection.set_schema_to_public()
 
-    return await database_sync_to_async(run)()
+    gc_policy.work_started()  # no freeze while this call's objects are alive
+    try:
+        return await database_sync_to_async(run)()
+    finally:
+        gc_policy.work_finished()
 
 
 class Rejected(Exception):
@@ -132,6 +137,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         await self.accept(
             subprotocol=subprotocol
         )  # accept, then close with a code the browser sees
+        gc_policy.freezer().ensure_running()  # keeps long-lived connections out of full GCs
 
         self.known: set[int] = set()
         self.queue: asyncio.Queue[QueueItem] = asyncio.Queue(QUEUE_LIMIT)

@@ -27,6 +27,7 @@ application = ProtocolTypeRouter(
 
 # Everything loaded so far lives as long as the process: keep it out of the garbage collector's
 # full collections, which otherwise walk it all (pauses of 40 to 76 ms were seen under load).
-# What the process allocates later is collected on the thresholds of WEB_GC_THRESHOLDS.
+# What the process allocates later is collected on the thresholds of WEB_GC_THRESHOLDS, and
+# long-lived connections are frozen in turn (herald.gc_policy, WEB_GC_FREEZE_SECONDS).
 gc.freeze()
 gc.set_threshold(*settings.WEB_GC_THRESHOLDS)

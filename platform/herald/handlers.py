@@ -12,16 +12,27 @@ thread (Django's per-request ``ThreadSensitiveContext``, where the ``request_sta
 
 from __future__ import annotations
 
+from typing import Any
+
 from asgiref.sync import sync_to_async
 from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler
 from django.http import FileResponse, HttpRequest, HttpResponseBase
+
+from herald import gc_policy
 
 
 class SyncASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         base.BaseHandler.__init__(self)
         self.load_middleware(is_async=False)
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        gc_policy.work_started()  # no freeze while this request's objects are alive
+        try:
+            await super().handle(scope, receive, send)
+        finally:
+            gc_policy.work_finished()
 
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
         response = await sync_to_async(self.get_response, thread_sensitive=True)(request)

@@ -191,14 +191,15 @@ CHANNEL_LAYERS = {
 }
 
 # --- Web processes -------------------------------------------------------------------------------
-# The garbage collector's thresholds (generation 0, 1, 2) in a web process, set by herald.asgi.
-# The default is Python's own. A process holding 1,000 WebSockets keeps ~200,000 objects, and
-# each full collection walks them all with the event loop stopped: 110 to 225 ms, several
-# times a minute under sends (bench/realtime.py). A larger third threshold removes most of
-# those pauses (700,10,1000: none in the bench), but a closed connection that had lived long
-# is garbage in reference cycles that only a full collection frees: with 100 or 1,000, a
-# process whose long-lived connections came and went grew by 33 MiB over 800 of them and kept
-# growing, where Python's default levelled off at 14 MiB. So it stays an operator's choice.
+# A process holding 1,000 WebSockets keeps ~200,000 objects, and each full garbage collection
+# walks them all with the event loop stopped: 110 to 225 ms, several times a minute under sends
+# (bench/realtime.py). Every WEB_GC_FREEZE_SECONDS (0: never) the process collects what is new
+# and freezes what survives, so that later collections skip the open connections; once an hour
+# it thaws and walks everything (see herald.gc_policy).
+WEB_GC_FREEZE_SECONDS = env_float("WEB_GC_FREEZE_SECONDS", 10.0)
+# The collector's thresholds (generations 0, 1, 2), set by herald.asgi; Python's by default.
+# A larger third one (700,10,1000) also removes most full collections, but leaves a request's
+# reference cycles in memory until the next one: +8 MiB a minute under sends.
 WEB_GC_THRESHOLDS = env_ints("WEB_GC_THRESHOLDS", (700, 10, 10))
 
 # --- Celery --------------------------------------------------------------------------------------

@@ -430,11 +430,11 @@ class GcProbe:
 
 
 @contextmanager
-def gc_probe() -> Iterator[GcProbe]:
+def gc_probe(**env: str) -> Iterator[GcProbe]:
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "support" / "gc_probe.py")],
         cwd=ROOT,
-        env=process_env(),
+        env=process_env(**env),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -478,7 +478,7 @@ def test_closed_connections_leave_nothing_for_a_full_collection(alpha):
     Before the cycles were broken, each closed connection left about 160 objects behind."""
     users = [new_user() for _ in range(40)]
     tokens = [alpha.token(user) for user in users]
-    with gc_probe() as probe:
+    with gc_probe(WEB_GC_FREEZE_SECONDS="0") as probe:  # its collections would hide garbage
         server = Server(f"http://127.0.0.1:{probe.port}", probe.port, probe.process)
         local = Live(server, alpha.host, alpha.api_key)
         # Through the shared web process: the bus brings its sends to the probe's connections.
@@ -487,3 +487,28 @@ def test_closed_connections_leave_nothing_for_a_full_collection(alpha):
         _live_round_trip(local, alpha, users[20:], tokens[20:])
         report = probe.ask("collect")
     assert report["objects"] < 20, report
+
+
+def test_open_connections_are_frozen_and_freed_when_they_close(alpha):
+    """The process freezes what survives (herald.gc_policy), so full collections skip the open
+    connections; a frozen connection that closes is still freed, by reference counting."""
+    users = [new_user() for _ in range(20)]
+    tokens = [alpha.token(user) for user in users]
+    with gc_probe(WEB_GC_FREEZE_SECONDS="0.2") as probe:
+        server = Server(f"http://127.0.0.1:{probe.port}", probe.port, probe.process)
+        local = Live(server, alpha.host, alpha.api_key)
+        with ExitStack() as stack:
+            for token in tokens:
+                ws = stack.enter_context(local.socket(token))
+                assert frame(ws) == {"type": "unread_count", "count": 0}
+            opened = probe.ask("stats")["frozen"]
+            wait_until(
+                lambda: probe.ask("stats")["frozen"] > opened, what="a freeze after the opens"
+            )
+            frozen = probe.ask("stats")["frozen"]
+        wait_until(lambda: probe.ask("stats")["open"] == 0, what="the connections to close")
+        # ~160 objects a connection, the frozen ones among them, are gone without a collection
+        wait_until(
+            lambda: probe.ask("stats")["frozen"] < frozen - 100 * len(tokens),
+            what="the closed connections' frozen objects to be freed",
+        )

@@ -10,6 +10,7 @@ One JSON line per command, on stdin and stdout:
 
 - at start, prints ``{"port": N}`` once serving;
 - ``mark``: collects, then turns automatic collection off; prints ``{}``;
+- ``stats``: prints ``{"open": connections open, "frozen": gc.get_freeze_count()}``;
 - ``collect``: waits until no connection is open, collects with ``DEBUG_SAVEALL`` and prints
   ``{"objects": n, "types": {"module.Type": count, ...}}``;
 - end of input: stops.
@@ -83,6 +84,8 @@ async def main() -> None:
             gc.collect()
             gc.disable()
             _reply({})
+        elif line == "stats":
+            _reply({"open": len(server.server_state.connections), "frozen": gc.get_freeze_count()})
         elif line == "collect":
             await _wait_closed(server)
             await asyncio.sleep(0.1)  # let the consumers' disconnect handlers finish
