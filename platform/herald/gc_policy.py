@@ -51,7 +51,6 @@ class Freezer:
     def __init__(self, interval: float, thaw_interval: float = THAW_SECONDS) -> None:
         self.interval = interval
         self.thaw_interval = thaw_interval
-        self.freezes = 0
         self._task: asyncio.Task[None] | None = None
         self._last_thaw = time.monotonic()
 
@@ -77,7 +76,6 @@ class Freezer:
             self._last_thaw = time.monotonic()
         gc.collect()
         gc.freeze()
-        self.freezes += 1
         logger.debug(
             "GC %s in %.1f ms; %d objects frozen",
             "thaw, full collection and freeze" if thaw else "collection and freeze",

@@ -10,7 +10,8 @@ One JSON line per command, on stdin and stdout:
 
 - at start, prints ``{"port": N}`` once serving;
 - ``mark``: collects, then turns automatic collection off; prints ``{}``;
-- ``stats``: prints ``{"open": connections open, "frozen": gc.get_freeze_count()}``;
+- ``stats``: prints ``{"open": connections open, "registered": connections in the dispatcher,
+  "frozen": gc.get_freeze_count()}``;
 - ``collect``: waits until no connection is open, collects with ``DEBUG_SAVEALL`` and prints
   ``{"objects": n, "types": {"module.Type": count, ...}}``;
 - end of input: stops.
@@ -22,17 +23,10 @@ import asyncio
 import collections
 import gc
 import json
-import socket
 import sys
 import time
 
 import uvicorn
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _reply(message: dict[str, object]) -> None:
@@ -50,8 +44,11 @@ def _name(o: object) -> str:
 
 
 async def _wait_closed(server: uvicorn.Server, timeout: float = 10) -> None:
+    """Until no connection is open and every consumer has left the dispatcher."""
+    from herald.realtime import dispatcher
+
     deadline = time.monotonic() + timeout
-    while server.server_state.connections:
+    while server.server_state.connections or dispatcher()._connections:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{len(server.server_state.connections)} connections still open")
         await asyncio.sleep(0.02)
@@ -59,8 +56,10 @@ async def _wait_closed(server: uvicorn.Server, timeout: float = 10) -> None:
 
 async def main() -> None:
     from herald.asgi import application  # sets Django up, as under uvicorn
+    from herald.realtime import dispatcher
+    from tests.support.processes import free_port
 
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(  # the Procfile's web flags
         application,
         host="127.0.0.1",
@@ -85,10 +84,15 @@ async def main() -> None:
             gc.disable()
             _reply({})
         elif line == "stats":
-            _reply({"open": len(server.server_state.connections), "frozen": gc.get_freeze_count()})
+            _reply(
+                {
+                    "open": len(server.server_state.connections),
+                    "registered": sum(map(len, dispatcher()._connections.values())),
+                    "frozen": gc.get_freeze_count(),
+                }
+            )
         elif line == "collect":
             await _wait_closed(server)
-            await asyncio.sleep(0.1)  # let the consumers' disconnect handlers finish
             gc.set_debug(gc.DEBUG_SAVEALL)
             objects = gc.collect()
             gc.set_debug(0)
