@@ -2,7 +2,10 @@
 
 Publishing: services call ``publish_on_commit``; once the transaction commits the message goes out
 as one Redis PUBLISH on ``herald:rt``, naming its tenant. Nothing is published for a rolled-back
-transaction.
+transaction. Within an HTTP request served by ``herald.handlers.SyncASGIHandler`` the message is
+built at commit but held (``HeldPublishes``) until the response has been handed to the server:
+the caller's 202 then never waits behind the frames of the broadcast it caused, which this same
+process starts writing the moment the PUBLISH arrives.
 
 Delivering: every server process runs one ``Dispatcher``. It subscribes once, decodes each message
 once, and hands small per-user frames to the connections it holds for that (tenant, user). One send
@@ -17,10 +20,13 @@ server processes, and connections of a crashed process age out on their own.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
+import threading
 import time
 import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -58,11 +64,95 @@ def encode(message: dict[str, Any]) -> str:
     return json.dumps(message, cls=JSONEncoder, separators=(",", ":"))
 
 
-def publish_now(message: dict[str, Any]) -> None:
-    """Publish a bus message (it must name its ``tenant``). Failures are logged, not raised:
-    the data is committed already, and clients that missed an event catch up with ``since``."""
+class HeldPublishes:
+    """Bus messages of one HTTP request, held until its response is out (see the module
+    docstring). Filled from the request's thread, released on the event loop; a message that
+    comes after the release (a thread outliving its request) is published at once."""
+
+    __slots__ = ("_lock", "_messages", "_open")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: list[str] = []
+        self._open = True
+
+    def hold(self, data: str) -> bool:
+        """Keep ``data`` for later; False once released (then the caller publishes it)."""
+        with self._lock:
+            if self._open:
+                self._messages.append(data)
+            return self._open
+
+    def release(self) -> list[str]:
+        """The held messages, in order; nothing is held after this."""
+        with self._lock:
+            self._open = False
+            messages, self._messages = self._messages, []
+        return messages
+
+
+_held: contextvars.ContextVar[HeldPublishes | None] = contextvars.ContextVar(
+    "herald_held_publishes", default=None
+)
+
+
+def hold_publishes(held: HeldPublishes) -> contextvars.Token[HeldPublishes | None]:
+    """Hold the bus messages published in this context (and the threads it runs sync code in)."""
+    return _held.set(held)
+
+
+def stop_holding(token: contextvars.Token[HeldPublishes | None]) -> None:
+    _held.reset(token)
+
+
+def held_publishes() -> HeldPublishes | None:
+    """What holds this context's bus messages, if anything does."""
+    return _held.get()
+
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _async_redis() -> aioredis.Redis:
+    """This event loop's asynchronous Redis client (a connection pool), for ``REDIS_URL``."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = _async_clients[loop] = aioredis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+        )
+    return client
+
+
+async def publish_held(held: HeldPublishes) -> None:
+    """Publish what ``held`` kept, in order, in one round trip; failures are logged, as in
+    ``publish_now``."""
+    messages = held.release()
+    if not messages:
+        return
     try:
-        shared_redis().publish(CHANNEL, encode(message))
+        async with _async_redis().pipeline(transaction=False) as pipe:
+            for data in messages:
+                pipe.publish(CHANNEL, data)
+            await pipe.execute()
+    except (redis.RedisError, OSError):
+        logger.warning("Real-time events not published (Redis unreachable)", exc_info=True)
+
+
+def publish_now(message: dict[str, Any]) -> None:
+    """Publish a bus message (it must name its ``tenant``), or hold it while the current HTTP
+    request is answered. Failures are logged, not raised: the data is committed already, and
+    clients that missed an event catch up with ``since``."""
+    data = encode(message)
+    held = _held.get()
+    if held is not None and held.hold(data):
+        return
+    try:
+        shared_redis().publish(CHANNEL, data)
     except redis.RedisError:
         logger.warning("Real-time event not published (Redis unreachable)", exc_info=True)
 
