@@ -1,13 +1,22 @@
-"""Django's ASGI handler, with each request's middleware and view in one call on one thread.
+"""Django's ASGI handler, with each request's sync work in one call on a long-lived thread.
 
 Django's own ``ASGIHandler`` runs the middleware chain in async mode. Herald's views and
 middleware are sync, so every request hopped between the event loop and a worker thread about
 half a dozen times: into the thread for the middleware, out to the loop for the view adapter,
 back in for the view, and the same again on the way out. Each hop waits for the event loop, and
 the loop is also the one writing WebSocket frames: during a broadcast a send's 202 queued behind
-every frame of it. Here the chain is built in sync mode and called once, in the request's own
-thread (Django's per-request ``ThreadSensitiveContext``, where the ``request_started`` and
-``request_finished`` signals run too, so database connections are handled as under WSGI).
+every frame of it. Here the chain is built in sync mode and called once.
+
+Django also starts a thread for every request (a ``ThreadSensitiveContext`` each) and joins it
+at the end. ``Thread.start`` blocks the event loop until the new thread runs, which under load
+means until it gets the GIL, and no WebSocket frame goes out meanwhile; the join runs on yet
+another thread. Together about half a millisecond of a cheap request's 5 ms. Here a fixed set
+of ``WEB_THREADS`` long-lived threads serves the requests, one request at a time each, as a
+WSGI server's threads do: a request's ``request_started`` signal, middleware, view and
+``request_finished`` signal all run on the thread it leased, so database connections are
+handled as under WSGI (``close_old_connections`` on the thread that used them). When every
+thread is busy, a request waits for one; the database pool (``DATABASE_POOL_MAX_SIZE``) bounds
+the same concurrency.
 
 The real-time events a request commits are published once its response has been handed to the
 server (``herald.realtime.HeldPublishes``): this process delivers them too, and a broadcast's
@@ -16,14 +25,66 @@ frames written first would keep the caller waiting for its 202.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
 from django.core.handlers import base
-from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse, HttpRequest, HttpResponseBase
+from django.urls import set_script_prefix
 
 from herald import gc_policy, realtime
+
+T = TypeVar("T")
+Run = Callable[..., Awaitable[Any]]
+
+
+class RequestThreads:
+    """One event loop's long-lived request threads, leased one request at a time."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._idle: asyncio.Queue[ThreadPoolExecutor] = asyncio.Queue()
+        self._started = 0
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[Run]:
+        """A function that runs sync callables, one at a time, on the thread leased here."""
+        if self._idle.empty() and self._started < self.size:
+            self._started += 1
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herald-request")
+        else:
+            executor = await self._idle.get()
+
+        def run(func: Callable[..., T], *args: Any, **kwargs: Any) -> Awaitable[T]:
+            return sync_to_async(func, thread_sensitive=False, executor=executor)(*args, **kwargs)
+
+        try:
+            yield run
+        finally:
+            self._idle.put_nowait(executor)
+
+
+_threads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RequestThreads] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def request_threads() -> RequestThreads:
+    """The running event loop's request threads (``WEB_THREADS`` of them)."""
+    loop = asyncio.get_running_loop()
+    threads = _threads.get(loop)
+    if threads is None:
+        threads = _threads[loop] = RequestThreads(settings.WEB_THREADS)
+    return threads
 
 
 class SyncASGIHandler(ASGIHandler):
@@ -31,26 +92,78 @@ class SyncASGIHandler(ASGIHandler):
         base.BaseHandler.__init__(self)
         self.load_middleware(is_async=False)
 
-    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         gc_policy.work_started()  # no freeze while this request's objects are alive
         held = realtime.HeldPublishes()
         token = realtime.hold_publishes(held)
         try:
-            await super().handle(scope, receive, send)
+            await self.handle(scope, receive, send)
         finally:
             realtime.stop_holding(token)
             gc_policy.work_finished()
             await realtime.publish_held(held)  # what is still held: no response went out
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Django's ``ASGIHandler.handle``, with the sync work on a leased thread."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        async with request_threads().lease() as run:
+            await run(signals.request_started.send, sender=self.__class__, scope=scope)
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                body_file.close()
+                await self.send_response(error_response, send)
+                await run(error_response.close)
+                return
+
+            async def process_request() -> HttpResponseBase:
+                response = await run(self._respond, request)
+                with contextlib.suppress(asyncio.CancelledError):  # the client went away
+                    await self.send_response(response, send)
+                return response
+
+            # As Django does: a client that disconnects cancels the response (the thread runs
+            # on until the view returns; the lease waits for it).
+            tasks = [
+                asyncio.create_task(self.listen_for_disconnect(receive)),
+                asyncio.create_task(process_request()),
+            ]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done():
+                    try:
+                        task.result()
+                    except RequestAborted:
+                        pass
+                    except AssertionError:
+                        body_file.close()
+                        raise
+                else:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            try:
+                response = tasks[1].result()
+            except asyncio.CancelledError:
+                await run(signals.request_finished.send, sender=self.__class__)
+            else:
+                await run(response.close)  # request_finished, on the thread that did the work
+            body_file.close()
+
+    def _respond(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        response._handler_class = self.__class__
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size  # the ASGI server chunks the body itself
+        return response
 
     async def send_response(self, response: HttpResponseBase, send: Any) -> None:
         await super().send_response(response, send)
         held = realtime.held_publishes()
         if held is not None:
             await realtime.publish_held(held)
-
-    async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
-        response = await sync_to_async(self.get_response, thread_sensitive=True)(request)
-        response._handler_class = self.__class__
-        if isinstance(response, FileResponse):
-            response.block_size = self.chunk_size  # the ASGI server chunks the body itself
-        return response

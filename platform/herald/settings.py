@@ -201,6 +201,10 @@ WEB_GC_FREEZE_SECONDS = env_float("WEB_GC_FREEZE_SECONDS", 10.0)
 # A larger third one (700,10,1000) also removes most full collections, but leaves a request's
 # reference cycles in memory until the next one: +8 MiB a minute under sends.
 WEB_GC_THRESHOLDS = env_ints("WEB_GC_THRESHOLDS", (700, 10, 10))
+# Long-lived threads that run HTTP requests' sync code, one request at a time each (see
+# herald.handlers); more concurrent requests wait for one. Keep it at most the database pool's
+# size (DATABASE_POOL_MAX_SIZE), or requests beyond the pool wait for a connection instead.
+WEB_THREADS = env_int("WEB_THREADS", 10)
 
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL

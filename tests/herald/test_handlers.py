@@ -1,18 +1,90 @@
-"""The ASGI HTTP handler: real-time events held until the response is out. In this process
-(tests/support/asgi.py), on the real database and Redis."""
+"""The ASGI HTTP handler: long-lived request threads, and real-time events held until the
+response is out. In this process (tests/support/asgi.py), on the real database and Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 import redis
 from django.conf import settings
+from django.core import signals
 
 from herald.handlers import SyncASGIHandler
 from herald.realtime import CHANNEL
 from tests.support.asgi import call, run_loop
 from tests.support.processes import wait_until
+
+
+@pytest.fixture
+def threads_seen() -> Iterator[dict[str, list[int]]]:
+    """The threads that ran each request's ``request_started`` and ``request_finished``."""
+    seen: dict[str, list[int]] = {"started": [], "finished": []}
+
+    def started(**_kwargs: Any) -> None:
+        seen["started"].append(threading.get_ident())
+
+    def finished(**_kwargs: Any) -> None:
+        seen["finished"].append(threading.get_ident())
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    yield seen
+    signals.request_started.disconnect(started)
+    signals.request_finished.disconnect(finished)
+
+
+def test_one_thread_serves_requests_of_both_tenants_in_turn_without_mixing_them(
+    committed, world, settings, threads_seen
+):
+    """A thread keeps its database connection from request to request, as under WSGI: the
+    tenant of each request is its own, whatever the thread served before."""
+    settings.WEB_THREADS = 1
+    handler = SyncASGIHandler()
+    callers = [world.alice, world.bob] * 5
+
+    async def scenario() -> list[str]:
+        slugs = []
+        for admin in callers:
+            answer = await call(
+                handler, "GET", "/api/v1/tenant", host=admin.host, token=admin.api_key
+            )
+            assert answer.status == 200, answer.body
+            slugs.append(answer.json()["slug"])
+        # Bob's key on Alice's host, right after Alice's own request on the same thread.
+        answer = await call(
+            handler, "GET", "/api/v1/tenant", host=world.alice.host, token=world.bob.api_key
+        )
+        assert answer.status == 401
+        return slugs
+
+    assert run_loop(scenario()) == [admin.tenant.slug for admin in callers]
+    assert len(set(threads_seen["started"])) == 1
+    assert threads_seen["finished"] == threads_seen["started"]  # connections closed where used
+    assert threads_seen["started"][0] != threading.get_ident()
+
+
+def test_requests_beyond_the_threads_wait_for_one(committed, world, settings, threads_seen):
+    settings.WEB_THREADS = 2
+    handler = SyncASGIHandler()
+
+    async def scenario() -> list[int]:
+        answers = await asyncio.gather(
+            *(
+                call(handler, "GET", "/api/v1/tenant", host=world.alice.host, token=key)
+                for key in [world.alice.api_key] * 8
+            )
+        )
+        return [answer.status for answer in answers]
+
+    assert run_loop(scenario()) == [200] * 8
+    assert len(threads_seen["started"]) == 8
+    assert len(set(threads_seen["started"])) <= 2
 
 
 def test_a_sends_events_are_published_once_its_response_is_out(committed, world):
