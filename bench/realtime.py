@@ -1054,7 +1054,7 @@ def report(r: Results, total_seconds: float) -> str:
     lines += _broadcast_table(r.broadcast, names, ("202", "bus"))
     out(
         "  202 = API call until its 202; bus = until a passive subscriber saw the send's "
-        "herald:rt message (commit + PUBLISH); p50/last = until the median/last client had "
+        "herald:rt message (commit, 202, PUBLISH); p50/last = until the median/last client had "
         "the notification frame; A->all = A's call until the last of all clients; CPU = "
         "server process / client process / whole machine (every core and process: server, "
         "clients, PostgreSQL, Redis, kernel) CPU ms over the round"
@@ -1143,8 +1143,9 @@ def report(r: Results, total_seconds: float) -> str:
         )
     out(
         f"  drops: {r.latency_drops} of {count} sends, {r.echo_drops} of {count} echoes. "
-        "The send is published on commit, inside the request, so the frame can arrive before "
-        "the 202; 'bus -> WS frame' is what Herald adds on top of a bare subscriber."
+        "The send is published once its 202 has been handed to the server (so 'bus' "
+        "includes the response); 'bus -> WS frame' is what Herald adds on top of a bare "
+        "subscriber."
     )
     out("")
 
