@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -45,6 +46,10 @@ from herald import gc_policy, realtime
 
 T = TypeVar("T")
 Run = Callable[..., Awaitable[Any]]
+
+
+# The running request's ``run`` (see ``RequestThreads.lease``), for ``send_response``.
+_leased: contextvars.ContextVar[Run | None] = contextvars.ContextVar("herald_leased", default=None)
 
 
 class RequestThreads:
@@ -67,9 +72,11 @@ class RequestThreads:
         def run(func: Callable[..., T], *args: Any, **kwargs: Any) -> Awaitable[T]:
             return sync_to_async(func, thread_sensitive=False, executor=executor)(*args, **kwargs)
 
+        token = _leased.set(run)
         try:
             yield run
         finally:
+            _leased.reset(token)
             self._idle.put_nowait(executor)
 
 
@@ -163,7 +170,18 @@ class SyncASGIHandler(ASGIHandler):
         return response
 
     async def send_response(self, response: HttpResponseBase, send: Any) -> None:
+        run = _leased.get()
+        if response.streaming and not response.is_async and run is not None:
+            # A sync iterator (a static file): Django would read it on asgiref's one
+            # process-wide thread, which the WebSocket consumers' database calls use too.
+            response.streaming_content = _read_on(run, response.streaming_content)
         await super().send_response(response, send)
         held = realtime.held_publishes()
         if held is not None:
             await realtime.publish_held(held)
+
+
+async def _read_on(run: Run, content: Iterable[bytes]) -> AsyncIterator[bytes]:
+    """``content`` read on the request's thread (all at once, as Django reads it)."""
+    for part in await run(list, content):
+        yield part

@@ -133,3 +133,18 @@ def test_a_sends_events_are_published_once_its_response_is_out(committed, world)
     finally:
         pubsub.close()
         client.close()
+
+
+def test_a_static_file_is_read_on_the_requests_thread(committed, world, threads_seen, recwarn):
+    """Not on asgiref's process-wide thread (the WebSocket consumers' database calls run there),
+    where Django reads a file's sync iterator, warning as it does."""
+    path = settings.BASE_DIR / "dashboard" / "static" / "dashboard" / "dashboard.css"
+
+    async def scenario() -> tuple[int, bytes]:
+        answer = await call(
+            SyncASGIHandler(), "GET", "/static/dashboard/dashboard.css", host=world.alice.host
+        )
+        return answer.status, answer.body
+
+    assert run_loop(scenario()) == (200, path.read_bytes())
+    assert not [w for w in recwarn if "synchronous iterators" in str(w.message)]
