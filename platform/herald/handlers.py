@@ -110,7 +110,7 @@ class SyncASGIHandler(ASGIHandler):
         finally:
             realtime.stop_holding(token)
             gc_policy.work_finished()
-            await realtime.publish_held(held)  # what is still held: no response went out
+            await realtime.publish_held(held)  # and anything held if no response went out
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Django's ``ASGIHandler.handle``, with the sync work on a leased thread."""
@@ -178,7 +178,7 @@ class SyncASGIHandler(ASGIHandler):
         await super().send_response(response, send)
         held = realtime.held_publishes()
         if held is not None:
-            await realtime.publish_held(held)
+            realtime.publish_held_soon(held)  # awaited at the end of __call__
 
 
 async def _read_on(run: Run, content: Iterable[bytes]) -> AsyncIterator[bytes]:

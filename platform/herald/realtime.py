@@ -69,12 +69,13 @@ class HeldPublishes:
     docstring). Filled from the request's thread, released on the event loop; a message that
     comes after the release (a thread outliving its request) is published at once."""
 
-    __slots__ = ("_lock", "_messages", "_open")
+    __slots__ = ("_lock", "_messages", "_open", "publishing")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._messages: list[str] = []
         self._open = True
+        self.publishing: asyncio.Task[None] | None = None
 
     def hold(self, data: str) -> bool:
         """Keep ``data`` for later; False once released (then the caller publishes it)."""
@@ -128,12 +129,9 @@ def _async_redis() -> aioredis.Redis:
     return client
 
 
-async def publish_held(held: HeldPublishes) -> None:
-    """Publish what ``held`` kept, in order, in one round trip; failures are logged, as in
+async def _publish_all(messages: list[str]) -> None:
+    """PUBLISH ``messages``, in order, in one round trip; failures are logged, as in
     ``publish_now``."""
-    messages = held.release()
-    if not messages:
-        return
     try:
         async with _async_redis().pipeline(transaction=False) as pipe:
             for data in messages:
@@ -141,6 +139,25 @@ async def publish_held(held: HeldPublishes) -> None:
             await pipe.execute()
     except (redis.RedisError, OSError):
         logger.warning("Real-time events not published (Redis unreachable)", exc_info=True)
+
+
+def publish_held_soon(held: HeldPublishes) -> None:
+    """Start publishing what ``held`` kept, without waiting for it (``held.publishing``): once
+    the response is out, the response's task may be cancelled (Django's handler does that when
+    the client hangs up), and the events must not go with it."""
+    messages = held.release()
+    if messages:
+        held.publishing = asyncio.get_running_loop().create_task(_publish_all(messages))
+
+
+async def publish_held(held: HeldPublishes) -> None:
+    """Publish what ``held`` still keeps, and wait until what ``publish_held_soon`` started is
+    done."""
+    messages = held.release()
+    if messages:
+        await _publish_all(messages)
+    if held.publishing is not None:
+        await asyncio.shield(held.publishing)
 
 
 def publish_now(message: dict[str, Any]) -> None:

@@ -66,14 +66,15 @@ async def call(
     }
     requested = False
     answer = Answer()
+    complete = asyncio.Event()
 
     async def receive() -> dict[str, Any]:
         nonlocal requested
         if not requested:
             requested = True
             return {"type": "http.request", "body": payload, "more_body": False}
-        await asyncio.Event().wait()  # the client stays connected
-        raise AssertionError("unreachable")
+        await complete.wait()  # as uvicorn: once the response is complete, the cycle is over
+        return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -81,8 +82,10 @@ async def call(
             answer.headers = {k.decode().lower(): v.decode() for k, v in message["headers"]}
         elif message["type"] == "http.response.body":
             answer.body += message.get("body", b"")
-            if not message.get("more_body") and on_sent is not None:
-                on_sent()
+            if not message.get("more_body"):
+                complete.set()
+                if on_sent is not None:
+                    on_sent()
 
     await handler(scope, receive, send)
     return answer
