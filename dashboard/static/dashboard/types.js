@@ -82,7 +82,9 @@
         refresh();
       }
     });
-    // Once on load: after a refused save the page shows the posted templates, not the saved.
-    refresh();
+    // After a refused save the page shows the posted templates, not the saved ones: preview
+    // those once on load. (Otherwise the frame's own src shows the saved ones. Posting into it
+    // while that first load was under way left the frame empty now and then.)
+    if (form.hasAttribute("data-refused")) refresh();
   });
 })();
