@@ -104,11 +104,10 @@ class SyncASGIHandler(ASGIHandler):
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         gc_policy.work_started()  # no freeze while this request's objects are alive
         held = realtime.HeldPublishes()
-        token = realtime.hold_publishes(held)
         try:
-            await self.handle(scope, receive, send)
+            with realtime.holding(held):
+                await self.handle(scope, receive, send)
         finally:
-            realtime.stop_holding(token)
             gc_policy.work_finished()
             await realtime.publish_held(held)  # and anything held if no response went out
 

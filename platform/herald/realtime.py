@@ -20,6 +20,7 @@ server processes, and connections of a crashed process age out on their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -28,7 +29,7 @@ import time
 import uuid
 import weakref
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import redis
@@ -97,13 +98,14 @@ _held: contextvars.ContextVar[HeldPublishes | None] = contextvars.ContextVar(
 )
 
 
-def hold_publishes(held: HeldPublishes) -> contextvars.Token[HeldPublishes | None]:
+@contextlib.contextmanager
+def holding(held: HeldPublishes) -> Iterator[HeldPublishes]:
     """Hold the bus messages published in this context (and the threads it runs sync code in)."""
-    return _held.set(held)
-
-
-def stop_holding(token: contextvars.Token[HeldPublishes | None]) -> None:
-    _held.reset(token)
+    token = _held.set(held)
+    try:
+        yield held
+    finally:
+        _held.reset(token)
 
 
 def held_publishes() -> HeldPublishes | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 
 import redis
 from django.conf import settings
 
 from herald.realtime import CONNECTION_TTL, ConnectionRegistry
+from tests.support.aio import run_loop
 
 
 def test_limit_heartbeat_and_release():
@@ -38,8 +37,6 @@ def test_limit_heartbeat_and_release():
         await process_a.refresh_all()  # holds nothing: a no-op
 
     try:
-        # A thread of its own: a browser test's Playwright may hold this thread's event loop.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(asyncio.run, scenario()).result()
+        run_loop(scenario())
     finally:
         sync.delete(key)

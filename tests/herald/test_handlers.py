@@ -17,7 +17,8 @@ from django.core import signals
 
 from herald.handlers import SyncASGIHandler
 from herald.realtime import CHANNEL
-from tests.support.asgi import call, run_loop
+from tests.support.aio import run_loop
+from tests.support.asgi import call
 from tests.support.processes import wait_until
 
 

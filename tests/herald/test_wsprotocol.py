@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from herald.wsprotocol import CoalescingTransport, text_frame
+from tests.support.aio import run_loop
 
 
 class Recording:
@@ -29,9 +29,7 @@ class Recording:
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    # A thread of its own: a browser test's Playwright may hold this thread's event loop.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, scenario()).result()
+    run_loop(scenario())
 
 
 async def connected() -> tuple[CoalescingTransport, Recording, bytearray, asyncio.Future[None]]:

@@ -5,19 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-T = TypeVar("T")
-
-
-def run_loop(coroutine: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` on a thread of its own: the browser tests leave an event loop running in
-    the main thread, where ``asyncio.run`` refuses to start another."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+from typing import Any
 
 
 @dataclass
