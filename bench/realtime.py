@@ -9,7 +9,7 @@ against a real uvicorn process.
 Uses a throwaway database ``herald_bench_rt`` on the server of ``DATABASE_URL`` (default: the
 PostgreSQL on 127.0.0.1) and the Redis of ``REDIS_URL`` (default 127.0.0.1:6379/0); the database is
 created and dropped by this script, and the Redis keys it caused are deleted at the end. Tenant ids
-start at a random offset so that Herald's per-tenant Redis keys and ``herald:rt`` messages cannot
+start at a random offset so that Herald's per-tenant Redis keys and bus messages cannot
 collide with another Herald sharing the same Redis.
 
 The clients (one asyncio loop, uvloop when installed) run in this process; the broadcasts' API
@@ -231,7 +231,7 @@ async def wait_healthy(child: Child, http: HttpPool, host: str, timeout: float =
 
 
 class Tap:
-    """A passive subscriber on ``herald:rt``: when each send's bus message became visible."""
+    """A passive subscriber on the bus channel: when each send's bus message became visible."""
 
     def __init__(self, url: str, channel: str) -> None:
         self.client = aioredis.Redis.from_url(url)
@@ -390,7 +390,7 @@ class Bench:
         return env
 
     async def run(self) -> Results:
-        from herald.realtime import CHANNEL
+        from herald.realtime import bus_channel
 
         r = self.results
         port = free_port()
@@ -406,7 +406,7 @@ class Bench:
         self.http = HttpPool(port, size=8)
         r.timings["server start"] = await wait_healthy(server, self.http, "localhost")
         log(f"herald up on port {port} (pid {server.pid})")
-        self.tap = Tap(_redis_url(), CHANNEL)
+        self.tap = Tap(_redis_url(), bus_channel(database=BENCH_DB))
         await self.tap.start()
         self.caller = start_child(
             "caller",
@@ -593,10 +593,10 @@ class Bench:
                 await asyncio.sleep(self.args.pause)
 
     async def _bus_broadcast(self) -> None:
-        """The same two sends as bus messages PUBLISHed straight to ``herald:rt`` (no API, no
+        """The same two sends as bus messages PUBLISHed straight to the bus channel (no API, no
         database): what the dispatcher and the connections cost, like for like with the
         baseline's loop of group_send."""
-        from herald.realtime import CHANNEL, encode
+        from herald.realtime import bus_channel, encode
         from notifications.events import created_message, validate_bus_message
 
         r = self.results
@@ -623,7 +623,7 @@ class Bench:
                 calls: dict[str, tuple[float, float]] = {}
                 for t in tenants:
                     started = time.perf_counter()
-                    await publisher.publish(CHANNEL, data[t.name])
+                    await publisher.publish(bus_channel(database=BENCH_DB), data[t.name])
                     calls[t.name] = (started, time.perf_counter() - started)
                 first_call = calls[tenants[0].name][0]
                 await wait_expected(self.fleet, list(tags.values()), first_call + DELIVERY_TIMEOUT)
@@ -1054,7 +1054,7 @@ def report(r: Results, total_seconds: float) -> str:
     lines += _broadcast_table(r.broadcast, names, ("202", "bus"))
     out(
         "  202 = API call until its 202; bus = until a passive subscriber saw the send's "
-        "herald:rt message (commit, 202, PUBLISH); p50/last = until the median/last client had "
+        "bus message (commit, 202, PUBLISH); p50/last = until the median/last client had "
         "the notification frame; A->all = A's call until the last of all clients; CPU = "
         "server process / client process / whole machine (every core and process: server, "
         "clients, PostgreSQL, Redis, kernel) CPU ms over the round"
@@ -1068,7 +1068,7 @@ def report(r: Results, total_seconds: float) -> str:
     out("")
     out(
         "1b. Real-time layer only: the same two sends as bus messages PUBLISHed straight to "
-        "herald:rt (no API, no database), like for like with the baseline; ms from each PUBLISH"
+        "the bus (no API, no database), like for like with the baseline; ms from each PUBLISH"
     )
     lines += _broadcast_table(r.bus_broadcast, names, ("pub", "tap"))
     out("")

@@ -13,8 +13,8 @@ import contextlib
 import logging
 
 import redis
-from django.db import connection
 
+from herald.keys import redis_name
 from herald.realtime import shared_redis
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,7 @@ return {granted, tostring(wait)}
 
 
 def _bucket(tenant_id: int) -> str:
-    # Named after the database too: tenant ids repeat across databases sharing one Redis.
-    return f"herald:{connection.settings_dict['NAME']}:email:rate:{tenant_id}"
+    return redis_name("email", "rate", tenant_id)
 
 
 def email_tokens_take(*, tenant_id: int, rate: int, wanted: int) -> tuple[int, float]:

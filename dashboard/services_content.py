@@ -17,10 +17,10 @@ from typing import Any
 
 import redis
 from django.core.mail import get_connection
-from django.db import connection
 
 from billing_stub.limits import limits_for
 from herald.errors import ApiError
+from herald.keys import redis_name
 from herald.realtime import shared_redis
 from notifications.channels.email.rendering import RenderedEmail, TemplateError
 from notifications.channels.email.sending import compose_email
@@ -110,8 +110,7 @@ class EmailTestError(Exception):
 
 
 def email_test_counter_key(*, tenant_id: int, admin_id: int) -> str:
-    # Named after the database too: tenant ids repeat across databases sharing one Redis.
-    return f"herald:{connection.settings_dict['NAME']}:dashboard:test-email:{tenant_id}:{admin_id}"
+    return redis_name("dashboard", "test-email", tenant_id, admin_id)
 
 
 def email_test_wait(*, tenant: Tenant, admin_id: int) -> int | None:

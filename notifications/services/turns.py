@@ -20,8 +20,8 @@ import logging
 import redis
 from celery import current_app
 from django.conf import settings
-from django.db import connection
 
+from herald.keys import redis_name
 from herald.realtime import shared_redis
 
 logger = logging.getLogger(__name__)
@@ -31,8 +31,7 @@ WAKE_TASK = "notifications.email_wake"
 
 
 def _key(tenant_id: int, slot: int) -> str:
-    # Named after the database too: tenant ids repeat across databases sharing one Redis.
-    return f"herald:{connection.settings_dict['NAME']}:email:turn:{tenant_id}:{slot}"
+    return redis_name("email", "turn", tenant_id, slot)
 
 
 def turns_request(*, tenant_id: int, wanted: int = 1) -> int:

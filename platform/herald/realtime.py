@@ -1,7 +1,7 @@
 """Real-time plumbing: the one place that publishes events, and the per-process dispatcher.
 
 Publishing: services call ``publish_on_commit``; once the transaction commits the message goes out
-as one Redis PUBLISH on ``herald:rt``, naming its tenant. Nothing is published for a rolled-back
+as one Redis PUBLISH on ``bus_channel()``, naming its tenant. Nothing is published for a rolled-back
 transaction. Within an HTTP request served by ``herald.handlers.SyncASGIHandler`` the message is
 built at commit but held (``HeldPublishes``) until the response has been handed to the server:
 the caller's 202 then never waits behind the frames of the broadcast it caused, which this same
@@ -38,14 +38,20 @@ from django.conf import settings
 from django.db import transaction
 from rest_framework.utils.encoders import JSONEncoder
 
+from herald.keys import redis_name
+
 logger = logging.getLogger(__name__)
 
-CHANNEL = "herald:rt"
 CONNECTION_TTL = 90  # seconds a connection counts without a heartbeat
 HEARTBEAT_INTERVAL = 30
 ROUTE_SLICE = 100  # recipients of one message handed out between two turns of the event loop
 
 _sync_client: redis.Redis | None = None
+
+
+def bus_channel(*, database: str | None = None) -> str:
+    """The pub/sub channel of real-time events (``herald:<database>:rt``)."""
+    return redis_name("rt", database=database)
 
 
 def shared_redis() -> redis.Redis:
@@ -137,7 +143,7 @@ async def _publish_all(messages: list[str]) -> None:
     try:
         async with _async_redis().pipeline(transaction=False) as pipe:
             for data in messages:
-                pipe.publish(CHANNEL, data)
+                pipe.publish(bus_channel(), data)
             await pipe.execute()
     except (redis.RedisError, OSError):
         logger.warning("Real-time events not published (Redis unreachable)", exc_info=True)
@@ -171,7 +177,7 @@ def publish_now(message: dict[str, Any]) -> None:
     if held is not None and held.hold(data):
         return
     try:
-        shared_redis().publish(CHANNEL, data)
+        shared_redis().publish(bus_channel(), data)
     except redis.RedisError:
         logger.warning("Real-time event not published (Redis unreachable)", exc_info=True)
 
@@ -227,7 +233,7 @@ class Dispatcher:
             client = aioredis.Redis.from_url(settings.REDIS_URL)
             pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(bus_channel())
                 self._subscribed.set()
                 async for raw in pubsub.listen():
                     if raw.get("type") == "message":
@@ -301,10 +307,9 @@ class ConnectionRegistry:
 
     @staticmethod
     def _key(tenant_id: int) -> str:
-        # Named after the database too: tenant ids repeat across databases sharing one Redis.
         # (From settings, not ``connection``: in async code that would create a database
         # wrapper for each connection's context.)
-        return f"herald:{settings.DATABASES['default']['NAME']}:ws:conns:{tenant_id}"
+        return redis_name("ws", "conns", tenant_id)
 
     async def acquire(self, tenant_id: int, limit: int) -> str | None:
         """A connection id, or None when the tenant is at its limit."""

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core import signals
 
 from herald.handlers import SyncASGIHandler
-from herald.realtime import CHANNEL
+from herald.realtime import bus_channel
 from tests.support.aio import run_loop
 from tests.support.asgi import call
 from tests.support.processes import wait_until
@@ -94,7 +94,7 @@ def test_a_sends_events_are_published_once_its_response_is_out(committed, world)
     reach a subscriber before the send's message."""
     client = redis.Redis.from_url(settings.REDIS_URL)
     pubsub = client.pubsub()
-    pubsub.subscribe(CHANNEL)
+    pubsub.subscribe(bus_channel())
     wait_until(
         lambda: (m := pubsub.get_message(timeout=0.1)) is not None and m["type"] == "subscribe",
         what="Redis to confirm the subscription",
@@ -111,7 +111,7 @@ def test_a_sends_events_are_published_once_its_response_is_out(committed, world)
             host=world.alice.host,
             token=world.alice.api_key,
             body=body,
-            on_sent=lambda: client.publish(CHANNEL, json.dumps({"marker": marker})),
+            on_sent=lambda: client.publish(bus_channel(), json.dumps({"marker": marker})),
         )
         return answer.status
 

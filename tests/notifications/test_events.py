@@ -10,7 +10,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from herald.realtime import CHANNEL
+from herald.realtime import bus_channel
 from notifications.events import ShapeError, validate_bus_message, validate_client_frame
 from tests.support.processes import wait_until
 
@@ -19,7 +19,7 @@ class Subscriber:
     def __init__(self) -> None:
         self.client = redis.Redis.from_url(settings.REDIS_URL)
         self.pubsub = self.client.pubsub()
-        self.pubsub.subscribe(CHANNEL)
+        self.pubsub.subscribe(bus_channel())
         wait_until(self._confirmed, what="Redis to confirm the subscription")
         self.messages: list[dict[str, Any]] = []
 

@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from billing_stub.models import Plan
-from herald.realtime import CHANNEL, shared_redis
+from herald.realtime import bus_channel, shared_redis
 from notifications.events import validate_client_frame
 from tenants.models import Tenant
 from tenants.services import tenant_update
@@ -127,8 +127,8 @@ def test_a_connection_subscribes_nothing_of_its_own_in_redis(alpha):
     with alpha.socket(alpha.token(new_user())) as ws:
         assert frame(ws)["type"] == "unread_count"
         during = set(shared_redis().pubsub_channels())
-    assert CHANNEL.encode() in during
-    assert during - before - {CHANNEL.encode()} == set()
+    assert bus_channel().encode() in during
+    assert during - before - {bus_channel().encode()} == set()
 
 
 def test_ping_and_mark_read_reach_every_tab(alpha):
