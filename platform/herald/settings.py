@@ -313,6 +313,9 @@ USE_TZ = True
 
 # A send may name 10,000 recipients with emails and names: allow bodies up to 8 MiB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# Arrays and objects nested deeper than this are refused with 400 (herald.safejson): Python's
+# decoder recurses per level. The API's own bodies need a handful; `data` gets the rest.
+JSON_MAX_DEPTH = 64
 
 STATIC_URL = "static/"
 # WhiteNoise serves the dashboard's CSS and JavaScript straight from the apps' static folders in
