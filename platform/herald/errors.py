@@ -1,8 +1,8 @@
 """The contract's error shape, ``{"error": {"code", "message", "details"?}}``, for every 4xx/5xx.
 
 Three doors lead here: DRF's exception handler (API views), Django's handler404/handler500 (URLs
-no view matched, and crashes outside DRF), and ``error_response`` for middleware that answers
-before any view runs (tenant resolution).
+no view matched, and crashes outside DRF), and ``error_response``/``page_or_error`` for
+middleware that answers before any view runs (refused input, tenant resolution).
 """
 
 from __future__ import annotations
@@ -130,6 +130,17 @@ def _page(request: HttpRequest, status: int, heading: str, text: str) -> HttpRes
         return None
     context = {"status": status, "heading": heading, "text": text}
     return render(request, "dashboard/error.html", context, status=status)
+
+
+def page_or_error(
+    request: HttpRequest, status: int, message: str, *, details: Any = None
+) -> HttpResponse:
+    """An error for middleware that answers before any view: the HTML page on the pages for
+    people, else the contract's JSON."""
+    heading = {400: "Bad request", 404: "Page not found"}.get(status, "Error")
+    return _page(request, status, heading, message) or error_response(
+        status, message, details=details
+    )
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

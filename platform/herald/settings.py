@@ -96,6 +96,9 @@ MIDDLEWARE = [
     "herald.ratelimits.RateLimitHeadersMiddleware",
     # Static files answer on any host, before tenant resolution (they hold nothing of a tenant).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # NUL and bytes that are not UTF-8 in a path, query or form: 400 before anything looks
+    # them up (after CORS and rate-limit headers, so the widget can read the refusal).
+    "herald.edge.InvalidTextMiddleware",
     "tenants.middleware.TenantResolutionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "dashboard.middleware.ContentSecurityPolicyMiddleware",
