@@ -4,6 +4,7 @@ hide, and nothing legitimate refused."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -85,3 +86,35 @@ def test_the_dashboard_preview_refuses_deep_or_nul_sample_data_as_a_form_error(s
     form = PreviewForm({"sample_data": sample})
     assert not form.is_valid()
     assert "sample_data" in form.errors
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _random_json(rng: random.Random, depth: int) -> object:
+    def text() -> str:
+        return "".join(rng.choice('[]{}"\\ab\u00e9') for _ in range(rng.randint(0, 6)))
+
+    if depth == 0 or rng.random() < 0.2:
+        return rng.choice([text(), 1, None, True])
+    children = [_random_json(rng, depth - 1) for _ in range(rng.randint(0, 3))]
+    if rng.random() < 0.5:
+        return children
+    return {text(): child for child in children}
+
+
+def test_the_depth_matches_the_decoders_on_random_documents_with_tricky_strings():
+    rng = random.Random(18)  # noqa: S311 -- a reproducible sequence, not a secret
+    for _ in range(3000):
+        value = _random_json(rng, rng.randint(1, 12))
+        raw = json.dumps(value, ensure_ascii=rng.random() < 0.5).encode()
+        depth = _depth(value)
+        check_depth(raw, depth)
+        if depth:
+            with pytest.raises(UnsafeJSON):
+                check_depth(raw, depth - 1)
