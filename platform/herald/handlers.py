@@ -170,7 +170,10 @@ class SyncASGIHandler(ASGIHandler):
         request, response = super().create_request(scope, body_file)
         if request is None and response is not None:
             if response.status_code == 413:
-                response = error_response(413, "The request body is too large.")
+                limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+                response = error_response(
+                    413, f"The request body is larger than the {limit} bytes allowed."
+                )
             else:
                 response = error_response(
                     400,

@@ -416,6 +416,17 @@ def test_a_form_sent_to_the_api_is_415(web, world, content_type):
     assert reply.error()["code"] == "unsupported_media_type"
 
 
+def test_a_body_over_the_size_limit_is_413_in_the_error_shape(web, world):
+    alice = world.alice
+    padding = b"a" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    body = b'{"type": "edge", "recipients": ["big"], "message": "%s"}' % padding
+    reply = call(
+        web, "POST", "/api/v1/notifications", host=alice.host, token=alice.api_key, body=body
+    )
+    assert reply.status == 413
+    assert reply.error()["code"] == "too_large"
+
+
 # --- In this process (WSGI-style requests, as the test client makes them) --------------------
 
 
