@@ -1,15 +1,19 @@
 """Text no part of Herald can handle, refused before tenant resolution and views: 400 ``invalid``.
 
-Checked here, for every host and method: the path, the query string and form bodies (JSON
-bodies are the API parser's, ``herald.parsers``). Refused, once percent-decoded:
+Checked here, for every host and method: the path, and, outside the pages for people, the
+query string and form bodies (JSON bodies are the API parser's, ``herald.parsers``). Refused,
+once percent-decoded:
 
 - NUL: PostgreSQL refuses it in ``text`` and ``jsonb``, so a lookup by an id or filter holding
   one fails deep in the database layer (a 500) instead of simply finding nothing.
 - bytes that are not UTF-8 (stray bytes, encoded surrogates): Python would decode them to
   U+FFFD silently, so a client would read, write or filter on another id than it sent.
 
-Anything else, legitimate Unicode included, passes untouched. The common request has no ``%``
-in its path, a short query and no form body; each costs a substring test.
+Anything else, legitimate Unicode included, passes untouched. On the dashboard, sign-up and
+demo pages every query and form field goes through a Django form, whose text fields refuse NUL
+themselves and name the field on the page, keeping what was typed; a bare 400 there would
+lose it. The common request has no ``%`` in its path, a short query and no form body; each
+costs a substring test.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from urllib.parse import unquote_to_bytes
 
 from django.http import HttpRequest, HttpResponse
 
-from herald.errors import page_or_error
+from herald.errors import HTML_PREFIXES, page_or_error
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # API bodies are JSON, refused by its parser; a form sent there gets 415 without being read.
@@ -79,6 +83,8 @@ class InvalidTextMiddleware:
     def _unclean_part(request: HttpRequest) -> str | None:
         if not _path_is_clean(request):
             return "path"
+        if request.path.startswith(HTML_PREFIXES):
+            return None  # the pages' forms report it on the field (see above)
         query = request.META.get("QUERY_STRING", "")
         if query and not is_clean(query):
             return "query"
