@@ -8,11 +8,12 @@ middleware that answers before any view runs (refused input, tenant resolution).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import render
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -176,3 +177,35 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """A form posted without a valid CSRF token (an expired page, or a forged request)."""
     text = "This form has expired or did not come from this site. Go back, reload and try again."
     return _page(request, 403, "Form expired", text) or error_response(403, text)
+
+
+class ErrorShapeMiddleware:
+    """The two errors views answer without raising, in the contract's shape too: Django's bare
+    405 (``require_GET`` and the like: empty body) outside the pages for people, and a DRF
+    error that a view's own renderer turned into HTML or YAML under ``/api/`` (the docs)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code < 400:
+            return response
+        if isinstance(response, HttpResponseNotAllowed):
+            if request.path.startswith(HTML_PREFIXES):
+                return response
+            message = f'Method "{request.method}" not allowed.'
+            return error_response(405, message, headers={"Allow": response["Allow"]})
+        data = getattr(response, "data", None)
+        if (
+            request.path.startswith("/api/")
+            and isinstance(data, dict)
+            and "error" in data
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            shaped = JsonResponse({"error": data["error"]}, status=response.status_code)
+            for name in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if name in response:
+                    shaped[name] = response[name]
+            return shaped
+        return response

@@ -99,6 +99,8 @@ MIDDLEWARE = [
     # NUL and bytes that are not UTF-8 in a path, query or form: 400 before anything looks
     # them up (after CORS and rate-limit headers, so the widget can read the refusal).
     "herald.edge.InvalidTextMiddleware",
+    # Errors views answer without raising (a bare 405, a docs page's HTML error), as JSON.
+    "herald.errors.ErrorShapeMiddleware",
     "tenants.middleware.TenantResolutionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "dashboard.middleware.ContentSecurityPolicyMiddleware",

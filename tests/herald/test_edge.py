@@ -373,6 +373,24 @@ def test_a_known_api_path_with_a_wrong_method_is_405_json(web, world, method, pa
     assert reply.error()["code"] == "method_not_allowed"
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/healthz"),
+        ("DELETE", "/readyz"),
+        ("POST", "/api/schema/"),
+        ("PUT", "/api/docs/"),
+        ("POST", "/api/redoc/"),
+        ("PUT", "/widget/v1/herald.js"),
+    ],
+)
+def test_other_routes_with_a_wrong_method_are_405_json_not_a_csrf_page(web, world, method, path):
+    reply = call(web, method, path, host=world.alice.host, body=b"{}")
+    assert reply.status == 405, reply.body
+    assert reply.error()["code"] == "method_not_allowed"
+    assert reply.headers["allow"]
+
+
 # --- Form bodies ------------------------------------------------------------------------------
 
 
