@@ -180,8 +180,8 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
 
 class ErrorShapeMiddleware:
-    """The two errors views answer without raising, in the contract's shape too: Django's bare
-    405 (``require_GET`` and the like: empty body) outside the pages for people, and a DRF
+    """Errors that views return instead of raising, in the contract's shape too: Django's bare
+    405 (``require_GET`` and the like: an empty body) outside the pages for people, and a DRF
     error that a view's own renderer turned into HTML or YAML under ``/api/`` (the docs)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

@@ -503,3 +503,29 @@ def test_nul_in_a_path_or_query_is_400_in_process_too(alice_key):
     ):
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid"
+
+
+def test_a_body_in_another_charset_gets_the_same_checks(api, world):
+    headers = {"HTTP_HOST": world.alice.host, "HTTP_AUTHORIZATION": f"Bearer {world.alice.api_key}"}
+    for text, code in (
+        ('{"data": {"x": ' + "[" * 100 + "]" * 100 + "}}", "invalid"),
+        ('{"name": "a\\u0000"}', "invalid"),
+    ):
+        response = api.generic(
+            "PUT",
+            "/api/v1/users/charset-user",
+            text.encode("utf-16"),
+            content_type="application/json; charset=utf-16",
+            **headers,
+        )
+        assert response.status_code == 400, response.content
+        assert response.json()["error"]["code"] == code
+    response = api.generic(
+        "PUT",
+        "/api/v1/users/charset-user",
+        '{"name": "\u00e9l\u00e8ve"}'.encode("utf-16"),
+        content_type="application/json; charset=utf-16",
+        **headers,
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["name"] == "\u00e9l\u00e8ve"
