@@ -96,6 +96,11 @@ MIDDLEWARE = [
     "herald.ratelimits.RateLimitHeadersMiddleware",
     # Static files answer on any host, before tenant resolution (they hold nothing of a tenant).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # NUL and bytes that are not UTF-8 in a path, query or form: 400 before anything looks
+    # them up (after CORS and rate-limit headers, so the widget can read the refusal).
+    "herald.edge.InvalidTextMiddleware",
+    # Errors views answer without raising (a bare 405, a docs page's HTML error), as JSON.
+    "herald.errors.ErrorShapeMiddleware",
     "tenants.middleware.TenantResolutionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "dashboard.middleware.ContentSecurityPolicyMiddleware",
@@ -313,6 +318,9 @@ USE_TZ = True
 
 # A send may name 10,000 recipients with emails and names: allow bodies up to 8 MiB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# Arrays and objects nested deeper than this are refused with 400 (herald.safejson): Python's
+# decoder recurses per level. The API's own bodies need a handful; `data` gets the rest.
+JSON_MAX_DEPTH = 64
 
 STATIC_URL = "static/"
 # WhiteNoise serves the dashboard's CSS and JavaScript straight from the apps' static folders in
