@@ -8,13 +8,17 @@ Life of an email delivery:
    the sweep.
 2. A turn claims the tenant's oldest ready rows with one ``UPDATE ... SKIP LOCKED``
    (``locked_until`` = now + lease, attempts + 1). A row another worker holds is skipped, so
-   nothing is sent twice, whatever the broker redelivers.
+   nothing is sent twice, whatever the broker redelivers. A ready row that has used up its
+   attempts is marked ``failed`` instead. The turn's heartbeat renews the lease of the rows it
+   has not recorded yet (``services.leases``).
 3. Just before sending, the preference is checked again. Then the email goes out over SMTP and the
    row is marked ``sent`` at once. A 4xx or a connection failure schedules another attempt with
-   exponential backoff (``locked_until`` holds its time); a 5xx, a template error or too many
-   attempts mark it ``failed`` with the error.
-4. A worker that dies leaves its rows claimed until the lease runs out, and its turn until the
-   turn's key expires; then the sweep gives the tenant a new turn.
+   exponential backoff (``locked_until`` holds its time); a 5xx, a template error, any other
+   error of that one message, or too many attempts mark it ``failed`` with the error.
+4. A worker that dies leaves its rows claimed and its turn's slot taken for at most one lease
+   (its heartbeat died with it); then the sweep gives the tenant a new turn. An email the SMTP
+   server accepted just before the worker died, and that was not recorded yet, goes out again
+   (with the same Message-ID).
 """
 
 from __future__ import annotations
