@@ -25,6 +25,12 @@ class StrictCharField(serializers.CharField):
 class DisplayNameField(StrictCharField):
     """A name that ends up in an email header (``herald.text``): no control characters."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text", "Shown in email headers: no control characters (line breaks, tabs)."
+        )
+        super().__init__(**kwargs)
+
     def to_internal_value(self, data: Any) -> str:
         value = super().to_internal_value(data)
         if error := display_name_error(value):
