@@ -157,13 +157,14 @@ def _claim_next(now: datetime, limit: int) -> list[Delivery]:
                                       || 'one never finished (its worker stopped).'
                                       || CASE WHEN d.last_error = '' THEN ''
                                               ELSE ' ' || d.last_error END, 2000)
-                FROM ready WHERE d.id = ready.id AND ready.attempts >= %(max)s),
+                FROM ready WHERE d.id = ready.id AND ready.attempts >= %(max)s
+                RETURNING d.id),
             claimed AS (
                 UPDATE {table} AS d
                 SET locked_until = %(lease)s, attempts = d.attempts + 1, updated_at = %(now)s
                 FROM ready WHERE d.id = ready.id AND ready.attempts < %(max)s
                 RETURNING d.id)
-            SELECT id FROM claimed
+            SELECT id, false FROM claimed UNION ALL SELECT id, true FROM exhausted
             """,
             {
                 "lease": lease,
@@ -173,7 +174,10 @@ def _claim_next(now: datetime, limit: int) -> list[Delivery]:
                 "max": settings.DELIVERY_MAX_ATTEMPTS,
             },
         )
-        ids = [row[0] for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+    ids = [row_id for row_id, gave_up in rows if not gave_up]
+    if given_up := [row_id for row_id, gave_up in rows if gave_up]:
+        logger.warning("Gave up on deliveries %s: attempts used up", given_up)
     return list(
         Delivery.objects.filter(pk__in=ids)
         .select_related("send", "send__type", "recipient")
