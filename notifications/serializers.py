@@ -17,12 +17,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from herald.fields import (
+    DisplayNameField,
     JsonObjectField,
     StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
 )
+from herald.text import display_name_error
 from notifications.channels.email.rendering import compile_errors
 from notifications.models import CHANNELS, TYPE_KEY_PATTERN, EndUser, NotificationType
 from notifications.services.users import RecipientInput
@@ -126,7 +128,7 @@ def validate_template(value: str) -> str:
 
 class UserUpsertSerializer(StrictSerializer):
     email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
-    name = StrictCharField(required=False, allow_blank=True, max_length=200)
+    name = DisplayNameField(required=False, allow_blank=True, max_length=200)
     locale = StrictCharField(required=False, allow_blank=True, max_length=35)
     timezone = StrictCharField(required=False, allow_blank=True, max_length=64)
     data = JsonObjectField(required=False)
@@ -186,6 +188,8 @@ def _recipient(item: Any) -> RecipientInput | str:
             return "'email' must be an email address."
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         return "'name' must be a string of at most 200 characters."
+    if name and (error := display_name_error(name)):
+        return f"'name': {error}"
     if "\x00" in external_id + (email or "") + (name or ""):
         return "Null characters are not allowed."
     return RecipientInput(external_id=external_id, email=email, name=name)

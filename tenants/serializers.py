@@ -5,7 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from herald.fields import StrictCharField, StrictSerializer
+from herald.fields import DisplayNameField, StrictCharField, StrictSerializer
 from tenants.models import ApiKey, Tenant
 from tenants.selectors import tenant_domains
 
@@ -56,7 +56,7 @@ class OriginField(StrictCharField):
 
 class TenantUpdateSerializer(StrictSerializer):
     allowed_origins = serializers.ListField(child=OriginField(), max_length=50, required=False)
-    sender_name = StrictCharField(max_length=100, allow_blank=True, required=False)
+    sender_name = DisplayNameField(max_length=100, allow_blank=True, required=False)
     sender_email = serializers.EmailField(allow_blank=True, required=False)
     brand_color = serializers.RegexField(
         r"^#[0-9a-fA-F]{6}$",

@@ -12,12 +12,30 @@ from typing import Any
 
 from rest_framework import serializers
 
+from herald.text import display_name_error
+
 
 class StrictCharField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             raise serializers.ValidationError("Must be a string.")
         return super().to_internal_value(data)
+
+
+class DisplayNameField(StrictCharField):
+    """A name that ends up in an email header (``herald.text``): no control characters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text", "Shown in email headers: no control characters (line breaks, tabs)."
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if error := display_name_error(value):
+            raise serializers.ValidationError(error)
+        return value
 
 
 class StrictBooleanField(serializers.BooleanField):
