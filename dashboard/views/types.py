@@ -36,10 +36,11 @@ from dashboard.services_content import (
     email_test_wait,
 )
 from dashboard.templatetags.content_links import type_url
-from notifications.channels.email.rendering import RenderedEmail, TemplateError
+from notifications.channels.email.rendering import RenderedEmail
 from notifications.channels.email.sending import sender
 from notifications.models import IN_APP, NotificationType
 from notifications.services.types import type_upsert
+from notifications.templating import TemplateError
 from tenants.models import Tenant
 
 PREVIEW_POLICY = (
