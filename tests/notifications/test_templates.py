@@ -1,0 +1,126 @@
+"""Tenant templates are Liquid, sandboxed and bounded (notifications.templating), and the types
+API refuses one that does not parse, naming the field."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from notifications.templating import RenderTimeout, TemplateError, compile_errors, render
+
+CONTEXT = {
+    "title": "Hi",
+    "message": "a <b>\nb",
+    "user": {"id": "u1", "name": "Ada", "email": "ada@example.com", "locale": "de-AT"},
+    "data": {"items": [1, 2, 3]},
+}
+# Four nested loops of 1,000 turns: a billion turns, were nothing counted.
+NESTED = "{% for a in (1..1000) %}{% for b in (1..1000) %}{% for c in (1..1000) %}" \
+    "{% for d in (1..1000) %}x{% endfor %}{% endfor %}{% endfor %}{% endfor %}"  # fmt: skip
+# Liquid's own limit multiplies nested loops only: 2,000 sibling loops of 1,000 turns pass it.
+SIBLINGS = "{% for a in (1..1000) %}{% endfor %}" * 2000
+# Each turn renders 4,000 nodes that call nothing (no variable, filter or loop): only the
+# per-node deadline check can stop it.
+LITERALS = "{% for a in (1..1000) %}" + '{% if "a" == "a" %}{% endif %}' * 4000 + "{% endfor %}"
+
+
+def test_the_documented_context_renders():
+    html = render("{{ user.name }} {{ user.locale }} {{ message | newline_to_br }}", CONTEXT,
+                  html=True)  # fmt: skip
+    assert html == "Ada de-AT a &lt;b&gt;<br />\nb"
+    text = render("{{ message | upcase }} {{ data.items | size }}", CONTEXT, html=False)
+    assert text == "A <B>\nB 3"
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        (NESTED, "loop iteration limit reached"),
+        (SIBLINGS, "loop iteration limit reached"),
+        ("{% for a in (1..1000) %}" + "x" * 1000 + "{% endfor %}", "output stream limit reached"),
+        ('{% assign s = "xx" %}' + "{% assign s = s | append: s %}" * 40, "local namespace limit"),
+    ],
+)
+def test_a_template_over_a_limit_fails_fast_with_the_reason(source, reason):
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match=reason):
+        render(source, CONTEXT, html=True)
+    assert time.monotonic() - started < 0.5
+
+
+def test_the_render_time_limit_stops_a_render_that_calls_nothing(settings):
+    """Guards the per-node deadline check (it relies on python-liquid reading
+    ``context.disabled_tags`` before each node renders): should an upgrade stop that, this
+    render runs for many seconds instead of stopping at the limit."""
+    settings.TEMPLATE_RENDER_TIMEOUT_SECONDS = 0.3
+    started = time.monotonic()
+    with pytest.raises(RenderTimeout, match="render time limit reached"):
+        render(LITERALS, CONTEXT, html=False)
+    assert time.monotonic() - started < 0.3 + 0.5  # parsing included
+
+
+def test_three_parts_share_one_deadline():
+    deadline = time.monotonic() - 1
+    with pytest.raises(RenderTimeout):
+        render("{{ title }}", CONTEXT, html=False, deadline=deadline)
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "{{ user.__class__ }}",
+        "{{ user.__class__.__mro__ }}",
+        "{{ user.keys }}",
+        "{{ message.__len__ }}",
+        "{{ now }}{{ today }}",
+        "{{ settings.SECRET_KEY }}",
+        "{{ data.items.__class__ }}",
+        "{{ forloop.__dict__ }}",
+    ],
+)
+def test_probing_past_the_context_reaches_nothing(probe):
+    assert compile_errors(probe) is None
+    assert render(probe, CONTEXT, html=False) == ""
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("{% include 'base.html' %}", "cannot include or render other templates"),
+        ("{% render 'base.html' %}", "cannot include or render other templates"),
+        ("{% debug %}", "unexpected tag 'debug'"),
+        ("{% extends 'base.html' %}", "unexpected tag 'extends'"),
+        ("{% if %}", "Template syntax error"),
+        ("{{ user.name | nosuchfilter }}", "Unknown filter: nosuchfilter"),
+    ],
+)
+def test_what_cannot_be_saved_is_explained(source, error):
+    assert error in compile_errors(source)
+
+
+# --- Through the API --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "source"),
+    [
+        ("email_html", "{% include 'base.html' %}"),
+        ("email_text", "{% debug %}"),
+        ("email_subject", "{{ title | nosuchfilter }}"),
+        ("email_html", "{% for x in data.items %}"),
+    ],
+)
+def test_the_types_api_refuses_a_template_that_does_not_parse(alice_key, field, source):
+    response = alice_key.put("/api/v1/types/refused", {"name": "Refused", field: source})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert list(error["details"]) == [field]
+    assert alice_key.get("/api/v1/types/refused").status_code == 404
+
+
+def test_the_types_api_keeps_a_liquid_template(alice_key):
+    body = {"email_subject": "{{ title | default: 'News' }} for {{ user.name }}"}
+    assert alice_key.put("/api/v1/types/liquid", body).status_code == 201
+    assert alice_key.get("/api/v1/types/liquid").json()["email_subject"] == body["email_subject"]
