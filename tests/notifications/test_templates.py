@@ -3,6 +3,7 @@ API refuses one that does not parse, naming the field."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -58,6 +59,25 @@ def test_the_render_time_limit_stops_a_render_that_calls_nothing(settings):
     with pytest.raises(RenderTimeout, match="render time limit reached"):
         render(LITERALS, CONTEXT, html=False)
     assert time.monotonic() - started < 0.3 + 0.5  # parsing included
+
+
+def test_the_render_time_limit_holds_on_any_thread(settings):
+    """The web process renders previews on its request threads, not the main one."""
+    settings.TEMPLATE_RENDER_TIMEOUT_SECONDS = 0.3
+    outcome: list[BaseException] = []
+
+    def preview() -> None:
+        try:
+            render(LITERALS, CONTEXT, html=True)
+        except TemplateError as exc:
+            outcome.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=preview)
+    thread.start()
+    thread.join(timeout=10)
+    assert time.monotonic() - started < 0.3 + 0.5
+    assert [type(exc) for exc in outcome] == [RenderTimeout]
 
 
 def test_three_parts_share_one_deadline():
