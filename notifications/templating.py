@@ -22,6 +22,7 @@ Callers get ``TemplateError`` with a one-line reason, e.g. "loop iteration limit
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import time
@@ -165,6 +166,11 @@ def _environment(*, html: bool, bounds: Limits) -> Environment:
     return env
 
 
+def _parse_key(bounds: Limits) -> Limits:
+    """The limits a compiled template is bound to: the render time is not one of them."""
+    return dataclasses.replace(bounds, render_seconds=0)
+
+
 def _where(exc: LiquidError) -> str:
     context = exc.context()
     line = f" (line {context[0]}, column {context[1] + 1})" if context else ""
@@ -185,7 +191,7 @@ def compile_errors(source: str, *, html: bool = True) -> str | None:
     """Why ``source`` cannot be saved as a template (it does not parse, or names a filter that
     does not exist); None when it can."""
     try:
-        template = _compiled(source, html, limits())
+        template = _compiled(source, html, _parse_key(limits()))
     except TemplateError as exc:
         return str(exc)
     env = template.env
@@ -208,7 +214,7 @@ def render(
     several renders share one time limit; by default this render has a limit of its own.
     Raises TemplateError."""
     bounds = limits()
-    template = _compiled(source, html, bounds)
+    template = _compiled(source, html, _parse_key(bounds))
     budget = _Budget(
         deadline if deadline is not None else time.monotonic() + bounds.render_seconds,
         bounds.loop_iterations,
@@ -233,13 +239,19 @@ _SCALARS = (str, int, float, bool, type(None), datetime.date)
 
 def plain_context(value: Any, *, depth: int = 0) -> Any:
     """``value`` as plain data a template may see: dicts (string keys), lists, strings, numbers,
-    booleans, None and dates. Anything else becomes its string; nesting past 32 levels is cut."""
+    booleans, nil and dates. Anything else becomes its string; nesting past 32 levels is cut.
+
+    A blank value (an empty string, list or object) is nil, as if absent. Liquid holds ``""``
+    and ``[]`` true, so ``{% if url %}`` would otherwise be true for a send without a link, and
+    the templates converted from Django syntax, where blank is false, would change meaning."""
+    if isinstance(value, str | list | tuple | Mapping) and not value:
+        return None
     if isinstance(value, _SCALARS):
         return value
     if depth >= 32:
         return None
     if isinstance(value, Mapping):
         return {str(k): plain_context(v, depth=depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list | tuple):
         return [plain_context(v, depth=depth + 1) for v in value]
     return str(value)

@@ -51,6 +51,34 @@ _LOOP = {"counter": "index", "counter0": "index0", "revcounter": "rindex", "revc
 _TEMPLATETAG = {"openblock": "{%", "closeblock": "%}", "openvariable": "{{",
                 "closevariable": "}}", "openbrace": "{", "closebrace": "}",
                 "opencomment": "{#", "closecomment": "#}"}  # fmt: skip
+# Words Liquid reads as keywords, not names: inside a path they become ["word"].
+_KEYWORDS = frozenset(
+    [
+        "true",
+        "false",
+        "nil",
+        "null",
+        "empty",
+        "blank",
+        "and",
+        "or",
+        "not",
+        "in",
+        "contains",
+        "with",
+        "for",
+        "as",
+        "required",
+        "if",
+        "else",
+        "reversed",
+        "limit",
+        "offset",
+        "cols",
+        "continue",
+        "break",
+    ]
+)
 _NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 _COMPARISONS = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
 
@@ -79,8 +107,8 @@ def _operand(constant: str | None, var: str | None) -> str:
     if var in ("True", "False", "None"):
         return {"True": "true", "False": "false", "None": "nil"}[var]
     segments = var.split(".")
-    if segments[0][:1].isdigit():
-        raise NotConvertible(f"cannot read the variable {var!r}")
+    if segments[0][:1].isdigit() or segments[0] in _KEYWORDS:
+        raise NotConvertible(f"cannot read the variable {var!r} in Liquid")
     out = segments[0]
     loop = segments[0] == "forloop"
     for segment in segments[1:]:
@@ -89,7 +117,12 @@ def _operand(constant: str | None, var: str | None) -> str:
             loop = segment == "parentloop"
             continue
         loop = False
-        out += f"[{segment}]" if segment.isdigit() else f".{segment}"
+        if segment.isdigit():
+            out += f"[{segment}]"
+        elif segment in _KEYWORDS:
+            out += f'["{segment}"]'
+        else:
+            out += f".{segment}"
     return out
 
 

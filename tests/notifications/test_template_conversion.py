@@ -14,13 +14,14 @@ from django_tenants.utils import schema_context
 
 from notifications.migrations._django_to_liquid import NotConvertible, django_to_liquid
 from notifications.models import NotificationType
-from notifications.templating import compile_errors, render
+from notifications.templating import compile_errors, plain_context, render
 
 migration = importlib.import_module("notifications.migrations.0010_templates_to_liquid")
 
 CONVERTED = [
     ("Hi {{ user.name }}", "Hi {{ user.name }}"),
     ("{{ data.items.0 }}", "{{ data.items[0] }}"),
+    ("{{ data.empty }}{{ data.for.blank }}", '{{ data["empty"] }}{{ data["for"]["blank"] }}'),
     ("{{ message|truncatechars:100 }}", '{{ message | truncate: 100, "…" }}'),
     ("{{ message|truncatewords:3 }}", '{{ message | truncatewords: 3, " …" }}'),
     ("{{ message|linebreaksbr }}", "{{ message | newline_to_br }}"),
@@ -71,7 +72,7 @@ CONTEXT = {
     "message": "one two three four five",
     "url": "",
     "user": {"name": "", "email": "ada@example.com"},
-    "data": {"items": [3, 1, 2], "tags": ["vip", "new"], "x": "a"},
+    "data": {"items": [3, 1, 2], "tags": ["vip", "new"], "x": "a", "nothing": []},
     "n": 2,
     "a": True,
     "b": False,
@@ -87,13 +88,15 @@ SAME_OUTPUT = [
     "{% if data.items|length > 2 %}{{ n }} item{{ n|pluralize }}{% endif %}",
     "{% if data.x|upper == 'A' %}upper{% endif %}{{ data.items.0 }}",
     "<p>{{ title }}</p>{{ title|safe }}",
+    "{% if url %}{{ url }}{% else %}no link{% endif %}{% if user.name %}{{ user.name }}{% endif %}",
+    "{% if data.nothing %}x{% else %}empty{% endif %}{% if not data.nothing %}!{% endif %}",
 ]
 
 
 @pytest.mark.parametrize("django", SAME_OUTPUT)
 def test_converted_templates_render_what_django_rendered(django):
     expected = Engine(autoescape=True).from_string(django).render(Context(CONTEXT))
-    assert render(django_to_liquid(django), CONTEXT, html=True) == expected
+    assert render(django_to_liquid(django), plain_context(CONTEXT), html=True) == expected
 
 
 @pytest.mark.parametrize(
@@ -109,6 +112,7 @@ def test_converted_templates_render_what_django_rendered(django):
         ("{% if a %}x{% elif not b %}y{% endif %}", "only state negated"),
         ("{% for k, v in data.items %}{% endfor %}", "several variables"),
         ("{% if a %}x", "not closed"),
+        ("{{ empty }}", "cannot read the variable 'empty'"),
     ],
 )
 def test_what_liquid_cannot_say_the_same_way_is_not_converted(django, reason):

@@ -8,7 +8,13 @@ import time
 
 import pytest
 
-from notifications.templating import RenderTimeout, TemplateError, compile_errors, render
+from notifications.templating import (
+    RenderTimeout,
+    TemplateError,
+    compile_errors,
+    plain_context,
+    render,
+)
 
 CONTEXT = {
     "title": "Hi",
@@ -44,10 +50,20 @@ def test_the_documented_context_renders():
     ],
 )
 def test_a_template_over_a_limit_fails_fast_with_the_reason(source, reason):
+    assert compile_errors(source) is None  # it parses, so it can be saved
     started = time.monotonic()
     with pytest.raises(TemplateError, match=reason):
         render(source, CONTEXT, html=True)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 0.2
+
+
+def test_blank_values_are_nil_as_in_the_documented_examples():
+    context = plain_context({"title": "", "url": "", "data": {"tags": [], "note": ""}})
+    assert context == {"title": None, "url": None, "data": {"tags": None, "note": None}}
+    source = "{% if url %}link{% else %}none{% endif %} {{ title | default: 'News' }}"
+    assert render(source, context, html=False) == "none News"
+    loop = "{% for t in data.tags %}t{% else %}no tags{% endfor %}"
+    assert render(loop, context, html=False) == "no tags"
 
 
 def test_the_render_time_limit_stops_a_render_that_calls_nothing(settings):
@@ -55,15 +71,17 @@ def test_the_render_time_limit_stops_a_render_that_calls_nothing(settings):
     ``context.disabled_tags`` before each node renders): should an upgrade stop that, this
     render runs for many seconds instead of stopping at the limit."""
     settings.TEMPLATE_RENDER_TIMEOUT_SECONDS = 0.3
+    assert compile_errors(LITERALS, html=False) is None  # parsed and cached before the clock
     started = time.monotonic()
     with pytest.raises(RenderTimeout, match="render time limit reached"):
         render(LITERALS, CONTEXT, html=False)
-    assert time.monotonic() - started < 0.3 + 0.5  # parsing included
+    assert time.monotonic() - started < 0.3 + 0.3
 
 
 def test_the_render_time_limit_holds_on_any_thread(settings):
     """The web process renders previews on its request threads, not the main one."""
     settings.TEMPLATE_RENDER_TIMEOUT_SECONDS = 0.3
+    assert compile_errors(LITERALS) is None
     outcome: list[BaseException] = []
 
     def preview() -> None:
@@ -76,7 +94,7 @@ def test_the_render_time_limit_holds_on_any_thread(settings):
     thread = threading.Thread(target=preview)
     thread.start()
     thread.join(timeout=10)
-    assert time.monotonic() - started < 0.3 + 0.5
+    assert time.monotonic() - started < 0.3 + 0.3
     assert [type(exc) for exc in outcome] == [RenderTimeout]
 
 
