@@ -13,8 +13,12 @@ preview alike, so one set of rules holds everywhere:
 - **Limits** (settings ``TEMPLATE_*``, see ``Limits``): loop iterations over the whole render
   (Liquid's own limit multiplies nested loops only, so sibling loops could add up without
   end), output size, context depth, the size of what ``assign`` and ``capture`` keep, and a
-  render-time deadline. The deadline is checked by the render context as each node renders, on
-  whatever thread renders it: no signals, no watchdog thread.
+  render-time deadline. The deadline is checked by the render context as each node renders and
+  before each filter, on whatever thread renders it: no signals, no watchdog thread. A single
+  filter call runs in C and cannot be stopped midway, so no filter may return a value larger
+  than the output limit, and ``replace`` and ``join``, which can multiply a value by itself in
+  one call, are refused before they run when their result would be.
+- **Blank is nil**: an empty string, list or object in the context is nil (``plain_context``).
 
 Callers get ``TemplateError`` with a one-line reason, e.g. "loop iteration limit reached (line
 3, column 4)".
@@ -26,7 +30,7 @@ import dataclasses
 import datetime
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +65,10 @@ class RenderTimeout(TemplateError):
 
 class RenderTimeLimitError(ResourceLimitError):
     """The render ran past its deadline."""
+
+
+class ValueSizeLimitError(ResourceLimitError):
+    """A filter made (or was about to make) a value larger than a template may output."""
 
 
 @dataclass(frozen=True)
@@ -108,16 +116,31 @@ class _BoundedContext(RenderContext):
         # Only the given context: no ``now`` and ``today`` builtins.
         self.scope = ReadOnlyChainMap(self.locals, self.globals, self.counters)
 
-    @property  # type: ignore[override]
-    def disabled_tags(self) -> list[str]:
+    def check_deadline(self) -> None:
         budget = self._budget
         if budget is not None and time.monotonic() > budget.deadline:
             raise RenderTimeLimitError("render time limit reached", token=None)
+
+    @property  # type: ignore[override]
+    def disabled_tags(self) -> list[str]:
+        self.check_deadline()
         return self._disabled
 
     @disabled_tags.setter
     def disabled_tags(self, value: list[str]) -> None:
         self._disabled = value
+
+    def filter(self, name: str, token: Any) -> Callable[..., object]:
+        """Every filter's result is bounded by the output limit: a chain such as ``escape |
+        escape | ...`` grows a value several times per step, in C, between two nodes."""
+        self.check_deadline()
+        func = super().filter(name, token)
+        limit = self.env.output_stream_limit
+
+        def bounded(left: object, *args: object, **kwargs: object) -> object:
+            return _bounded(func(left, *args, **kwargs), limit)
+
+        return bounded
 
     def raise_for_loop_limit(self, length: int = 1) -> None:
         budget = self._budget
@@ -130,6 +153,44 @@ class _BoundedContext(RenderContext):
 
 class _BoundedTemplate(BoundTemplate):
     context_class = _BoundedContext
+
+    def make_partial_namespace(
+        self, partial: bool, render_args: Mapping[str, object]
+    ) -> Mapping[str, object]:
+        return dict(render_args)  # without Liquid's ``partial`` flag: only the given context
+
+
+def _bounded(value: object, limit: int) -> object:
+    if isinstance(value, str | list | tuple) and len(value) > limit:
+        raise ValueSizeLimitError("value size limit reached", token=None)
+    if isinstance(value, int) and value.bit_length() > limit:
+        raise ValueSizeLimitError("value size limit reached", token=None)
+    return value
+
+
+def _size_checked(original: Callable[..., object], limit: int, size: Callable[..., int]) -> Any:
+    """``original`` (a filter), refused before it runs when ``size`` says its result would be
+    larger than ``limit``: one call of ``replace`` or ``join`` can multiply a value's size."""
+
+    @functools.wraps(original)  # keeps the markers python-liquid reads (with_environment...)
+    def checked(*args: object, **kwargs: object) -> object:
+        if size(*args) > limit:
+            raise ValueSizeLimitError("value size limit reached", token=None)
+        return original(*args, **kwargs)
+
+    return checked
+
+
+def _replaced_size(value: object, old: object = "", new: object = "", *_: object) -> int:
+    text, old, new = str(value), str(old), str(new)
+    count = text.count(old) if old else len(text) + 1
+    return len(text) + count * max(len(new) - len(old), 0)
+
+
+def _joined_size(value: object, separator: object = " ", *_: object) -> int:
+    if not isinstance(value, list | tuple):
+        return 0
+    return sum(len(str(item)) for item in value) + len(str(separator)) * max(len(value) - 1, 0)
 
 
 class _Refused(Tag):
@@ -163,6 +224,8 @@ def _environment(*, html: bool, bounds: Limits) -> Environment:
     env.local_namespace_limit = bounds.locals_bytes
     env.add_tag(_RefusedInclude)
     env.add_tag(_RefusedRender)
+    for name, size in (("replace", _replaced_size), ("join", _joined_size)):
+        env.add_filter(name, _size_checked(env.filters[name], bounds.output_bytes, size))
     return env
 
 

@@ -47,6 +47,14 @@ def test_the_documented_context_renders():
         (SIBLINGS, "loop iteration limit reached"),
         ("{% for a in (1..1000) %}" + "x" * 1000 + "{% endfor %}", "output stream limit reached"),
         ('{% assign s = "xx" %}' + "{% assign s = s | append: s %}" * 40, "local namespace limit"),
+        # One call of replace or join would multiply a value by itself: refused before it runs.
+        (f'{{% assign s = "{"x" * 1000}" %}}{{{{ s | replace: "x", s }}}}', "value size limit"),
+        (f'{{% assign s = "{"x" * 1000}" %}}{{{{ s | split: "" | join: s }}}}', "value size limit"),
+        # Each escape makes every & five characters: the chain stops once a value is too big.
+        (
+            f'{{% assign s = "{"&" * 20000}" %}}{{{{ s | escape | escape | escape | escape }}}}',
+            "value size limit",
+        ),
     ],
 )
 def test_a_template_over_a_limit_fails_fast_with_the_reason(source, reason):
@@ -115,6 +123,7 @@ def test_three_parts_share_one_deadline():
         "{{ settings.SECRET_KEY }}",
         "{{ data.items.__class__ }}",
         "{{ forloop.__dict__ }}",
+        "{{ partial }}{{ template }}",
     ],
 )
 def test_probing_past_the_context_reaches_nothing(probe):
