@@ -235,7 +235,10 @@ def _parse_key(bounds: Limits) -> Limits:
 
 
 def _where(exc: LiquidError) -> str:
-    context = exc.context()
+    try:
+        context = exc.context()
+    except ValueError:  # a position python-liquid cannot place
+        context = None
     line = f" (line {context[0]}, column {context[1] + 1})" if context else ""
     return f"{exc.message}{line}"
 

@@ -56,9 +56,12 @@ DUE_DIGESTS = "digest"
 
 logger = logging.getLogger(__name__)
 
-# A digest lists its latest items, each message cut short, so that a busy window stays within
-# the template limits (loop turns, output size) like any other email; ``more`` counts the rest.
-DIGEST_ITEMS_SHOWN = 100
+# A digest lists its latest items, each message cut short, so that a busy window stays a
+# readable email within the template limits (loop turns, output size) like any other;
+# ``more`` counts the rest. Fifty items of ordinary text come to about 50 KiB of HTML; only
+# text made of little but characters HTML escapes, with 2,000-character links, could reach the
+# 256 KiB output limit, and that digest fails with the reason like any email over a limit.
+DIGEST_ITEMS_SHOWN = 50
 DIGEST_MESSAGE_CHARS = 500
 DEFAULT_DIGEST_SUBJECT = (
     "{{ count }} new notification{% if count != 1 %}s{% endif %}"

@@ -171,3 +171,36 @@ def test_the_types_api_keeps_a_liquid_template(alice_key):
     body = {"email_subject": "{{ title | default: 'News' }} for {{ user.name }}"}
     assert alice_key.put("/api/v1/types/liquid", body).status_code == 201
     assert alice_key.get("/api/v1/types/liquid").json()["email_subject"] == body["email_subject"]
+
+
+def test_a_full_digest_stays_within_the_limits():
+    """A digest lists at most DIGEST_ITEMS_SHOWN items of DIGEST_MESSAGE_CHARS each: rendered
+    with Herald's digest templates at that size, with long titles and links and a message of
+    which a fifth is escaped in HTML, it fits every limit."""
+    from notifications.channels.email.rendering import render_email
+    from notifications.services import digests
+
+    item = {
+        "title": "t" * 300,
+        "message": "<abcd" * (digests.DIGEST_MESSAGE_CHARS // 5),
+        "url": "https://example.com/?a=1&" + "x" * 500,
+    }
+    context = {
+        **CONTEXT,
+        "count": 150,
+        "more": 50,
+        "items": [item] * digests.DIGEST_ITEMS_SHOWN,
+        "tenant": {"name": "Acme"},
+        "unsubscribe_url": "https://u",
+    }
+    email = render_email(
+        subject=digests.DEFAULT_DIGEST_SUBJECT,
+        text=digests.DEFAULT_DIGEST_TEXT,
+        html=digests.DEFAULT_DIGEST_HTML,
+        context=context,
+    )
+    assert email.subject == "150 new notifications: Hi"
+    assert email.text.count("\n- ") == digests.DIGEST_ITEMS_SHOWN - 1
+    assert "... and 50 earlier" in email.text
+    assert email.html.count("<li>") == digests.DIGEST_ITEMS_SHOWN
+    assert len(email.html) < 256 * 1024 / 2  # with room to spare
