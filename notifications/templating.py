@@ -29,7 +29,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -243,14 +245,46 @@ def _where(exc: LiquidError) -> str:
     return f"{exc.message}{line}"
 
 
-@functools.lru_cache(maxsize=512)
+class _CompiledCache:
+    """Compiled templates, least recently used first, within a budget of source characters.
+
+    Parsing costs more than rendering, and a batch renders the same few templates again and
+    again. Keyed by the source itself: an edited template is simply a new entry. A budget of
+    characters rather than entries, because the live preview compiles whatever an admin types
+    (up to 200,000 characters a template) in the web process."""
+
+    def __init__(self, budget: int) -> None:
+        self._entries: OrderedDict[tuple[str, bool, Limits], BoundTemplate] = OrderedDict()
+        self._size = 0
+        self._budget = budget
+        self._lock = threading.Lock()
+
+    def get(self, source: str, html: bool, bounds: Limits) -> BoundTemplate:
+        key = (source, html, bounds)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        try:
+            template = _environment(html=html, bounds=bounds).from_string(source)
+        except LiquidError as exc:
+            raise TemplateError(f"Template syntax error: {_where(exc)}") from exc
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = template
+                self._size += len(source)
+            while self._size > self._budget and len(self._entries) > 1:
+                (old, *_), _template = self._entries.popitem(last=False)
+                self._size -= len(old)
+        return template
+
+
+# Compiled, a template takes up to ~40 bytes per source character: this is ~40 MiB at most.
+_cache = _CompiledCache(budget=1_000_000)
+
+
 def _compiled(source: str, html: bool, bounds: Limits) -> BoundTemplate:
-    """Parsing costs more than rendering, and a batch renders the same few templates again and
-    again. Keyed by the source itself: an edited template is simply a new entry."""
-    try:
-        return _environment(html=html, bounds=bounds).from_string(source)
-    except LiquidError as exc:
-        raise TemplateError(f"Template syntax error: {_where(exc)}") from exc
+    return _cache.get(source, html, bounds)
 
 
 def compile_errors(source: str, *, html: bool = True) -> str | None:

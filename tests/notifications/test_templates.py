@@ -204,3 +204,14 @@ def test_a_full_digest_stays_within_the_limits():
     assert "... and 50 earlier" in email.text
     assert email.html.count("<li>") == digests.DIGEST_ITEMS_SHOWN
     assert len(email.html) < 256 * 1024 / 2  # with room to spare
+
+
+def test_compiled_templates_are_kept_within_a_budget_of_source_characters():
+    from notifications.templating import _CompiledCache, _parse_key, limits
+
+    cache = _CompiledCache(budget=100)
+    bounds = _parse_key(limits())
+    first = cache.get("{{ title }}" + "a" * 60, False, bounds)
+    assert cache.get("{{ title }}" + "a" * 60, False, bounds) is first  # reused
+    cache.get("{{ message }}" + "b" * 60, False, bounds)  # over the budget: the first goes
+    assert cache.get("{{ title }}" + "a" * 60, False, bounds) is not first
