@@ -35,7 +35,8 @@ def converted(source: str, max_length: int | None) -> tuple[str, str | None]:
     try:
         liquid = django_to_liquid(source)
     except NotConvertible as exc:
-        reason = str(exc)
+        # The reason goes into a Liquid comment: nothing in it may open or close a tag.
+        reason = str(exc).replace("{", "(").replace("}", ")").replace("%", "")
         text = f"{MARKER}{{% comment %}}Not converted from Django syntax: {reason}. The original " \
             f"follows; rewrite it in Liquid.{{% endcomment %}}\n{source}"  # fmt: skip
         if max_length is not None and len(text) > max_length:
