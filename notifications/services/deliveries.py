@@ -185,16 +185,19 @@ def build_email(*, tenant: Tenant, delivery: Delivery, host: str) -> EmailMultiA
 
 
 # Sends whose templates ran out of render time in this worker process, with the reason. Their
-# other deliveries fail at once with it: the templates and the send's data are the same for
-# every recipient, and each render would hold the worker (and the tenants behind it) for the
-# whole limit again.
-_timed_out: OrderedDict[tuple[str, int], str] = OrderedDict()
+# other deliveries fail at once with it, as long as the type's templates are unchanged: the
+# templates and the send's data are the same for every recipient, and each render would hold
+# the worker (and the tenants behind it) for the whole limit again.
+_timed_out: OrderedDict[tuple[str, int, int], str] = OrderedDict()
 _TIMED_OUT_KEPT = 256
 
 
 def _message(tenant: Tenant, delivery: Delivery, host: str) -> EmailMultiAlternatives | Outcome:
     """The delivery's message, or the outcome that fails it when its templates do not render."""
-    key = (tenant.schema_name, delivery.send_id)
+    notification_type = delivery.send.type
+    templates = (notification_type.email_subject, notification_type.email_text,
+                 notification_type.email_html)  # fmt: skip
+    key = (tenant.schema_name, delivery.send_id, hash(templates))
     if key in _timed_out:
         return Outcome(Delivery.Status.FAILED, _timed_out[key])
     try:
