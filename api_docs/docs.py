@@ -155,6 +155,11 @@ SEND = inline_serializer(
         ),
     },
 )
+TEMPLATE_HELP = (
+    "A Liquid template over title, message, url, data, type, user {id, name, email, locale}, "
+    "tenant {name} and unsubscribe_url; blank takes Herald's default. One that does not parse "
+    "is refused with 400; rendering is bounded (README: TEMPLATE_* limits)."
+)
 NOTIFICATION_TYPE = inline_serializer(
     name="NotificationType",
     fields={
@@ -163,9 +168,9 @@ NOTIFICATION_TYPE = inline_serializer(
         "channels": serializers.ListField(child=serializers.CharField()),
         "critical": serializers.BooleanField(),
         "digest_window_seconds": serializers.IntegerField(allow_null=True),
-        "email_subject": serializers.CharField(),
-        "email_text": serializers.CharField(),
-        "email_html": serializers.CharField(),
+        "email_subject": serializers.CharField(help_text=TEMPLATE_HELP),
+        "email_text": serializers.CharField(help_text=TEMPLATE_HELP),
+        "email_html": serializers.CharField(help_text=TEMPLATE_HELP + " HTML-escaped output."),
         "created_at": serializers.DateTimeField(),
         "updated_at": serializers.DateTimeField(),
     },

@@ -3,7 +3,8 @@ from sample data, the "send me a test email" button, and the test-send form's ca
 ``notification_send``. Call inside the tenant's schema.
 
 Previews and test emails go through the worker's own ``compose_email`` (same context, same
-defaults for blank templates, same headers), with a sample recipient that is never saved.
+defaults for blank templates, same headers, same sandbox and limits), with a sample recipient
+that is never saved. A template over a limit is an error for the admin, never a hang.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from herald.errors import ApiError
 from herald.keys import redis_name
 from herald.realtime import shared_redis
 from herald.text import display_name_clean
-from notifications.channels.email.rendering import RenderedEmail, TemplateError
+from notifications.channels.email.rendering import RenderedEmail
 from notifications.channels.email.sending import compose_email
 from notifications.models import EndUser, NotificationType
 from notifications.services.sending import SendInput, notification_send, request_fingerprint
 from notifications.services.users import RecipientInput
+from notifications.templating import TemplateError
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class Sample:
     user_id: str = "user-123"
     user_name: str = "Ada Lovelace"
     user_email: str = "ada@example.com"
+    user_locale: str = "en"
 
 
 def _render(
@@ -59,40 +62,27 @@ def _render(
 ) -> Any:
     """The email the worker would build for ``sample``. Raises TemplateError."""
     recipient = EndUser(
-        pk=0, external_id=sample.user_id, name=sample.user_name, email=sample.user_email
+        pk=0,
+        external_id=sample.user_id,
+        name=sample.user_name,
+        email=sample.user_email,
+        locale=sample.user_locale,
     )
-    try:
-        return compose_email(
-            tenant=tenant,
-            user=recipient,
-            notification_type=NotificationType(pk=0, key=key),
-            host=host,
-            context={
-                "title": sample.title,
-                "message": sample.message,
-                "url": sample.url,
-                "data": sample.data,
-            },
-            templates=templates,
-            message_id=message_id,
-            headers={},
-        )
-    except TemplateError as exc:
-        raise TemplateError(_readable(str(exc))) from exc
-    except Exception as exc:
-        # A template can compile and still fail to render in ways the compile check cannot
-        # see ({% include %} and {% url %} find nothing to load): an error for the admin, too.
-        raise TemplateError(_readable(f"{type(exc).__name__}: {exc}")) from exc
-
-
-def _readable(message: str) -> str:
-    for name, words in (
-        ("TemplateSyntaxError", "Template syntax error"),
-        ("TemplateDoesNotExist", "Templates cannot include or extend others"),
-    ):
-        if message.startswith(f"{name}: "):
-            return f"{words}: {message.removeprefix(f'{name}: ')}"
-    return message
+    return compose_email(
+        tenant=tenant,
+        user=recipient,
+        notification_type=NotificationType(pk=0, key=key),
+        host=host,
+        context={
+            "title": sample.title,
+            "message": sample.message,
+            "url": sample.url,
+            "data": sample.data,
+        },
+        templates=templates,
+        message_id=message_id,
+        headers={},
+    )
 
 
 def email_preview(

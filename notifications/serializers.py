@@ -25,9 +25,9 @@ from herald.fields import (
     StrictSerializer,
 )
 from herald.text import display_name_error
-from notifications.channels.email.rendering import compile_errors
 from notifications.models import CHANNELS, TYPE_KEY_PATTERN, EndUser, NotificationType
 from notifications.services.users import RecipientInput
+from notifications.templating import compile_errors
 
 MAX_RECIPIENTS = 10_000
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
@@ -119,7 +119,8 @@ class ChannelListField(serializers.ListField):
 
 
 def validate_template(value: str) -> str:
-    """Email templates use Django's template language, rendered with the notification's data."""
+    """Templates are Liquid (``notifications.templating``): one that does not parse, or names an
+    unknown filter, is refused."""
     error = compile_errors(value)
     if error is not None:
         raise serializers.ValidationError(error)

@@ -36,10 +36,11 @@ from dashboard.services_content import (
     email_test_wait,
 )
 from dashboard.templatetags.content_links import type_url
-from notifications.channels.email.rendering import RenderedEmail, TemplateError
+from notifications.channels.email.rendering import RenderedEmail
 from notifications.channels.email.sending import sender
 from notifications.models import IN_APP, NotificationType
 from notifications.services.types import type_upsert
+from notifications.templating import TemplateError, limits
 from tenants.models import Tenant
 
 PREVIEW_POLICY = (
@@ -56,9 +57,41 @@ TEMPLATE_VARIABLES = [
     ("user.id", "The recipient's id in your app."),
     ("user.name", "The recipient's name (may be blank)."),
     ("user.email", "The recipient's email address."),
+    ("user.locale", "The recipient's locale, e.g. de-AT (may be blank)."),
     ("tenant.name", "Your organisation's name."),
     ("unsubscribe_url", "The one-click unsubscribe link for this type's email."),
 ]
+
+# Liquid as tenants write it (notifications.templating): the filters and tags most emails need.
+TEMPLATE_FILTERS = [
+    ("{{ message | truncate: 100 }}", "At most 100 characters, ending in '...'."),
+    ("{{ user.name | default: 'there' }}", "A fallback for a blank or missing value."),
+    ("{{ title | upcase }} {{ title | downcase }}", "Upper or lower case."),
+    ("{{ message | newline_to_br }}", "Line breaks as <br> (HTML)."),
+    ("{{ data.note | escape }} {{ data.html | safe }}", "Escape, or keep HTML as it is."),
+    ("{{ data.tags | join: ', ' }} {{ data.items | size }}", "Join a list; count items."),
+    ("{{ data.due | date: '%d %b %Y' }}", "Format a date (strftime)."),
+    ("{{ url | url_encode }} {{ message | strip_html }}", "Encode for a URL; drop HTML tags."),
+    (
+        "{% if url %}…{% elsif title %}…{% else %}…{% endif %}",
+        "Conditions: and, or, ==, !=, <, >, contains.",
+    ),
+    ("{% unless url %}…{% endunless %}", "The opposite of if (Liquid has no not)."),
+    (
+        "{% for item in data.items %}{{ forloop.index }}{% else %}…{% endfor %}",
+        "Loops; else when empty.",
+    ),
+    ("{% assign n = data.items | size %}", "A variable of your own."),
+]
+
+
+def _template_limits() -> dict[str, Any]:
+    bounds = limits()
+    return {
+        "loop_iterations": f"{bounds.loop_iterations:,}",
+        "output_kib": bounds.output_bytes // 1024,
+        "render_seconds": f"{bounds.render_seconds:g}",
+    }
 
 
 def _host(request: HttpRequest, tenant: Tenant) -> str:
@@ -150,6 +183,8 @@ def _editor(
             "sample": Sample(),
             "sender": sender(tenant),
             "variables": TEMPLATE_VARIABLES,
+            "filters": TEMPLATE_FILTERS,
+            "limits": _template_limits(),
             "digest_allowed": limits_for(tenant).digest_allowed,
             "test_emails_per_minute": TEST_EMAILS_PER_MINUTE,
         },

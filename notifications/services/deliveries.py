@@ -13,8 +13,9 @@ Life of an email delivery:
    has not recorded yet (``services.leases``).
 3. Just before sending, the preference is checked again. Then the email goes out over SMTP and the
    row is marked ``sent`` at once. A 4xx or a connection failure schedules another attempt with
-   exponential backoff (``locked_until`` holds its time); a 5xx, a template error, any other
-   error of that one message, or too many attempts mark it ``failed`` with the error.
+   exponential backoff (``locked_until`` holds its time); a 5xx, a template error (one that
+   does not render, or exceeds a ``TEMPLATE_*`` limit), any other error of that one message,
+   or too many attempts mark it ``failed`` with the error.
 4. A worker that dies leaves its rows claimed and its turn's slot taken for at most one lease
    (its heartbeat died with it); then the sweep gives the tenant a new turn. An email the SMTP
    server accepted just before the worker died, and that was not recorded yet, goes out again
@@ -26,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import smtplib
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,7 +46,6 @@ from billing_stub.metering import (
     usage_record,
 )
 from billing_stub.rates import email_tokens_return, email_tokens_take
-from notifications.channels.email.rendering import TemplateError
 from notifications.channels.email.sending import (
     Outcome,
     SmtpSession,
@@ -67,6 +67,7 @@ from notifications.services.leases import Holding
 from notifications.services.preferences import email_off, email_switches_off
 from notifications.services.turns import turns_request
 from notifications.services.users import int_array
+from notifications.templating import RenderTimeout, TemplateError
 from tenants.due import due_at_on_commit
 from tenants.models import Tenant
 
@@ -214,6 +215,33 @@ def build_email(*, tenant: Tenant, delivery: Delivery, host: str) -> EmailMultiA
     )
 
 
+# Sends whose templates ran out of render time in this worker process, with the reason. Their
+# other deliveries fail at once with it, as long as the type's templates are unchanged: the
+# templates and the send's data are the same for every recipient, and each render would hold
+# the worker (and the tenants behind it) for the whole limit again.
+_timed_out: OrderedDict[tuple[str, int, int], str] = OrderedDict()
+_TIMED_OUT_KEPT = 256
+
+
+def _message(tenant: Tenant, delivery: Delivery, host: str) -> EmailMultiAlternatives | Outcome:
+    """The delivery's message, or the outcome that fails it when its templates do not render."""
+    notification_type = delivery.send.type
+    templates = (notification_type.email_subject, notification_type.email_text,
+                 notification_type.email_html)  # fmt: skip
+    key = (tenant.schema_name, delivery.send_id, hash(templates))
+    if key in _timed_out:
+        return Outcome(Delivery.Status.FAILED, _timed_out[key])
+    try:
+        return build_email(tenant=tenant, delivery=delivery, host=host)
+    except RenderTimeout as exc:
+        _timed_out[key] = f"Template error: {exc}"
+        while len(_timed_out) > _TIMED_OUT_KEPT:
+            _timed_out.popitem(last=False)
+        return Outcome(Delivery.Status.FAILED, _timed_out[key])
+    except TemplateError as exc:
+        return Outcome(Delivery.Status.FAILED, f"Template error: {exc}")
+
+
 @transaction.atomic
 def _record(tenant: Tenant, delivery: Delivery, outcome: Outcome, now: datetime) -> None:
     """Store an outcome, and meter a sent email in the same transaction. A retry waits in the
@@ -245,10 +273,9 @@ def _attempt(
         return Outcome(Delivery.Status.FAILED, "The recipient has no email address.")
     if opted_out:
         return Outcome(Delivery.Status.SKIPPED_PREFERENCE)
-    try:
-        message = build_email(tenant=tenant, delivery=delivery, host=host)
-    except TemplateError as exc:
-        return Outcome(Delivery.Status.FAILED, f"Template error: {exc}")
+    message = _message(tenant, delivery, host)
+    if isinstance(message, Outcome):
+        return message
     try:
         reservation = email_quota_reserve(tenant=tenant)
     except QuotaExceeded:

@@ -34,7 +34,6 @@ from billing_stub.metering import (
     quota_release,
     usage_record,
 )
-from notifications.channels.email.rendering import TemplateError
 from notifications.channels.email.sending import (
     Outcome,
     SmtpSession,
@@ -51,6 +50,7 @@ from notifications.models import (
 )
 from notifications.services.leases import Holding
 from notifications.services.preferences import email_off, email_switches_off
+from notifications.templating import TemplateError
 from tenants.due import due_at_on_commit
 from tenants.models import Tenant
 
@@ -58,19 +58,29 @@ DUE_DIGESTS = "digest"
 
 logger = logging.getLogger(__name__)
 
+# A digest lists its latest items, each message cut short, so that a busy window stays a
+# readable email within the template limits (loop turns, output size) like any other;
+# ``more`` counts the rest. Fifty items of ordinary text come to about 50 KiB of HTML; only
+# text made of little but characters HTML escapes, with 2,000-character links, could reach the
+# 256 KiB output limit, and that digest fails with the reason like any email over a limit.
+DIGEST_ITEMS_SHOWN = 50
+DIGEST_MESSAGE_CHARS = 500
 DEFAULT_DIGEST_SUBJECT = (
-    "{{ count }} new notification{{ count|pluralize }}{% if title %}: {{ title }}{% endif %}"
+    "{{ count }} new notification{% if count != 1 %}s{% endif %}"
+    "{% if title %}: {{ title }}{% endif %}"
 )
 DEFAULT_DIGEST_TEXT = (
     "{% for item in items %}- {% if item.title %}{{ item.title }}: {% endif %}{{ item.message }}"
     "{% if item.url %} ({{ item.url }}){% endif %}\n{% endfor %}"
+    "{% if more > 0 %}... and {{ more }} earlier\n{% endif %}"
     "\n--\n{{ tenant.name }}. Stop these emails: {{ unsubscribe_url }}\n"
 )
 DEFAULT_DIGEST_HTML = (
     "<!doctype html><html><body><ul>{% for item in items %}<li>"
     "{% if item.title %}<strong>{{ item.title }}</strong>: {% endif %}{{ item.message }}"
     '{% if item.url %} <a href="{{ item.url }}">{{ item.url }}</a>{% endif %}</li>{% endfor %}'
-    '</ul><hr><p style="font-size:small">{{ tenant.name }}. '
+    "</ul>{% if more > 0 %}<p>... and {{ more }} earlier</p>{% endif %}"
+    '<hr><p style="font-size:small">{{ tenant.name }}. '
     '<a href="{{ unsubscribe_url }}">Unsubscribe</a> from these emails.</p></body></html>'
 )
 
@@ -290,20 +300,28 @@ def _outcome(tenant: Tenant, batch: DigestBatch, items: list[Delivery], how: str
     return guarded(lambda: _send(tenant, batch, items), what=f"digest {batch.pk}")
 
 
+def _shortened(message: str) -> str:
+    if len(message) <= DIGEST_MESSAGE_CHARS:
+        return message
+    return message[: DIGEST_MESSAGE_CHARS - 1] + "…"
+
+
 def _send(tenant: Tenant, batch: DigestBatch, items: list[Delivery]) -> Outcome:
     notification_type = batch.type
     latest = items[-1].send
+    shown = items[-DIGEST_ITEMS_SHOWN:]
     context = {
         "count": len(items),
+        "more": len(items) - len(shown),
         "items": [
             {
                 "title": i.send.title,
-                "message": i.send.message,
+                "message": _shortened(i.send.message),
                 "url": i.send.url,
                 "data": i.send.data,
                 "created_at": i.created_at,
             }
-            for i in items
+            for i in shown
         ],
         "title": latest.title,
         "message": latest.message,

@@ -261,6 +261,19 @@ DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 50)  # emails per turn
 PUBLIC_URL_SCHEME = env_str("PUBLIC_URL_SCHEME", "http" if DEBUG else "https")
 PUBLIC_URL_PORT = env_str("PUBLIC_URL_PORT", "8000" if DEBUG else "")
 
+# --- Tenant templates (notifications.templating) --------------------------------------------------
+# Every tenant-authored template is Liquid, rendered within these limits in the worker and in the
+# dashboard's preview. A delivery whose template exceeds one fails with the reason.
+TEMPLATE_LOOP_LIMIT = env_int("TEMPLATE_LOOP_LIMIT", 10_000)  # loop turns per render, all loops
+TEMPLATE_OUTPUT_LIMIT_BYTES = env_int("TEMPLATE_OUTPUT_LIMIT_BYTES", 256 * 1024)  # per template
+TEMPLATE_CONTEXT_DEPTH_LIMIT = env_int("TEMPLATE_CONTEXT_DEPTH_LIMIT", 30)  # nested scopes
+TEMPLATE_LOCALS_LIMIT_BYTES = env_int("TEMPLATE_LOCALS_LIMIT_BYTES", 128 * 1024)  # assign/capture
+TEMPLATE_RENDER_TIMEOUT_SECONDS = env_float("TEMPLATE_RENDER_TIMEOUT_SECONDS", 1.0)  # per email
+for _name in ("TEMPLATE_LOOP_LIMIT", "TEMPLATE_OUTPUT_LIMIT_BYTES", "TEMPLATE_CONTEXT_DEPTH_LIMIT",
+              "TEMPLATE_LOCALS_LIMIT_BYTES", "TEMPLATE_RENDER_TIMEOUT_SECONDS"):  # fmt: skip
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be positive: a template limit cannot be off.")
+
 # --- Email ---------------------------------------------------------------------------------------
 _email = parse_email_url(env_str("EMAIL_URL", "console://" if DEBUG else "smtp://localhost:25"))
 EMAIL_BACKEND = _email.backend

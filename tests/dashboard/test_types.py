@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.utils.html import escape
 from django_tenants.utils import schema_context
 from playwright.sync_api import expect
 
@@ -89,7 +91,9 @@ def test_create_then_edit_a_type(alice, world):
         ({"digest_window_seconds": "30"}, "greater than or equal to 60"),
         ({"digest_window_seconds": "ten"}, "Enter a whole number."),
         ({"email_subject": "{% if %}"}, "Template syntax error"),
-        ({"email_html": "{{ user.name|nosuchfilter }}"}, "Invalid filter"),
+        ({"email_html": "{{ user.name | nosuchfilter }}"}, "Unknown filter: nosuchfilter"),
+        ({"email_text": "{% include 'base.html' %}"}, "cannot include or render other templates"),
+        ({"email_html": "{% debug %}"}, "unexpected tag &#x27;debug&#x27;"),
         ({"email_subject": "s" * 301}, "at most 300 characters"),
         ({"name": "n\x00ame"}, "Null characters are not allowed"),
     ],
@@ -165,7 +169,7 @@ def test_the_preview_renders_the_sample_as_the_worker_would(alice, world):
     response = preview(
         alice,
         email_subject="{{ data.order }} for {{ user.name }} ({{ type }})",
-        email_text="{{ message }} {{ url }} {{ data.items|length }} {{ tenant.name }}",
+        email_text="{{ message }} {{ url }} {{ data.items | size }} {{ tenant.name }}",
     )
     assert response.status_code == 200
     body = response.json()
@@ -196,8 +200,9 @@ def test_the_preview_document_has_its_own_locked_down_policy(alice):
     ("fields", "message"),
     [
         ({"email_html": "{% for %}"}, "Template syntax error"),
-        ({"email_text": "{% include 'x.html' %}"}, "cannot include or extend others: x.html"),
-        ({"email_subject": "{% url 'admin:index' %}"}, "NoReverseMatch"),
+        ({"email_text": "{% include 'x.html' %}"}, "cannot include or render other templates"),
+        ({"email_subject": "{% url 'admin:index' %}"}, "unexpected tag 'url'"),
+        ({"email_html": "{{ user.name | nosuchfilter }}"}, "unknown filter 'nosuchfilter'"),
         ({"sample_data": "{not json"}, "not valid JSON"),
         ({"sample_data": "[1, 2]"}, "must be a JSON object"),
         ({"email_html": "x" * 200_001}, "at most 200000 characters"),
@@ -210,6 +215,54 @@ def test_preview_errors_are_explained_not_500s(alice, fields, message):
     document = alice.client.post("/dashboard/types/preview", fields, HTTP_HOST=alice.host)
     assert document.status_code == 400
     assert "could not be rendered" in document.content.decode()
+
+
+def test_the_template_help_shows_liquid_and_the_limits(alice):
+    from dashboard.views.types import TEMPLATE_FILTERS
+    from notifications.templating import compile_errors
+
+    page = alice.get("/dashboard/types/new").content.decode()
+    assert "Liquid syntax" in page
+    assert "Django" not in page
+    assert "10,000 loop turns in all, 256 KiB of output per template and 1 s" in page
+    assert "user.locale" in page
+    for example, _text in TEMPLATE_FILTERS:
+        assert compile_errors(example) is None, example
+        assert escape(example) in page
+
+
+TIME_BOMB = "{% for a in (1..1000) %}" + '{% if "a" == "a" %}{% endif %}' * 3000 + "{% endfor %}"
+LOOP_BOMB = "{% for a in (1..1000) %}{% for b in (1..1000) %}x{% endfor %}{% endfor %}"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"email_text": TIME_BOMB}, "email_text: render time limit reached"),
+        ({"email_html": LOOP_BOMB}, "email_html: loop iteration limit reached"),
+    ],
+)
+def test_the_preview_of_a_template_bomb_answers_at_once_with_the_limit(
+    alice, settings, fields, message
+):
+    settings.TEMPLATE_RENDER_TIMEOUT_SECONDS = 0.5
+    started = time.monotonic()
+    response = preview(alice, **fields)
+    assert time.monotonic() - started < 0.5 + 1.0  # the limit, plus parsing the bomb
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    document = alice.client.post("/dashboard/types/preview", fields, HTTP_HOST=alice.host)
+    assert document.status_code == 400
+    assert message in document.content.decode()
+
+
+def test_a_bomb_can_be_saved_but_its_test_email_says_why_it_failed(alice, alice_key, settings):
+    put_type(alice_key, "mail.bomb", email_html=LOOP_BOMB)  # it parses
+    response = alice.client.post(
+        "/dashboard/types/mail.bomb/test-email", HTTP_HOST=alice.host, follow=True
+    )
+    assert "loop iteration limit reached" in response.content.decode()
+    assert mail.outbox == []
 
 
 def test_a_test_email_goes_to_the_admin_five_times_a_minute(alice, alice_key, world):

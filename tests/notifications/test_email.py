@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -378,3 +379,65 @@ def test_a_scheduled_send_emails_when_released_and_a_cancelled_one_never(alpha, 
     assert len(sink.to(kept_to)) == 1
     assert sink.to(cancelled_to) == []
     assert deliveries(alpha, cancelled) == []
+
+
+# A template that parses and renders nothing but literal nodes, 3,000 per turn of 1,000 turns:
+# only the render-time limit stops it. And four nested loops over a split 200-character string:
+# 1.6 billion turns, stopped by the loop limit before the first one.
+TIME_BOMB = "{% for a in (1..1000) %}" + '{% if "a" == "a" %}{% endif %}' * 3000 + "{% endfor %}"
+LOOP_BOMB = (
+    '{% assign s = "' + "x" * 200 + '" | split: "" %}'
+    "{% for a in s %}{% for b in s %}{% for c in s %}{% for d in s %}{{ d }}"
+    "{% endfor %}{% endfor %}{% endfor %}{% endfor %}"
+)
+
+
+def test_a_template_bomb_fails_its_deliveries_and_holds_up_nobody(alpha, bravo, world, web):
+    """One worker. Tenant A sends with two template bombs (they parse, so they were saved),
+    tenant B sends a plain email at the same time. A's deliveries fail with the limit in
+    ``last_error`` (the time bomb costs the worker one render-time limit for the whole send,
+    not one per recipient), B's email goes out right after, and the API answers promptly
+    throughout."""
+    time_bomb = email_type(alpha, email_text=TIME_BOMB)
+    loop_bomb = email_type(alpha, email_html=LOOP_BOMB)
+    plain = email_type(bravo)
+    recipients = [{"id": unique("a"), "email": f"{unique('a')}@example.com"} for _ in range(3)]
+    b_address = f"{unique('b')}@example.com"
+    limit = 2.0
+    auth = {"Authorization": f"Bearer {world.alice.api_key}"}
+    latencies: list[float] = []
+
+    def during_the_bomb() -> list[dict] | None:
+        started = time.monotonic()
+        answer = web.get(f"/api/v1/deliveries?send={timed}", host=world.alice.host, **auth)
+        latencies.append(time.monotonic() - started)
+        assert answer.status == 200
+        return [r for r in answer.body["results"] if r["attempts"] == 1 and r["status"] == "queued"]
+
+    with (
+        smtp_sink() as sink,
+        running_worker(QUEUE, EMAIL_URL=sink.url, TEMPLATE_RENDER_TIMEOUT_SECONDS=str(limit)),
+    ):
+        timed = send(alpha, time_bomb, recipients, channels=["email"])
+        looped = send(alpha, loop_bomb, recipients[:1], channels=["email"])
+        single = send(bravo, plain, [{"id": unique("b"), "email": b_address}], channels=["email"])
+        # The worker is inside the time bomb's render: the API still answers at once.
+        wait_until(during_the_bomb, timeout=30, interval=0.1, what="the bomb being rendered")
+        failed = wait_until(lambda: settled(alpha, timed, 3), timeout=30, what="bomb failed")
+        [b_row] = wait_until(lambda: settled(bravo, single, 1), timeout=30, what="B's email")
+        [loop_row] = wait_until(lambda: settled(alpha, looped, 1), timeout=30, what="loop bomb")
+
+    assert [row["status"] for row in failed] == ["failed"] * 3
+    assert all("render time limit reached" in row["last_error"] for row in failed)
+    assert all(row["last_error"].startswith("Template error: email_text") for row in failed)
+    assert loop_row["status"] == "failed"
+    assert "loop iteration limit reached" in loop_row["last_error"]
+    assert b_row["status"] == "sent"
+    assert len(sink.to(b_address)) == 1
+    assert sink.received() == sink.to(b_address)  # nothing of A's went out
+    # B waited for one render-time limit at most (A's turn came first), not one per recipient.
+    waited = _seconds(b_row["sent_at"]) - _seconds(b_row["created_at"])
+    assert waited < limit + 3, f"B waited {waited:.1f} s behind A's bomb"
+    stamps = sorted(_seconds(row["updated_at"]) for row in failed)
+    assert stamps[-1] - stamps[0] < 0.5  # the others failed at once, without another render
+    assert max(latencies) < 0.5, latencies

@@ -78,7 +78,12 @@ def compose_email(
         context={
             **context,
             "type": notification_type.key,
-            "user": {"id": user.external_id, "name": user.name, "email": user.email},
+            "user": {
+                "id": user.external_id,
+                "name": user.name,
+                "email": user.email,
+                "locale": user.locale,
+            },
             "tenant": {"name": tenant.name},
             "unsubscribe_url": link,
         },
