@@ -141,7 +141,6 @@ class PatternFieldSchema(OpenApiSerializerFieldExtension):
     def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
         field = self.target
         schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
-        schema.pop("minLength", None)  # the pattern says it, and "" is offered apart
         schema["pattern"] = field.pattern
         if field.max_length is not None:
             schema["maxLength"] = field.max_length

@@ -21,6 +21,7 @@ from django.utils import timezone
 from billing_stub.limits import limits_for
 from dashboard.selectors_content import SendFilters, type_choices
 from dashboard.services_content import Sample
+from herald import safejson
 from notifications import selectors
 from notifications.models import CHANNEL_CHOICES, TYPE_KEY_PATTERN, EndUser, Send
 from notifications.serializers import SendSerializer, TypeUpsertSerializer
@@ -315,8 +316,8 @@ class PreviewForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
-        except ValueError as exc:
+            value = safejson.loads(raw)
+        except ValueError as exc:  # malformed, nested too deep, or holding NUL
             raise forms.ValidationError(f"Sample data is not valid JSON: {exc}.") from exc
         if not isinstance(value, dict):
             raise forms.ValidationError('Sample data must be a JSON object, like {"a": 1}.')

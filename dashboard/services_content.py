@@ -22,6 +22,7 @@ from billing_stub.limits import limits_for
 from herald.errors import ApiError
 from herald.keys import redis_name
 from herald.realtime import shared_redis
+from herald.text import display_name_clean
 from notifications.channels.email.rendering import RenderedEmail, TemplateError
 from notifications.channels.email.sending import compose_email
 from notifications.models import EndUser, NotificationType
@@ -154,7 +155,7 @@ def email_test_send(
     except TemplateError as exc:
         raise EmailTestError(f"The templates do not render: {exc}") from exc
     message.subject = f"[Test] {message.subject}"
-    message.to = [formataddr((to_name, to_email))]
+    message.to = [formataddr((display_name_clean(to_name), to_email))]
     message.extra_headers["X-Herald-Test"] = "1"
     try:
         get_connection(fail_silently=False).send_messages([message])

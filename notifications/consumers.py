@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -34,7 +33,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import connection
 
 from billing_stub.limits import limits_for
-from herald import gc_policy
+from herald import gc_policy, safejson
 from herald.realtime import ConnectionRegistry, dispatcher, encode
 from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
@@ -308,8 +307,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if self.registration is None:
             return
         try:
-            message = json.loads(text_data or "")
-        except ValueError:
+            message = safejson.loads(text_data or "")
+        except ValueError:  # malformed, or nested too deep
             return
         if not isinstance(message, dict):
             return

@@ -18,6 +18,7 @@ from rest_framework import serializers
 
 from herald.fields import (
     HTTP_URL_PATTERN,
+    DisplayNameField,
     EmailOrBlankField,
     JsonObjectField,
     PatternField,
@@ -26,6 +27,7 @@ from herald.fields import (
     StrictIntegerField,
     StrictSerializer,
 )
+from herald.text import DISPLAY_NAME_PATTERN, display_name_error
 from notifications.channels.email.rendering import compile_errors
 from notifications.models import CHANNELS, TYPE_KEY_PATTERN, EndUser, NotificationType
 from notifications.services.users import RecipientInput
@@ -160,7 +162,7 @@ _TIME_ZONE_SET = frozenset(TIME_ZONES)
 
 class UserUpsertSerializer(StrictSerializer):
     email = EmailOrBlankField(required=False)
-    name = StrictCharField(required=False, allow_blank=True, max_length=200)
+    name = DisplayNameField(required=False, allow_blank=True, max_length=200)
     locale = PatternField(
         LOCALE_PATTERN,
         message="Use a language tag such as 'en' or 'pt-BR'.",
@@ -183,7 +185,12 @@ _RECIPIENT_SCHEMA = {
             "properties": {
                 "id": _EXTERNAL_ID_SCHEMA,
                 "email": {"type": "string", "format": "email", "maxLength": 254, "nullable": True},
-                "name": {"type": "string", "maxLength": 200, "nullable": True},
+                "name": {
+                    "type": "string",
+                    "maxLength": 200,
+                    "pattern": DISPLAY_NAME_PATTERN,
+                    "nullable": True,
+                },
             },
         },
     ]
@@ -213,6 +220,8 @@ def _recipient(item: Any) -> RecipientInput | str:
             return "'email' must be an email address."
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         return "'name' must be a string of at most 200 characters."
+    if name and (error := display_name_error(name)):
+        return f"'name': {error}"
     if "\x00" in external_id + (email or "") + (name or ""):
         return "Null characters are not allowed."
     return RecipientInput(external_id=external_id, email=email, name=name)

@@ -29,8 +29,15 @@ from notifications.services.digests import (
     digests_next_due,
     digests_ready,
 )
+from notifications.services.leases import Holding, heartbeat
 from notifications.services.sending import DUE_SENDS, sends_next_due, sends_release_due
-from notifications.services.turns import turn_release, turn_renew, turns_request, wake_later
+from notifications.services.turns import (
+    turn_release,
+    turn_renew,
+    turn_start,
+    turns_request,
+    wake_later,
+)
 from tenants.due import due_rebuild, due_recompute, due_tenants
 from tenants.models import Tenant
 
@@ -71,27 +78,36 @@ def release_due_sends() -> int:
 
 
 @shared_task(name="notifications.email_turn", acks_late=True, reject_on_worker_lost=True)
-def email_turn(tenant_id: int, slot: int) -> int:
+def email_turn(tenant_id: int, slot: int, token: str | None = None) -> int:
     """One turn of a tenant: send its next batch of emails (single ones first, then due
     digests), then queue another turn at the back of the line if work remains (see
     ``services.turns``). Returns how many emails it claimed.
 
-    Safe to run twice: every delivery is claimed before it is sent."""
+    While it works, a heartbeat keeps its slot and the leases of the rows it claimed
+    (``services.leases``). Safe to run twice: every delivery is claimed before it is sent, and
+    a turn whose slot was given to another (a message redelivered late) does nothing."""
     tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
     if tenant is None:
-        turn_release(tenant_id=tenant_id, slot=slot)
+        turn_release(tenant_id=tenant_id, slot=slot, token=token)
         return 0
-    turn_renew(tenant_id=tenant_id, slot=slot)
+    if not turn_start(tenant_id=tenant_id, slot=slot, token=token):
+        return 0
+    holding = Holding()
+
+    def beat() -> None:
+        turn_renew(tenant_id=tenant_id, slot=slot, token=token)
+        holding.renew()
+
     budget = settings.DELIVERY_BATCH_SIZE
     try:
-        with in_tenant(tenant):
-            batch = emails_deliver_batch(tenant=tenant)
+        with in_tenant(tenant), heartbeat(schema_name=tenant.schema_name, beat=beat):
+            batch = emails_deliver_batch(tenant=tenant, holding=holding)
             claimed = batch.claimed
             if claimed < budget and not batch.throttled_for:
                 # the rest of the turn goes to digests that are due
-                claimed += digests_flush_due(tenant=tenant, limit=budget - claimed)
+                claimed += digests_flush_due(tenant=tenant, limit=budget - claimed, holding=holding)
     finally:
-        turn_release(tenant_id=tenant_id, slot=slot)
+        turn_release(tenant_id=tenant_id, slot=slot, token=token)
     if batch.throttled_for:  # the plan's send rate: come back when a token is there
         wake_later(tenant_id=tenant_id, countdown=batch.throttled_for)
         return claimed
@@ -116,8 +132,9 @@ def email_wake(tenant_id: int) -> int:
 
 @shared_task(name="notifications.sweep_deliveries", ignore_result=False)
 def sweep_deliveries() -> int:
-    """Give a turn to every tenant with email ready to send (beat, every 30 s). Tenants whose
-    turns are queued or running keep them; this revives those whose turn was lost."""
+    """Give a turn to every tenant with email ready to send (beat, every
+    ``EMAIL_SWEEP_SECONDS``). Tenants whose turns are queued or running keep them; this revives
+    those whose turn was lost (a running turn's slot is free one lease after its worker died)."""
 
     def wake(tenant: Tenant) -> int:
         return turns_request(tenant_id=tenant.pk) if email_pending().ready else 0

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from herald.fields import (
     HTTP_URL_PATTERN,
+    DisplayNameField,
     EmailOrBlankField,
     PatternField,
     StrictCharField,
@@ -68,7 +69,7 @@ class OriginField(PatternField):
 
 class TenantUpdateSerializer(StrictSerializer):
     allowed_origins = serializers.ListField(child=OriginField(), max_length=50, required=False)
-    sender_name = StrictCharField(max_length=100, allow_blank=True, required=False)
+    sender_name = DisplayNameField(max_length=100, allow_blank=True, required=False)
     sender_email = EmailOrBlankField(required=False)
     brand_color = PatternField(
         BRAND_COLOR_PATTERN, message="Use a colour like #4f46e5.", required=False

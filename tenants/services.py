@@ -16,6 +16,7 @@ from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from billing_stub.selectors import DEFAULT_PLAN_CODE, plan_get
+from herald.text import display_name_error
 from tenants import registry_cache
 from tenants.keys import display_prefix, generate_key, hash_key
 from tenants.models import SLUG_PATTERN, ApiKey, Domain, Tenant
@@ -147,6 +148,8 @@ def _validate_provisioning(
         errors["name"] = ["A name is required."]
     elif len(name) > 200:
         errors["name"] = ["Use at most 200 characters."]
+    elif error := display_name_error(name.strip()):  # it becomes the sender name of every email
+        errors["name"] = [error]
     try:
         validate_email(admin_email)
     except ValidationError:

@@ -8,13 +8,17 @@ Life of an email delivery:
    the sweep.
 2. A turn claims the tenant's oldest ready rows with one ``UPDATE ... SKIP LOCKED``
    (``locked_until`` = now + lease, attempts + 1). A row another worker holds is skipped, so
-   nothing is sent twice, whatever the broker redelivers.
+   nothing is sent twice, whatever the broker redelivers. A ready row that has used up its
+   attempts is marked ``failed`` instead. The turn's heartbeat renews the lease of the rows it
+   has not recorded yet (``services.leases``).
 3. Just before sending, the preference is checked again. Then the email goes out over SMTP and the
    row is marked ``sent`` at once. A 4xx or a connection failure schedules another attempt with
-   exponential backoff (``locked_until`` holds its time); a 5xx, a template error or too many
-   attempts mark it ``failed`` with the error.
-4. A worker that dies leaves its rows claimed until the lease runs out, and its turn until the
-   turn's key expires; then the sweep gives the tenant a new turn.
+   exponential backoff (``locked_until`` holds its time); a 5xx, a template error, any other
+   error of that one message, or too many attempts mark it ``failed`` with the error.
+4. A worker that dies leaves its rows claimed and its turn's slot taken for at most one lease
+   (its heartbeat died with it); then the sweep gives the tenant a new turn. An email the SMTP
+   server accepted just before the worker died, and that was not recorded yet, goes out again
+   (with the same Message-ID).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from notifications.channels.email.sending import (
     Outcome,
     SmtpSession,
     compose_email,
+    guarded,
     retry_delay,
     smtp_outcome,
 )
@@ -58,6 +63,7 @@ from notifications.models import (
     Send,
 )
 from notifications.services.digests import digest_batches_open
+from notifications.services.leases import Holding
 from notifications.services.preferences import email_off, email_switches_off
 from notifications.services.turns import turns_request
 from notifications.services.users import int_array
@@ -127,26 +133,51 @@ def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datet
 
 def _claim_next(now: datetime, limit: int) -> list[Delivery]:
     """Claim the oldest ready email deliveries: queued, and neither held by a worker nor
-    waiting for a retry. ``SKIP LOCKED`` lets several turns of one tenant claim side by side."""
+    waiting for a retry. ``SKIP LOCKED`` lets several turns of one tenant claim side by side.
+
+    Every claim counts an attempt. A ready row that has used up ``DELIVERY_MAX_ATTEMPTS`` (its
+    workers died, or its lease ran out, every time) is marked ``failed`` in the same statement
+    instead of being claimed again, so no row exceeds the limit or comes back forever."""
     lease = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     table = Delivery._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {table}
-            SET locked_until = %(lease)s, attempts = attempts + 1, updated_at = %(now)s
-            WHERE id IN (
-                SELECT id FROM {table}
+            WITH ready AS (
+                SELECT id, attempts FROM {table}
                 WHERE status = 'queued' AND channel = %(channel)s
                   AND (locked_until IS NULL OR locked_until <= %(now)s)
                 ORDER BY id
                 LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED)
-            RETURNING id
+                FOR UPDATE SKIP LOCKED),
+            exhausted AS (
+                UPDATE {table} AS d
+                SET status = 'failed', locked_until = NULL, updated_at = %(now)s,
+                    last_error = left('Gave up after ' || d.attempts || ' attempts; the last '
+                                      || 'one never finished (its worker stopped).'
+                                      || CASE WHEN d.last_error = '' THEN ''
+                                              ELSE ' ' || d.last_error END, 2000)
+                FROM ready WHERE d.id = ready.id AND ready.attempts >= %(max)s
+                RETURNING d.id),
+            claimed AS (
+                UPDATE {table} AS d
+                SET locked_until = %(lease)s, attempts = d.attempts + 1, updated_at = %(now)s
+                FROM ready WHERE d.id = ready.id AND ready.attempts < %(max)s
+                RETURNING d.id)
+            SELECT id, false FROM claimed UNION ALL SELECT id, true FROM exhausted
             """,
-            {"lease": lease, "now": now, "channel": EMAIL, "limit": limit},
+            {
+                "lease": lease,
+                "now": now,
+                "channel": EMAIL,
+                "limit": limit,
+                "max": settings.DELIVERY_MAX_ATTEMPTS,
+            },
         )
-        ids = [row[0] for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+    ids = [row_id for row_id, gave_up in rows if not gave_up]
+    if given_up := [row_id for row_id, gave_up in rows if gave_up]:
+        logger.warning("Gave up on deliveries %s: attempts used up", given_up)
     return list(
         Delivery.objects.filter(pk__in=ids)
         .select_related("send", "send__type", "recipient")
@@ -228,6 +259,10 @@ def _attempt(
         quota_release(reservation)
         smtp.reset()  # the connection may be broken: the next message opens a fresh one
         return smtp_outcome(exc)
+    except Exception:
+        quota_release(reservation)
+        smtp.reset()  # it may have failed halfway through a message
+        raise
     return Outcome(Delivery.Status.SENT)
 
 
@@ -237,10 +272,12 @@ class BatchResult:
     throttled_for: float = 0.0  # the plan's send rate allowed nothing: wait this long
 
 
-def emails_deliver_batch(*, tenant: Tenant) -> BatchResult:
+def emails_deliver_batch(*, tenant: Tenant, holding: Holding | None = None) -> BatchResult:
     """Send this tenant's next batch of ready emails, as many as the plan's send rate allows
-    now. A failed attempt that deserves another waits in its row (``locked_until``). Call in
-    the tenant's schema."""
+    now. A failed attempt that deserves another waits in its row (``locked_until``). The
+    claimed rows are in ``holding`` until their outcome is recorded, for the turn's heartbeat
+    to renew their lease (``services.leases``). Call in the tenant's schema."""
+    holding = holding or Holding()
     rate = limits_for(tenant).email_send_rate_per_second
     granted, wait = email_tokens_take(
         tenant_id=tenant.pk, rate=rate, wanted=settings.DELIVERY_BATCH_SIZE
@@ -251,12 +288,17 @@ def emails_deliver_batch(*, tenant: Tenant) -> BatchResult:
     email_tokens_return(tenant_id=tenant.pk, rate=rate, unused=granted - len(deliveries))
     if not deliveries:
         return BatchResult(claimed=0)
+    holding.hold_deliveries(d.pk for d in deliveries)
     host = tenant.get_primary_domain().domain
     opted_out = _opted_out(deliveries)  # read just before sending, after the claim
     smtp = SmtpSession()
     try:
         for delivery in deliveries:
-            outcome = _attempt(tenant, delivery, host, smtp, delivery.pk in opted_out)
+            outcome = guarded(
+                lambda d=delivery: _attempt(tenant, d, host, smtp, d.pk in opted_out),
+                what=f"delivery {delivery.pk}",
+            )
+            holding.let_go_delivery(delivery.pk)
             _record(tenant, delivery, outcome, timezone.now())
     finally:
         smtp.reset()

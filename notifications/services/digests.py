@@ -39,6 +39,7 @@ from notifications.channels.email.sending import (
     Outcome,
     SmtpSession,
     compose_email,
+    guarded,
     retry_delay,
     smtp_outcome,
 )
@@ -48,6 +49,7 @@ from notifications.models import (
     NotificationType,
     Send,
 )
+from notifications.services.leases import Holding
 from notifications.services.preferences import email_off, email_switches_off
 from tenants.due import due_at_on_commit
 from tenants.models import Tenant
@@ -154,26 +156,41 @@ def digests_ready(*, now: datetime | None = None) -> bool:
     return _due(now or timezone.now()).exists()
 
 
-def digests_flush_due(*, tenant: Tenant, limit: int) -> int:
+def digests_flush_due(*, tenant: Tenant, limit: int, holding: Holding | None = None) -> int:
     """Flush up to ``limit`` due digests, oldest window first, as part of a tenant's turn;
-    returns how many this worker flushed. Call in the tenant's schema."""
+    returns how many this worker flushed. A batch being sent is in ``holding``, for the turn's
+    heartbeat to renew its lease. Call in the tenant's schema."""
+    holding = holding or Holding()
     ids = list(_due(timezone.now()).order_by("closes_at").values_list("pk", flat=True)[:limit])
-    return sum(digest_flush(tenant=tenant, batch_id=batch_id) is not None for batch_id in ids)
+    return sum(
+        digest_flush(tenant=tenant, batch_id=batch_id, holding=holding) is not None
+        for batch_id in ids
+    )
 
 
-def _claim(batch_id: int, now: datetime) -> tuple[DigestBatch | None, bool]:
-    """Claim a due batch for this worker. Returns it (None when not claimable) and whether this
-    is its first claim (a closing window) rather than taking over from a dead worker."""
+FIRST, AGAIN, EXHAUSTED = "first", "again", "exhausted"
+
+
+def _claim(batch_id: int, now: datetime) -> tuple[DigestBatch | None, str]:
+    """Claim a due batch for this worker. Returns it (None when not claimable) and how:
+    ``FIRST`` for a closing window, ``AGAIN`` when taking over from a dead worker or after a
+    retry wait, ``EXHAUSTED`` when it has used up ``DELIVERY_MAX_ATTEMPTS`` and is only to be
+    marked failed. Every claim but the last kind counts an attempt."""
     lease = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     claim = {"status": DigestBatch.Status.SENDING, "locked_until": lease,
              "attempts": F("attempts") + 1}  # fmt: skip
     batches = DigestBatch.objects.filter(pk=batch_id)
-    first = batches.filter(status=DigestBatch.Status.OPEN, closes_at__lte=now).update(**claim)
-    if not first and not batches.filter(
-        status=DigestBatch.Status.SENDING, locked_until__lte=now
-    ).update(**claim):
-        return None, False
-    return DigestBatch.objects.select_related("recipient", "type").get(pk=batch_id), bool(first)
+    expired = batches.filter(status=DigestBatch.Status.SENDING, locked_until__lte=now)
+    limit = settings.DELIVERY_MAX_ATTEMPTS
+    if batches.filter(status=DigestBatch.Status.OPEN, closes_at__lte=now).update(**claim):
+        how = FIRST
+    elif expired.filter(attempts__lt=limit).update(**claim):
+        how = AGAIN
+    elif expired.filter(attempts__gte=limit).update(locked_until=lease):
+        how = EXHAUSTED
+    else:
+        return None, ""
+    return DigestBatch.objects.select_related("recipient", "type").get(pk=batch_id), how
 
 
 def _collect(batch: DigestBatch, *, first_claim: bool) -> list[Delivery]:
@@ -234,25 +251,17 @@ def _finish(
         )
 
 
-def digest_flush(*, tenant: Tenant, batch_id: int) -> str | None:
+def digest_flush(*, tenant: Tenant, batch_id: int, holding: Holding | None = None) -> str | None:
     """Send one due digest. Returns the batch's new status (None when it was not claimable,
     e.g. another worker holds it). Call in the tenant's schema."""
-    batch, first_claim = _claim(batch_id, timezone.now())
+    holding = holding or Holding()
+    batch, how = _claim(batch_id, timezone.now())
     if batch is None:
         return None
-    items = _collect(batch, first_claim=first_claim)
-    now = timezone.now()
-    if not items:
-        _finish(tenant, batch, items, Outcome("sent"), now)
-        return "sent"
-    user = batch.recipient
-    if _opted_out(batch):
-        _finish(tenant, batch, items, Outcome("skipped"), now)
-        return "skipped"
-    if not user.email:
-        _finish(tenant, batch, items, Outcome("failed", "The recipient has no email address."), now)
-        return "failed"
-    outcome = _send(tenant, batch, items)
+    holding.hold_digest(batch.pk)
+    items = _collect(batch, first_claim=how == FIRST)
+    outcome = _outcome(tenant, batch, items, how)
+    holding.let_go_digest(batch.pk)
     now = timezone.now()
     outcome, delay = retry_delay(outcome, batch.attempts)
     if delay is not None:
@@ -262,6 +271,23 @@ def digest_flush(*, tenant: Tenant, batch_id: int) -> str | None:
         return "sending"
     _finish(tenant, batch, items, outcome, now)
     return outcome.status
+
+
+def _outcome(tenant: Tenant, batch: DigestBatch, items: list[Delivery], how: str) -> Outcome:
+    """What became of a claimed batch: sent (or nothing to send), skipped, failed, or a retry."""
+    if how == EXHAUSTED:
+        error = (
+            f"Gave up after {batch.attempts} attempts; the last one never finished "
+            f"(its worker stopped). {batch.last_error}"
+        )
+        return Outcome("failed", error.strip())
+    if not items:
+        return Outcome("sent")
+    if _opted_out(batch):
+        return Outcome("skipped")
+    if not batch.recipient.email:
+        return Outcome("failed", "The recipient has no email address.")
+    return guarded(lambda: _send(tenant, batch, items), what=f"digest {batch.pk}")
 
 
 def _send(tenant: Tenant, batch: DigestBatch, items: list[Delivery]) -> Outcome:
@@ -308,6 +334,9 @@ def _send(tenant: Tenant, batch: DigestBatch, items: list[Delivery]) -> Outcome:
     except (smtplib.SMTPException, OSError) as exc:
         quota_release(reservation)
         return smtp_outcome(exc)
+    except Exception:
+        quota_release(reservation)
+        raise
     finally:
         smtp.reset()
     return Outcome("sent")

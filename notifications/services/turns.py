@@ -9,13 +9,19 @@ So the broker's queue never holds more than tenants x slots messages, whatever t
 tenant with one email waits behind at most one batch per busy tenant and slot, never behind
 another tenant's 100,000 emails. One queue and any number of workers serve thousands of tenants.
 
-A turn's key expires (``EMAIL_TURN_TTL_SECONDS``, renewed by each batch), so a turn lost with a
-dead worker or a broker outage frees its slot, and the periodic sweep gives the tenant a new one.
+A slot's key holds the token of the turn that owns it. While the turn waits in the broker the
+key lives ``EMAIL_TURN_TTL_SECONDS`` (600: a message lost with a broker outage frees its slot
+after that). A running turn holds it for one lease (``DELIVERY_LEASE_SECONDS``, 30), renewed by
+its heartbeat (``services.leases``): a turn whose worker died frees its slot within one lease,
+and the periodic sweep gives the tenant a new turn. Renewing and releasing check the token, so
+a turn whose slot was given away meanwhile (the broker redelivers a dead worker's message after
+its visibility timeout) neither runs nor frees the slot of the turn that replaced it.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 
 import redis
 from celery import current_app
@@ -34,6 +40,25 @@ def _key(tenant_id: int, slot: int) -> str:
     return redis_name("email", "turn", tenant_id, slot)
 
 
+# KEYS[1] the slot, ARGV[1] the turn's token, ARGV[2] seconds. Start: take the slot if it is
+# this turn's or free. Renew: extend it if it is this turn's. Release: delete it if it is.
+_START = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('EXPIRE', KEYS[1], ARGV[2])
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+LEGACY_TOKEN = "1"  # noqa: S105 -- the value of slots taken before turns carried tokens
+
+
 def turns_request(*, tenant_id: int, wanted: int = 1) -> int:
     """Queue up to ``wanted`` more turns for a tenant, within its free slots. Never raises:
     with Redis or the broker unreachable the work waits in the database for the sweep.
@@ -44,12 +69,14 @@ def turns_request(*, tenant_id: int, wanted: int = 1) -> int:
         for slot in range(settings.EMAIL_TENANT_CONCURRENCY):
             if queued >= wanted:
                 break
-            if not client.set(_key(tenant_id, slot), "1", nx=True, ex=settings.EMAIL_TURN_TTL):
+            token = uuid.uuid4().hex
+            key = _key(tenant_id, slot)
+            if not client.set(key, token, nx=True, ex=settings.EMAIL_TURN_TTL):
                 continue  # this slot's turn is already queued or running
             try:
-                current_app.send_task(TURN_TASK, args=(tenant_id, slot), retry=False)
+                current_app.send_task(TURN_TASK, args=(tenant_id, slot, token), retry=False)
             except Exception:  # kombu raises several types for an unreachable broker
-                client.delete(_key(tenant_id, slot))
+                client.delete(key)
                 raise
             queued += 1
     except Exception:
@@ -57,19 +84,37 @@ def turns_request(*, tenant_id: int, wanted: int = 1) -> int:
     return queued
 
 
-def turn_renew(*, tenant_id: int, slot: int) -> None:
-    """A running turn keeps its slot (the key may have expired while the turn was queued)."""
+def _script(source: str, tenant_id: int, slot: int, token: str | None, seconds: int = 0) -> int:
+    client = shared_redis()
+    key = _key(tenant_id, slot)
+    return int(client.eval(source, 1, key, token or LEGACY_TOKEN, seconds))
+
+
+def turn_start(*, tenant_id: int, slot: int, token: str | None) -> bool:
+    """A turn starts: it holds its slot for one lease (renewed by ``turn_renew``). False when
+    the slot belongs to another turn now: this one must not run. With Redis unreachable the
+    turn runs (its rows are claimed in the database, so nothing is sent twice)."""
     try:
-        shared_redis().set(_key(tenant_id, slot), "1", ex=settings.EMAIL_TURN_TTL)
+        return bool(_script(_START, tenant_id, slot, token, settings.DELIVERY_LEASE_SECONDS))
+    except redis.RedisError:
+        logger.warning("Could not take turn %s/%s; running it anyway", tenant_id, slot)
+        return True
+
+
+def turn_renew(*, tenant_id: int, slot: int, token: str | None) -> None:
+    """A running turn keeps its slot for another lease (its heartbeat calls this)."""
+    try:
+        _script(_RENEW, tenant_id, slot, token, settings.DELIVERY_LEASE_SECONDS)
     except redis.RedisError:
         logger.warning("Could not renew turn %s/%s", tenant_id, slot)
 
 
-def turn_release(*, tenant_id: int, slot: int) -> None:
-    """Free a slot. Release first, then look for remaining work: whatever is committed after
-    the release queues its own turn, so nothing is left without one."""
+def turn_release(*, tenant_id: int, slot: int, token: str | None) -> None:
+    """Free a slot, if this turn still holds it. Release first, then look for remaining work:
+    whatever is committed after the release queues its own turn, so nothing is left without
+    one."""
     try:
-        shared_redis().delete(_key(tenant_id, slot))
+        _script(_RELEASE, tenant_id, slot, token)
     except redis.RedisError:
         logger.warning("Could not release turn %s/%s; it expires on its own", tenant_id, slot)
 

@@ -1,17 +1,19 @@
 """The contract's error shape, ``{"error": {"code", "message", "details"?}}``, for every 4xx/5xx.
 
 Three doors lead here: DRF's exception handler (API views), Django's handler404/handler500 (URLs
-no view matched, and crashes outside DRF), and ``error_response`` for middleware that answers
-before any view runs (tenant resolution).
+no view matched, and crashes outside DRF), and ``error_response``/``page_or_error`` for
+middleware that answers before any view runs (refused input, tenant resolution).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import render
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -132,6 +134,17 @@ def _page(request: HttpRequest, status: int, heading: str, text: str) -> HttpRes
     return render(request, "dashboard/error.html", context, status=status)
 
 
+def page_or_error(
+    request: HttpRequest, status: int, message: str, *, details: Any = None
+) -> HttpResponse:
+    """An error for middleware that answers before any view: the HTML page on the pages for
+    people, else the contract's JSON."""
+    heading = {400: "Bad request", 404: "Page not found"}.get(status, "Error")
+    return _page(request, status, heading, message) or error_response(
+        status, message, details=details
+    )
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     page = _page(request, 404, "Page not found", "There is nothing here, or it is not yours.")
     return page or error_response(404, f"No such resource: {request.path}")
@@ -147,6 +160,10 @@ def handler500(request: HttpRequest) -> HttpResponse:
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request body is larger than the {limit} bytes allowed."
+        return _page(request, 413, "Too large", message) or error_response(413, message)
     page = _page(request, 400, "Bad request", "The request could not be understood.")
     return page or error_response(400, "Bad request.")
 
@@ -160,3 +177,35 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """A form posted without a valid CSRF token (an expired page, or a forged request)."""
     text = "This form has expired or did not come from this site. Go back, reload and try again."
     return _page(request, 403, "Form expired", text) or error_response(403, text)
+
+
+class ErrorShapeMiddleware:
+    """Errors that views return instead of raising, in the contract's shape too: Django's bare
+    405 (``require_GET`` and the like: an empty body) outside the pages for people, and a DRF
+    error that a view's own renderer turned into HTML or YAML under ``/api/`` (the docs)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code < 400:
+            return response
+        if isinstance(response, HttpResponseNotAllowed):
+            if request.path.startswith(HTML_PREFIXES):
+                return response
+            message = f'Method "{request.method}" not allowed.'
+            return error_response(405, message, headers={"Allow": response["Allow"]})
+        data = getattr(response, "data", None)
+        if (
+            request.path.startswith("/api/")
+            and isinstance(data, dict)
+            and "error" in data
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            shaped = JsonResponse({"error": data["error"]}, status=response.status_code)
+            for name in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if name in response:
+                    shaped[name] = response[name]
+            return shaped
+        return response

@@ -14,6 +14,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from herald.text import DISPLAY_NAME_ERROR, DISPLAY_NAME_PATTERN
+
 # "" where a value is optional and unset; the schema offers it beside the format it qualifies.
 BLANK = {"type": "string", "maxLength": 0}
 
@@ -116,6 +118,16 @@ class PatternField(StrictCharField):
         if value and not self.compiled.fullmatch(value):
             raise serializers.ValidationError(self.pattern_message)
         return value
+
+
+class DisplayNameField(PatternField):
+    """A name that ends up in an email header (``herald.text``): no control characters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text", "Shown in email headers: no control characters (line breaks, tabs)."
+        )
+        super().__init__(DISPLAY_NAME_PATTERN, message=DISPLAY_NAME_ERROR, **kwargs)
 
 
 # An absolute http(s) URL: a scheme we can link to, then no spaces or control characters.

@@ -43,6 +43,7 @@ from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
 from herald import gc_policy, realtime
+from herald.errors import error_response
 
 T = TypeVar("T")
 Run = Callable[..., Awaitable[Any]]
@@ -160,6 +161,26 @@ class SyncASGIHandler(ASGIHandler):
             else:
                 await run(response.close)  # request_finished, on the thread that did the work
             body_file.close()
+
+    def create_request(
+        self, scope: dict[str, Any], body_file: Any
+    ) -> tuple[HttpRequest | None, HttpResponseBase | None]:
+        """Django's, with its two refusals (a query string that is not UTF-8, a body over
+        ``DATA_UPLOAD_MAX_MEMORY_SIZE``) in the contract's error shape."""
+        request, response = super().create_request(scope, body_file)
+        if request is None and response is not None:
+            if response.status_code == 413:
+                limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+                response = error_response(
+                    413, f"The request body is larger than the {limit} bytes allowed."
+                )
+            else:
+                response = error_response(
+                    400,
+                    "The query string holds bytes that are not UTF-8.",
+                    details={"query": ["Must be UTF-8 text without NUL characters."]},
+                )
+        return request, response
 
     def _respond(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)

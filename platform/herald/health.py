@@ -8,11 +8,13 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from herald.errors import error_body
 
 
+@csrf_exempt  # read-only: a POST is answered 405, not a CSRF page
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """The process is up. Also says which Python it runs (a shadowed stdlib would break this)."""
@@ -43,6 +45,7 @@ def _check_redis() -> str | None:
     return None
 
 
+@csrf_exempt  # read-only: a POST is answered 405, not a CSRF page
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     """Ready to serve: PostgreSQL and Redis answer. 503 with what failed otherwise."""

@@ -1,32 +1,46 @@
-"""The API's JSON parser: DRF's, plus a refusal of text that PostgreSQL cannot store."""
+"""The API's JSON parser: DRF's, plus the refusals of ``herald.safejson``.
+
+Every API body goes through here, so no endpoint can forget them: a body nested deeper than
+``JSON_MAX_DEPTH``, or with a string or key holding NUL or an unpaired surrogate, is a 400
+``invalid`` before any view or serializer sees it (the latter with ``details`` naming the
+top-level field it was found under).
+"""
 
 from __future__ import annotations
 
-import json
-import re
+import codecs
 from typing import Any
 
+from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-# An escaped UTF-16 surrogate (\ud800 to \udfff). Raw UTF-8 cannot carry one, so only a body with
-# such an escape needs the full check; a valid pair decodes to one character and passes it.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+from herald import safejson
+from herald.errors import ApiError
 
 
 class StrictJSONParser(JSONParser):
-    """Refuses a body whose strings hold an unpaired surrogate (``"\\ud800"``): Python's JSON
-    decoder accepts one, but it is no character, cannot be encoded as UTF-8 and would fail
-    deep in the database layer. The client gets a 400 ``invalid`` instead."""
-
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         raw = stream.read() if stream is not None else b""
-        data = super().parse(_Replay(raw), media_type, parser_context)
-        if _SURROGATE_ESCAPE.search(raw):
-            try:
-                json.dumps(data, ensure_ascii=False).encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise ParseError("JSON strings must not contain unpaired surrogates.") from exc
+        parser_context = dict(parser_context or {})
+        encoding = parser_context.get("encoding") or settings.DEFAULT_CHARSET
+        if codecs.lookup(encoding).name != "utf-8":  # Django only keeps charsets codecs knows
+            try:  # the checks read UTF-8 bytes
+                raw = raw.decode(encoding).encode("utf-8", "surrogatepass")
+            except UnicodeError as exc:
+                raise ParseError(f"The body is not valid {encoding}.") from exc
+            parser_context["encoding"] = "utf-8"
+        try:
+            safejson.check_depth(raw)
+            data = super().parse(_Replay(raw), media_type, parser_context)
+        except safejson.UnsafeJSON as exc:
+            raise ParseError(str(exc)) from exc
+        except RecursionError as exc:  # not expected past check_depth; a 400 all the same
+            raise ParseError("JSON nested too deep.") from exc
+        try:
+            safejson.check_text(raw, data)
+        except safejson.UnsafeJSON as exc:  # as a serializer would report it: naming the field
+            raise ApiError(400, "invalid", str(exc), {exc.field: [exc.detail]}) from exc
         return data
 
 

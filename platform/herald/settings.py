@@ -96,6 +96,11 @@ MIDDLEWARE = [
     "herald.ratelimits.RateLimitHeadersMiddleware",
     # Static files answer on any host, before tenant resolution (they hold nothing of a tenant).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # NUL and bytes that are not UTF-8 in a path, query or form: 400 before anything looks
+    # them up (after CORS and rate-limit headers, so the widget can read the refusal).
+    "herald.edge.InvalidTextMiddleware",
+    # Errors views answer without raising (a bare 405, a docs page's HTML error), as JSON.
+    "herald.errors.ErrorShapeMiddleware",
     "tenants.middleware.TenantResolutionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "dashboard.middleware.ContentSecurityPolicyMiddleware",
@@ -222,19 +227,32 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "herald")
 # A worker reserves only the task it runs (with acks_late), so a turn of a quiet tenant is never
 # stuck in a busy worker's prefetch while an idle worker could take it.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# How often beat gives a turn to tenants with email ready and none queued or running: with a
+# turn's lease, it bounds how long a dead worker's work waits (lease + sweep interval).
+EMAIL_SWEEP_SECONDS = env_float("EMAIL_SWEEP_SECONDS", 10.0)
 CELERY_BEAT_SCHEDULE = {
     "release-due-sends": {"task": "notifications.release_due_sends", "schedule": 5.0},
-    "sweep-deliveries": {"task": "notifications.sweep_deliveries", "schedule": 30.0},
+    "sweep-deliveries": {"task": "notifications.sweep_deliveries", "schedule": EMAIL_SWEEP_SECONDS},
     "close-due-digests": {"task": "notifications.close_due_digests", "schedule": 10.0},
     "rebuild-due-work": {"task": "notifications.rebuild_due_work", "schedule": 300.0},
     "rollup-usage": {"task": "billing.rollup_usage", "schedule": 60.0},
 }
 
 # --- Deliveries (email) --------------------------------------------------------------------------
-DELIVERY_LEASE_SECONDS = env_int("DELIVERY_LEASE_SECONDS", 120)  # a worker's claim on a delivery
+# A running turn's hold on its slot and on the rows it claimed (notifications/services/leases.py):
+# renewed by its heartbeat while it works, gone one lease after its worker died.
+DELIVERY_LEASE_SECONDS = env_int("DELIVERY_LEASE_SECONDS", 20)
+DELIVERY_HEARTBEAT_SECONDS = env_float(
+    "DELIVERY_HEARTBEAT_SECONDS", max(DELIVERY_LEASE_SECONDS / 3, 0.5)
+)
+if not 0 < DELIVERY_HEARTBEAT_SECONDS * 2 <= DELIVERY_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        "DELIVERY_HEARTBEAT_SECONDS must be positive and at most half of DELIVERY_LEASE_SECONDS"
+    )
 # Fair turns between tenants (notifications/services/turns.py)
 EMAIL_TENANT_CONCURRENCY = env_int("EMAIL_TENANT_CONCURRENCY", 2)  # turns one tenant may hold
-EMAIL_TURN_TTL = env_int("EMAIL_TURN_TTL_SECONDS", 600)  # a lost turn frees its slot after this
+# A turn waiting in the broker holds its slot this long: a message lost with the broker frees it.
+EMAIL_TURN_TTL = env_int("EMAIL_TURN_TTL_SECONDS", 600)
 DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8)
 DELIVERY_RETRY_BASE_SECONDS = env_int("DELIVERY_RETRY_BASE_SECONDS", 10)  # doubles per attempt
 DELIVERY_RETRY_MAX_SECONDS = env_int("DELIVERY_RETRY_MAX_SECONDS", 900)
@@ -313,6 +331,9 @@ USE_TZ = True
 
 # A send may name 10,000 recipients with emails and names: allow bodies up to 8 MiB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# Arrays and objects nested deeper than this are refused with 400 (herald.safejson): Python's
+# decoder recurses per level. The API's own bodies need a handful; `data` gets the rest.
+JSON_MAX_DEPTH = 64
 
 STATIC_URL = "static/"
 # WhiteNoise serves the dashboard's CSS and JavaScript straight from the apps' static folders in

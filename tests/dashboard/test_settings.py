@@ -67,6 +67,7 @@ def test_save_sender_and_branding_and_see_errors(page, make_site):
         ("logo_url", "ftp://example.com/logo.png", "Use an http:// or https:// address."),
         ("logo_url", "https://" + "a" * 500 + ".com", "no more than 500 characters"),
         ("sender_name", "n" * 101, "no more than 100 characters"),
+        ("sender_name", "Alpha\r\nBcc: v@evil.example", "control characters"),
         ("sender_email", "x@", "Enter a valid email address."),
     ],
 )

@@ -147,6 +147,14 @@ def test_ping_and_mark_read_reach_every_tab(alpha):
     assert alpha.call("GET", "/api/v1/me/notifications/unread_count", token=token) == {"count": 0}
 
 
+def test_a_frame_nested_thousands_deep_is_ignored_and_the_connection_lives_on(alpha):
+    with alpha.socket(alpha.token(new_user())) as ws:
+        assert frame(ws)["type"] == "unread_count"
+        ws.send('{"type": "mark_read", "ids": ' + "[" * 5000 + "]" * 5000 + "}")
+        ws.send(json.dumps({"type": "ping"}))
+        assert frame(ws) == {"type": "pong"}
+
+
 def test_rest_read_updates_open_sockets(alpha):
     user = new_user()
     token = alpha.token(user)

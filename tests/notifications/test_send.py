@@ -249,6 +249,22 @@ class TestBadInput:
         assert response.status_code == 400
         assert "1000" in response.json()["error"]["details"]["recipients"][0]
 
+    def test_a_recipient_name_with_control_characters_is_400_naming_its_position(
+        self, alice_key, world
+    ):
+        with in_schema(world.tenant_a):
+            before = counts()
+        recipients = [{"id": f"u{n}", "name": f"User {n}"} for n in range(10_000)]
+        recipients[7_345]["name"] = "Bob\r\nBcc: v@evil.example"
+        response = alice_key.post("/api/v1/notifications", {**SEND, "recipients": recipients})
+        assert response.status_code == 400, response.content[:300]
+        assert error_code(response) == "invalid"
+        details = response.json()["error"]["details"]["recipients"]
+        assert list(details) == ["7345"]
+        assert "control characters" in details["7345"][0]
+        with in_schema(world.tenant_a):
+            assert counts() == before
+
     def test_ten_thousand_full_recipient_objects_fit_in_one_request(self, alice_key, world):
         recipients = [
             {"id": f"{n:0>200}", "email": f"user{n}@example.com", "name": "N" * 100}

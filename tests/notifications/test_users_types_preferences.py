@@ -39,6 +39,25 @@ class TestUsers:
         assert error_code(response) == "invalid"
         assert alice_key.get("/api/v1/users/u-bad").status_code == 404
 
+    @pytest.mark.parametrize(
+        "name",
+        ["Bob\r\nBcc: v@evil.example", "Bob\nBcc: v@evil.example", "Bo\tb", "Bo\x1bb",
+         "Bo\x7fb", "Bo\x85b", "Bo\u2028b", "Bo\u2029b"],
+    )  # fmt: skip
+    def test_a_name_with_control_characters_is_400_naming_it(self, alice_key, name):
+        alice_key.put("/api/v1/users/u-ctl", {"name": "Bob"})
+        response = alice_key.put("/api/v1/users/u-ctl", {"name": name})
+        assert response.status_code == 400
+        assert error_code(response) == "invalid"
+        assert "control characters" in response.json()["error"]["details"]["name"][0]
+        assert alice_key.get("/api/v1/users/u-ctl").json()["name"] == "Bob"
+
+    def test_a_name_with_accents_quotes_and_emoji_is_fine(self, alice_key):
+        name = 'Zoë "Zed" O\'Brien, Ph.D. <ops> 🚀'
+        response = alice_key.put("/api/v1/users/u-fancy", {"name": name})
+        assert response.status_code in (200, 201)
+        assert response.json()["name"] == name
+
     def test_oversize_id_is_400(self, alice_key):
         response = alice_key.put("/api/v1/users/" + "x" * 256, {"name": "x"})
         assert response.status_code == 400

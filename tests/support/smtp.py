@@ -3,6 +3,8 @@
 Recipients whose address starts with ``bounce`` get a permanent 550; ``greylist`` ones get a
 temporary 451 on their first attempt. ``delay`` holds each message before the final 250 (to kill
 a worker mid-batch); a message whose client vanished meanwhile is not accepted.
+``hold_next_message()`` holds the next message unanswered until its client goes away: a worker
+killed while ``held`` is set certainly died before that message was accepted.
 """
 
 from __future__ import annotations
@@ -28,12 +30,18 @@ class SmtpSink:
     delay: float = 0.0
     messages: list[EmailMessage] = field(default_factory=list)
     in_data: threading.Event = field(default_factory=threading.Event)
+    held: threading.Event = field(default_factory=threading.Event)
+    _hold_next: bool = False
     _greylisted: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
+
+    def hold_next_message(self) -> None:
+        self.held.clear()
+        self._hold_next = True
 
     def received(self) -> list[EmailMessage]:
         with self._lock:
@@ -54,6 +62,12 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.in_data.set()
+        if self._hold_next:
+            self._hold_next = False
+            self.held.set()
+            while server.transport is not None and not server.transport.is_closing():
+                await asyncio.sleep(0.01)
+            return "421 4.4.2 Connection lost"
         if self.delay:
             await asyncio.sleep(self.delay)
             if server.transport is None or server.transport.is_closing():

@@ -152,5 +152,15 @@ class TestTenantSettings:
         assert alice_admin.patch("/api/v1/tenant", body).status_code == 400
         assert alice_admin.get("/api/v1/tenant").json() == before
 
+    @pytest.mark.parametrize("name", ["Alpha\r\nBcc: v@evil.example", "Al\u2028pha", "Al\x00pha"])
+    def test_a_sender_name_with_control_characters_is_400_naming_it(self, alice_admin, name):
+        before = alice_admin.get("/api/v1/tenant").json()
+        response = alice_admin.patch("/api/v1/tenant", {"sender_name": name})
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["code"] == "invalid"
+        assert list(error["details"]) == ["sender_name"]
+        assert alice_admin.get("/api/v1/tenant").json() == before
+
     def test_api_key_cannot_patch(self, alice_key):
         assert alice_key.patch("/api/v1/tenant", {"sender_name": "x"}).status_code == 403

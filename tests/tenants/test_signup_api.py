@@ -94,6 +94,7 @@ def test_sign_up_creates_a_free_tenant_its_admin_and_a_working_key(db, world):
         ({"name": ""}, "name", "name is required"),
         ({"name": "   "}, "name", "name is required"),
         ({"name": "n" * 201}, "name", "at most 200"),
+        ({"name": "Acme\r\nBcc: v@evil.example"}, "name", "control characters"),
         ({"email": "not-an-email"}, "email", "valid email"),
         ({"email": ""}, "email", "valid email"),
         ({"password": "short1"}, "password", "too short"),

@@ -5,20 +5,27 @@ Used by single deliveries and by digests (``notifications.services``)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import smtplib
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formataddr, parseaddr
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import DatabaseError
 
+from herald.text import display_name_clean
 from notifications.channels.email.rendering import render_email
 from notifications.channels.email.unsubscribe import unsubscribe_token, unsubscribe_url
 from notifications.models import EndUser, NotificationType
 from tenants.models import Tenant
 
 RETRY = "retry"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,8 @@ def retry_delay(outcome: Outcome, attempts: int) -> tuple[Outcome, float | None]
 
 def sender(tenant: Tenant) -> str:
     _name, default_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
-    return formataddr((tenant.sender_name or tenant.name, tenant.sender_email or default_address))
+    name = display_name_clean(tenant.sender_name or tenant.name)
+    return formataddr((name, tenant.sender_email or default_address))
 
 
 def compose_email(
@@ -79,7 +87,7 @@ def compose_email(
         subject=rendered.subject,
         body=rendered.text,
         from_email=sender(tenant),
-        to=[formataddr((user.name, user.email))],
+        to=[formataddr((display_name_clean(user.name), user.email))],
         headers={
             "List-Unsubscribe": f"<{link}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -105,6 +113,21 @@ def smtp_outcome(exc: Exception) -> Outcome:
         error = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
         return Outcome("failed" if permanent else RETRY, error)
     return Outcome(RETRY, f"{type(exc).__name__}: {exc}")
+
+
+def guarded(attempt: Callable[[], Outcome], *, what: str) -> Outcome:
+    """``attempt()``, where an unexpected error fails this one email (logged, and so seen by
+    Sentry) instead of its whole batch: what a message cannot survive (a header Django refuses
+    to encode, say) fails the same way on every attempt. Database and Redis errors still end
+    the batch, whose rows are claimed again once their lease runs out, within the attempt
+    limit."""
+    try:
+        return attempt()
+    except (DatabaseError, redis.RedisError):
+        raise
+    except Exception as exc:
+        logger.exception("Sending %s failed unexpectedly", what)
+        return Outcome("failed", f"Could not send: {type(exc).__name__}: {exc}")
 
 
 class SmtpSession:

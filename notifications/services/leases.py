@@ -1,0 +1,98 @@
+"""What a running turn holds, kept while it works and let go of when its worker dies.
+
+A turn holds its slot (a Redis key, ``services.turns``) and a lease on each row it claimed (a
+delivery's or a digest batch's ``locked_until``), each for ``DELIVERY_LEASE_SECONDS`` (30). A
+heartbeat thread renews them every ``DELIVERY_HEARTBEAT_SECONDS`` (10) for as long as the turn
+runs, so a batch may take as long as its SMTP server makes it. When the worker dies the
+heartbeat dies with it: slot and rows are free again within one lease, and the sweep (beat)
+gives the tenant a new turn.
+
+A row is held from its claim until just before its outcome is recorded; the lock makes the
+renewal and the letting go follow each other, so a renewal never overwrites a retry's time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from notifications.models import Delivery, DigestBatch
+
+logger = logging.getLogger(__name__)
+
+
+class Holding:
+    """The rows one turn has claimed and not yet recorded. Shared by the turn and its
+    heartbeat thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deliveries: set[int] = set()
+        self._digests: set[int] = set()
+
+    def hold_deliveries(self, ids: Iterable[int]) -> None:
+        with self._lock:
+            self._deliveries.update(ids)
+
+    def let_go_delivery(self, delivery_id: int) -> None:
+        """Call before recording the delivery's outcome."""
+        with self._lock:
+            self._deliveries.discard(delivery_id)
+
+    def hold_digest(self, batch_id: int) -> None:
+        with self._lock:
+            self._digests.add(batch_id)
+
+    def let_go_digest(self, batch_id: int) -> None:
+        """Call before recording the batch's outcome (or its retry time)."""
+        with self._lock:
+            self._digests.discard(batch_id)
+
+    def renew(self) -> None:
+        """Extend the lease of every row still held by one lease from now. Call in the
+        tenant's schema."""
+        with self._lock:
+            lease = timezone.now() + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+            if self._deliveries:
+                Delivery.objects.filter(
+                    pk__in=list(self._deliveries), status=Delivery.Status.QUEUED
+                ).update(locked_until=lease)
+            if self._digests:
+                DigestBatch.objects.filter(
+                    pk__in=list(self._digests), status=DigestBatch.Status.SENDING
+                ).update(locked_until=lease)
+
+
+@contextmanager
+def heartbeat(*, schema_name: str, beat: Callable[[], None]) -> Iterator[None]:
+    """Call ``beat`` every ``DELIVERY_HEARTBEAT_SECONDS`` in a thread of its own, in the
+    tenant's schema, until the block ends. A failed beat is logged and the next one tries
+    again; the lease is three beats long."""
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            with schema_context(schema_name):
+                while not stop.wait(settings.DELIVERY_HEARTBEAT_SECONDS):
+                    try:
+                        beat()
+                    except Exception:
+                        logger.warning("Heartbeat failed in %s", schema_name, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection, if it opened one
+
+    thread = threading.Thread(target=run, name=f"heartbeat-{schema_name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
