@@ -46,8 +46,8 @@ PLATFORM_HOST_OPERATIONS = {"signup", "signup_slug_check"}
 
 
 def fuzz_config() -> schemathesis.Config:
-    """``schemathesis.toml``; ``HERALD_FUZZ_SEED`` picks another seed (to explore, or to replay
-    one a failure printed)."""
+    """``schemathesis.toml``; ``HERALD_FUZZ_SEED`` picks another seed, to explore beyond the
+    fixed one (a run with a given seed sends the same requests every time)."""
     config = schemathesis.Config.from_path(CONFIG)
     if seed := os.environ.get("HERALD_FUZZ_SEED"):
         config.update(seed=int(seed), max_failures=None)
