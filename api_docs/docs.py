@@ -3,14 +3,38 @@ serializers only describe them, so the schema and the docs show every field."""
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, inline_serializer
 from rest_framework import serializers
 
+from herald.fields import EmailOrBlankField
+from herald.pagination import (
+    CURSOR_PATTERN,
+    DEFAULT_LIMIT,
+    MAX_CURSOR_LENGTH,
+    MAX_ID,
+    MAX_LIMIT,
+)
+
+# Query parameters take one value each: a repeated one is refused with 400.
 PAGE_PARAMETERS = [
-    OpenApiParameter("cursor", OpenApiTypes.STR, description="A previous page's next_cursor."),
-    OpenApiParameter("limit", OpenApiTypes.INT, description="1 to 100, default 20."),
+    OpenApiParameter(
+        "cursor",
+        {"type": "string", "pattern": CURSOR_PATTERN, "maxLength": MAX_CURSOR_LENGTH},
+        description="A previous page's next_cursor (opaque: pass it back as it came).",
+    ),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        description=f"1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}.",
+    ),
 ]
+
+
+def id_parameter(name: str, description: str) -> OpenApiParameter:
+    """A query parameter naming an object by id (see ``herald.api.id_param``)."""
+    return OpenApiParameter(
+        name, {"type": "integer", "minimum": 1, "maximum": MAX_ID}, description=description
+    )
 
 
 def page_of(item: serializers.Serializer) -> serializers.Serializer:
@@ -56,7 +80,7 @@ END_USER = inline_serializer(
     name="EndUser",
     fields={
         "id": serializers.CharField(help_text="Your id for this user (external id)."),
-        "email": serializers.EmailField(),
+        "email": EmailOrBlankField(help_text="An address, or '' for none."),
         "name": serializers.CharField(),
         "locale": serializers.CharField(),
         "timezone": serializers.CharField(),

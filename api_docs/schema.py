@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from api_docs import docs
+from herald.fields import StrictSerializer, blank_or
 from tenants.permissions import IsAdmin, IsEndUser, IsServer
 
 _ACCEPTED_SCHEMES = {
@@ -32,10 +36,21 @@ _ERROR_DESCRIPTIONS = {
     "429": "Rate limited: retry after `Retry-After` seconds.",
 }
 CONFLICT_OPERATIONS = {"notifications_send", "sends_cancel"}
+_PLATFORM_HOST_ONLY = "Sign-up is on the platform host; a tenant host has no such resource."
+# Operations without a credential that still answer these, with what they mean there.
+_EXTRA_ERRORS = {
+    "auth_token": {"401": "Wrong email or password."},
+    "auth_refresh": {
+        "401": "The refresh token is invalid, expired or another tenant's, or its admin is gone."
+    },
+    "signup": {"404": _PLATFORM_HOST_ONLY},
+    "signup_slug_check": {"404": _PLATFORM_HOST_ONLY},
+}
 
 
 class HeraldAutoSchema(AutoSchema):
-    def _error_codes(self) -> list[str]:
+    def _error_codes(self) -> dict[str, str]:
+        """Each error status the operation can answer, with its description."""
         codes = ["400"] if self.method in ("POST", "PUT", "PATCH", "GET") else []
         if self.get_auth():
             codes += ["401", "403"]
@@ -43,18 +58,32 @@ class HeraldAutoSchema(AutoSchema):
             codes.append("404")
         if self.get_operation_id() in CONFLICT_OPERATIONS:
             codes.append("409")
-        return [*codes, "429"]
+        described = {code: _ERROR_DESCRIPTIONS[code] for code in [*codes, "429"]}
+        described.update(_EXTRA_ERRORS.get(self.get_operation_id(), {}))
+        return dict(sorted(described.items()))
+
+    def _map_serializer(
+        self, serializer: Any, direction: Any, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        # The API refuses body fields it does not know (``StrictSerializer``); say so.
+        if direction == "request" and isinstance(serializer, StrictSerializer):
+            schema["additionalProperties"] = False
+            # Read-only fields a body may carry back from a GET (and that are then ignored).
+            for name in getattr(serializer, "echoed_read_only", ()):
+                schema["properties"][name]["readOnly"] = True
+        return schema
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
-        for code in self._error_codes():
+        for code, description in self._error_codes().items():
             example = OpenApiExample(code, value={"error": docs.ERROR_EXAMPLES[code]})
             responses.setdefault(
                 code,
                 self._get_response_for_code(
                     OpenApiResponse(
                         response=docs.ERROR,
-                        description=_ERROR_DESCRIPTIONS[code],
+                        description=description,
                         examples=[example],
                     ),
                     code,
@@ -101,3 +130,23 @@ class EndUserTokenScheme(_Bearer):
     target_class = "tenants.authentication.EndUserTokenAuthentication"
     name = "EndUserToken"
     description = "An end user's token from `POST /api/v1/users/{id}/token` (short-lived)."
+
+
+class PatternFieldSchema(OpenApiSerializerFieldExtension):
+    """A ``PatternField`` documents the pattern it enforces (and "" when it allows blank)."""
+
+    target_class = "herald.fields.PatternField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        field = self.target
+        schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
+        schema["pattern"] = field.pattern
+        if field.max_length is not None:
+            schema["maxLength"] = field.max_length
+        if field.allow_blank:
+            read_only = schema.pop("readOnly", None)
+            schema = blank_or(schema)
+            if read_only:
+                schema["readOnly"] = True
+        return schema

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +14,7 @@ from api_docs import docs
 from billing_stub.limits import limits_for
 from billing_stub.metering import EMAILS, NOTIFICATIONS, period_of, usage_get
 from billing_stub.reports import usage_report
+from herald.api import query_param
 from herald.errors import ApiError
 from tenants.permissions import IsAdmin, IsServer
 
@@ -43,6 +43,9 @@ class UsageApi(APIView):
         )
 
 
+PERIOD_PATTERN = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$"
+
+
 class UsageReportApi(APIView):
     """``GET /api/v1/usage/report?period=YYYY-MM`` (admin token): the invoice basis."""
 
@@ -51,21 +54,22 @@ class UsageReportApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "period", OpenApiTypes.STR, description="A billing month, YYYY-MM (default: now)."
+                "period",
+                {"type": "string", "pattern": PERIOD_PATTERN},
+                description="A billing month, YYYY-MM (default: now).",
             )
         ],
         responses=docs.USAGE_REPORT,
         operation_id="usage_report",
     )
     def get(self, request: Request) -> Response:
-        raw = request.query_params.get("period")
+        raw = query_param(request, "period")
         period = period_of()
         if raw is not None:
-            match = re.fullmatch(r"(\d{4})-(\d{2})", raw)
-            if not match or not 1 <= int(match.group(2)) <= 12:
+            if not re.fullmatch(PERIOD_PATTERN, raw):
                 raise ApiError(
                     400, "invalid", "Invalid period.", {"period": ["A month as YYYY-MM."]}
                 )
-            year, month = int(match.group(1)), int(match.group(2))
+            year, month = int(raw[:4]), int(raw[5:])
             period = period_of(datetime(year, month, 1, tzinfo=UTC))
         return Response(usage_report(tenant=request.tenant, period=period))

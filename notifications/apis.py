@@ -15,12 +15,14 @@ from rest_framework.views import APIView
 
 from api_docs import docs
 from billing_stub.limits import limits_for
-from herald.api import page_body, page_response, validated
+from herald.api import id_param, page_body, page_response, query_param, validated
 from herald.errors import ApiError
 from herald.pagination import decode_cursor, page_of_rows, parse_limit
 from notifications import selectors
 from notifications.models import TYPE_KEY_PATTERN, Delivery, EndUser
 from notifications.serializers import (
+    MAX_EXTERNAL_ID,
+    TYPE_KEY_MESSAGE,
     InboxPatchSerializer,
     PreferencesSerializer,
     SendSerializer,
@@ -47,7 +49,16 @@ from tenants.permissions import IsEndUser, IsServer
 from tenants.tokens import end_user_token_issue
 
 MAX_IDEMPOTENCY_KEY = 255
-MAX_EXTERNAL_ID = 255
+# Path parameters, as the schema documents them (drf-spectacular would say "any string").
+EXTERNAL_ID = OpenApiParameter(
+    "external_id",
+    {"type": "string", "minLength": 1, "maxLength": MAX_EXTERNAL_ID},
+    OpenApiParameter.PATH,
+    description="Your id for the user (external id).",
+)
+TYPE_KEY = OpenApiParameter(
+    "key", {"type": "string", "pattern": TYPE_KEY_PATTERN}, OpenApiParameter.PATH
+)
 
 
 def _not_found(what: str) -> ApiError:
@@ -72,6 +83,7 @@ def _user_or_404(external_id: str) -> EndUser:
 # --- Server API (secret API key or admin token) ----------------------------------------------
 
 
+@extend_schema(parameters=[EXTERNAL_ID])
 class UserDetailApi(APIView):
     permission_classes = [IsServer]
 
@@ -98,6 +110,7 @@ class UserDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema(parameters=[EXTERNAL_ID])
 class UserTokenApi(APIView):
     permission_classes = [IsServer]
 
@@ -124,8 +137,7 @@ class NotificationsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         queryset = selectors.notification_list(
-            recipient=request.query_params.get("recipient"),
-            type_key=request.query_params.get("type"),
+            recipient=query_param(request, "recipient"), type_key=query_param(request, "type")
         )
         return page_response(
             request, notification_rows(queryset, with_recipient=True), notification_payload
@@ -138,7 +150,7 @@ class NotificationsApi(APIView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                OpenApiTypes.STR,
+                {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
                 OpenApiParameter.HEADER,
                 description="Repeat a request safely for 24 hours: the same key and body return "
                 "the first response; the same key with another body gets 409.",
@@ -199,7 +211,7 @@ class SendDetailApi(APIView):
     def get(self, request: Request, send_id: int) -> Response:
         return Response(self._payload(self._send(send_id)))
 
-    @extend_schema(responses=docs.SEND, operation_id="sends_cancel")
+    @extend_schema(responses={200: docs.SEND}, operation_id="sends_cancel")
     def delete(self, request: Request, send_id: int) -> Response:
         return Response(self._payload(send_cancel(send=self._send(send_id))))
 
@@ -225,7 +237,7 @@ class DeliveriesApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("send", OpenApiTypes.INT, description="A send's id."),
+            docs.id_parameter("send", "A send's id."),
             OpenApiParameter("recipient", OpenApiTypes.STR, description="A user's external id."),
             OpenApiParameter(
                 "status",
@@ -239,20 +251,17 @@ class DeliveriesApi(APIView):
         operation_id="deliveries_list",
     )
     def get(self, request: Request) -> Response:
-        params = request.query_params
-        errors: dict[str, list[str]] = {}
-        send_id = params.get("send")
-        if send_id is not None and not (send_id.isascii() and send_id.isdigit()):
-            errors["send"] = ["A send id is an integer."]
-        status_filter = params.get("status")
+        send_id = id_param(request, "send", what="send")
+        status_filter = query_param(request, "status")
         if status_filter is not None and status_filter not in Delivery.Status.values:
-            errors["status"] = [f"One of: {', '.join(Delivery.Status.values)}."]
-        if errors:
-            raise ApiError(400, "invalid", "Invalid filters.", errors)
+            raise ApiError(
+                400,
+                "invalid",
+                "Invalid filters.",
+                {"status": [f"One of: {', '.join(Delivery.Status.values)}."]},
+            )
         queryset = selectors.delivery_list(
-            send_id=int(send_id) if send_id is not None else None,
-            recipient=params.get("recipient"),
-            status=status_filter,
+            send_id=send_id, recipient=query_param(request, "recipient"), status=status_filter
         )
         return page_response(request, queryset, _delivery_payload)
 
@@ -269,6 +278,7 @@ class TypesApi(APIView):
         return page_response(request, selectors.type_list(), type_payload)
 
 
+@extend_schema(parameters=[TYPE_KEY])
 class TypeDetailApi(APIView):
     permission_classes = [IsServer]
 
@@ -283,13 +293,23 @@ class TypeDetailApi(APIView):
         request=TypeUpsertSerializer,
         responses={200: docs.NOTIFICATION_TYPE, 201: docs.NOTIFICATION_TYPE},
         operation_id="types_upsert",
+        description="Creates the type, or changes the fields given. The body may include the "
+        "read-only fields a GET returned (`key`, `created_at`, `updated_at`): they are ignored, "
+        "but a `key` other than the URL's is refused with 400 (a type cannot be renamed).",
     )
     def put(self, request: Request, key: str) -> Response:
         if not re.fullmatch(TYPE_KEY_PATTERN, key):
-            raise ApiError(
-                400, "invalid", "Invalid type key.", {"key": [f"Must match {TYPE_KEY_PATTERN}."]}
-            )
+            raise ApiError(400, "invalid", "Invalid type key.", {"key": [TYPE_KEY_MESSAGE]})
         fields = validated(TypeUpsertSerializer, request.data)
+        if fields.pop("key", key) != key:
+            raise ApiError(
+                400,
+                "invalid",
+                "The request is invalid; see details.",
+                {"key": ["A type keeps its key: leave it out, or send the URL's."]},
+            )
+        fields.pop("created_at", None)
+        fields.pop("updated_at", None)
         if fields.get("digest_window_seconds") and not limits_for(request.tenant).digest_allowed:
             raise ApiError(
                 403,
@@ -324,7 +344,8 @@ class MeNotificationsApi(MeApi):
         operation_id="me_notifications_list",
     )
     def get(self, request: Request) -> Response:
-        inbox_status = request.query_params.get("status", "all")
+        inbox_status = query_param(request, "status")
+        inbox_status = "all" if inbox_status is None else inbox_status
         if inbox_status not in selectors.INBOX_STATUSES:
             raise ApiError(
                 400,
@@ -332,12 +353,12 @@ class MeNotificationsApi(MeApi):
                 "Invalid status filter.",
                 {"status": [f"One of: {', '.join(selectors.INBOX_STATUSES)}."]},
             )
-        limit = parse_limit(request.query_params.get("limit"))
-        cursor = request.query_params.get("cursor")
+        limit = parse_limit(query_param(request, "limit"))
+        cursor = query_param(request, "cursor")
         rows = selectors.inbox_page(
             user_id=request.user.end_user_id,
             status=inbox_status,
-            before=decode_cursor(cursor) if cursor else None,
+            before=decode_cursor(cursor) if cursor is not None else None,
             limit=limit + 1,
         )
         if rows is None:

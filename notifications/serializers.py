@@ -11,26 +11,37 @@ import zoneinfo
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator, validate_email
+from django.core.validators import validate_email
 from django.db.models import F, QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from herald.fields import (
+    HTTP_URL_PATTERN,
     DisplayNameField,
+    EmailOrBlankField,
     JsonObjectField,
+    PatternField,
     StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
 )
-from herald.text import display_name_error
+from herald.text import DISPLAY_NAME_PATTERN, display_name_error
 from notifications.models import CHANNELS, TYPE_KEY_PATTERN, EndUser, NotificationType
 from notifications.services.users import RecipientInput
 from notifications.templating import compile_errors
 
 MAX_RECIPIENTS = 10_000
+MAX_EXTERNAL_ID = 255
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+TYPE_KEY_MESSAGE = (
+    "Use 1 to 100 lowercase letters, digits, '_', '.' or '-', starting with a letter or digit."
+)
+# The time zones this server knows, by IANA name. The schema lists them, so a client can tell a
+# valid one from the schema alone.
+TIME_ZONES = sorted(zoneinfo.available_timezones())
+MAX_PREFERENCE_TYPES = 100
 
 # --- Output shapes ---------------------------------------------------------------------------
 
@@ -105,7 +116,13 @@ def type_payload(notification_type: NotificationType) -> dict[str, Any]:
 # --- Input ---------------------------------------------------------------------------------------
 
 
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "enum": list(CHANNELS)}, "minItems": 1,
+     "uniqueItems": True}
+)  # fmt: skip
 class ChannelListField(serializers.ListField):
+    """One or more channels, each named once."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             child=serializers.ChoiceField(choices=CHANNELS), allow_empty=False, **kwargs
@@ -127,39 +144,54 @@ def validate_template(value: str) -> str:
     return value
 
 
+@extend_schema_field({"type": "string", "enum": ["", *TIME_ZONES]})
+class TimeZoneField(StrictCharField):
+    """An IANA time zone name this server knows, or "" for none."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_blank=True, max_length=64, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value and value not in _TIME_ZONE_SET:
+            raise serializers.ValidationError("Use an IANA time zone such as 'Europe/Paris'.")
+        return value
+
+
+_TIME_ZONE_SET = frozenset(TIME_ZONES)
+
+
 class UserUpsertSerializer(StrictSerializer):
-    email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
+    email = EmailOrBlankField(required=False)
     name = DisplayNameField(required=False, allow_blank=True, max_length=200)
-    locale = StrictCharField(required=False, allow_blank=True, max_length=35)
-    timezone = StrictCharField(required=False, allow_blank=True, max_length=64)
+    locale = PatternField(
+        LOCALE_PATTERN,
+        message="Use a language tag such as 'en' or 'pt-BR'.",
+        required=False,
+        allow_blank=True,
+        max_length=35,
+    )
+    timezone = TimeZoneField(required=False)
     data = JsonObjectField(required=False)
 
-    def validate_locale(self, value: str) -> str:
-        if value and not re.fullmatch(LOCALE_PATTERN, value):
-            raise serializers.ValidationError("Use a language tag such as 'en' or 'pt-BR'.")
-        return value
 
-    def validate_timezone(self, value: str) -> str:
-        if value:
-            try:
-                zoneinfo.ZoneInfo(value)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-                raise serializers.ValidationError(
-                    "Use an IANA time zone such as 'Europe/Paris'."
-                ) from exc
-        return value
-
-
+_EXTERNAL_ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_EXTERNAL_ID}
 _RECIPIENT_SCHEMA = {
     "oneOf": [
-        {"type": "string", "description": "Your id for the user (external id)."},
+        {**_EXTERNAL_ID_SCHEMA, "description": "Your id for the user (external id)."},
         {
             "type": "object",
             "required": ["id"],
+            "additionalProperties": False,
             "properties": {
-                "id": {"type": "string"},
-                "email": {"type": "string", "format": "email"},
-                "name": {"type": "string"},
+                "id": _EXTERNAL_ID_SCHEMA,
+                "email": {"type": "string", "format": "email", "maxLength": 254, "nullable": True},
+                "name": {
+                    "type": "string",
+                    "maxLength": 200,
+                    "pattern": DISPLAY_NAME_PATTERN,
+                    "nullable": True,
+                },
             },
         },
     ]
@@ -170,7 +202,7 @@ _RECIPIENT_KEYS = frozenset({"id", "email", "name"})
 def _recipient(item: Any) -> RecipientInput | str:
     """One recipient, or the reason it is invalid."""
     if isinstance(item, str):
-        if 1 <= len(item) <= 255 and "\x00" not in item:  # the common case, without a dict
+        if 1 <= len(item) <= MAX_EXTERNAL_ID and "\x00" not in item:  # the common case
             return RecipientInput(external_id=item)
         item = {"id": item}
     if not isinstance(item, dict):
@@ -178,8 +210,8 @@ def _recipient(item: Any) -> RecipientInput | str:
     if unknown := set(item) - _RECIPIENT_KEYS:
         return f"Unknown field(s): {', '.join(sorted(unknown))}."
     external_id, email, name = item.get("id"), item.get("email"), item.get("name")
-    if not isinstance(external_id, str) or not 1 <= len(external_id) <= 255:
-        return "'id' must be a string of 1 to 255 characters."
+    if not isinstance(external_id, str) or not 1 <= len(external_id) <= MAX_EXTERNAL_ID:
+        return f"'id' must be a string of 1 to {MAX_EXTERNAL_ID} characters."
     if email is not None:
         if not isinstance(email, str) or len(email) > 254:
             return "'email' must be an email address."
@@ -228,28 +260,21 @@ class RecipientsField(serializers.Field):
 
 
 class SendSerializer(StrictSerializer):
-    type = StrictCharField(max_length=100)
+    type = PatternField(TYPE_KEY_PATTERN, message=TYPE_KEY_MESSAGE, max_length=100)
     recipients = RecipientsField()
     title = StrictCharField(allow_blank=True, max_length=300, default="")
     message = StrictCharField(max_length=10_000)
-    url = StrictCharField(
+    url = PatternField(
+        HTTP_URL_PATTERN,
+        message="Use an http(s) URL.",
         allow_blank=True,
         max_length=2000,
         default="",
-        validators=[URLValidator(schemes=["http", "https"], message="Use an http(s) URL.")],
     )
     data = JsonObjectField(default=dict)
     channels = ChannelListField(required=False)
     send_at = serializers.DateTimeField(allow_null=True, default=None)
     batch_key = StrictCharField(allow_blank=True, max_length=200, default="")
-
-    def validate_type(self, value: str) -> str:
-        if not re.fullmatch(TYPE_KEY_PATTERN, value):
-            raise serializers.ValidationError(
-                "Use 1 to 100 lowercase letters, digits, '_', '.' or '-', "
-                "starting with a letter or digit."
-            )
-        return value
 
     def validate_recipients(self, value: list[RecipientInput]) -> list[RecipientInput]:
         """One notification per person: a repeated id keeps its first details."""
@@ -260,6 +285,14 @@ class SendSerializer(StrictSerializer):
 
 
 class TypeUpsertSerializer(StrictSerializer):
+    """A type's fields. ``key``, ``created_at`` and ``updated_at`` are read-only: a body may
+    carry them back as a GET returned them (read, change one field, write back); the view
+    ignores them, and refuses a ``key`` other than the URL's."""
+
+    echoed_read_only = ("key", "created_at", "updated_at")  # readOnly in the schema
+    key = StrictCharField(required=False)
+    created_at = serializers.DateTimeField(required=False)
+    updated_at = serializers.DateTimeField(required=False)
     name = StrictCharField(required=False, max_length=200)
     channels = ChannelListField(required=False)
     critical = StrictBooleanField(required=False)
@@ -282,25 +315,44 @@ class ChannelSwitchesSerializer(StrictSerializer):
     in_app = StrictBooleanField(required=False)
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": MAX_PREFERENCE_TYPES,
+        "description": "Keyed by type key (a type that does not exist yet is created, as a "
+        "send naming it would).",
+        # OpenAPI 3.0 has no `propertyNames`; JSON Schema tools can read the extension as one.
+        "x-propertyNames": {"pattern": TYPE_KEY_PATTERN},
+        "additionalProperties": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"email": {"type": "boolean"}, "in_app": {"type": "boolean"}},
+        },
+    }
+)
+class TypeSwitchesField(serializers.DictField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=ChannelSwitchesSerializer(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, dict[str, bool]]:
+        if isinstance(data, dict):
+            if len(data) > MAX_PREFERENCE_TYPES:
+                raise serializers.ValidationError(
+                    f"Set at most {MAX_PREFERENCE_TYPES} types at once."
+                )
+            invalid = sorted(key for key in data if not re.fullmatch(TYPE_KEY_PATTERN, key))
+            if invalid:
+                raise serializers.ValidationError({key: [TYPE_KEY_MESSAGE] for key in invalid})
+        return super().to_internal_value(data)
+
+
 class PreferencesSerializer(StrictSerializer):
     channels = ChannelSwitchesSerializer(required=False)
-    types = serializers.DictField(child=ChannelSwitchesSerializer(), required=False)
-
-    def validate_types(self, value: dict[str, dict[str, bool]]) -> dict[str, dict[str, bool]]:
-        known = set(
-            NotificationType.objects.filter(key__in=list(value)).values_list("key", flat=True)
-        )
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise serializers.ValidationError(f"Unknown notification types: {', '.join(unknown)}.")
-        return value
+    types = TypeSwitchesField(required=False)
 
 
 class InboxPatchSerializer(StrictSerializer):
+    """Either field, both or neither (then nothing changes)."""
+
     is_read = StrictBooleanField(required=False)
     archived = StrictBooleanField(required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs:
-            raise serializers.ValidationError("Send is_read and/or archived.")
-        return attrs

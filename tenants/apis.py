@@ -6,7 +6,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -15,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api_docs import docs
-from herald.api import page_response, validated
+from herald.api import page_response, query_param, validated
 from herald.errors import ApiError
 from herald.ratelimits import measure
 from tenants.models import Tenant
@@ -252,6 +251,9 @@ class SignupApi(APIView):
         )
 
 
+MAX_SLUG_CHECK = 100  # longer than any slug; enough to answer "too long"
+
+
 class SlugAvailabilityApi(APIView):
     """Whether a slug is free, for the sign-up page's live check."""
 
@@ -261,7 +263,12 @@ class SlugAvailabilityApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("slug", OpenApiTypes.STR, required=True, description="To check.")
+            OpenApiParameter(
+                "slug",
+                {"type": "string", "maxLength": MAX_SLUG_CHECK},
+                required=True,
+                description="To check.",
+            )
         ],
         responses=SLUG_CHECKED,
         auth=[],
@@ -270,13 +277,13 @@ class SlugAvailabilityApi(APIView):
     )
     def get(self, request: Request) -> Response:
         _platform_host_only(request)
-        raw = request.query_params.get("slug")
+        raw = query_param(request, "slug")
         if raw is None:
             raise ApiError(
                 400, "invalid", "The request is invalid; see details.",
                 {"slug": ["This parameter is required."]},
             )  # fmt: skip
-        if len(raw) > 100:
+        if len(raw) > MAX_SLUG_CHECK:
             raise ApiError(
                 400, "invalid", "The request is invalid; see details.",
                 {"slug": ["Use at most 40 characters."]},

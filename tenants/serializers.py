@@ -1,26 +1,37 @@
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rest_framework import serializers
 
-from herald.fields import DisplayNameField, StrictCharField, StrictSerializer
+from herald.fields import (
+    HTTP_URL_PATTERN,
+    DisplayNameField,
+    EmailOrBlankField,
+    PatternField,
+    StrictCharField,
+    StrictSerializer,
+)
 from tenants.models import ApiKey, Tenant
 from tenants.selectors import tenant_domains
 
-ORIGIN_PATTERN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$")
-
-
-def https_url(value: str) -> None:
-    """Logos are shown inside customers' pages and emails: http(s) only, never javascript:."""
-    if value and not value.lower().startswith(("https://", "http://")):
-        raise serializers.ValidationError("Use an http:// or https:// address.")
+# An origin as a client may write it (any case in the host, one trailing slash); it is stored
+# lowercase and without the slash.
+ORIGIN_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"
+BRAND_COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 
 
 class TenantSerializer(serializers.ModelSerializer):
     plan = serializers.SlugRelatedField(slug_field="code", read_only=True)
     domains = serializers.SerializerMethodField()
+    sender_email = EmailOrBlankField(read_only=True, help_text="The sender's address, or ''.")
+    logo_url = PatternField(
+        HTTP_URL_PATTERN,
+        message="",
+        read_only=True,
+        allow_blank=True,
+        help_text="The tenant's logo (http/https), or ''.",
+    )
 
     class Meta:
         model = Tenant
@@ -43,28 +54,33 @@ class TenantSerializer(serializers.ModelSerializer):
         return tenant_domains(tenant=tenant)
 
 
-class OriginField(StrictCharField):
+class OriginField(PatternField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            ORIGIN_PATTERN,
+            message="Use an origin: scheme and host, optional port, no path "
+            "(e.g. https://app.example.com).",
+            **kwargs,
+        )
+
     def to_internal_value(self, data: Any) -> str:
-        origin = super().to_internal_value(data).strip().lower().rstrip("/")
-        if not ORIGIN_PATTERN.fullmatch(origin):
-            raise serializers.ValidationError(
-                "Use an origin: scheme and host, optional port, no path "
-                "(e.g. https://app.example.com)."
-            )
-        return origin
+        return super().to_internal_value(data).lower().rstrip("/")
 
 
 class TenantUpdateSerializer(StrictSerializer):
     allowed_origins = serializers.ListField(child=OriginField(), max_length=50, required=False)
     sender_name = DisplayNameField(max_length=100, allow_blank=True, required=False)
-    sender_email = serializers.EmailField(allow_blank=True, required=False)
-    brand_color = serializers.RegexField(
-        r"^#[0-9a-fA-F]{6}$",
-        required=False,
-        error_messages={"invalid": "Use a colour like #4f46e5."},
+    sender_email = EmailOrBlankField(required=False)
+    brand_color = PatternField(
+        BRAND_COLOR_PATTERN, message="Use a colour like #4f46e5.", required=False
     )
-    logo_url = serializers.URLField(
-        max_length=500, allow_blank=True, required=False, validators=[https_url]
+    # Logos are shown inside customers' pages and emails: http(s) only, never javascript:.
+    logo_url = PatternField(
+        HTTP_URL_PATTERN,
+        message="Use an http:// or https:// address.",
+        max_length=500,
+        allow_blank=True,
+        required=False,
     )
 
     def validate_brand_color(self, value: str) -> str:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from notifications.models import EMAIL, EndUser, NotificationType, Preference
+from notifications.models import EMAIL, EndUser, Preference
+from notifications.services.types import type_for_send
 
 Switches = set[tuple[int, int | None]]
 
@@ -14,17 +15,23 @@ def preferences_set(
     channels: dict[str, bool] | None = None,
     types: dict[str, dict[str, bool]] | None = None,
 ) -> None:
-    """Set global channel switches and per-type switches. Keys were validated by the caller."""
+    """Set global channel switches and per-type switches. Keys were validated by the caller.
+
+    A type key that names no type yet creates it with defaults, as a send naming it would: a
+    user can turn off what they have not been sent yet, and it stays off when it arrives."""
     for channel, enabled in (channels or {}).items():
         Preference.objects.update_or_create(
             user=user, type=None, channel=channel, defaults={"enabled": enabled}
         )
     if types:
-        by_key = {t.key: t for t in NotificationType.objects.filter(key__in=list(types))}
         for key, switches in types.items():
+            notification_type = type_for_send(key=key)
             for channel, enabled in switches.items():
                 Preference.objects.update_or_create(
-                    user=user, type=by_key[key], channel=channel, defaults={"enabled": enabled}
+                    user=user,
+                    type=notification_type,
+                    channel=channel,
+                    defaults={"enabled": enabled},
                 )
 
 

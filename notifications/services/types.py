@@ -29,7 +29,8 @@ def type_upsert(*, key: str, fields: dict[str, Any]) -> tuple[NotificationType, 
 
 
 def type_for_send(*, key: str) -> NotificationType:
-    """The type a send names; an unknown key creates it with defaults (in-app only)."""
+    """The type a send (or a preference) names; an unknown key creates it with defaults (in-app
+    only)."""
     notification_type, _created = NotificationType.objects.get_or_create(
         key=key, defaults={"name": key}
     )

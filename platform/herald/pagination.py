@@ -7,7 +7,7 @@ while new rows arrive (they sort above the first page) and an index range scan a
 from __future__ import annotations
 
 import base64
-import binascii
+import re
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -26,44 +26,54 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
+
+# Every cursor ``encode_cursor`` makes, and nothing else: unpadded base64url of "v1:" and the
+# id's digits, spelled out per 3-byte group (each digit byte is 0x30 to 0x39, which leaves only
+# these characters in each position). The schema documents it, ``decode_cursor`` enforces it.
+_PAIR = "(?:[MN][DTjz]|O[DT])"  # the first two characters of a group from its first digit
+_LAST = "[AEIMQUYcgk]"  # the third, from the second digit
+CURSOR_PATTERN = (
+    f"^djE6(?:{_PAIR}{_LAST}[w-z0-5])*"  # "v1:", then whole groups of three digits
+    f"(?:{_PAIR}{_LAST}[w-z0-5]|{_PAIR}{_LAST}|(?:[MN][AQgw]|O[AQ]))$"  # then 3, 2 or 1 digits
+)
+_CURSOR = re.compile(CURSOR_PATTERN)
+MAX_CURSOR_LENGTH = 64  # ids have at most 19 digits: 30 characters
+
+
 def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(raw: str) -> int:
-    try:
-        decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        version, _, value = decoded.partition(":")
-        if version != "v1":
-            raise ValueError(version)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+    """The id a cursor names (capped at the largest id: "below" a greater one is everything)."""
+    if len(raw) > MAX_CURSOR_LENGTH or not _CURSOR.fullmatch(raw):
         raise ApiError(
             400, "invalid", "Invalid cursor.", {"cursor": ["Pass back a next_cursor value."]}
-        ) from exc
+        )
+    decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    return min(int(decoded.removeprefix("v1:")), MAX_ID)
 
 
 def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT) -> int:
-    if raw in (None, ""):
+    """``?limit=``: absent means ``default``; otherwise a whole number from 1 to ``MAX_LIMIT``
+    in plain digits, as the schema documents it (an empty value is not a number)."""
+    if raw is None:
         return default
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
         raise ApiError(
             400,
             "invalid",
             "Invalid limit.",
             {"limit": [f"Use a whole number from 1 to {MAX_LIMIT}."]},
         )
-    return limit
+    return int(raw)
 
 
 def paginate(queryset: QuerySet[Any], *, cursor: str | None, limit: int) -> Page[Any]:
     """One page of ``queryset`` by descending id, after ``cursor`` (a previous next_cursor)."""
     ordered = queryset.order_by("-id")
-    if cursor:
+    if cursor is not None:
         ordered = ordered.filter(id__lt=decode_cursor(cursor))
     return page_of_rows(list(ordered[: limit + 1]), limit=limit)
 

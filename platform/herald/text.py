@@ -13,7 +13,10 @@ import re
 
 # C0 (tab and line breaks included), DEL, C1 (NEL included), and Unicode's line and paragraph
 # separators, which some mail clients and header parsers treat as line breaks.
-CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+CONTROL_CHARACTERS = re.compile(f"[{_CONTROL}]")
+# The same rule as a whole-string pattern, for the OpenAPI schema (ECMA-262 reads it alike).
+DISPLAY_NAME_PATTERN = f"^[^{_CONTROL}]*$"
 DISPLAY_NAME_ERROR = "Must not contain control characters such as line breaks or tabs."
 
 

@@ -69,3 +69,48 @@ def test_browsable_docs_are_served(db, world, path):
     response = Caller(host="localhost").get(path)
     assert response.status_code == 200
     assert b"/api/schema/" in response.content
+
+
+def _component(schema, name):
+    return schema["components"]["schemas"][name]
+
+
+def _parameter(schema, path, method, name):
+    operation = schema["paths"][path][method]
+    return next(p for p in operation["parameters"] if p["name"] == name)["schema"]
+
+
+def test_the_schema_states_what_the_api_enforces(schema):
+    """The mismatches schemathesis found, one line each (test_schemathesis.py runs them all)."""
+    limit = _parameter(schema, "/api/v1/notifications", "get", "limit")
+    assert (limit["minimum"], limit["maximum"]) == (1, 100)
+    key = _parameter(schema, "/api/v1/notifications", "post", "Idempotency-Key")
+    assert (key["minLength"], key["maxLength"]) == (1, 255)
+    send = _component(schema, "SendRequest")
+    assert send["additionalProperties"] is False
+    assert send["properties"]["channels"]["minItems"] == 1
+    assert send["properties"]["data"]["type"] == "object"
+    tenant = _component(schema, "Tenant")["properties"]
+    for field in ("sender_email", "logo_url"):  # "" when unset: offered beside the format
+        assert {"type": "string", "maxLength": 0} in tenant[field]["oneOf"]
+    assert _component(schema, "PatchedInboxPatchRequest").get("required") is None
+    types = _component(schema, "PreferencesRequest")["properties"]["types"]
+    assert types["x-propertyNames"] == {"pattern": r"^[a-z0-9][a-z0-9_.-]{0,99}$"}
+    echoed = _component(schema, "TypeUpsertRequest")["properties"]
+    assert all(echoed[name]["readOnly"] for name in ("key", "created_at", "updated_at"))
+
+
+def test_every_status_the_api_answers_is_documented(schema):
+    responses = {
+        (path, method): set(operation["responses"])
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert "200" in responses[("/api/v1/sends/{send_id}", "delete")]  # cancel answers the send
+    assert "401" in responses[("/api/v1/auth/token", "post")]
+    assert "401" in responses[("/api/v1/auth/token/refresh", "post")]
+    assert "404" in responses[("/api/v1/signup", "post")]  # on a tenant host
+    for (path, method), codes in responses.items():
+        assert "429" in codes, (method, path)
+        error = schema["paths"][path][method]["responses"]["429"]["content"]["application/json"]
+        assert error["schema"] == {"$ref": "#/components/schemas/Error"}

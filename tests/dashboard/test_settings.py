@@ -31,7 +31,7 @@ def test_save_sender_and_branding_and_see_errors(page, make_site):
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_role("alert")).to_contain_text("Nothing was saved")
     expect(page.locator("#sender-email-error")).to_have_text("Enter a valid email address.")
-    expect(page.locator("#logo-url-error")).to_contain_text("Enter a valid URL.")
+    expect(page.locator("#logo-url-error")).to_contain_text("Use an http:// or https:// address.")
     expect(page.get_by_label("Sender name")).to_have_value("Settings <Alerts>")
     tenant = Tenant.objects.get(pk=site.tenant.pk)
     assert (tenant.sender_name, tenant.sender_email) == ("Settings Ltd", "")

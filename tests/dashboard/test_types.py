@@ -66,7 +66,8 @@ def test_create_then_edit_a_type(alice, world):
     assert created.channels == ["in_app", "email"]
     assert created.critical is True
     assert created.digest_window_seconds is None
-    assert created.email_text == "Hi {{ user.name }},\n{{ message }}"  # as the API stores it
+    # As the API stores it: line ends as a client sends them, nothing trimmed.
+    assert created.email_text == "Hi {{ user.name }},\n{{ message }}\n"
 
     edit = alice.get("/dashboard/types/order.shipped").content.decode()
     assert "Order {{ data.order }} shipped" in edit

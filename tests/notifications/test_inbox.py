@@ -56,8 +56,11 @@ class TestList:
 
     @pytest.mark.parametrize(
         ("params", "field"),
-        [({"cursor": "garbage!"}, "cursor"), ({"limit": 0}, "limit"), ({"limit": "x"}, "limit"),
-         ({"limit": 101}, "limit"), ({"status": "deleted"}, "status")],
+        [({"cursor": "garbage!"}, "cursor"), ({"cursor": ""}, "cursor"),
+         ({"cursor": "djE6LTE"}, "cursor"), ({"limit": 0}, "limit"), ({"limit": "x"}, "limit"),
+         ({"limit": ""}, "limit"), ({"limit": " 5"}, "limit"), ({"limit": 101}, "limit"),
+         ({"limit": [5, 6]}, "limit"), ({"status": "deleted"}, "status"),
+         ({"status": ""}, "status")],
     )  # fmt: skip
     def test_bad_parameters_are_400(self, erin, params, field):
         response = erin.get("/api/v1/me/notifications", params)
@@ -156,7 +159,7 @@ class TestChanges:
         assert unread_again.json()["read_at"] is None
 
     @pytest.mark.parametrize(
-        "body", [{}, {"is_read": "yes"}, {"archived": 1}, {"is_read": True, "color": "red"}]
+        "body", [{"is_read": "yes"}, {"archived": 1}, {"is_read": True, "color": "red"}]
     )
     def test_bad_patch_is_400_and_changes_nothing(self, alice_key, erin, body):
         send(alice_key, "a")
@@ -164,6 +167,13 @@ class TestChanges:
         response = erin.patch(f"/api/v1/me/notifications/{notification_id}", body)
         assert response.status_code == 400
         assert inbox(erin)["results"][0]["is_read"] is False
+
+    def test_an_empty_patch_changes_nothing_and_answers_the_notification(self, alice_key, erin):
+        send(alice_key, "a")
+        before = inbox(erin)["results"][0]
+        response = erin.patch(f"/api/v1/me/notifications/{before['id']}", {})
+        assert response.status_code == 200
+        assert response.json() == before
 
     def test_read_all_touches_only_the_callers_notifications(
         self, alice_key, erin, erins_neighbour

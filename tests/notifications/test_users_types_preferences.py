@@ -147,6 +147,23 @@ class TestTypes:
         assert field in response.json()["error"]["details"]
         assert alice_key.get(f"/api/v1/types/{key}").status_code == 404
 
+    def test_a_get_body_can_be_written_back_with_one_field_changed(self, alice_key):
+        alice_key.put("/api/v1/types/digest.weekly", {"name": "Weekly"})
+        body = alice_key.get("/api/v1/types/digest.weekly").json()
+        response = alice_key.put("/api/v1/types/digest.weekly", {**body, "critical": True})
+        assert response.status_code == 200
+        after = response.json()
+        assert (after["key"], after["name"], after["critical"]) == ("digest.weekly", "Weekly", True)
+        assert after["created_at"] == body["created_at"]
+
+    def test_a_changed_key_in_the_body_is_400_naming_it(self, alice_key):
+        alice_key.put("/api/v1/types/keep", {"name": "Keep"})
+        body = alice_key.get("/api/v1/types/keep").json()
+        response = alice_key.put("/api/v1/types/keep", {**body, "key": "renamed"})
+        assert response.status_code == 400
+        assert "key" in response.json()["error"]["details"]
+        assert alice_key.get("/api/v1/types/renamed").status_code == 404
+
     def test_types_are_per_tenant(self, alice_key, bob_key):
         alice_key.put("/api/v1/types/alpha-only", {"name": "A"})
         assert bob_key.get("/api/v1/types/alpha-only").status_code == 404
@@ -172,13 +189,20 @@ class TestPreferences:
     @pytest.mark.parametrize(
         "body",
         [{"channels": {"sms": True}}, {"channels": {"email": "no"}},
-         {"types": {"no-such-type": {"email": False}}}, {"types": []}, {"volume": 11}],
+         {"types": {"Not A Type Key": {"email": False}}}, {"types": []}, {"volume": 11},
+         {"types": {f"t{n}": {} for n in range(101)}}],
     )  # fmt: skip
     def test_bad_input_is_400_and_changes_nothing(self, erin, body):
         before = erin.get("/api/v1/me/preferences").json()
         response = erin.put("/api/v1/me/preferences", body)
         assert response.status_code == 400
         assert erin.get("/api/v1/me/preferences").json() == before
+
+    def test_a_type_not_sent_yet_is_created_and_keeps_the_switch(self, alice_key, erin):
+        body = erin.put("/api/v1/me/preferences", {"types": {"launch": {"email": False}}}).json()
+        assert body["types"]["launch"] == {"email": False, "in_app": True}
+        created = alice_key.get("/api/v1/types/launch").json()
+        assert (created["name"], created["channels"]) == ("launch", ["in_app"])  # as a send would
 
     def test_preferences_are_per_user(self, erin, erins_neighbour):
         erin.put("/api/v1/me/preferences", {"channels": {"in_app": False}})
