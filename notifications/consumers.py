@@ -15,6 +15,12 @@ with the server's ``herald.websocket.send_nowait`` extension (see ``herald.wspro
 when the socket is full, or under a server without the extension, do frames wait in the queue
 for the connection's own task.
 
+After a gap in the dispatcher's subscription (Redis was unreachable), a ``Resync`` goes into the
+queue ahead of every newer event: the connection's task sends what ``notifications.catchup``
+found it missed, the ids read meanwhile and a fresh unread count, then drains the rest as usual,
+again skipping known ids. When that cannot be done, or Redis is unreachable at connect, the
+socket closes with 4503 and the client reconnects with ``since``.
+
 Database work runs through ``_in_schema``, which sets the tenant's schema and resets it, because
 Channels runs every sync call on one shared thread whose connection another consumer uses next.
 """
@@ -26,18 +32,21 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
+import redis
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import connection
 
 from billing_stub.limits import limits_for
 from herald import gc_policy
-from herald.realtime import ConnectionRegistry, dispatcher, encode
+from herald.realtime import ConnectionRegistry, RealtimeUnavailable, dispatcher, encode
 from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
+from notifications.catchup import KNOWN_WINDOW_SECONDS, catch_up
+from notifications.catchup import in_schema as _in_schema
 from notifications.models import EndUser, Notification
 from notifications.serializers import notification_payload, notification_rows
 from notifications.services.inbox import inbox_mark_read
@@ -46,18 +55,27 @@ from tenants.resolution import InvalidCredential, ResolutionError, WrongTenant, 
 from tenants.tokens import END_USER, KIND_CLAIM
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-QueueItem = tuple[dict[str, Any], int | None] | list[str]  # a bus message, or rendered frames
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Queue item: the bus had a gap that began at ``lost_at`` (Unix time); catch up here."""
+
+    lost_at: float
+
+
+# a bus message, rendered frames, or a catch-up after a gap
+QueueItem = tuple[dict[str, Any], int | None] | list[str] | Resync
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_LIMIT = 4429
 CLOSE_TOO_SLOW = 4408
+CLOSE_UNAVAILABLE = 4503  # real-time delivery is down (Redis): reconnect with ``since``
 QUEUE_LIMIT = 1000
 REPLAY_BATCH = 200
 MAX_MARK_READ = 1000
-KNOWN_WINDOW_SECONDS = 60
 
 _registry: ConnectionRegistry | None = None
 
@@ -67,26 +85,6 @@ def _connection_registry() -> ConnectionRegistry:
     if _registry is None:
         _registry = ConnectionRegistry()
     return _registry
-
-
-async def _in_schema(schema_name: str | None, fn: Callable[[], T]) -> T:
-    """Run ``fn`` on Channels' database thread in ``schema_name`` (public when None), then reset."""
-
-    def run() -> T:
-        if schema_name is None:
-            connection.set_schema_to_public()
-        else:
-            connection.set_schema(schema_name)
-        try:
-            return fn()
-        finally:
-            connection.set_schema_to_public()
-
-    gc_policy.work_started()  # no freeze while this call's objects are alive
-    try:
-        return await database_sync_to_async(run)()
-    finally:
-        gc_policy.work_finished()
 
 
 class Rejected(Exception):
@@ -148,17 +146,16 @@ class InboxConsumer(AsyncWebsocketConsumer):
         try:
             since = self._since(query)
             await self._authenticate(token)
-            self.registration = await _connection_registry().acquire(
-                self.tenant.pk, limits_for(self.tenant).websocket_connection_limit
-            )
-            if self.registration is None:
-                raise Rejected(CLOSE_LIMIT, "connection limit reached")
+            await self._acquire()
+            try:
+                await dispatcher().register(self.tenant.pk, self.user_id, self)
+            except RealtimeUnavailable as exc:
+                raise Rejected(CLOSE_UNAVAILABLE, str(exc)) from exc
         except Rejected as exc:
             logger.info("WebSocket refused (%s): %s", exc.code, exc)
             await self.close(code=exc.code)
             return
 
-        await dispatcher().register(self.tenant.pk, self.user_id, self)
         count, self.known = await _in_schema(self.tenant.schema_name, lambda: self._snapshot(since))
         self.unread = count
         await self._send(events.unread_count_frame(count))
@@ -166,6 +163,17 @@ class InboxConsumer(AsyncWebsocketConsumer):
             await self._replay(since)
         self.tasks = [asyncio.create_task(self._drain())]
         self.live = True
+
+    async def _acquire(self) -> None:
+        """A place within the tenant's connection limit, which is counted in Redis."""
+        try:
+            self.registration = await _connection_registry().acquire(
+                self.tenant.pk, limits_for(self.tenant).websocket_connection_limit
+            )
+        except (redis.RedisError, OSError) as exc:
+            raise Rejected(CLOSE_UNAVAILABLE, "Redis is unreachable") from exc
+        if self.registration is None:
+            raise Rejected(CLOSE_LIMIT, "connection limit reached")
 
     @staticmethod
     def _since(query: dict[str, list[str]]) -> int | None:
@@ -273,13 +281,52 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def _drain(self) -> None:
         while True:
             item = await self.queue.get()
-            frames = item if isinstance(item, list) else self._frames(*item)
             self.busy = True
             try:
+                if isinstance(item, Resync):
+                    await self._catch_up(item.lost_at)
+                    continue
+                frames = item if isinstance(item, list) else self._frames(*item)
                 for text in frames:
                     await self.send(text_data=text)
             finally:
                 self.busy = False
+
+    def resync(self, lost_at: float) -> None:
+        """Called by the dispatcher once subscribed again after a gap; never blocks. The catch-up
+        is queued ahead of every event routed after it."""
+        try:
+            self.queue.put_nowait(Resync(lost_at))
+        except asyncio.QueueFull:
+            self.unavailable()
+
+    def unavailable(self) -> None:
+        """Called by the dispatcher when it cannot bridge a gap: the client reconnects with
+        ``since``."""
+        asyncio.get_running_loop().create_task(self.close(code=CLOSE_UNAVAILABLE))
+
+    async def _catch_up(self, lost_at: float) -> None:
+        """Send what the gap kept from this connection (see ``notifications.catchup``)."""
+        try:
+            missed = await catch_up(
+                schema_name=self.tenant.schema_name,
+                user_id=self.user_id,
+                known=self.known,
+                lost_at=lost_at,
+            )
+        except Exception:  # the database is down too, or too much was missed
+            logger.warning("Closing a WebSocket that could not catch up", exc_info=True)
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return
+        for payload in missed.notifications:
+            if payload["id"] not in self.known:
+                self.known.add(payload["id"])
+                await self._send(events.notification_frame(payload))
+        self.known.update(missed.window_ids)
+        if missed.read_ids:
+            await self._send(events.read_frame(missed.read_ids))
+        self.unread = missed.unread
+        await self.send(text_data=events.unread_count_frame_text(self.unread))
 
     def _frames(self, message: dict[str, Any], notification_id: int | None) -> list[str]:
         """The frames (encoded) a bus message makes for this connection."""

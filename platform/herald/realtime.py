@@ -12,6 +12,23 @@ once, and hands small per-user frames to the connections it holds for that (tena
 to 10,000 users is therefore one Redis message per process, not one per user. Each connection has
 its own bounded queue, so a slow client never holds up the others.
 
+Losing the subscription (Redis restarts, fails over, or the network drops): whatever was published
+meanwhile is gone from the bus, but not from PostgreSQL. The dispatcher notices within seconds (a
+PING on a quiet subscription that gets no answer counts as a loss, so does a dropped connection;
+redis-py's own silent reconnect is switched off, since it would resubscribe without telling and
+hide the gap), resubscribes with backoff, and then hands every connection that was open during the
+gap a ``resync``: the connection fetches from PostgreSQL what it has not seen, and a fresh unread
+count and the ids read meanwhile, before any newer live event (``notifications.catchup`` batches
+that into one statement per tenant and few hundred users). Why replay in place rather than close
+the sockets and let clients reconnect with ``since``: a Redis blip must not turn into a reconnect
+storm of every socket of every process (each a token check, a snapshot and a replay), and the
+clients see the missed notifications within a second of Redis coming back, without doing anything.
+Closing stays the fallback, with code 4503, when replaying cannot work: the catch-up fails (the
+database is down too), one user missed too much to replay in place, or the gap outlasts
+``GAP_CLOSE_AFTER`` (clients then reconnect with ``since``, and the widget polls the REST inbox
+until the socket works again). New connections are not accepted as live while the dispatcher is
+unsubscribed: they wait up to ``SUBSCRIBE_WAIT`` for it and are then closed with 4503.
+
 Connection limits: ``ConnectionRegistry`` counts live connections per tenant in Redis (a sorted set
 of connection ids scored by expiry, refreshed by a heartbeat) so the plan's limit holds across all
 server processes, and connections of a crashed process age out on their own.
@@ -36,6 +53,8 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import transaction
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from rest_framework.utils.encoders import JSONEncoder
 
 from herald.keys import redis_name
@@ -45,6 +64,11 @@ logger = logging.getLogger(__name__)
 CONNECTION_TTL = 90  # seconds a connection counts without a heartbeat
 HEARTBEAT_INTERVAL = 30
 ROUTE_SLICE = 100  # recipients of one message handed out between two turns of the event loop
+QUIET_PING_AFTER = 5.0  # seconds without a message before the subscription is PINGed
+PONG_TIMEOUT = 3.0  # no answer within this long after a PING: the subscription is dead
+RESUBSCRIBE_BACKOFF = (0.25, 2.0)  # first and longest wait between attempts to resubscribe
+SUBSCRIBE_WAIT = 5.0  # how long a new connection waits for the subscription before a 4503
+GAP_CLOSE_AFTER = 30.0  # a longer gap closes the connections it concerns (4503) instead
 
 _sync_client: redis.Redis | None = None
 
@@ -204,6 +228,30 @@ class Connection(Protocol):
 
     def deliver(self, message: dict[str, Any], notification_id: int | None) -> None: ...
 
+    def resync(self, lost_at: float) -> None:
+        """The subscription is back after a gap that began at ``lost_at`` (Unix time): catch up
+        from the database before anything delivered after this call. Never blocks."""
+
+    def unavailable(self) -> None:
+        """The gap lasts too long to bridge: close (4503), the client reconnects with ``since``."""
+
+
+class RealtimeUnavailable(Exception):
+    """The dispatcher is not subscribed to the bus (Redis is unreachable)."""
+
+
+class _Gap:
+    """Connections that were registered when the subscription was lost, and when that was."""
+
+    __slots__ = ("connections", "lost_at", "started")
+
+    def __init__(
+        self, lost_at: float, started: float, connections: list[tuple[tuple[int, int], Connection]]
+    ) -> None:
+        self.lost_at = lost_at  # Unix time of the last sign of life of the old subscription
+        self.started = started  # event loop time the loss was noticed
+        self.connections = connections
+
 
 class Dispatcher:
     """Routes bus messages to the connections of this process (see the module docstring)."""
@@ -212,40 +260,135 @@ class Dispatcher:
         self._connections: dict[tuple[int, int], set[Connection]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._gap: _Gap | None = None
+        self._heard: float | None = None  # loop time of the subscription's last sign of life
+
+    @property
+    def subscribed(self) -> bool:
+        return self._subscribed.is_set()
 
     async def register(self, tenant_id: int, user_id: int, connection: Connection) -> None:
         """Route this user's messages to ``connection``; returns once subscribed to Redis, so
-        nothing published after this call can be missed."""
+        nothing published after this call can be missed. Raises ``RealtimeUnavailable`` (and
+        routes nothing) when no subscription comes within ``SUBSCRIBE_WAIT`` seconds."""
         self._connections[(tenant_id, user_id)].add(connection)
         if self._task is None or self._task.done():
             self._subscribed.clear()
             self._task = asyncio.get_running_loop().create_task(self._run())
-        await self._subscribed.wait()
+        if self._subscribed.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT)
+        except TimeoutError:
+            self.unregister(tenant_id, user_id, connection)
+            raise RealtimeUnavailable("not subscribed to the real-time bus") from None
 
     def unregister(self, tenant_id: int, user_id: int, connection: Connection) -> None:
         key = (tenant_id, user_id)
-        self._connections[key].discard(connection)
-        if not self._connections[key]:
-            del self._connections[key]
+        connections = self._connections.get(key)
+        if connections is not None:
+            connections.discard(connection)
+            if not connections:
+                del self._connections[key]
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        attempt = 0
         while True:
-            client = aioredis.Redis.from_url(settings.REDIS_URL)
+            client = aioredis.Redis.from_url(
+                settings.REDIS_URL,
+                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                # No silent reconnect: redis-py would resubscribe on its own and the gap would go
+                # unnoticed. (A resubscription seen anyway is handled as a gap, in _listen.)
+                retry=Retry(NoBackoff(), 0),
+            )
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(bus_channel())
-                self._subscribed.set()
-                async for raw in pubsub.listen():
-                    if raw.get("type") == "message":
-                        await self._route(json.loads(raw["data"]))
+                await self._confirmed(pubsub)
+                self._gap_closed()
+                attempt = 0
+                await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # Redis went away: resubscribe; clients catch up with ``since``
-                logger.warning("Real-time subscription lost; reconnecting", exc_info=True)
-                await asyncio.sleep(1)
+            except Exception:  # Redis went away: resubscribe, then the connections catch up
+                self._gap_opened(loop)
+                logger.warning("Real-time subscription lost; resubscribing", exc_info=True)
+                first, longest = RESUBSCRIBE_BACKOFF
+                await asyncio.sleep(min(longest, first * 2**attempt))
+                attempt += 1
+                self._close_if_too_long(loop)
             finally:
-                await pubsub.aclose()
-                await client.aclose()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    async def _confirmed(self, pubsub: Any) -> None:
+        """Wait for the server's confirmation of SUBSCRIBE: from then on nothing is missed."""
+        deadline = asyncio.get_running_loop().time() + settings.REDIS_SOCKET_TIMEOUT
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise redis.TimeoutError("SUBSCRIBE was not confirmed")
+            raw = await pubsub.get_message(timeout=left)
+            if raw is not None and raw.get("type") == "subscribe":
+                self._heard = asyncio.get_running_loop().time()
+                return
+
+    async def _listen(self, pubsub: Any) -> None:
+        """Route messages until the subscription fails. A quiet subscription is PINGed; one
+        that then stays silent is dead (a peer that vanished without closing the connection)."""
+        loop = asyncio.get_running_loop()
+        pinged: float | None = None
+        while True:
+            raw = await pubsub.get_message(timeout=1.0)
+            now = loop.time()
+            if raw is None:
+                if pinged is None and now - (self._heard or now) > QUIET_PING_AFTER:
+                    await pubsub.ping()
+                    pinged = now
+                elif pinged is not None and now - pinged > PONG_TIMEOUT:
+                    raise redis.ConnectionError("the subscription does not answer PING")
+                continue
+            kind = raw.get("type")
+            if kind == "subscribe":  # resubscribed underneath us: what came between is lost
+                self._gap_opened(loop)
+                self._gap_closed()
+            self._heard, pinged = now, None
+            if kind == "message":
+                await self._route(json.loads(raw["data"]))
+
+    def _gap_opened(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._subscribed.clear()
+        if self._gap is None and self._heard is not None:  # (never subscribed: nothing missed)
+            lost_at = time.time() - max(0.0, loop.time() - self._heard)
+            connections = [(key, c) for key, group in self._connections.items() for c in group]
+            self._gap = _Gap(lost_at, loop.time(), connections)
+
+    def _gap_closed(self) -> None:
+        """Subscribed (again): connections that were open during a gap catch up, each before
+        any message routed from now on."""
+        gap, self._gap = self._gap, None
+        if gap is not None:
+            logger.info(
+                "Real-time subscription back; %d connections catch up", len(gap.connections)
+            )
+            for key, connection in gap.connections:
+                if connection in self._connections.get(key, ()):
+                    connection.resync(gap.lost_at)
+        self._subscribed.set()
+
+    def _close_if_too_long(self, loop: asyncio.AbstractEventLoop) -> None:
+        gap = self._gap
+        if gap is None or not gap.connections or loop.time() - gap.started < GAP_CLOSE_AFTER:
+            return
+        logger.warning("Real-time bus down for %.0f s; closing its connections", GAP_CLOSE_AFTER)
+        connections, gap.connections = gap.connections, []
+        for key, connection in connections:
+            if connection in self._connections.get(key, ()):
+                connection.unavailable()
 
     async def _route(self, message: dict[str, Any]) -> None:
         """Hand a message to the connections it concerns. A ``created`` message goes to each
@@ -300,7 +443,11 @@ class ConnectionRegistry:
     connection."""
 
     def __init__(self) -> None:
-        self._client = aioredis.Redis.from_url(settings.REDIS_URL)
+        self._client = aioredis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+        )
         self._add_if_room = self._client.register_script(_ADD_IF_ROOM)
         self._held: dict[int, set[str]] = defaultdict(set)
         self._heartbeat: asyncio.Task[None] | None = None
