@@ -66,6 +66,7 @@ HEARTBEAT_INTERVAL = 30
 ROUTE_SLICE = 100  # recipients of one message handed out between two turns of the event loop
 QUIET_PING_AFTER = 5.0  # seconds without a message before the subscription is PINGed
 PONG_TIMEOUT = 3.0  # no answer within this long after a PING: the subscription is dead
+WATCH_TICK = 1.0  # how often the watchdog looks
 RESUBSCRIBE_BACKOFF = (0.25, 2.0)  # first and longest wait between attempts to resubscribe
 SUBSCRIBE_WAIT = 5.0  # how long a new connection waits for the subscription before a 4503
 GAP_CLOSE_AFTER = 30.0  # a longer gap closes the connections it concerns (4503) instead
@@ -338,27 +339,41 @@ class Dispatcher:
                 return
 
     async def _listen(self, pubsub: Any) -> None:
-        """Route messages until the subscription fails. A quiet subscription is PINGed; one
-        that then stays silent is dead (a peer that vanished without closing the connection)."""
+        """Route messages until the subscription fails. Reading blocks (no timeout machinery
+        around every message); a watchdog beside it PINGs a quiet subscription and declares it
+        dead when even that gets no answer (a peer that vanished without closing the connection,
+        which a blocking read would wait on forever)."""
+        reader = asyncio.ensure_future(self._read(pubsub))
+        watchdog = asyncio.ensure_future(self._watch(pubsub))
+        try:
+            done, _ = await asyncio.wait({reader, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended it
+            raise redis.ConnectionError("the subscription ended")
+        finally:
+            reader.cancel()
+            watchdog.cancel()
+
+    async def _read(self, pubsub: Any) -> None:
         loop = asyncio.get_running_loop()
-        pinged: float | None = None
-        while True:
-            raw = await pubsub.get_message(timeout=1.0)
-            now = loop.time()
-            if raw is None:
-                if pinged is None and now - (self._heard or now) > QUIET_PING_AFTER:
-                    await pubsub.ping()
-                    pinged = now
-                elif pinged is not None and now - pinged > PONG_TIMEOUT:
-                    raise redis.ConnectionError("the subscription does not answer PING")
-                continue
-            kind = raw.get("type")
+        async for raw in pubsub.listen():
+            kind = raw["type"]
             if kind == "subscribe":  # resubscribed underneath us: what came between is lost
                 self._gap_opened(loop)
                 self._gap_closed()
-            self._heard, pinged = now, None
+            self._heard = loop.time()
             if kind == "message":
                 await self._route(json.loads(raw["data"]))
+
+    async def _watch(self, pubsub: Any) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WATCH_TICK)
+            quiet = loop.time() - (self._heard or 0.0)
+            if quiet > QUIET_PING_AFTER + PONG_TIMEOUT:
+                raise redis.ConnectionError(f"the subscription has been silent for {quiet:.1f} s")
+            if quiet > QUIET_PING_AFTER:  # its answer counts as a sign of life
+                await pubsub.ping()
 
     def _gap_opened(self, loop: asyncio.AbstractEventLoop) -> None:
         self._subscribed.clear()

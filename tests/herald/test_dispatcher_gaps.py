@@ -117,6 +117,7 @@ class Relay:
 def fast_health(monkeypatch):
     monkeypatch.setattr(realtime, "QUIET_PING_AFTER", 0.5)
     monkeypatch.setattr(realtime, "PONG_TIMEOUT", 0.5)
+    monkeypatch.setattr(realtime, "WATCH_TICK", 0.1)
     monkeypatch.setattr(realtime, "SUBSCRIBE_WAIT", 1.0)
     monkeypatch.setattr(realtime, "GAP_CLOSE_AFTER", 3.0)
 
