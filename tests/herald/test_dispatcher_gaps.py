@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import select
-import socket
-import threading
 import time
 from typing import Any
 
@@ -23,6 +20,7 @@ from herald import realtime
 from herald.realtime import Dispatcher, RealtimeUnavailable, bus_channel
 from tests.support.aio import run_loop
 from tests.support.processes import free_port, throwaway_redis
+from tests.support.relay import Relay
 
 TENANT, USER = 10**9 + 7, 42
 
@@ -63,54 +61,6 @@ async def until(probe, timeout: float = 15.0, what: str = "") -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
-
-
-class Relay:
-    """A TCP relay to Redis. ``silence()`` stops forwarding on the connections it has, without
-    closing them; connections made afterwards are relayed as usual."""
-
-    def __init__(self, upstream: int) -> None:
-        self.upstream = upstream
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.silenced: list[threading.Event] = []
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.upstream))
-            quiet = threading.Event()
-            self.silenced.append(quiet)
-            self.sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, quiet), daemon=True).start()
-
-    @staticmethod
-    def _pump(a: socket.socket, b: socket.socket, quiet: threading.Event) -> None:
-        with contextlib.suppress(OSError):
-            while not quiet.is_set():
-                ready, _, _ = select.select([a, b], [], [], 0.1)
-                for source in ready:
-                    if quiet.is_set():
-                        return
-                    data = source.recv(65536)
-                    if not data:
-                        return
-                    (b if source is a else a).sendall(data)
-
-    def silence(self) -> None:
-        for quiet in self.silenced:
-            quiet.set()
-
-    def close(self) -> None:
-        self.listener.close()
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
 
 
 @pytest.fixture

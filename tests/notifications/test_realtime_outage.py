@@ -13,12 +13,14 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
+from django.conf import settings
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 from notifications.events import validate_client_frame
 from tests.notifications.test_realtime import Live, close_code, frame, new_user
 from tests.support.processes import free_port, running_web, throwaway_redis, wait_until
+from tests.support.relay import Relay
 
 
 class Recorder:
@@ -166,3 +168,40 @@ def test_a_connection_made_while_redis_is_down_is_closed_4503_and_works_again(wo
             with alpha.socket(token, since=0) as ws:
                 assert frame(ws) == {"type": "unread_count", "count": 1}
                 assert frame(ws)["notification"]["message"] == "after the outage"
+
+
+def test_sockets_that_cannot_catch_up_are_closed_4503_and_lose_nothing(world):
+    """Redis comes back while the database is unreachable: replaying in place cannot work, so
+    the sockets close with 4503, and a reconnect with ``since`` brings exactly what they missed."""
+    db = settings.DATABASES["default"]
+    database = Relay(int(db["PORT"] or 5432))
+    port = free_port()
+    database_url = f"postgres://{db['USER']}@127.0.0.1:{database.port}/{db['NAME']}"
+    redis_up = ExitStack()
+    try:
+        redis_up.enter_context(throwaway_redis(port))
+        with running_web(REDIS_URL=f"redis://127.0.0.1:{port}/0", DATABASE_URL=database_url) as web:
+            alpha = Live(web, world.alice.host, world.alice.api_key)
+            user = new_user()
+            token = alpha.token(user)
+            alpha.send(user, "seen")
+            seen = alpha.inbox_ids(token)[0]
+            with alpha.socket(token, since=0) as ws:
+                recorder = Recorder(ws)
+                wait_until(lambda: recorder.has({seen}), what="the first notification")
+                redis_up.close()
+                for n in range(3):
+                    alpha.send(user, f"during {n}")
+                missed = set(alpha.inbox_ids(token)) - {seen}
+                database.cut()
+                redis_up.enter_context(throwaway_redis(port))
+                wait_until(lambda: recorder.closed is not None, what="the socket to close")
+                assert recorder.closed == 4503
+                assert recorder.ids() == [seen]
+            database.mend()
+            with alpha.socket(token, since=seen) as ws:
+                assert frame(ws) == {"type": "unread_count", "count": 4}
+                assert {frame(ws)["notification"]["id"] for _ in missed} == missed
+    finally:
+        redis_up.close()
+        database.close()
