@@ -284,7 +284,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
             self.busy = True
             try:
                 if isinstance(item, Resync):
-                    await self._catch_up(item.lost_at)
+                    if not await self._catch_up(item.lost_at):
+                        return  # closed: nothing more goes out
                     continue
                 frames = item if isinstance(item, list) else self._frames(*item)
                 for text in frames:
@@ -305,8 +306,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
         ``since``."""
         asyncio.get_running_loop().create_task(self.close(code=CLOSE_UNAVAILABLE))
 
-    async def _catch_up(self, lost_at: float) -> None:
-        """Send what the gap kept from this connection (see ``notifications.catchup``)."""
+    async def _catch_up(self, lost_at: float) -> bool:
+        """Send what the gap kept from this connection (see ``notifications.catchup``); False
+        when that could not be done and the connection is closing."""
         try:
             missed = await catch_up(
                 schema_name=self.tenant.schema_name,
@@ -317,7 +319,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         except Exception:  # the database is down too, or too much was missed
             logger.warning("Closing a WebSocket that could not catch up", exc_info=True)
             await self.close(code=CLOSE_UNAVAILABLE)
-            return
+            return False
         for payload in missed.notifications:
             if payload["id"] not in self.known:
                 self.known.add(payload["id"])
@@ -327,6 +329,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
             await self._send(events.read_frame(missed.read_ids))
         self.unread = missed.unread
         await self.send(text_data=events.unread_count_frame_text(self.unread))
+        return True
 
     def _frames(self, message: dict[str, Any], notification_id: int | None) -> list[str]:
         """The frames (encoded) a bus message makes for this connection."""

@@ -353,6 +353,8 @@ class Dispatcher:
         finally:
             reader.cancel()
             watchdog.cancel()
+            # Both finished before the connection closes, and neither leaves an unread error.
+            await asyncio.gather(reader, watchdog, return_exceptions=True)
 
     async def _read(self, pubsub: Any) -> None:
         loop = asyncio.get_running_loop()
