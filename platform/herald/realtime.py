@@ -67,7 +67,7 @@ ROUTE_SLICE = 100  # recipients of one message handed out between two turns of t
 QUIET_PING_AFTER = 5.0  # seconds without a message before the subscription is PINGed
 PONG_TIMEOUT = 3.0  # no answer within this long after a PING: the subscription is dead
 WATCH_TICK = 1.0  # how often the watchdog looks
-RESUBSCRIBE_BACKOFF = (0.25, 2.0)  # first and longest wait between attempts to resubscribe
+RESUBSCRIBE_BACKOFF = (0.25, 1.0)  # first and longest wait between attempts to resubscribe
 SUBSCRIBE_WAIT = 5.0  # how long a new connection waits for the subscription before a 4503
 GAP_CLOSE_AFTER = 30.0  # a longer gap closes the connections it concerns (4503) instead
 

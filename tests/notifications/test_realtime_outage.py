@@ -205,3 +205,64 @@ def test_sockets_that_cannot_catch_up_are_closed_4503_and_lose_nothing(world):
     finally:
         redis_up.close()
         database.close()
+
+
+def test_sends_racing_a_ten_second_outage_reach_every_socket_once(world):
+    """The reported case: sends at a steady pace, Redis killed for about 10 s and started again
+    while they go on, and clients that keep only their highest id."""
+    port = free_port()
+    redis_up = ExitStack()
+    try:
+        redis_up.enter_context(throwaway_redis(port))
+        with ExitStack() as stack:
+            web = stack.enter_context(running_web(REDIS_URL=f"redis://127.0.0.1:{port}/0"))
+            alpha = Live(web, world.alice.host, world.alice.api_key)
+            users = [new_user(), new_user()]
+            tokens = [alpha.token(user) for user in users]
+            recorders = []
+            for token in tokens:
+                ws = stack.enter_context(alpha.socket(token))
+                assert frame(ws)["type"] == "unread_count"
+                recorders.append(Recorder(ws, only_above_highest=True))
+            stop, accepted = threading.Event(), []
+
+            def keep_sending() -> None:
+                n = 0
+                while not stop.wait(0.2):  # 5 sends a second, alternating users
+                    user = users[n % 2]
+                    accepted.append(alpha.send(user, f"steady {n}"))  # 202, Redis or not
+                    n += 1
+
+            sender = threading.Thread(target=keep_sending)
+            sender.start()
+            try:
+                wait_until(lambda: len(accepted) >= 10, what="sends before the outage")
+                redis_up.close()
+                down_at = len(accepted)
+                # Down for 50 sends (about 10 s), all answered 202 meanwhile.
+                wait_until(lambda: len(accepted) >= down_at + 50, timeout=40, what="50 sends")
+                during = len(accepted) - down_at
+                redis_up.enter_context(throwaway_redis(port))
+                back = time.monotonic()
+                wanted = [set(alpha.inbox_ids(token)) for token in tokens]
+                for recorder, want in zip(recorders, wanted, strict=True):
+                    wait_until(lambda r=recorder, w=want: r.has(w), what="the missed ones")
+                caught_up = time.monotonic() - back
+                wait_until(lambda: len(accepted) >= down_at + during + 10, what="sends after")
+            finally:
+                stop.set()
+                sender.join(timeout=30)
+            wanted = [set(alpha.inbox_ids(token)) for token in tokens]
+            for recorder, want in zip(recorders, wanted, strict=True):
+                wait_until(lambda r=recorder, w=want: r.has(w), what="the last ones")
+    finally:
+        redis_up.close()
+
+    assert sum(len(want) for want in wanted) == len(accepted)
+    for recorder, want in zip(recorders, wanted, strict=True):
+        ids = recorder.ids()
+        assert len(ids) == len(set(ids)), "a notification arrived twice"
+        assert set(ids) == want
+        assert recorder.accepted == ids, "a client keeping its highest id would skip some"
+        assert recorder.closed in (None, 1000)
+    print(f"{during} sends during the outage; all delivered {caught_up:.2f} s after Redis was back")
