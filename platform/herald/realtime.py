@@ -491,14 +491,29 @@ class ConnectionRegistry:
         return connection_id
 
     async def refresh_all(self) -> None:
-        """Push the expiry of every connection this process holds forward."""
+        """Push the expiry of every connection this process holds forward.
+
+        Only ids still in Redis are renewed (``XX``): a refresh racing a release must not bring
+        the released id back. Ids Redis lost (it restarted without its data, while the sockets
+        stayed open) are added again if this process still holds them afterwards."""
         expiry = time.time() + CONNECTION_TTL
+        held = [(tenant_id, list(ids)) for tenant_id, ids in self._held.items() if ids]
         async with self._client.pipeline(transaction=False) as pipe:
-            for tenant_id, held in list(self._held.items()):
-                if held:
-                    pipe.zadd(self._key(tenant_id), dict.fromkeys(held, expiry), xx=True)
+            for tenant_id, ids in held:
+                pipe.zadd(self._key(tenant_id), dict.fromkeys(ids, expiry), xx=True, ch=True)
+                pipe.expire(self._key(tenant_id), CONNECTION_TTL * 2)
+            renewed = (await pipe.execute())[::2]
+        lost: list[tuple[int, list[str]]] = []
+        for (tenant_id, ids), count in zip(held, renewed, strict=True):
+            still = self._held.get(tenant_id, set())
+            if count < len(ids) and (kept := [i for i in ids if i in still]):
+                lost.append((tenant_id, kept))
+        if lost:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for tenant_id, ids in lost:
+                    pipe.zadd(self._key(tenant_id), dict.fromkeys(ids, expiry), nx=True)
                     pipe.expire(self._key(tenant_id), CONNECTION_TTL * 2)
-            await pipe.execute()
+                await pipe.execute()
 
     async def _beat(self) -> None:
         while True:
