@@ -38,6 +38,7 @@ KNOWN_WINDOW_SECONDS = 60  # a notification may commit (and be published) this l
 USERS_PER_STATEMENT = 500
 IDS_PER_STATEMENT = 2000
 MAX_MISSED = 1000  # more than this for one user: close (4503) and let ``since`` page through it
+SCAN_LIMIT = 2000  # newest notifications per user looked at; all in the window: too far behind
 
 
 async def in_schema(schema_name: str | None, fn: Callable[[], T]) -> T:
@@ -135,7 +136,7 @@ async def _answer(schema_name: str, requests: list[_Request]) -> None:
             continue
         _count, window, _read = state[request.user_id]
         missing = [i for i in window if i not in request.known]
-        if len(missing) > MAX_MISSED:
+        if len(missing) > MAX_MISSED or len(window) >= SCAN_LIMIT:
             request.future.set_exception(TooFarBehind(f"{len(missing)} notifications missed"))
             continue
         unseen[id(request)] = missing
@@ -156,27 +157,36 @@ async def _answer(schema_name: str, requests: list[_Request]) -> None:
         )
 
 
+def inbox_state_sql() -> str:
+    """The statement of ``_inbox_state`` (parameters ``users``, ``cutoff``, ``scan``)."""
+    table = Notification._meta.db_table
+    return f"""
+        SELECT u.id,
+          (SELECT count(*) FROM {table} n
+           WHERE n.recipient_id = u.id AND n.read_at IS NULL AND n.archived_at IS NULL),
+          r.created, r.read
+        FROM unnest(%(users)s::bigint[]) AS u(id)
+        CROSS JOIN LATERAL (
+          SELECT
+            coalesce(array_agg(x.id ORDER BY x.id)
+                     FILTER (WHERE x.created_at > %(cutoff)s), '{{}}') AS created,
+            coalesce(array_agg(x.id ORDER BY x.id)
+                     FILTER (WHERE x.read_at > %(cutoff)s), '{{}}') AS read
+          FROM (SELECT n.id, n.created_at, n.read_at FROM {table} n
+                WHERE n.recipient_id = u.id ORDER BY n.id DESC LIMIT %(scan)s) x
+        ) r
+    """  # noqa: S608 -- only the model's table name is interpolated
+
+
 def _inbox_state(
     users: list[int], cutoff: dt.datetime
 ) -> dict[int, tuple[int, list[int], list[int]]]:
-    """Per user, from one snapshot: the unread count, the ids created after ``cutoff`` (in id
-    order) and the ids read after it."""
-    table = Notification._meta.db_table
+    """Per user, from one snapshot: the unread count, and among the user's newest ``SCAN_LIMIT``
+    notifications (an index range, however long the inbox) the ids created after ``cutoff`` and
+    the ids read after it, in id order. A window as long as the scan may go on beyond it."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT u.id,
-              (SELECT count(*) FROM {table} n
-               WHERE n.recipient_id = u.id AND n.read_at IS NULL AND n.archived_at IS NULL),
-              ARRAY(SELECT n.id FROM {table} n
-                    WHERE n.recipient_id = u.id AND n.created_at > %(cutoff)s ORDER BY n.id),
-              ARRAY(SELECT n.id FROM {table} n
-                    WHERE n.recipient_id = u.id AND n.read_at > %(cutoff)s ORDER BY n.id)
-            FROM unnest(%(users)s::bigint[]) AS u(id)
-            """,  # noqa: S608 -- only the model's table name is interpolated
-            {"users": users, "cutoff": cutoff},
-        )
-        return {user: (count, window, read) for user, count, window, read in cursor.fetchall()}
+        cursor.execute(inbox_state_sql(), {"users": users, "cutoff": cutoff, "scan": SCAN_LIMIT})
+        return {user: (count, created, read) for user, count, created, read in cursor.fetchall()}
 
 
 def _payloads(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
