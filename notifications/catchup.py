@@ -2,12 +2,15 @@
 
 When the dispatcher's subscription comes back after a gap (see ``herald.realtime``), every
 connection that was open meanwhile asks ``catch_up`` what it missed. The requests of one turn of
-the event loop are answered together: per tenant and ``USERS_PER_STATEMENT`` users, one statement
-takes each user's unread count, the ids created since the gap began (less a margin: ids do not
-commit in id order) and the ids read since then, all from one snapshot; a second statement fetches
-the payloads of only the ids that some connection does not know yet. Ten thousand sockets are
-thus a few dozen statements, run one after another on Channels' database thread, not ten thousand
-at once.
+the event loop are answered together: per tenant and ``USERS_PER_STATEMENT`` connections, one
+statement takes each user's unread count and, among the user's newest ``SCAN_LIMIT``
+notifications (an index range, however long the inbox), the ids created since the gap began
+(less a margin: ids do not commit in id order) and the ids read since then, all from one
+snapshot; a second statement fetches the payloads of only the ids that some connection does not
+know yet. Ten thousand sockets are thus a few dozen statements, run one after another on
+Channels' database thread, not ten thousand at once. A user who missed more than ``MAX_MISSED``
+(or whose whole scan falls in the window) is refused with ``TooFarBehind``: that connection
+closes and pages through its backlog with ``since``.
 
 What a connection then sends, before any newer live event: the missed notifications, oldest
 first; a ``read`` frame with the ids read meanwhile (another tab, the REST API), if any; and a
