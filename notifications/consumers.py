@@ -123,6 +123,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
     user_id: int
     registration: str | None = None
     live = False  # replay done: bus messages become frames as they arrive
+    snapshot_at = 0.0  # when the connection's snapshot was taken: it knows what came before
     busy = False  # the connection's task is sending frames (it may be waiting for the socket)
 
     async def connect(self) -> None:
@@ -156,7 +157,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
             await self.close(code=exc.code)
             return
 
-        count, self.known = await _in_schema(self.tenant.schema_name, lambda: self._snapshot(since))
+        count, self.known, self.snapshot_at = await _in_schema(
+            self.tenant.schema_name, lambda: self._snapshot(since)
+        )
         self.unread = count
         await self._send(events.unread_count_frame(count))
         if since is not None:
@@ -217,8 +220,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
         self.tenant, self.user_id = await _in_schema(None, check)
 
-    def _snapshot(self, since: int | None) -> tuple[int, set[int]]:
-        """Unread count and the ids already known, in one statement (one snapshot)."""
+    def _snapshot(self, since: int | None) -> tuple[int, set[int], float]:
+        """Unread count and the ids already known, in one statement (one snapshot), and when
+        it was taken (Unix time, the database's clock)."""
         table = Notification._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
@@ -228,7 +232,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
                    WHERE recipient_id = %(user)s AND read_at IS NULL AND archived_at IS NULL),
                   ARRAY(SELECT id FROM {table}
                         WHERE recipient_id = %(user)s AND (id > %(since)s
-                              OR created_at > now() - %(window)s * interval '1 second'))
+                              OR created_at > now() - %(window)s * interval '1 second')),
+                  extract(epoch FROM now())::float8
                 """,  # noqa: S608 -- only the model's table name is interpolated
                 {
                     "user": self.user_id,
@@ -236,8 +241,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
                     "window": KNOWN_WINDOW_SECONDS,
                 },
             )
-            count, known = cursor.fetchone()
-        return count, set(known)
+            count, known, taken_at = cursor.fetchone()
+        return count, set(known), taken_at
 
     async def _replay(self, since: int) -> None:
         after = since
@@ -314,7 +319,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 schema_name=self.tenant.schema_name,
                 user_id=self.user_id,
                 known=self.known,
-                lost_at=lost_at,
+                # A snapshot taken after the gap began already covers what came before it.
+                lost_at=max(lost_at, self.snapshot_at),
             )
         except Exception:  # the database is down too, or too much was missed
             logger.warning("Closing a WebSocket that could not catch up", exc_info=True)
