@@ -41,6 +41,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -70,6 +71,7 @@ WATCH_TICK = 1.0  # how often the watchdog looks
 RESUBSCRIBE_BACKOFF = (0.25, 1.0)  # first and longest wait between attempts to resubscribe
 SUBSCRIBE_WAIT = 5.0  # how long a new connection waits for the subscription before a 4503
 GAP_CLOSE_AFTER = 30.0  # a longer gap closes the connections it concerns (4503) instead
+GAP_CLOSE_SPREAD = 10.0  # over this many seconds, not all at once
 
 _sync_client: redis.Redis | None = None
 
@@ -398,14 +400,25 @@ class Dispatcher:
         self._subscribed.set()
 
     def _close_if_too_long(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the gap's connections once it has lasted ``GAP_CLOSE_AFTER``, each at a random
+        moment within ``GAP_CLOSE_SPREAD``: their clients then reconnect (and poll) spread out
+        rather than all in the same second."""
         gap = self._gap
         if gap is None or not gap.connections or loop.time() - gap.started < GAP_CLOSE_AFTER:
             return
         logger.warning("Real-time bus down for %.0f s; closing its connections", GAP_CLOSE_AFTER)
         connections, gap.connections = gap.connections, []
         for key, connection in connections:
-            if connection in self._connections.get(key, ()):
-                connection.unavailable()
+            loop.call_later(
+                random.uniform(0, GAP_CLOSE_SPREAD),  # noqa: S311 -- jitter, not a secret
+                self._close_unavailable,
+                key,
+                connection,
+            )
+
+    def _close_unavailable(self, key: tuple[int, int], connection: Connection) -> None:
+        if connection in self._connections.get(key, ()):
+            connection.unavailable()
 
     async def _route(self, message: dict[str, Any]) -> None:
         """Hand a message to the connections it concerns. A ``created`` message goes to each

@@ -70,6 +70,7 @@ def fast_health(monkeypatch):
     monkeypatch.setattr(realtime, "WATCH_TICK", 0.1)
     monkeypatch.setattr(realtime, "SUBSCRIBE_WAIT", 1.0)
     monkeypatch.setattr(realtime, "GAP_CLOSE_AFTER", 3.0)
+    monkeypatch.setattr(realtime, "GAP_CLOSE_SPREAD", 0.5)
 
 
 def test_a_lost_subscription_resyncs_its_connections_before_anything_newer(settings, fast_health):
