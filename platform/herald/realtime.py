@@ -303,7 +303,7 @@ class Dispatcher:
                 socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
                 socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
                 # No silent reconnect: redis-py would resubscribe on its own and the gap would go
-                # unnoticed. (A resubscription seen anyway is handled as a gap, in _listen.)
+                # unnoticed. (A resubscription seen anyway is handled as a gap, in _read.)
                 retry=Retry(NoBackoff(), 0),
             )
             pubsub = client.pubsub()
@@ -316,8 +316,11 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis went away: resubscribe, then the connections catch up
+                if attempt == 0:
+                    logger.warning("Real-time subscription lost; resubscribing", exc_info=True)
+                else:  # one line a second while Redis is down would drown the logs
+                    logger.debug("Real-time subscription still down", exc_info=True)
                 self._gap_opened(loop)
-                logger.warning("Real-time subscription lost; resubscribing", exc_info=True)
                 first, longest = RESUBSCRIBE_BACKOFF
                 await asyncio.sleep(min(longest, first * 2**attempt))
                 attempt += 1
@@ -391,8 +394,10 @@ class Dispatcher:
         any message routed from now on."""
         gap, self._gap = self._gap, None
         if gap is not None:
-            logger.info(
-                "Real-time subscription back; %d connections catch up", len(gap.connections)
+            logger.warning(
+                "Real-time subscription back after %.1f s; %d connections catch up",
+                asyncio.get_running_loop().time() - gap.started,
+                len(gap.connections),
             )
             for key, connection in gap.connections:
                 if connection in self._connections.get(key, ()):
