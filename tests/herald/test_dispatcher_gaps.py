@@ -156,3 +156,25 @@ def test_a_gap_too_long_to_bridge_closes_its_connections(settings, fast_health):
         run_loop(scenario())
     finally:
         outage.close()
+
+
+def test_a_subscriber_that_redis_disconnects_is_a_gap_too(settings, fast_health):
+    """Redis itself drops subscribers (``client-output-buffer-limit pubsub`` for one that reads
+    too slowly, an operator's ``CLIENT KILL``) while staying up. redis-py would reconnect and
+    resubscribe on its own; whatever was published in between would be lost without a word."""
+    with throwaway_redis() as port:
+        settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+        publisher = redis.Redis(port=port, socket_timeout=1)
+        stand_in = StandIn()
+
+        async def scenario() -> None:
+            dispatcher = Dispatcher()
+            await dispatcher.register(TENANT, USER, stand_in)
+            assert publisher.client_kill_filter(_type="pubsub") == 1
+            await until(lambda: "resync" in stand_in.kinds(), what="a resync")
+            await until(lambda: dispatcher.subscribed, what="subscribed again")
+            publisher.publish(bus_channel(), created(1))
+            await until(lambda: ("deliver", 1) in stand_in.calls, what="live again")
+            assert stand_in.kinds() == ["resync", "deliver"]
+
+        run_loop(scenario())
