@@ -73,6 +73,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_LIMIT = 4429
 CLOSE_TOO_SLOW = 4408
 CLOSE_UNAVAILABLE = 4503  # real-time delivery is down (Redis): reconnect with ``since``
+ACQUIRE_TIMEOUT = 5.0  # seconds Redis has to count a new connection before a 4503
 QUEUE_LIMIT = 1000
 REPLAY_BATCH = 200
 MAX_MARK_READ = 1000
@@ -168,12 +169,17 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.live = True
 
     async def _acquire(self) -> None:
-        """A place within the tenant's connection limit, which is counted in Redis."""
+        """A place within the tenant's connection limit, which is counted in Redis. Bounded
+        here, not by a socket timeout on the registry's client: on a busy event loop a short
+        read timeout can fire for an answer already there, and costs a reconnection."""
         try:
-            self.registration = await _connection_registry().acquire(
-                self.tenant.pk, limits_for(self.tenant).websocket_connection_limit
+            self.registration = await asyncio.wait_for(
+                _connection_registry().acquire(
+                    self.tenant.pk, limits_for(self.tenant).websocket_connection_limit
+                ),
+                ACQUIRE_TIMEOUT,
             )
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, OSError, TimeoutError) as exc:
             raise Rejected(CLOSE_UNAVAILABLE, "Redis is unreachable") from exc
         if self.registration is None:
             raise Rejected(CLOSE_LIMIT, "connection limit reached")

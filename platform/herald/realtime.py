@@ -478,11 +478,7 @@ class ConnectionRegistry:
     connection."""
 
     def __init__(self) -> None:
-        self._client = aioredis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-        )
+        self._client = aioredis.Redis.from_url(settings.REDIS_URL)
         self._add_if_room = self._client.register_script(_ADD_IF_ROOM)
         self._held: dict[int, set[str]] = defaultdict(set)
         self._heartbeat: asyncio.Task[None] | None = None
