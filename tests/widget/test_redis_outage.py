@@ -85,8 +85,18 @@ def test_a_page_opened_during_the_outage_polls_then_goes_live(page, shop, make_t
     site.send(user, "Before")
     own_redis.down()
 
-    closes = []
-    page.on("websocket", lambda ws: ws.on("close", lambda _ws: closes.append(ws.url)))
+    codes = []  # what the server closed the sockets with
+
+    def route(ws):
+        server = ws.connect_to_server()
+
+        def closed(code, reason):
+            codes.append(code)
+            ws.close(code=code, reason=reason)
+
+        server.on_close(closed)
+
+    page.route_web_socket(WS_URL, route)
     shop.tokens = [token]
     page.goto(shop.url(site.api_url, poll=1))
     foot = page.locator("herald-widget .foot")
@@ -95,7 +105,8 @@ def test_a_page_opened_during_the_outage_polls_then_goes_live(page, shop, make_t
     expect(bell(page)).to_have_accessible_name("Notifications, 1 unread")
     site.send(user, "During")
     expect(bell(page)).to_have_accessible_name("Notifications, 2 unread", timeout=5_000)
-    assert len(closes) >= 3
+    assert len(codes) >= 3
+    assert set(codes) == {4503}  # refused at once with the documented code, not hung
 
     own_redis.up()
     expect(foot).to_have_class(re.compile(r"\blive\b"), timeout=15_000)
