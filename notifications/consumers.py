@@ -2,9 +2,11 @@
 
 Order of a connection's life, which is what makes it gapless and duplicate-free:
 
-1. accept, then resolve tenant and user with the same resolver as HTTP (close 4401/4403/4429);
-2. register with this process's dispatcher, which returns once subscribed: from here on no
-   event for this user can be missed, they queue up;
+1. accept, then resolve tenant and user with the same resolver as HTTP (close 4401/4403/4429;
+   4503 when Redis cannot count the connection);
+2. register with this process's dispatcher, which returns once subscribed (or closes 4503 when
+   it is not, within a few seconds): from here on no event for this user can be missed, they
+   queue up;
 3. one snapshot query: the unread count, and the ids already known (those above ``since``, and
    the last minute's: ids do not commit in id order, so "below the largest id" is not "seen");
 4. replay every notification above ``since``, oldest first;
@@ -45,7 +47,7 @@ from herald import gc_policy
 from herald.realtime import ConnectionRegistry, RealtimeUnavailable, dispatcher, encode
 from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
-from notifications.catchup import KNOWN_WINDOW_SECONDS, catch_up
+from notifications.catchup import KNOWN_WINDOW_SECONDS, TooFarBehind, catch_up
 from notifications.catchup import in_schema as _in_schema
 from notifications.models import EndUser, Notification
 from notifications.serializers import notification_payload, notification_rows
@@ -328,8 +330,12 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 # A snapshot taken after the gap began already covers what came before it.
                 lost_at=max(lost_at, self.snapshot_at),
             )
-        except Exception:  # the database is down too, or too much was missed
-            logger.warning("Closing a WebSocket that could not catch up", exc_info=True)
+        except TooFarBehind as exc:
+            logger.info("Closing a WebSocket too far behind to catch up in place: %s", exc)
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return False
+        except Exception:  # the database is down too (logged once per batch by catchup)
+            logger.debug("Closing a WebSocket that could not catch up", exc_info=True)
             await self.close(code=CLOSE_UNAVAILABLE)
             return False
         for payload in missed.notifications:
