@@ -2,9 +2,11 @@
 
 Order of a connection's life, which is what makes it gapless and duplicate-free:
 
-1. accept, then resolve tenant and user with the same resolver as HTTP (close 4401/4403/4429);
-2. register with this process's dispatcher, which returns once subscribed: from here on no
-   event for this user can be missed, they queue up;
+1. accept, then resolve tenant and user with the same resolver as HTTP (close 4401/4403/4429;
+   4503 when Redis cannot count the connection);
+2. register with this process's dispatcher, which returns once subscribed (or closes 4503 when
+   it is not, within a few seconds): from here on no event for this user can be missed, they
+   queue up;
 3. one snapshot query: the unread count, and the ids already known (those above ``since``, and
    the last minute's: ids do not commit in id order, so "below the largest id" is not "seen");
 4. replay every notification above ``since``, oldest first;
@@ -14,6 +16,12 @@ Live, a connection whose queue is empty writes its frames straight from the disp
 with the server's ``herald.websocket.send_nowait`` extension (see ``herald.wsprotocol``); only
 when the socket is full, or under a server without the extension, do frames wait in the queue
 for the connection's own task.
+
+After a gap in the dispatcher's subscription (Redis was unreachable), a ``Resync`` goes into the
+queue ahead of every newer event: the connection's task sends what ``notifications.catchup``
+found it missed, the ids read meanwhile and a fresh unread count, then drains the rest as usual,
+again skipping known ids. When that cannot be done, or Redis is unreachable at connect, the
+socket closes with 4503 and the client reconnects with ``since``.
 
 Database work runs through ``_in_schema``, which sets the tenant's schema and resets it, because
 Channels runs every sync call on one shared thread whose connection another consumer uses next.
@@ -25,18 +33,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
+import redis
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import connection
 
 from billing_stub.limits import limits_for
 from herald import gc_policy, safejson
-from herald.realtime import ConnectionRegistry, dispatcher, encode
+from herald.realtime import ConnectionRegistry, RealtimeUnavailable, dispatcher, encode
 from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
+from notifications.catchup import KNOWN_WINDOW_SECONDS, TooFarBehind, catch_up
+from notifications.catchup import in_schema as _in_schema
 from notifications.models import EndUser, Notification
 from notifications.serializers import notification_payload, notification_rows
 from notifications.services.inbox import inbox_mark_read
@@ -45,18 +56,28 @@ from tenants.resolution import InvalidCredential, ResolutionError, WrongTenant, 
 from tenants.tokens import END_USER, KIND_CLAIM
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-QueueItem = tuple[dict[str, Any], int | None] | list[str]  # a bus message, or rendered frames
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Queue item: the bus had a gap that began at ``lost_at`` (Unix time); catch up here."""
+
+    lost_at: float
+
+
+# a bus message, rendered frames, or a catch-up after a gap
+QueueItem = tuple[dict[str, Any], int | None] | list[str] | Resync
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_LIMIT = 4429
 CLOSE_TOO_SLOW = 4408
+CLOSE_UNAVAILABLE = 4503  # real-time delivery is down (Redis): reconnect with ``since``
+ACQUIRE_TIMEOUT = 5.0  # seconds Redis has to count a new connection before a 4503
 QUEUE_LIMIT = 1000
 REPLAY_BATCH = 200
 MAX_MARK_READ = 1000
-KNOWN_WINDOW_SECONDS = 60
 
 _registry: ConnectionRegistry | None = None
 
@@ -66,26 +87,6 @@ def _connection_registry() -> ConnectionRegistry:
     if _registry is None:
         _registry = ConnectionRegistry()
     return _registry
-
-
-async def _in_schema(schema_name: str | None, fn: Callable[[], T]) -> T:
-    """Run ``fn`` on Channels' database thread in ``schema_name`` (public when None), then reset."""
-
-    def run() -> T:
-        if schema_name is None:
-            connection.set_schema_to_public()
-        else:
-            connection.set_schema(schema_name)
-        try:
-            return fn()
-        finally:
-            connection.set_schema_to_public()
-
-    gc_policy.work_started()  # no freeze while this call's objects are alive
-    try:
-        return await database_sync_to_async(run)()
-    finally:
-        gc_policy.work_finished()
 
 
 class Rejected(Exception):
@@ -124,6 +125,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
     user_id: int
     registration: str | None = None
     live = False  # replay done: bus messages become frames as they arrive
+    snapshot_at = 0.0  # when the connection's snapshot was taken: it knows what came before
     busy = False  # the connection's task is sending frames (it may be waiting for the socket)
 
     async def connect(self) -> None:
@@ -147,24 +149,41 @@ class InboxConsumer(AsyncWebsocketConsumer):
         try:
             since = self._since(query)
             await self._authenticate(token)
-            self.registration = await _connection_registry().acquire(
-                self.tenant.pk, limits_for(self.tenant).websocket_connection_limit
-            )
-            if self.registration is None:
-                raise Rejected(CLOSE_LIMIT, "connection limit reached")
+            await self._acquire()
+            try:
+                await dispatcher().register(self.tenant.pk, self.user_id, self)
+            except RealtimeUnavailable as exc:
+                raise Rejected(CLOSE_UNAVAILABLE, str(exc)) from exc
         except Rejected as exc:
             logger.info("WebSocket refused (%s): %s", exc.code, exc)
             await self.close(code=exc.code)
             return
 
-        await dispatcher().register(self.tenant.pk, self.user_id, self)
-        count, self.known = await _in_schema(self.tenant.schema_name, lambda: self._snapshot(since))
+        count, self.known, self.snapshot_at = await _in_schema(
+            self.tenant.schema_name, lambda: self._snapshot(since)
+        )
         self.unread = count
         await self._send(events.unread_count_frame(count))
         if since is not None:
             await self._replay(since)
         self.tasks = [asyncio.create_task(self._drain())]
         self.live = True
+
+    async def _acquire(self) -> None:
+        """A place within the tenant's connection limit, which is counted in Redis. Bounded
+        here, not by a socket timeout on the registry's client: on a busy event loop a short
+        read timeout can fire for an answer already there, and costs a reconnection."""
+        try:
+            self.registration = await asyncio.wait_for(
+                _connection_registry().acquire(
+                    self.tenant.pk, limits_for(self.tenant).websocket_connection_limit
+                ),
+                ACQUIRE_TIMEOUT,
+            )
+        except (redis.RedisError, OSError, TimeoutError) as exc:
+            raise Rejected(CLOSE_UNAVAILABLE, "Redis is unreachable") from exc
+        if self.registration is None:
+            raise Rejected(CLOSE_LIMIT, "connection limit reached")
 
     @staticmethod
     def _since(query: dict[str, list[str]]) -> int | None:
@@ -208,8 +227,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
         self.tenant, self.user_id = await _in_schema(None, check)
 
-    def _snapshot(self, since: int | None) -> tuple[int, set[int]]:
-        """Unread count and the ids already known, in one statement (one snapshot)."""
+    def _snapshot(self, since: int | None) -> tuple[int, set[int], float]:
+        """Unread count and the ids already known, in one statement (one snapshot), and when
+        it was taken (Unix time, the database's clock)."""
         table = Notification._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
@@ -219,7 +239,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
                    WHERE recipient_id = %(user)s AND read_at IS NULL AND archived_at IS NULL),
                   ARRAY(SELECT id FROM {table}
                         WHERE recipient_id = %(user)s AND (id > %(since)s
-                              OR created_at > now() - %(window)s * interval '1 second'))
+                              OR created_at > now() - %(window)s * interval '1 second')),
+                  extract(epoch FROM now())::float8
                 """,  # noqa: S608 -- only the model's table name is interpolated
                 {
                     "user": self.user_id,
@@ -227,8 +248,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
                     "window": KNOWN_WINDOW_SECONDS,
                 },
             )
-            count, known = cursor.fetchone()
-        return count, set(known)
+            count, known, taken_at = cursor.fetchone()
+        return count, set(known), taken_at
 
     async def _replay(self, since: int) -> None:
         after = since
@@ -272,13 +293,60 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def _drain(self) -> None:
         while True:
             item = await self.queue.get()
-            frames = item if isinstance(item, list) else self._frames(*item)
             self.busy = True
             try:
+                if isinstance(item, Resync):
+                    if not await self._catch_up(item.lost_at):
+                        return  # closed: nothing more goes out
+                    continue
+                frames = item if isinstance(item, list) else self._frames(*item)
                 for text in frames:
                     await self.send(text_data=text)
             finally:
                 self.busy = False
+
+    def resync(self, lost_at: float) -> None:
+        """Called by the dispatcher once subscribed again after a gap; never blocks. The catch-up
+        is queued ahead of every event routed after it."""
+        try:
+            self.queue.put_nowait(Resync(lost_at))
+        except asyncio.QueueFull:
+            self.unavailable()
+
+    def unavailable(self) -> None:
+        """Called by the dispatcher when it cannot bridge a gap: the client reconnects with
+        ``since``."""
+        asyncio.get_running_loop().create_task(self.close(code=CLOSE_UNAVAILABLE))
+
+    async def _catch_up(self, lost_at: float) -> bool:
+        """Send what the gap kept from this connection (see ``notifications.catchup``); False
+        when that could not be done and the connection is closing."""
+        try:
+            missed = await catch_up(
+                schema_name=self.tenant.schema_name,
+                user_id=self.user_id,
+                known=self.known,
+                # A snapshot taken after the gap began already covers what came before it.
+                lost_at=max(lost_at, self.snapshot_at),
+            )
+        except TooFarBehind as exc:
+            logger.info("Closing a WebSocket too far behind to catch up in place: %s", exc)
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return False
+        except Exception:  # the database is down too (logged once per batch by catchup)
+            logger.debug("Closing a WebSocket that could not catch up", exc_info=True)
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return False
+        for payload in missed.notifications:
+            if payload["id"] not in self.known:
+                self.known.add(payload["id"])
+                await self._send(events.notification_frame(payload))
+        self.known.update(missed.window_ids)
+        if missed.read_ids:
+            await self._send(events.read_frame(missed.read_ids))
+        self.unread = missed.unread
+        await self.send(text_data=events.unread_count_frame_text(self.unread))
+        return True
 
     def _frames(self, message: dict[str, Any], notification_id: int | None) -> list[str]:
         """The frames (encoded) a bus message makes for this connection."""

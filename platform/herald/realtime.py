@@ -12,6 +12,23 @@ once, and hands small per-user frames to the connections it holds for that (tena
 to 10,000 users is therefore one Redis message per process, not one per user. Each connection has
 its own bounded queue, so a slow client never holds up the others.
 
+Losing the subscription (Redis restarts, fails over, or the network drops): whatever was published
+meanwhile is gone from the bus, but not from PostgreSQL. The dispatcher notices within seconds (a
+PING on a quiet subscription that gets no answer counts as a loss, so does a dropped connection;
+redis-py's own silent reconnect is switched off, since it would resubscribe without telling and
+hide the gap), resubscribes with backoff, and then hands every connection that was open during the
+gap a ``resync``: the connection fetches from PostgreSQL what it has not seen, and a fresh unread
+count and the ids read meanwhile, before any newer live event (``notifications.catchup`` batches
+that into one statement per tenant and few hundred users). Why replay in place rather than close
+the sockets and let clients reconnect with ``since``: a Redis blip must not turn into a reconnect
+storm of every socket of every process (each a token check, a snapshot and a replay), and the
+clients see the missed notifications within a second of Redis coming back, without doing anything.
+Closing stays the fallback, with code 4503, when replaying cannot work: the catch-up fails (the
+database is down too), one user missed too much to replay in place, or the gap outlasts
+``GAP_CLOSE_AFTER`` (clients then reconnect with ``since``, and the widget polls the REST inbox
+until the socket works again). New connections are not accepted as live while the dispatcher is
+unsubscribed: they wait up to ``SUBSCRIBE_WAIT`` for it and are then closed with 4503.
+
 Connection limits: ``ConnectionRegistry`` counts live connections per tenant in Redis (a sorted set
 of connection ids scored by expiry, refreshed by a heartbeat) so the plan's limit holds across all
 server processes, and connections of a crashed process age out on their own.
@@ -24,6 +41,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -36,6 +54,8 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import transaction
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from rest_framework.utils.encoders import JSONEncoder
 
 from herald.keys import redis_name
@@ -45,6 +65,13 @@ logger = logging.getLogger(__name__)
 CONNECTION_TTL = 90  # seconds a connection counts without a heartbeat
 HEARTBEAT_INTERVAL = 30
 ROUTE_SLICE = 100  # recipients of one message handed out between two turns of the event loop
+QUIET_PING_AFTER = 5.0  # seconds without a message before the subscription is PINGed
+PONG_TIMEOUT = 3.0  # no answer within this long after a PING: the subscription is dead
+WATCH_TICK = 1.0  # how often the watchdog looks
+RESUBSCRIBE_BACKOFF = (0.25, 1.0)  # first and longest wait between attempts to resubscribe
+SUBSCRIBE_WAIT = 5.0  # how long a new connection waits for the subscription before a 4503
+GAP_CLOSE_AFTER = 30.0  # a longer gap closes the connections it concerns (4503) instead
+GAP_CLOSE_SPREAD = 10.0  # over this many seconds, not all at once
 
 _sync_client: redis.Redis | None = None
 
@@ -204,6 +231,30 @@ class Connection(Protocol):
 
     def deliver(self, message: dict[str, Any], notification_id: int | None) -> None: ...
 
+    def resync(self, lost_at: float) -> None:
+        """The subscription is back after a gap that began at ``lost_at`` (Unix time): catch up
+        from the database before anything delivered after this call. Never blocks."""
+
+    def unavailable(self) -> None:
+        """The gap lasts too long to bridge: close (4503), the client reconnects with ``since``."""
+
+
+class RealtimeUnavailable(Exception):
+    """The dispatcher is not subscribed to the bus (Redis is unreachable)."""
+
+
+class _Gap:
+    """Connections that were registered when the subscription was lost, and when that was."""
+
+    __slots__ = ("connections", "lost_at", "started")
+
+    def __init__(
+        self, lost_at: float, started: float, connections: list[tuple[tuple[int, int], Connection]]
+    ) -> None:
+        self.lost_at = lost_at  # Unix time of the last sign of life of the old subscription
+        self.started = started  # event loop time the loss was noticed
+        self.connections = connections
+
 
 class Dispatcher:
     """Routes bus messages to the connections of this process (see the module docstring)."""
@@ -212,40 +263,167 @@ class Dispatcher:
         self._connections: dict[tuple[int, int], set[Connection]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._gap: _Gap | None = None
+        self._heard: float | None = None  # loop time of the subscription's last sign of life
+
+    @property
+    def subscribed(self) -> bool:
+        return self._subscribed.is_set()
 
     async def register(self, tenant_id: int, user_id: int, connection: Connection) -> None:
         """Route this user's messages to ``connection``; returns once subscribed to Redis, so
-        nothing published after this call can be missed."""
+        nothing published after this call can be missed. Raises ``RealtimeUnavailable`` (and
+        routes nothing) when no subscription comes within ``SUBSCRIBE_WAIT`` seconds."""
         self._connections[(tenant_id, user_id)].add(connection)
         if self._task is None or self._task.done():
             self._subscribed.clear()
             self._task = asyncio.get_running_loop().create_task(self._run())
-        await self._subscribed.wait()
+        if self._subscribed.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT)
+        except TimeoutError:
+            self.unregister(tenant_id, user_id, connection)
+            raise RealtimeUnavailable("not subscribed to the real-time bus") from None
 
     def unregister(self, tenant_id: int, user_id: int, connection: Connection) -> None:
         key = (tenant_id, user_id)
-        self._connections[key].discard(connection)
-        if not self._connections[key]:
-            del self._connections[key]
+        connections = self._connections.get(key)
+        if connections is not None:
+            connections.discard(connection)
+            if not connections:
+                del self._connections[key]
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        attempt = 0
         while True:
-            client = aioredis.Redis.from_url(settings.REDIS_URL)
+            client = aioredis.Redis.from_url(
+                settings.REDIS_URL,
+                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                # No silent reconnect: redis-py would resubscribe on its own and the gap would go
+                # unnoticed. (A resubscription seen anyway is handled as a gap, in _read.)
+                retry=Retry(NoBackoff(), 0),
+            )
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(bus_channel())
-                self._subscribed.set()
-                async for raw in pubsub.listen():
-                    if raw.get("type") == "message":
-                        await self._route(json.loads(raw["data"]))
+                await self._confirmed(pubsub)
+                self._gap_closed()
+                attempt = 0
+                await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # Redis went away: resubscribe; clients catch up with ``since``
-                logger.warning("Real-time subscription lost; reconnecting", exc_info=True)
-                await asyncio.sleep(1)
+            except Exception:  # Redis went away: resubscribe, then the connections catch up
+                if attempt == 0:
+                    logger.warning("Real-time subscription lost; resubscribing", exc_info=True)
+                else:  # one line a second while Redis is down would drown the logs
+                    logger.debug("Real-time subscription still down", exc_info=True)
+                self._gap_opened(loop)
+                first, longest = RESUBSCRIBE_BACKOFF
+                await asyncio.sleep(min(longest, first * 2**attempt))
+                attempt += 1
+                self._close_if_too_long(loop)
             finally:
-                await pubsub.aclose()
-                await client.aclose()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    async def _confirmed(self, pubsub: Any) -> None:
+        """Wait for the server's confirmation of SUBSCRIBE: from then on nothing is missed."""
+        deadline = asyncio.get_running_loop().time() + settings.REDIS_SOCKET_TIMEOUT
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise redis.TimeoutError("SUBSCRIBE was not confirmed")
+            raw = await pubsub.get_message(timeout=left)
+            if raw is not None and raw.get("type") == "subscribe":
+                self._heard = asyncio.get_running_loop().time()
+                return
+
+    async def _listen(self, pubsub: Any) -> None:
+        """Route messages until the subscription fails. Reading blocks (no timeout machinery
+        around every message); a watchdog beside it PINGs a quiet subscription and declares it
+        dead when even that gets no answer (a peer that vanished without closing the connection,
+        which a blocking read would wait on forever)."""
+        reader = asyncio.ensure_future(self._read(pubsub))
+        watchdog = asyncio.ensure_future(self._watch(pubsub))
+        try:
+            done, _ = await asyncio.wait({reader, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended it
+            raise redis.ConnectionError("the subscription ended")
+        finally:
+            reader.cancel()
+            watchdog.cancel()
+            # Both finished before the connection closes, and neither leaves an unread error.
+            await asyncio.gather(reader, watchdog, return_exceptions=True)
+
+    async def _read(self, pubsub: Any) -> None:
+        loop = asyncio.get_running_loop()
+        async for raw in pubsub.listen():
+            kind = raw["type"]
+            if kind == "subscribe":  # resubscribed underneath us: what came between is lost
+                self._gap_opened(loop)
+                self._gap_closed()
+            self._heard = loop.time()
+            if kind == "message":
+                await self._route(json.loads(raw["data"]))
+
+    async def _watch(self, pubsub: Any) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WATCH_TICK)
+            quiet = loop.time() - (self._heard or 0.0)
+            if quiet > QUIET_PING_AFTER + PONG_TIMEOUT:
+                raise redis.ConnectionError(f"the subscription has been silent for {quiet:.1f} s")
+            if quiet > QUIET_PING_AFTER:  # its answer counts as a sign of life
+                await pubsub.ping()
+
+    def _gap_opened(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._subscribed.clear()
+        if self._gap is None and self._heard is not None:  # (never subscribed: nothing missed)
+            lost_at = time.time() - max(0.0, loop.time() - self._heard)
+            connections = [(key, c) for key, group in self._connections.items() for c in group]
+            self._gap = _Gap(lost_at, loop.time(), connections)
+
+    def _gap_closed(self) -> None:
+        """Subscribed (again): connections that were open during a gap catch up, each before
+        any message routed from now on."""
+        gap, self._gap = self._gap, None
+        if gap is not None:
+            logger.warning(
+                "Real-time subscription back after %.1f s; %d connections catch up",
+                asyncio.get_running_loop().time() - gap.started,
+                len(gap.connections),
+            )
+            for key, connection in gap.connections:
+                if connection in self._connections.get(key, ()):
+                    connection.resync(gap.lost_at)
+        self._subscribed.set()
+
+    def _close_if_too_long(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the gap's connections once it has lasted ``GAP_CLOSE_AFTER``, each at a random
+        moment within ``GAP_CLOSE_SPREAD``: their clients then reconnect (and poll) spread out
+        rather than all in the same second."""
+        gap = self._gap
+        if gap is None or not gap.connections or loop.time() - gap.started < GAP_CLOSE_AFTER:
+            return
+        logger.warning("Real-time bus down for %.0f s; closing its connections", GAP_CLOSE_AFTER)
+        connections, gap.connections = gap.connections, []
+        for key, connection in connections:
+            loop.call_later(
+                random.uniform(0, GAP_CLOSE_SPREAD),  # noqa: S311 -- jitter, not a secret
+                self._close_unavailable,
+                key,
+                connection,
+            )
+
+    def _close_unavailable(self, key: tuple[int, int], connection: Connection) -> None:
+        if connection in self._connections.get(key, ()):
+            connection.unavailable()
 
     async def _route(self, message: dict[str, Any]) -> None:
         """Hand a message to the connections it concerns. A ``created`` message goes to each
@@ -327,14 +505,29 @@ class ConnectionRegistry:
         return connection_id
 
     async def refresh_all(self) -> None:
-        """Push the expiry of every connection this process holds forward."""
+        """Push the expiry of every connection this process holds forward.
+
+        Only ids still in Redis are renewed (``XX``): a refresh racing a release must not bring
+        the released id back. Ids Redis lost (it restarted without its data, while the sockets
+        stayed open) are added again if this process still holds them afterwards."""
         expiry = time.time() + CONNECTION_TTL
+        held = [(tenant_id, list(ids)) for tenant_id, ids in self._held.items() if ids]
         async with self._client.pipeline(transaction=False) as pipe:
-            for tenant_id, held in list(self._held.items()):
-                if held:
-                    pipe.zadd(self._key(tenant_id), dict.fromkeys(held, expiry), xx=True)
+            for tenant_id, ids in held:
+                pipe.zadd(self._key(tenant_id), dict.fromkeys(ids, expiry), xx=True, ch=True)
+                pipe.expire(self._key(tenant_id), CONNECTION_TTL * 2)
+            renewed = (await pipe.execute())[::2]
+        lost: list[tuple[int, list[str]]] = []
+        for (tenant_id, ids), count in zip(held, renewed, strict=True):
+            still = self._held.get(tenant_id, set())
+            if count < len(ids) and (kept := [i for i in ids if i in still]):
+                lost.append((tenant_id, kept))
+        if lost:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for tenant_id, ids in lost:
+                    pipe.zadd(self._key(tenant_id), dict.fromkeys(ids, expiry), nx=True)
                     pipe.expire(self._key(tenant_id), CONNECTION_TTL * 2)
-            await pipe.execute()
+                await pipe.execute()
 
     async def _beat(self) -> None:
         while True:

@@ -40,3 +40,26 @@ def test_limit_heartbeat_and_release():
         run_loop(scenario())
     finally:
         sync.delete(key)
+
+
+def test_connections_redis_lost_are_counted_again_by_the_next_heartbeat():
+    """Redis restarted without its data while the sockets stayed open (they catch up in place):
+    the heartbeat puts back what this process still holds, and not what it released."""
+    tenant = 10**9 + secrets.randbelow(10**9)
+    key = ConnectionRegistry._key(tenant)
+    sync = redis.Redis.from_url(settings.REDIS_URL)
+
+    async def scenario() -> None:
+        registry = ConnectionRegistry()
+        kept = await registry.acquire(tenant, limit=5)
+        gone = await registry.acquire(tenant, limit=5)
+        sync.delete(key)  # as a restart without persistence would
+        registry._held[tenant].discard(gone)  # released meanwhile (its ZREM found nothing)
+        await registry.refresh_all()
+        assert sync.zrange(key, 0, -1) == [kept.encode()]
+        assert await registry.count(tenant) == 1
+
+    try:
+        run_loop(scenario())
+    finally:
+        sync.delete(key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from notifications import selectors
+from notifications import catchup, selectors
 from notifications.models import EndUser
 
 
@@ -44,3 +44,22 @@ def test_inbox_pages_use_the_inbox_indexes_without_sorting(db, world):
     assert "notif_inbox_unread" in count_plan
     for plan in (all_plan, unread_plan):
         assert "Sort" not in plan, plan
+
+
+def test_the_catch_up_after_a_gap_reads_index_ranges_per_user(db, world):
+    """However long a user's inbox, the catch-up reads the newest rows of the inbox index (and
+    counts on the unread one), never the whole table or the whole inbox."""
+    with schema_context(world.tenant_a.schema_name):
+        user = EndUser.objects.get(external_id="user-1")
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(
+                f"EXPLAIN {catchup.inbox_state_sql()}",
+                {"users": [user.pk, user.pk + 1], "cutoff": "2026-01-01T00:00:00Z", "scan": 2000},
+            )
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan using notif_inbox on" in plan, plan  # newest first, then the Limit
+    assert "Limit" in plan, plan
+    assert "notif_inbox_unread" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    assert "Sort" not in plan, plan
