@@ -5,54 +5,26 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from urllib.parse import urlsplit
 
-import pytest
 from django.conf import settings
 
+from tests.notifications.email_support import (
+    FAST_RETRIES,
+    QUEUE,
+    close_now,
+    deliveries,
+    digest_type,
+    email_type,
+    open_batches,
+    redis_client,
+    send,
+    settled,
+    unique,
+)
 from tests.support.api import Caller
 from tests.support.processes import http, running_web, running_worker, wait_until
 from tests.support.smtp import smtp_sink
-
-QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
-FAST_RETRIES = {"DELIVERY_RETRY_BASE_SECONDS": "1", "DELIVERY_RETRY_MAX_SECONDS": "2"}
-
-
-@pytest.fixture
-def alpha(committed, world) -> Caller:
-    """Tenant A's API key, with writes committed (the worker is another process)."""
-    return Caller(host=world.alice.host, token=world.alice.api_key)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def email_type(api: Caller, **templates: str) -> str:
-    key = unique("mail")
-    body = {"name": "Comment replies", "channels": ["in_app", "email"], **templates}
-    assert api.put(f"/api/v1/types/{key}", body).status_code in (200, 201)
-    return key
-
-
-def send(api: Caller, key: str, recipients: list, **fields) -> int:
-    response = api.post(
-        "/api/v1/notifications",
-        {"type": key, "recipients": recipients, "message": "Ada replied", **fields},
-    )
-    assert response.status_code == 202, response.content
-    return response.json()["id"]
-
-
-def deliveries(api: Caller, send_id: int) -> list[dict]:
-    return api.get("/api/v1/deliveries", {"send": send_id}).json()["results"]
-
-
-def settled(api: Caller, send_id: int, count: int) -> list[dict] | None:
-    rows = deliveries(api, send_id)
-    done = len(rows) == count and all(row["status"] not in ("queued", "batched") for row in rows)
-    return rows if done else None
 
 
 def test_an_email_arrives_once_rendered_with_sender_and_unsubscribe_headers(alpha, world):
@@ -170,11 +142,6 @@ def test_a_worker_killed_mid_batch_loses_and_repeats_nothing(alpha):
     assert sorted(delivered) == sorted(str(row["id"]) for row in rows)  # each exactly once
 
 
-@pytest.fixture
-def bravo(committed, world) -> Caller:
-    return Caller(host=world.bob.host, token=world.bob.api_key)
-
-
 def test_one_tenants_flood_does_not_hold_up_another_tenants_email(alpha, bravo, world):
     """One worker; tenant A queues 1,500 emails, then tenant B queues one. B's email goes out
     within seconds, while most of A's are still waiting: turns alternate between tenants."""
@@ -211,12 +178,6 @@ def _seconds(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
-def redis_client():
-    from herald.realtime import shared_redis
-
-    return shared_redis()
-
-
 def test_a_send_accepted_while_redis_is_down_is_delivered_once_it_is_back(committed, world):
     """Redis (broker, cache, bus) stops; the API still accepts the send (202, outbox rows
     committed); once Redis is back, the sweep gives the tenant a turn and the email goes out."""
@@ -251,36 +212,6 @@ def test_a_send_accepted_while_redis_is_down_is_delivered_once_it_is_back(commit
 
             wait_until(delivered, timeout=90, interval=2.0, what="the email after the outage")
     assert len(sink.to(address)) == 1
-
-
-def digest_type(api: Caller) -> str:
-    key = unique("digest")
-    body = {"name": "Activity", "channels": ["email"], "digest_window_seconds": 600}
-    assert api.put(f"/api/v1/types/{key}", body).status_code in (200, 201)
-    return key
-
-
-def close_now(tenant) -> None:
-    """The window passes: every open batch of the tenant falls due."""
-    from django.db.models import F
-    from django.utils import timezone
-    from django_tenants.utils import tenant_context
-
-    from notifications.models import DigestBatch
-    from tenants.due import due_at
-
-    with tenant_context(tenant):
-        DigestBatch.objects.filter(status="open").update(closes_at=F("opened_at"))
-    due_at(tenant_id=tenant.pk, kind="digest", when=timezone.now())
-
-
-def open_batches(tenant, user: str) -> list:
-    from django_tenants.utils import tenant_context
-
-    from notifications.models import DigestBatch
-
-    with tenant_context(tenant):
-        return list(DigestBatch.objects.filter(recipient__external_id=user, status="open"))
 
 
 def test_a_digest_collects_concurrent_sends_into_one_batch_and_one_email(alpha, world):

@@ -11,9 +11,8 @@ from django_tenants.utils import tenant_context
 
 from notifications.models import Delivery, DigestBatch, EndUser
 from notifications.services.turns import turns_request
-from tests.notifications.test_email import (
+from tests.notifications.email_support import (
     QUEUE,
-    alpha,  # noqa: F401 -- a fixture
     close_now,
     deliveries,
     digest_type,
@@ -36,7 +35,7 @@ def stored_user(tenant, *, name: str = "", email: str = "") -> str:
     return external_id
 
 
-def test_stored_names_with_line_breaks_neither_jam_the_batch_nor_inject_headers(alpha, world):  # noqa: F811
+def test_stored_names_with_line_breaks_neither_jam_the_batch_nor_inject_headers(alpha, world):
     key = email_type(alpha, email_subject="Hello {{ user.name }}")
     bad_name_to = f"{unique('bob')}@example.com"
     bad_name = stored_user(world.tenant_a, name=f"Bob{INJECTION}", email=bad_name_to)
@@ -67,7 +66,7 @@ def test_stored_names_with_line_breaks_neither_jam_the_batch_nor_inject_headers(
     assert sorted(addresses) == sorted([bad_name_to, *fine])
 
 
-def test_a_sender_name_stored_with_a_line_break_does_not_stop_the_tenants_email(alpha, world):  # noqa: F811
+def test_a_sender_name_stored_with_a_line_break_does_not_stop_the_tenants_email(alpha, world):
     from tenants.models import Tenant
 
     key = email_type(alpha)
@@ -88,7 +87,7 @@ def test_a_sender_name_stored_with_a_line_break_does_not_stop_the_tenants_email(
     assert message["Bcc"] is None
 
 
-def test_rows_that_used_up_their_attempts_fail_instead_of_being_claimed_again(alpha, world):  # noqa: F811
+def test_rows_that_used_up_their_attempts_fail_instead_of_being_claimed_again(alpha, world):
     """A delivery and a digest whose workers died with them every time (attempts at the limit,
     lease run out) end ``failed``; their attempts never exceed the limit."""
     limit = settings.DELIVERY_MAX_ATTEMPTS

@@ -16,9 +16,8 @@ from django_tenants.utils import tenant_context
 
 from notifications.models import Send
 from notifications.services.turns import _key
-from tests.notifications.test_email import (
+from tests.notifications.email_support import (
     QUEUE,
-    alpha,  # noqa: F401 -- a fixture
     email_type,
     redis_client,
     send,
@@ -47,7 +46,7 @@ def all_deliveries(api, send_id: int) -> list[dict]:
 
 
 def test_a_worker_killed_mid_batch_is_recovered_from_within_a_minute_exactly_once(
-    alpha,  # noqa: F811
+    alpha,
     world,
     settings,
 ):
@@ -117,7 +116,7 @@ def test_a_worker_killed_mid_batch_is_recovered_from_within_a_minute_exactly_onc
     assert set(per_recipient.values()) == {1}  # exactly once each
 
 
-def test_a_batch_slower_than_its_lease_keeps_its_rows_while_it_works(alpha, settings):  # noqa: F811
+def test_a_batch_slower_than_its_lease_keeps_its_rows_while_it_works(alpha, settings):
     """Two workers, two turns: one claims 10 emails (4 s, two leases), the other 5, and then
     comes back for more while the first is still sending. The heartbeat renews the first
     turn's leases, so the second never takes over its rows: each email goes out once, at its
