@@ -12,7 +12,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
-RUN /opt/venv/bin/pip install --no-compile -r /tmp/requirements.txt
+# pip compiles the dependencies' bytecode here, once; at runtime nothing writes any.
+RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
 
 # --- final: the virtualenv, the code and the collected static files; no build tools --------
 FROM ${PYTHON_IMAGE}
