@@ -1,12 +1,12 @@
 # syntax=docker/dockerfile:1
 # One image for every Herald process: `docker run IMAGE web|worker|beat|release`.
-# The base is pinned to a patch release; to refresh it, pick the newest python:3.11.x-slim-bookworm
-# tag and, where the build can reach a registry, append its digest
-# (`docker buildx imagetools inspect python:3.11.x-slim-bookworm` prints it) as `@sha256:...`.
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# The base is pinned to a patch release, written out in both FROM lines (scanners cannot resolve an
+# ARG there). To refresh it, put the newest python:3.11.x-slim-bookworm tag in both and, where the
+# build can reach a registry, append its digest as `@sha256:...`
+# (`docker buildx imagetools inspect python:3.11.x-slim-bookworm` prints it).
 
 # --- build: a virtualenv with every runtime dependency (compilers stay in this stage) -------
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -16,7 +16,7 @@ COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
 
 # --- final: the virtualenv, the code and the collected static files; no build tools --------
-FROM ${PYTHON_IMAGE}
+FROM python:3.11.14-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
