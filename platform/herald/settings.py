@@ -351,7 +351,8 @@ JSON_MAX_DEPTH = 64
 STATIC_URL = "static/"
 # WhiteNoise serves the dashboard's CSS and JavaScript straight from the apps' static folders in
 # every process, so no `collectstatic` step or separate file server is needed. Set STATIC_ROOT
-# only to run `collectstatic` (e.g. to put the files on a CDN).
+# to run `collectstatic` (the container image does at build time and serves them from there; or
+# to put the files on a CDN).
 STATIC_ROOT = env_raw("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
