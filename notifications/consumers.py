@@ -43,6 +43,7 @@ from django.db import connection
 
 from billing_stub.limits import limits_for
 from herald import gc_policy, safejson
+from herald.metrics import WEBSOCKET_CONNECTIONS
 from herald.realtime import ConnectionRegistry, RealtimeUnavailable, dispatcher, encode
 from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
@@ -396,6 +397,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 )
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            WEBSOCKET_CONNECTIONS.dec()
         # Forget the tasks: a cancelled task keeps its CancelledError, whose traceback holds
         # the task's frame and so this consumer, a cycle only a full collection would free.
         tasks, self.tasks = self.tasks, []

@@ -1,0 +1,89 @@
+"""``GET /metrics`` on the real web process: Prometheus text summed over its worker processes,
+on the platform host only, behind ``METRICS_TOKEN`` when one is set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.personas import committed_tenant
+from tests.support.processes import Server, http, running_web
+
+TOKEN = "scrape-secret"
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def total(parsed: dict, name: str, **labels: str) -> float:
+    return sum(
+        value
+        for (sample, sample_labels), value in parsed.items()
+        if sample == name and all((k, v) in sample_labels for k, v in labels.items())
+    )
+
+
+def scrape(web: Server) -> str:
+    response = web.get("/metrics", host=settings.PLATFORM_HOST, Authorization=f"Bearer {TOKEN}")
+    assert response.status == 200, response.body
+    assert response.headers["content-type"].startswith("text/plain")
+    return response.body
+
+
+def test_metrics_sum_every_web_process(committed, tmp_path: Path):
+    tenant, api = committed_tenant(committed, "metered", "Metered Co")
+    with running_web(
+        WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(tmp_path), METRICS_TOKEN=TOKEN
+    ) as web:
+        before = samples(scrape(web))
+        caller = {"host": api.host, "Authorization": f"Bearer {api.token}"}
+        for _ in range(40):  # a new connection each: both workers get some
+            assert web.get("/api/v1/tenant", **caller).status == 200
+        sent = http(
+            "POST",
+            f"{web.url}/api/v1/notifications",
+            headers={"Host": f"{api.host}:{web.port}", "Authorization": f"Bearer {api.token}"},
+            body={"type": "metered", "recipients": ["m-1", "m-2", "m-3"], "message": "m"},
+        )
+        assert sent.status == 202, sent.body
+        text = scrape(web)
+
+    after = samples(text)
+    route = {"method": "GET", "route": "/api/v1/tenant", "status": "200"}
+    assert (
+        total(after, "herald_http_requests_total", **route)
+        - total(before, "herald_http_requests_total", **route)
+        == 40
+    )
+    assert total(after, "herald_http_request_duration_seconds_count", route="/api/v1/tenant") >= 40
+    assert (
+        total(after, "herald_notifications_created_total")
+        - total(before, "herald_notifications_created_total")
+        == 3
+    )
+    assert "herald_websocket_connections" in text
+    # Both workers wrote samples, and the scrape summed them.
+    assert len({f.stem.rsplit("_", 1)[-1] for f in tmp_path.glob("counter_*.db")}) >= 2
+    # Bounded labels: no tenant slug, host or recipient id anywhere.
+    for needle in (tenant.slug, tenant.schema_name, "m-1"):
+        assert needle not in text
+
+
+def test_metrics_need_the_token_and_the_platform_host(committed, tmp_path: Path):
+    _tenant, api = committed_tenant(committed, "scraped", "Scraped Co")
+    with running_web(PROMETHEUS_MULTIPROC_DIR=str(tmp_path), METRICS_TOKEN=TOKEN) as web:
+        assert web.get("/metrics", host=settings.PLATFORM_HOST).status == 401
+        wrong = web.get("/metrics", host=settings.PLATFORM_HOST, Authorization="Bearer nope")
+        assert wrong.status == 401
+        assert wrong.body["error"]["code"] == "unauthorized"
+        assert scrape(web)
+        on_tenant = web.get("/metrics", host=api.host, Authorization=f"Bearer {TOKEN}")
+        assert on_tenant.status == 404
+        assert on_tenant.body["error"]["code"] == "not_found"
