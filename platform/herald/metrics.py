@@ -53,6 +53,10 @@ WEBSOCKET_CONNECTIONS = Gauge(
     "WebSocket connections open now, summed over live processes.",
     multiprocess_mode="livesum",
 )
+WEBSOCKET_FRAMES = Counter(
+    "herald_websocket_frames_sent_total",
+    "Frames written to WebSocket clients (notifications, unread counts, replies).",
+)
 
 # Methods outside this set share one label value, so a client cannot mint new series.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -3,13 +3,15 @@ on the platform host only, behind ``METRICS_TOKEN`` when one is set."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.sync.client import connect
 
 from tests.support.personas import committed_tenant
-from tests.support.processes import Server, http, running_web
+from tests.support.processes import Server, http, running_web, wait_until
 
 TOKEN = "scrape-secret"
 
@@ -87,3 +89,29 @@ def test_metrics_need_the_token_and_the_platform_host(committed, tmp_path: Path)
         on_tenant = web.get("/metrics", host=api.host, Authorization=f"Bearer {TOKEN}")
         assert on_tenant.status == 404
         assert on_tenant.body["error"]["code"] == "not_found"
+
+
+def test_websocket_connections_are_a_live_gauge(committed, tmp_path: Path):
+    _tenant, api = committed_tenant(committed, "socketed", "Socketed Co")
+    with running_web(
+        WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(tmp_path), METRICS_TOKEN=TOKEN
+    ) as web:
+        minted = http(
+            "POST",
+            f"{web.url}/api/v1/users/ws-metrics/token",
+            headers={"Host": f"{api.host}:{web.port}", "Authorization": f"Bearer {api.token}"},
+        )
+        assert minted.status < 300, minted.body
+        frames_before = total(samples(scrape(web)), "herald_websocket_frames_sent_total")
+        uri = f"ws://{api.host}:{web.port}/ws/v1/notifications?token={minted.body['token']}"
+        sock = socket.create_connection(("127.0.0.1", web.port))
+        with connect(uri, sock=sock, open_timeout=10) as ws:
+            ws.recv(timeout=10)  # the unread count: registered by now
+            opened = samples(scrape(web))
+            assert total(opened, "herald_websocket_connections") == 1
+            assert total(opened, "herald_websocket_frames_sent_total") > frames_before
+
+        def closed() -> bool:
+            return total(samples(scrape(web)), "herald_websocket_connections") == 0
+
+        wait_until(closed, timeout=10, what="the gauge to drop")
