@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hmac
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,6 +28,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from herald.errors import error_response
 
@@ -86,12 +91,67 @@ class HttpMetricsMiddleware:
         return response
 
 
+class BacklogCollector(Collector):
+    """Work waiting, from the public due index (``tenants.due.due_backlog``): per kind
+    (``send``, ``digest``, ``email``), the tenants with work due and the age of the most overdue.
+    One query per scrape at most every ``BACKLOG_TTL`` seconds, on whichever process answers;
+    cost does not grow with the number of tenant schemas. 0 when the database cannot answer."""
+
+    TTL = 15.0
+
+    def __init__(self) -> None:
+        self._cached: tuple[float, dict[str, tuple[int, float]]] = (-self.TTL, {})
+        self._lock = threading.Lock()
+
+    def _backlog(self) -> dict[str, tuple[int, float]]:
+        with self._lock:
+            at, backlog = self._cached
+            if time.monotonic() - at >= self.TTL:
+                from tenants.due import due_backlog
+
+                try:
+                    backlog = due_backlog()
+                except DatabaseError:
+                    backlog = {}
+                self._cached = (time.monotonic(), backlog)
+            return backlog
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        backlog = self._backlog()
+        depth = GaugeMetricFamily(
+            "herald_queue_tenants_due", "Tenants with work of a kind due now.", labels=["kind"]
+        )
+        age = GaugeMetricFamily(
+            "herald_queue_oldest_due_age_seconds",
+            "How long the most overdue tenant's work of a kind has waited.",
+            labels=["kind"],
+        )
+        for kind, (tenants, oldest) in sorted(backlog.items()):
+            depth.add_metric([kind], tenants)
+            age.add_metric([kind], oldest)
+        yield depth
+        yield age
+
+
+_backlog = BacklogCollector()
+
+
 def _exposition() -> bytes:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+    else:
+        registry = CollectorRegistry()
+        registry.register(_ProcessRegistry())
+    registry.register(_backlog)
+    return generate_latest(registry)
+
+
+class _ProcessRegistry(Collector):
+    """This process's own metrics (no multiprocess directory): the default registry's."""
+
+    def collect(self) -> Iterator[Any]:
+        yield from REGISTRY.collect()
 
 
 def metrics(request: HttpRequest) -> HttpResponse:

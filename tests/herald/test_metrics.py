@@ -4,12 +4,16 @@ on the platform host only, behind ``METRICS_TOKEN`` when one is set."""
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
+from tenants.due import due_backlog
+from tenants.models import DueWork
 from tests.support.personas import committed_tenant
 from tests.support.processes import Server, http, running_web, wait_until
 
@@ -71,6 +75,8 @@ def test_metrics_sum_every_web_process(committed, tmp_path: Path):
         == 3
     )
     assert "herald_websocket_connections" in text
+    assert "# TYPE herald_queue_tenants_due gauge" in text
+    assert "# TYPE herald_queue_oldest_due_age_seconds gauge" in text
     # Both workers wrote samples, and the scrape summed them.
     assert len({f.stem.rsplit("_", 1)[-1] for f in tmp_path.glob("counter_*.db")}) >= 2
     # Bounded labels: no tenant slug, host or recipient id anywhere.
@@ -115,3 +121,15 @@ def test_websocket_connections_are_a_live_gauge(committed, tmp_path: Path):
             return total(samples(scrape(web)), "herald_websocket_connections") == 0
 
         wait_until(closed, timeout=10, what="the gauge to drop")
+
+
+def test_backlog_counts_tenants_with_work_due_and_the_oldest_age(db, world):
+    now = timezone.now()
+    DueWork.objects.create(tenant=world.tenant_a, kind="probe", due_at=now - timedelta(minutes=2))
+    DueWork.objects.create(tenant=world.tenant_b, kind="probe", due_at=now - timedelta(seconds=5))
+    DueWork.objects.create(tenant=world.tenant_b, kind="later", due_at=now + timedelta(hours=1))
+
+    backlog = due_backlog(now=now)
+
+    assert backlog["probe"] == (2, 120.0)
+    assert "later" not in backlog
