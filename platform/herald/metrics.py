@@ -62,6 +62,14 @@ WEBSOCKET_FRAMES = Counter(
     "herald_websocket_frames_sent_total",
     "Frames written to WebSocket clients (notifications, unread counts, replies).",
 )
+TURNS_QUEUED = Counter(
+    "herald_turns_queued_total", "Email turns put on the Celery queue (one batch each)."
+)
+TURNS_STARTED = Counter(
+    "herald_turns_started_total",
+    "Turns taken off the queue: run, or superseded (their slot was given to another turn).",
+    ["result"],
+)
 
 # Methods outside this set share one label value, so a client cannot mint new series.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -51,7 +51,8 @@ def test_a_sent_email_is_counted_on_the_workers_metrics_port(alpha, tmp_path: Pa
                 for (name, labels), value in samples.items()
                 if name == "herald_celery_tasks_total" and ("outcome", "success") in labels
             ]
-            return samples if sent == 1 and sum(tasks) >= 1 else None
+            turns = samples.get(("herald_turns_started_total", (("result", "run"),)), 0)
+            return samples if sent == 1 and sum(tasks) >= 1 and turns >= 1 else None
 
         samples = wait_until(counted, timeout=15, what="counted outcomes")
         assert sink.messages
