@@ -43,6 +43,7 @@ from django.db import connection
 
 from billing_stub.limits import limits_for
 from herald import gc_policy, safejson
+from herald.metrics import WEBSOCKET_CONNECTIONS, WEBSOCKET_FRAMES
 from herald.realtime import ConnectionRegistry, RealtimeUnavailable, dispatcher, encode
 from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
@@ -158,6 +159,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
             logger.info("WebSocket refused (%s): %s", exc.code, exc)
             await self.close(code=exc.code)
             return
+        WEBSOCKET_CONNECTIONS.inc()  # registered; disconnect() takes it back
+        self.counted = True
 
         count, self.known, self.snapshot_at = await _in_schema(
             self.tenant.schema_name, lambda: self._snapshot(since)
@@ -280,6 +283,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if self.live and self.send_nowait is not None and not self.busy and self.queue.empty():
             frames = self._frames(message, notification_id)
             if not frames or self.send_nowait(frames):
+                WEBSOCKET_FRAMES.inc(len(frames))
                 return
             item = frames
         else:
@@ -366,6 +370,13 @@ class InboxConsumer(AsyncWebsocketConsumer):
         frames.append(events.unread_count_frame_text(self.unread))
         return frames
 
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        if text_data is not None or bytes_data is not None:
+            WEBSOCKET_FRAMES.inc()
+
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=encode(frame))
 
@@ -396,6 +407,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 )
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            WEBSOCKET_CONNECTIONS.dec()
         # Forget the tasks: a cancelled task keeps its CancelledError, whose traceback holds
         # the task's frame and so this consumer, a cycle only a full collection would free.
         tasks, self.tasks = self.tasks, []

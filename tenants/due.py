@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, Min
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
@@ -82,3 +83,19 @@ def due_rebuild(*, kind: str, next_due: Callable[[], datetime | None]) -> int:
         due_recompute(tenant=tenant, kind=kind, next_due=next_due)
         pending += DueWork.objects.filter(tenant_id=tenant.pk, kind=kind).exists()
     return pending
+
+
+def due_backlog(*, now: datetime | None = None) -> dict[str, tuple[int, float]]:
+    """Per kind: how many tenants have work due by ``now``, and how overdue the oldest is, in
+    seconds. One aggregate over the public index, never a tenant schema: it measures tenants
+    waiting, not rows (a tenant with a thousand queued emails counts once)."""
+    now = now or timezone.now()
+    rows = (
+        DueWork.objects.filter(due_at__lte=now)
+        .values("kind")
+        .annotate(tenants=Count("tenant_id"), oldest=Min("due_at"))
+    )
+    return {
+        row["kind"]: (row["tenants"], max(0.0, (now - row["oldest"]).total_seconds()))
+        for row in rows
+    }

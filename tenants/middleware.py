@@ -14,6 +14,9 @@ from tenants.resolution import ResolutionError, bearer_token, resolve
 
 # Probes come from load balancers and kubelets with arbitrary Host headers (often a pod IP).
 TENANTLESS_PATHS = frozenset({"/healthz", "/readyz"})
+# The scraper's bearer token is the metrics token, not a tenant credential: the host alone
+# decides (the platform host serves /metrics, a tenant host answers 404).
+HOST_ONLY_PATHS = frozenset({"/metrics"})
 
 
 class TenantResolutionMiddleware:
@@ -31,7 +34,8 @@ class TenantResolutionMiddleware:
         raw_host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
         authorization = request.META.get("HTTP_AUTHORIZATION", "")
         try:
-            resolution = resolve(host=raw_host, token=bearer_token(authorization))
+            token = None if request.path_info in HOST_ONLY_PATHS else bearer_token(authorization)
+            resolution = resolve(host=raw_host, token=token)
         except ResolutionError as exc:
             headers = {"WWW-Authenticate": 'Bearer realm="herald"'} if exc.status == 401 else None
             return error_response(exc.status, exc.message, code=exc.code, headers=headers)

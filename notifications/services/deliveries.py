@@ -46,6 +46,7 @@ from billing_stub.metering import (
     usage_record,
 )
 from billing_stub.rates import email_tokens_return, email_tokens_take
+from herald.metrics import DELIVERIES
 from notifications.channels.email.sending import (
     Outcome,
     SmtpSession,
@@ -257,13 +258,15 @@ def _record(tenant: Tenant, delivery: Delivery, outcome: Outcome, now: datetime)
             updated_at=now,
         )
         return
-    held.update(
+    stored = held.update(
         status=outcome.status,
         last_error=outcome.error[:2000],
         locked_until=None,
         updated_at=now,
         sent_at=now if outcome.status == Delivery.Status.SENT else None,
     )
+    if stored:
+        DELIVERIES.labels(delivery.channel, outcome.status).inc()
 
 
 def _attempt(

@@ -34,6 +34,7 @@ from billing_stub.metering import (
     quota_release,
     usage_record,
 )
+from herald.metrics import DELIVERIES
 from notifications.channels.email.sending import (
     Outcome,
     SmtpSession,
@@ -43,6 +44,7 @@ from notifications.channels.email.sending import (
     smtp_outcome,
 )
 from notifications.models import (
+    EMAIL,
     Delivery,
     DigestBatch,
     NotificationType,
@@ -252,13 +254,15 @@ def _finish(
             last_error=outcome.error[:2000],
             sent_at=now if sent else None,
         )
-        Delivery.objects.filter(pk__in=[item.pk for item in items]).update(
+        stored = Delivery.objects.filter(pk__in=[item.pk for item in items]).update(
             status=item_status,
             attempts=batch.attempts,
             last_error=outcome.error[:2000],
             updated_at=now,
             sent_at=now if sent else None,
         )
+    if stored:
+        DELIVERIES.labels(EMAIL, item_status).inc(stored)
 
 
 def digest_flush(*, tenant: Tenant, batch_id: int, holding: Holding | None = None) -> str | None:

@@ -24,6 +24,7 @@ from billing_stub.metering import (
     usage_record,
 )
 from herald.errors import ApiError
+from herald.metrics import NOTIFICATIONS_CREATED
 from herald.realtime import publish_on_commit
 from notifications.events import created_message
 from notifications.models import (
@@ -104,6 +105,8 @@ def notification_send(
         raise
     if not outcome.created:
         quota_release(reservation)
+    else:
+        NOTIFICATIONS_CREATED.inc(len(request.recipients))
     return outcome
 
 

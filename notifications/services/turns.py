@@ -28,6 +28,7 @@ from celery import current_app
 from django.conf import settings
 
 from herald.keys import redis_name
+from herald.metrics import TURNS_QUEUED, TURNS_STARTED
 from herald.realtime import shared_redis
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def turns_request(*, tenant_id: int, wanted: int = 1) -> int:
                 client.delete(key)
                 raise
             queued += 1
+            TURNS_QUEUED.inc()
     except Exception:
         logger.warning("Turn for tenant %s not queued; the sweep will retry", tenant_id)
     return queued
@@ -95,10 +97,12 @@ def turn_start(*, tenant_id: int, slot: int, token: str | None) -> bool:
     the slot belongs to another turn now: this one must not run. With Redis unreachable the
     turn runs (its rows are claimed in the database, so nothing is sent twice)."""
     try:
-        return bool(_script(_START, tenant_id, slot, token, settings.DELIVERY_LEASE_SECONDS))
+        started = bool(_script(_START, tenant_id, slot, token, settings.DELIVERY_LEASE_SECONDS))
     except redis.RedisError:
         logger.warning("Could not take turn %s/%s; running it anyway", tenant_id, slot)
-        return True
+        started = True
+    TURNS_STARTED.labels("run" if started else "superseded").inc()
+    return started
 
 
 def turn_renew(*, tenant_id: int, slot: int, token: str | None) -> None:

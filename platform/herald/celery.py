@@ -13,6 +13,9 @@ app = Celery("herald")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Task outcome counters and the worker's metrics port (signal handlers, connected on import).
+import herald.worker_metrics  # noqa: E402, F401
+
 
 @app.task(name="herald.ping", ignore_result=False)
 def ping() -> dict[str, str]:

@@ -90,6 +90,8 @@ TENANT_LIMIT_SET_CALLS = True
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
+    # Outermost: counts and times every response, refusals by later middleware included.
+    "herald.metrics.HttpMetricsMiddleware",
     # First: answers CORS preflights (no credential, so no tenant resolution or rate limit) and
     # adds CORS headers to every /api/v1/ response, errors included (see widget/cors.py).
     "widget.cors.CorsMiddleware",
@@ -380,6 +382,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Metrics -----------------------------------------------------------------------------------
+# GET /metrics on the platform host; with a token, only for "Authorization: Bearer <token>".
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # --- Errors --------------------------------------------------------------------------------------
 SENTRY_DSN = env_str("SENTRY_DSN", "")

@@ -54,6 +54,11 @@ def test_every_contract_route_is_documented(schema):
     assert missing == []
 
 
+def test_operational_endpoints_stay_out_of_the_schema(schema):
+    # Schemathesis fuzzes every documented path: the scrape endpoint and probes are not API.
+    assert not {"/metrics", "/healthz", "/readyz"} & set(schema["paths"])
+
+
 def test_operations_document_auth_and_errors(schema):
     send = schema["paths"]["/api/v1/notifications"]["post"]
     assert {next(iter(r)) for r in send["security"]} == {"ApiKey", "AdminToken"}
