@@ -169,5 +169,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if token:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return error_response(401, "A valid metrics token is required.", code="unauthorized")
+            return error_response(401, "A valid metrics token is required.")
     return HttpResponse(_exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -90,7 +90,7 @@ def test_metrics_need_the_token_and_the_platform_host(committed, tmp_path: Path)
         assert web.get("/metrics", host=settings.PLATFORM_HOST).status == 401
         wrong = web.get("/metrics", host=settings.PLATFORM_HOST, Authorization="Bearer nope")
         assert wrong.status == 401
-        assert wrong.body["error"]["code"] == "unauthorized"
+        assert wrong.body["error"]["code"] == "unauthenticated"
         assert scrape(web)
         on_tenant = web.get("/metrics", host=api.host, Authorization=f"Bearer {TOKEN}")
         assert on_tenant.status == 404
