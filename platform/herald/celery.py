@@ -14,7 +14,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Task outcome counters and the worker's metrics port (signal handlers, connected on import).
-import herald.worker_metrics  # noqa: E402, F401
+import herald.worker_metrics  # noqa: E402, F401 -- after the app is configured; imported for its signal handlers
 
 
 @app.task(name="herald.ping", ignore_result=False)
