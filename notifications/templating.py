@@ -123,6 +123,7 @@ class _BoundedContext(RenderContext):
         if budget is not None and time.monotonic() > budget.deadline:
             raise RenderTimeLimitError("render time limit reached", token=None)
 
+    # A property over the base class's plain attribute, so that every read checks the deadline.
     @property  # type: ignore[override]
     def disabled_tags(self) -> list[str]:
         self.check_deadline()

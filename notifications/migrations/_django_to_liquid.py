@@ -390,6 +390,7 @@ def _join(
     if len(several) > 1:
         return None
     ordered = singles + several
+    # The None check above is lost on the type checker: every text here is a str.
     return f" {outer} ".join(f" {inner} ".join(group) for group in ordered)  # type: ignore[arg-type]
 
 
