@@ -41,6 +41,27 @@ ensure_venv() {
   export PATH="$VENV/bin:$PATH"
 }
 
+# ensure_tool_venv NAME: .venv-tools/NAME, a virtualenv of its own for a tool whose pins clash
+# with the project's (requirements-NAME.txt), installed again only when that file changed. A lock
+# keeps two runs that start at once from installing over each other.
+ensure_tool_venv() {
+  local name="$1" dir="$ROOT/.venv-tools/$1" requirements="$ROOT/requirements-$1.txt"
+  local python wanted
+  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  mkdir -p "$ROOT/.venv-tools"
+  (
+    flock 9
+    [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.requirements.sha256" 2>/dev/null)" = "$wanted" ] &&
+      exit 0
+    python="$(find_python)" || exit 1
+    say "Installing $name into .venv-tools/$name (again only when requirements-$name.txt changes)"
+    rm -rf "$dir"
+    "$python" -m venv "$dir" &&
+      "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" &&
+      echo "$wanted" >"$dir/.requirements.sha256"
+  ) 9>"$ROOT/.venv-tools/$name.lock"
+}
+
 # ensure_services DBNAME: PostgreSQL and Redis from the environment, from 127.0.0.1, or embedded
 # ones in .data/ (see bin/services.py). Embedded servers this run started stop when it exits.
 ensure_services() {

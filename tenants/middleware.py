@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port
 
 from herald.errors import error_response
 from herald.observability import tag_tenant
@@ -17,6 +19,17 @@ TENANTLESS_PATHS = frozenset({"/healthz", "/readyz"})
 # The scraper's bearer token is the metrics token, not a tenant credential: the host alone
 # decides (the platform host serves /metrics, a tenant host answers 404).
 HOST_ONLY_PATHS = frozenset({"/metrics"})
+
+
+def is_ip_address(host: str) -> bool:
+    """``10.1.2.3:8000`` or ``[fd00::1]:8000``: a host no tenant can have (tenant hosts and
+    custom domains are names)."""
+    domain, _port = split_domain_port(host)
+    try:
+        ipaddress.ip_address(domain.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 class TenantResolutionMiddleware:
@@ -32,6 +45,10 @@ class TenantResolutionMiddleware:
 
         connection.set_schema_to_public()
         raw_host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
+        if request.path_info in HOST_ONLY_PATHS and is_ip_address(raw_host):
+            # Prometheus scrapes each pod at its IP, which it also sends as the host (a scrape
+            # cannot set another): that is the platform's own endpoint, never a tenant's.
+            raw_host = settings.PLATFORM_HOST
         authorization = request.META.get("HTTP_AUTHORIZATION", "")
         try:
             token = None if request.path_info in HOST_ONLY_PATHS else bearer_token(authorization)

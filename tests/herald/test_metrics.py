@@ -95,6 +95,12 @@ def test_metrics_need_the_token_and_the_platform_host(committed, tmp_path: Path)
         on_tenant = web.get("/metrics", host=api.host, Authorization=f"Bearer {TOKEN}")
         assert on_tenant.status == 404
         assert on_tenant.body["error"]["code"] == "not_found"
+        unknown = web.get("/metrics", host="unknown.example.net", Authorization=f"Bearer {TOKEN}")
+        assert unknown.status == 404
+        # Prometheus scrapes each pod at its IP address and sends that as the host.
+        for pod in ("10.1.2.3", "[fd00::7]"):
+            assert web.get("/metrics", host=pod).status == 401
+            assert web.get("/metrics", host=pod, Authorization=f"Bearer {TOKEN}").status == 200
 
 
 def test_websocket_connections_are_a_live_gauge(committed, tmp_path: Path):
