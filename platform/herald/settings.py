@@ -407,6 +407,11 @@ LOGGING = {
 # --- Metrics -----------------------------------------------------------------------------------
 # GET /metrics on the platform host; with a token, only for "Authorization: Bearer <token>".
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# Opt-in: a gauge of this billing period's notifications for the N tenants with the most, labelled
+# by slug (at most N series). 0: off, no tenant appears in any label.
+METRICS_TOP_TENANTS = env_int("METRICS_TOP_TENANTS", 0)
+if METRICS_TOP_TENANTS < 0:
+    raise ImproperlyConfigured("METRICS_TOP_TENANTS must be 0 (off) or a number of tenants.")
 
 # --- Errors --------------------------------------------------------------------------------------
 SENTRY_DSN = env_str("SENTRY_DSN", "")
