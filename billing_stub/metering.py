@@ -86,6 +86,21 @@ def usage_get(*, tenant_id: int, kind: str, period: Period | None = None) -> int
     return rolled + pending
 
 
+def usage_top_tenants(
+    *, kind: str, limit: int, period: Period | None = None
+) -> list[tuple[str, int]]:
+    """The ``limit`` tenants with the most ``kind`` in ``period`` (default: now), as ``(slug,
+    quantity)``, most first; as of the last rollup (``usage_rollup``, every minute), so records
+    not yet folded are not counted. One query over the period's totals, one row per tenant."""
+    period = period or period_of()
+    rows = (
+        UsageTotal.objects.filter(period_start=period.start, kind=kind, quantity__gt=0)
+        .order_by("-quantity", "tenant_id")
+        .values_list("tenant__slug", "quantity")[: max(limit, 0)]
+    )
+    return [(slug, int(quantity)) for slug, quantity in rows]
+
+
 def usage_record(*, tenant_id: int, kind: str, quantity: int, when: datetime | None = None) -> None:
     """Meter ``quantity`` of ``kind``; call inside the transaction that does the work."""
     if quantity > 0:
@@ -203,4 +218,5 @@ __all__ = [
     "usage_get",
     "usage_record",
     "usage_rollup",
+    "usage_top_tenants",
 ]

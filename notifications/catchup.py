@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from channels.db import database_sync_to_async
 from django.db import connection
 
-from herald import gc_policy
+from herald import gc_policy, logs
 from notifications.models import Notification
 from notifications.serializers import notification_payload, notification_rows
 
@@ -102,7 +102,7 @@ def catch_up(
     cutoff = dt.datetime.fromtimestamp(lost_at - KNOWN_WINDOW_SECONDS, tz=dt.UTC)
     request = _Request(schema_name, user_id, known, cutoff, loop.create_future())
     if not _pending:
-        task = loop.create_task(_answer_pending())
+        task = logs.start_unbound(_answer_pending())
         _answering.add(task)
         task.add_done_callback(_answering.discard)
     _pending.append(request)

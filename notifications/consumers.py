@@ -25,6 +25,10 @@ socket closes with 4503 and the client reconnects with ``since``.
 
 Database work runs through ``_in_schema``, which sets the tenant's schema and resets it, because
 Channels runs every sync call on one shared thread whose connection another consumer uses next.
+
+Each connection has a request id, the handshake's ``X-Request-ID`` or a new one (echoed in the
+handshake's answer), and once authenticated a tenant: both are on every log line and Sentry
+event of the connection (``herald.logs``), and the connection's last line says how it closed.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,9 +47,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import connection
 
 from billing_stub.limits import limits_for
-from herald import gc_policy, safejson
+from herald import gc_policy, logs, observability, safejson
 from herald.metrics import WEBSOCKET_CONNECTIONS, WEBSOCKET_FRAMES
 from herald.realtime import ConnectionRegistry, RealtimeUnavailable, dispatcher, encode
+from herald.request_ids import scope_request_id
 from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
 from notifications.catchup import KNOWN_WINDOW_SECONDS, TooFarBehind, catch_up
@@ -129,16 +135,26 @@ class InboxConsumer(AsyncWebsocketConsumer):
     snapshot_at = 0.0  # when the connection's snapshot was taken: it knows what came before
     busy = False  # the connection's task is sending frames (it may be waiting for the socket)
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.request_id = scope_request_id(scope)
+        # The connection runs in an asyncio task of its own: what is bound here (and the tenant,
+        # bound in ``connect``) is this connection's alone, and gone when it ends.
+        with observability.isolated(), logs.bound(request_id=self.request_id):
+            observability.tag_request_id(self.request_id)
+            await super().__call__(scope, receive, send)
+
     async def connect(self) -> None:
+        self.opened_at = time.monotonic()
         query = parse_qs(self.scope.get("query_string", b"").decode())
         protocols = self.scope.get("subprotocols") or []
         token = (query.get("token") or [""])[0]
         subprotocol = None
         if not token and len(protocols) == 2 and protocols[0] == "bearer":
             subprotocol, token = "bearer", protocols[1]
+        # accept, then close with a code the browser sees
         await self.accept(
-            subprotocol=subprotocol
-        )  # accept, then close with a code the browser sees
+            subprotocol=subprotocol, headers=[(b"x-request-id", self.request_id.encode())]
+        )
         gc_policy.freezer().ensure_running()  # keeps long-lived connections out of full GCs
 
         self.known: set[int] = set()
@@ -229,6 +245,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
             return tenant, user_id
 
         self.tenant, self.user_id = await _in_schema(None, check)
+        # Until the connection ends: the binding of ``__call__`` is reset then, this with it.
+        logs.bind(tenant=self.tenant.slug)
+        observability.tag_tenant(self.tenant.slug)
 
     def _snapshot(self, since: int | None) -> tuple[int, set[int], float]:
         """Unread count and the ids already known, in one statement (one snapshot), and when
@@ -291,7 +310,11 @@ class InboxConsumer(AsyncWebsocketConsumer):
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
-            logger.warning("Closing a WebSocket that cannot keep up")
+            # Called from the dispatcher, outside the connection's context: name it here.
+            logger.warning(
+                "Closing a WebSocket that cannot keep up",
+                extra={"request_id": self.request_id, "tenant": self.tenant.slug},
+            )
             asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
 
     async def _drain(self) -> None:
@@ -410,6 +433,13 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if getattr(self, "counted", False):
             self.counted = False
             WEBSOCKET_CONNECTIONS.dec()
+            seconds = round(time.monotonic() - self.opened_at, 3)
+            logger.info(
+                "WebSocket closed (%s) after %ss",
+                code,
+                seconds,
+                extra={"close_code": code, "duration_s": seconds},
+            )
         # Forget the tasks: a cancelled task keeps its CancelledError, whose traceback holds
         # the task's frame and so this consumer, a cycle only a full collection would free.
         tasks, self.tasks = self.tasks, []

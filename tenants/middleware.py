@@ -1,4 +1,6 @@
-"""Routes each HTTP request to its tenant schema: the only code that switches a request schema."""
+"""Routes each HTTP request to its tenant schema: the only code that switches a request schema.
+
+The tenant is also bound to the request's log lines and tagged on its Sentry events."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port
 
+from herald import logs
 from herald.errors import error_response
 from herald.observability import tag_tenant
 from tenants.resolution import ResolutionError, bearer_token, resolve
@@ -68,6 +71,7 @@ class TenantResolutionMiddleware:
 
         connection.set_tenant(resolution.tenant)
         try:
-            return self.get_response(request)
+            with logs.bound(tenant=resolution.tenant.slug):
+                return self.get_response(request)
         finally:
             connection.set_schema_to_public()

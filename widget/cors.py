@@ -9,7 +9,8 @@ the widget authenticates with a bearer token, never cookies.
   gets 204 with the allowed methods and headers; any other gets the contract's 403 (or 404 for
   an unknown host) without CORS headers, which the browser treats as a refusal.
 - Every other response under ``/api/v1/`` gets ``Vary: Origin``; when the origin is allowed, also
-  ``Access-Control-Allow-Origin`` and ``Access-Control-Expose-Headers`` for the rate-limit headers.
+  ``Access-Control-Allow-Origin`` and ``Access-Control-Expose-Headers`` for the rate-limit headers
+  and the request id.
   Errors included (a 401 must be readable, so the widget knows to fetch a new token).
 
 The allowed origins come from the tenant row that resolution already loaded (from the registry
@@ -31,8 +32,8 @@ from tenants.resolution import UnknownHost, normalize_host, tenant_for_host
 
 API_PREFIX = "/api/v1/"
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE"
-ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
-EXPOSE_HEADERS = "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After"
+ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
+EXPOSE_HEADERS = "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, X-Request-ID"
 # How long a browser may reuse a preflight. Short, so removing an origin soon stops even
 # requests the browser would send without asking again (their responses are refused at once).
 PREFLIGHT_MAX_AGE = "600"

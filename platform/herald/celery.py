@@ -13,7 +13,9 @@ app = Celery("herald")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Task outcome counters and the worker's metrics port (signal handlers, connected on import).
+# Task outcome counters and the worker's metrics port; Celery's logging and the request ids
+# carried into tasks (signal handlers, connected on import).
+import herald.celery_logs  # noqa: E402 -- after the app is configured; imported for its signal handlers
 import herald.worker_metrics  # noqa: E402, F401 -- after the app is configured; imported for its signal handlers
 
 

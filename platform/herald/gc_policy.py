@@ -27,6 +27,8 @@ import gc
 import logging
 import time
 
+from herald import logs
+
 logger = logging.getLogger(__name__)
 
 THAW_SECONDS = 3600.0
@@ -57,7 +59,7 @@ class Freezer:
     def ensure_running(self) -> None:
         if self.interval <= 0 or (self._task is not None and not self._task.done()):
             return
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task = logs.start_unbound(self._run())
 
     async def _run(self) -> None:
         while True:

@@ -21,6 +21,12 @@ the same concurrency.
 The real-time events a request commits are published once its response has been handed to the
 server (``herald.realtime.HeldPublishes``): this process delivers them too, and a broadcast's
 frames written first would keep the caller waiting for its 202.
+
+What a request binds for its log lines and Sentry events cannot reach the next request its thread
+serves: every ``run`` executes in a copy of the request's own context (asgiref's
+``sync_to_async``), the middleware that binds the request id resets it on the way out
+(``herald.request_ids``), and each request gets a Sentry isolation scope of its own here (Django's
+``ASGIHandler.__call__``, which sentry-sdk wraps to that end, is not called).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,8 +49,9 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
-from herald import gc_policy, realtime
+from herald import gc_policy, logs, observability, realtime
 from herald.errors import error_response
+from herald.request_ids import HEADER, log_request, loggable_path, scope_request_id
 
 T = TypeVar("T")
 Run = Callable[..., Awaitable[Any]]
@@ -106,7 +114,7 @@ class SyncASGIHandler(ASGIHandler):
         gc_policy.work_started()  # no freeze while this request's objects are alive
         held = realtime.HeldPublishes()
         try:
-            with realtime.holding(held):
+            with realtime.holding(held), observability.isolated():
                 await self.handle(scope, receive, send)
         finally:
             gc_policy.work_finished()
@@ -166,7 +174,9 @@ class SyncASGIHandler(ASGIHandler):
         self, scope: dict[str, Any], body_file: Any
     ) -> tuple[HttpRequest | None, HttpResponseBase | None]:
         """Django's, with its two refusals (a query string that is not UTF-8, a body over
-        ``DATA_UPLOAD_MAX_MEMORY_SIZE``) in the contract's error shape."""
+        ``DATA_UPLOAD_MAX_MEMORY_SIZE``) in the contract's error shape, with a request id and
+        a log line as the middleware would give them (which does not run for these)."""
+        started = time.perf_counter()
         request, response = super().create_request(scope, body_file)
         if request is None and response is not None:
             if response.status_code == 413:
@@ -179,6 +189,15 @@ class SyncASGIHandler(ASGIHandler):
                     400,
                     "The query string holds bytes that are not UTF-8.",
                     details={"query": ["Must be UTF-8 text without NUL characters."]},
+                )
+            request_id = scope_request_id(scope)
+            response[HEADER] = request_id
+            with logs.bound(request_id=request_id):
+                log_request(
+                    method=scope.get("method", ""),
+                    path=loggable_path(scope.get("path", "")),
+                    status=response.status_code,
+                    started=started,
                 )
         return request, response
 

@@ -2,8 +2,14 @@
 
 With ``PROMETHEUS_MULTIPROC_DIR`` set (before any process starts, to an empty directory: an
 emptyDir in Kubernetes), prometheus-client writes every process's samples to files there and
-``/metrics`` sums them, so forked web workers answer as one. Labels are bounded: HTTP by method,
-route pattern and status code, deliveries by channel and status; never a tenant or user id.
+``/metrics`` sums them, so forked web workers answer as one. The entry point
+(``bin/herald-process``) empties the directory before it starts the web server, and each scrape
+first drops the live gauges of web workers that are gone (uvicorn replaced them), so a dead
+worker's WebSocket count is never summed.
+
+Labels are bounded: HTTP by method, route pattern and status code, deliveries by channel and
+status; never a tenant or user id, but for the opt-in ``METRICS_TOP_TENANTS`` gauge, which names
+at most that many tenants.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -32,6 +39,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from herald.errors import error_response
+
+T = TypeVar("T")
 
 HTTP_REQUESTS = Counter(
     "herald_http_requests_total",
@@ -99,33 +108,44 @@ class HttpMetricsMiddleware:
         return response
 
 
+class _Every(Generic[T]):
+    """A query's answer, asked again at most every ``ttl`` seconds (by whichever thread of the
+    process scrapes first); ``empty`` when the database cannot answer."""
+
+    def __init__(self, query: Callable[[], T], empty: T, ttl: float = 15.0) -> None:
+        self._query, self._empty, self.ttl = query, empty, ttl
+        self._cached: tuple[float, T] = (-ttl, empty)
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        with self._lock:
+            at, value = self._cached
+            if time.monotonic() - at >= self.ttl:
+                try:
+                    value = self._query()
+                except DatabaseError:
+                    value = self._empty
+                self._cached = (time.monotonic(), value)
+            return value
+
+
+def _due_backlog() -> dict[str, tuple[int, float]]:
+    from tenants.due import due_backlog
+
+    return due_backlog()
+
+
 class BacklogCollector(Collector):
     """Work waiting, from the public due index (``tenants.due.due_backlog``): per kind
     (``send``, ``digest``, ``email``), the tenants with work due and the age of the most overdue.
-    One query per scrape at most every ``BACKLOG_TTL`` seconds, on whichever process answers;
-    cost does not grow with the number of tenant schemas. 0 when the database cannot answer."""
-
-    TTL = 15.0
+    One query per scrape at most every 15 seconds, on whichever process answers; cost does not
+    grow with the number of tenant schemas. 0 when the database cannot answer."""
 
     def __init__(self) -> None:
-        self._cached: tuple[float, dict[str, tuple[int, float]]] = (-self.TTL, {})
-        self._lock = threading.Lock()
-
-    def _backlog(self) -> dict[str, tuple[int, float]]:
-        with self._lock:
-            at, backlog = self._cached
-            if time.monotonic() - at >= self.TTL:
-                from tenants.due import due_backlog
-
-                try:
-                    backlog = due_backlog()
-                except DatabaseError:
-                    backlog = {}
-                self._cached = (time.monotonic(), backlog)
-            return backlog
+        self._backlog = _Every(_due_backlog, empty={})
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        backlog = self._backlog()
+        backlog = self._backlog.get()
         depth = GaugeMetricFamily(
             "herald_queue_tenants_due", "Tenants with work of a kind due now.", labels=["kind"]
         )
@@ -141,17 +161,70 @@ class BacklogCollector(Collector):
         yield age
 
 
+def _top_tenants() -> list[tuple[str, int]]:
+    from billing_stub.metering import NOTIFICATIONS, usage_top_tenants
+
+    return usage_top_tenants(kind=NOTIFICATIONS, limit=settings.METRICS_TOP_TENANTS)
+
+
+class TopTenantsCollector(Collector):
+    """With ``METRICS_TOP_TENANTS`` = N > 0: the notifications of this billing period of the N
+    tenants with the most, labelled by slug, so at most N series. From the usage totals
+    (``billing_stub.metering.usage_top_tenants``: as of the last rollup, every minute); one
+    query at most every 15 seconds per process."""
+
+    def __init__(self) -> None:
+        self._top = _Every(_top_tenants, empty=[])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if settings.METRICS_TOP_TENANTS <= 0:
+            return
+        family = GaugeMetricFamily(
+            "herald_tenant_notifications_current_period",
+            "Notifications this billing period (as of the last usage rollup) of the "
+            "METRICS_TOP_TENANTS tenants with the most.",
+            labels=["tenant"],
+        )
+        for slug, quantity in self._top.get():
+            family.add_metric([slug], quantity)
+        yield family
+
+
 _backlog = BacklogCollector()
+_top = TopTenantsCollector()
+
+
+def forget_dead_processes(directory: str) -> None:
+    """Drop the live gauges (``livesum``: WebSocket connections) written by processes that are
+    gone: a web worker uvicorn replaced, whose last value would otherwise be summed forever.
+    Only processes of this container write here (see the module docstring), so a process id
+    that answers no signal is one of them that exited."""
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive all the same
+        pass
+    return True
 
 
 def _exposition() -> bytes:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    registry = CollectorRegistry()
+    if directory:
+        forget_dead_processes(directory)
         multiprocess.MultiProcessCollector(registry)
     else:
-        registry = CollectorRegistry()
         registry.register(_ProcessRegistry())
     registry.register(_backlog)
+    registry.register(_top)
     return generate_latest(registry)
 
 

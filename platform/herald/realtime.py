@@ -58,6 +58,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from rest_framework.utils.encoders import JSONEncoder
 
+from herald import logs
 from herald.keys import redis_name
 
 logger = logging.getLogger(__name__)
@@ -277,7 +278,7 @@ class Dispatcher:
         self._connections[(tenant_id, user_id)].add(connection)
         if self._task is None or self._task.done():
             self._subscribed.clear()
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = logs.start_unbound(self._run())
         if self._subscribed.is_set():
             return
         try:
@@ -501,7 +502,7 @@ class ConnectionRegistry:
             return None
         self._held[tenant_id].add(connection_id)
         if self._heartbeat is None or self._heartbeat.done():
-            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+            self._heartbeat = logs.start_unbound(self._beat())
         return connection_id
 
     async def refresh_all(self) -> None:

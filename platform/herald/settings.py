@@ -22,6 +22,7 @@ from herald.env import (
     env_str,
     parse_email_url,
 )
+from herald.logs import log_format
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -90,7 +91,10 @@ TENANT_LIMIT_SET_CALLS = True
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
-    # Outermost: counts and times every response, refusals by later middleware included.
+    # Outermost: every response, whoever answers it, echoes the request id (X-Request-ID), and
+    # every log line of the request names it; then the request's own log line.
+    "herald.request_ids.RequestIdMiddleware",
+    # Counts and times every response, refusals by later middleware included.
     "herald.metrics.HttpMetricsMiddleware",
     # First: answers CORS preflights (no credential, so no tenant resolution or rate limit) and
     # adds CORS headers to every /api/v1/ response, errors included (see widget/cors.py).
@@ -371,21 +375,43 @@ SECURE_REFERRER_POLICY = "same-origin"
 CSRF_FAILURE_VIEW = "herald.errors.csrf_failure"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# --- Logs (herald.logs) ----------------------------------------------------------------------
+# One JSON object per line on stdout ("plain" text for a terminal), in every process: Celery's
+# worker and beat apply this too (herald.celery_logs), and so their --loglevel is unused.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = log_format()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    "formatters": {"herald": {"()": "herald.logs.formatter", "kind": LOG_FORMAT}},
+    "handlers": {
+        # The stream as the process started: Celery may later point sys.stdout at a logger.
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "herald",
+            "stream": "ext://sys.__stdout__",
+        }
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Django logs every 4xx as a warning; herald.request's line per request has them all.
+        "django.request": {"level": "ERROR"},
+        # uvicorn's lines go through the root handler; its access log is off, for the same
+        # line per request (which leaves out the query string, where secrets may be).
+        "uvicorn": {"handlers": [], "propagate": True},
+        "uvicorn.access": {"handlers": [], "propagate": False},
+    },
 }
 
 # --- Metrics -----------------------------------------------------------------------------------
 # GET /metrics on the platform host; with a token, only for "Authorization: Bearer <token>".
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# Opt-in: a gauge of this billing period's notifications for the N tenants with the most, labelled
+# by slug (at most N series). 0: off, no tenant appears in any label.
+METRICS_TOP_TENANTS = env_int("METRICS_TOP_TENANTS", 0)
+if METRICS_TOP_TENANTS < 0:
+    raise ImproperlyConfigured("METRICS_TOP_TENANTS must be 0 (off) or a number of tenants.")
 
 # --- Errors --------------------------------------------------------------------------------------
 SENTRY_DSN = env_str("SENTRY_DSN", "")

@@ -4,14 +4,17 @@ on the platform host only, behind ``METRICS_TOKEN`` when one is set."""
 from __future__ import annotations
 
 import socket
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
+from billing_stub.metering import NOTIFICATIONS, usage_record, usage_rollup
 from tenants.due import due_backlog
 from tenants.models import DueWork
 from tests.support.personas import committed_tenant
@@ -139,3 +142,61 @@ def test_backlog_counts_tenants_with_work_due_and_the_oldest_age(db, world):
 
     assert backlog["probe"] == (2, 120.0)
     assert "later" not in backlog
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _leave_samples(directory: Path, kind: str, pid: int, name: str, value: float, **labels) -> None:
+    """Write a sample file as a process of a web pod would have (prometheus-client's format)."""
+    values = MmapedDict(str(directory / f"{kind}_{pid}.db"))
+    key = mmap_key(name, name, list(labels), list(labels.values()), "left behind")
+    values.write_value(key, value, 0.0)
+    values.close()
+
+
+def test_a_restarted_web_sums_nothing_an_earlier_or_dead_process_left(tmp_path: Path):
+    """The pod's metrics directory outlives a container restart; a web worker uvicorn replaced
+    leaves its files behind. Neither is counted."""
+    dead = _dead_pid()
+    _leave_samples(tmp_path, "gauge_livesum", dead, "herald_websocket_connections", 7)
+    _leave_samples(
+        tmp_path, "counter", dead, "herald_http_requests_total", 99,
+        method="GET", route="/stale", status="200",
+    )  # fmt: skip
+    with running_web(PROMETHEUS_MULTIPROC_DIR=str(tmp_path), METRICS_TOKEN=TOKEN) as web:
+        started = samples(scrape(web))
+        assert total(started, "herald_websocket_connections") == 0
+        assert total(started, "herald_http_requests_total", route="/stale") == 0
+        # A worker dies while the server runs (its replacement has another pid).
+        _leave_samples(tmp_path, "gauge_livesum", _dead_pid(), "herald_websocket_connections", 5)
+        assert total(samples(scrape(web)), "herald_websocket_connections") == 0
+        assert not list(tmp_path.glob(f"gauge_livesum_{dead}.db"))
+
+
+def test_top_tenants_by_notifications_this_period_are_opt_in_and_bounded(committed, tmp_path):
+    """METRICS_TOP_TENANTS=1 names the one tenant with the most notifications this period."""
+    busy, _ = committed_tenant(committed, "busiest", "Busiest Co")
+    quiet, _ = committed_tenant(committed, "quieter", "Quieter Co")
+    # Far above what any other test's tenant sends, so these two lead whatever ran before.
+    usage_record(tenant_id=busy.pk, kind=NOTIFICATIONS, quantity=2_000_000_000)
+    usage_record(tenant_id=quiet.pk, kind=NOTIFICATIONS, quantity=1_999_999_999)
+    usage_rollup()  # what beat does every minute
+
+    with running_web(PROMETHEUS_MULTIPROC_DIR=str(tmp_path), METRICS_TOKEN=TOKEN) as web:
+        assert "herald_tenant_notifications_current_period" not in scrape(web)  # off by default
+    with running_web(
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path), METRICS_TOKEN=TOKEN, METRICS_TOP_TENANTS="1"
+    ) as web:
+        text = scrape(web)
+    series = {
+        labels: value
+        for (name, labels), value in samples(text).items()
+        if name == "herald_tenant_notifications_current_period"
+    }
+    assert series == {(("tenant", "busiest"),): 2_000_000_000}
+    assert "quieter" not in text

@@ -54,6 +54,15 @@ def test_bad_boolean_names_the_variable():
     assert "DEBUG='maybe' is not a boolean" in result.stderr
 
 
+def test_log_format_and_top_tenants_refuse_what_they_do_not_know():
+    result = load_settings(LOG_FORMAT="xml")
+    assert result.returncode != 0
+    assert "LOG_FORMAT='xml' is not one of json, plain" in result.stderr
+    result = load_settings(METRICS_TOP_TENANTS="-1")
+    assert result.returncode != 0
+    assert "METRICS_TOP_TENANTS must be 0" in result.stderr
+
+
 def test_secrets_can_come_from_files(tmp_path, monkeypatch):
     secret = tmp_path / "secret"
     secret.write_text("from-a-file\n")

@@ -29,18 +29,21 @@ async def call(
     token: str | None = None,
     body: Any = None,
     query_string: bytes = b"",
+    headers: list[tuple[bytes, bytes]] | None = None,
     on_sent: Callable[[], None] | None = None,
 ) -> Answer:
-    """One request through ``handler``; ``on_sent`` runs once the whole response was handed over,
-    before the handler returns (where a server's write to the socket happens)."""
+    """One request through ``handler``, with ``headers`` besides its own; ``on_sent`` runs once the
+    whole response was handed over, before the handler returns (where a server's write to the
+    socket happens)."""
     payload = b"" if body is None else json.dumps(body).encode()
-    headers = [
+    sent_headers = [
         (b"host", host.encode()),
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
+        *(headers or []),
     ]
     if token:
-        headers.append((b"authorization", f"Bearer {token}".encode()))
+        sent_headers.append((b"authorization", f"Bearer {token}".encode()))
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -51,7 +54,7 @@ async def call(
         "raw_path": path.encode(),
         "query_string": query_string,
         "root_path": "",
-        "headers": headers,
+        "headers": sent_headers,
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 80),
     }

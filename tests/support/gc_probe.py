@@ -23,6 +23,7 @@ import asyncio
 import collections
 import gc
 import json
+import logging
 import sys
 import time
 
@@ -58,6 +59,11 @@ async def main() -> None:
     from herald.asgi import application  # sets Django up, as under uvicorn
     from herald.realtime import dispatcher
     from tests.support.processes import free_port
+
+    # The app logs on stdout (herald.logs); this script's stdout is for its answers.
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
 
     port = free_port()
     config = uvicorn.Config(  # the Procfile's web flags

@@ -173,8 +173,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _output_file(name: str) -> IO[bytes]:
-    """Where a child process's log (stderr) goes: a file. An unread pipe fills up (64 KB) and then
-    blocks the child's next log line, and the child with it: a shared server did that mid-suite."""
+    """Where a child process's output (its logs on stdout, anything else on stderr) goes: a file.
+    An unread pipe fills up (64 KB) and then blocks the child's next log line, and the child with
+    it: a shared server did that mid-suite."""
     return tempfile.TemporaryFile(prefix=f"herald-test-{name}-")
 
 
@@ -192,20 +193,39 @@ def procfile_command(name: str) -> str:
     raise KeyError(f"no {name!r} process in the Procfile")
 
 
-@contextmanager
-def running_web(port: int | None = None, **env_overrides: str) -> Iterator[Server]:
-    """The Procfile's ``web`` process, exactly as it ships: uvicorn serving HTTP and WebSocket.
+def log_lines(stdout: IO[bytes]) -> list[dict[str, Any]]:
+    """The log lines a process wrote so far to ``stdout`` (a file given to ``running_web`` or
+    ``running_worker``), each parsed as the JSON object it must be."""
+    stdout.flush()
+    stdout.seek(0)
+    lines = []
+    for number, raw in enumerate(stdout.read().decode().splitlines(), start=1):
+        try:
+            lines.append(json.loads(raw))
+        except ValueError:
+            raise AssertionError(f"log line {number} is not JSON: {raw!r}") from None
+    return lines
 
-    ``port``: a fixed port (to restart a server where its clients expect it); default a free one."""
+
+@contextmanager
+def running_web(
+    port: int | None = None, *, stdout: IO[bytes] | None = None, **env_overrides: str
+) -> Iterator[Server]:
+    """The Procfile's ``web`` process, exactly as it ships: uvicorn serving HTTP and WebSocket,
+    started by the image's entry point (``bin/herald-process web``).
+
+    ``port``: a fixed port (to restart a server where its clients expect it); default a free one.
+    ``stdout``: a file for its log lines (read them with ``log_lines``); by default they go
+    with its stderr to a temporary file, whose end a failure to start shows."""
     port = port or free_port()
     env = process_env(PORT=str(port), **env_overrides)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     output = _output_file("web")
     process = subprocess.Popen(
-        ["bash", "-c", f"exec env {procfile_command('web')}"],
+        [ROOT / "bin" / "herald-process", "web"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout or output,
         stderr=output,
     )
     server = Server(url=f"http://127.0.0.1:{port}", port=port, process=process)
@@ -228,20 +248,20 @@ def running_web(port: int | None = None, **env_overrides: str) -> Iterator[Serve
 
 @contextmanager
 def running_worker(
-    queue: str, *, pool: str = "solo", **env_overrides: str
+    queue: str, *, pool: str = "solo", stdout: IO[bytes] | None = None, **env_overrides: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process consuming ``queue``. It leads a process group of its own
     (with ``pool="prefork"``, its children are in it): ``os.killpg(worker.pid, ...)`` kills the
-    whole worker, as a node or container dying would."""
+    whole worker, as a node or container dying would. ``stdout``: as for ``running_web``."""
     output = _output_file("worker")
     process = subprocess.Popen(
         [
-            BIN / "celery", "-A", "herald", "worker", "--pool", pool, "--concurrency", "1",
-            "--queues", queue, "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
+            BIN / "celery", "-A", "herald", "--quiet", "worker", "--pool", pool,
+            "--concurrency", "1", "--queues", queue, "--without-gossip", "--without-mingle",
         ],
         cwd=ROOT,
         env=process_env(**env_overrides),
-        stdout=subprocess.DEVNULL,
+        stdout=stdout or output,
         stderr=output,
         start_new_session=True,
     )  # fmt: skip
@@ -261,9 +281,12 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_beat(**env_overrides: str) -> Iterator[subprocess.Popen[bytes]]:
+def running_beat(
+    *, stdout: IO[bytes] | None = None, **env_overrides: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """The Procfile's ``beat`` process (Celery's scheduler) with its schedule in a temporary
-    file; its tasks go to the tests' queue (``CELERY_DEFAULT_QUEUE``)."""
+    file; its tasks go to the tests' queue (``CELERY_DEFAULT_QUEUE``). ``stdout``: as for
+    ``running_web``."""
     output = _output_file("beat")
     with tempfile.TemporaryDirectory(prefix="herald-test-beat-") as directory:
         env = process_env(CELERY_BEAT_SCHEDULE=str(Path(directory) / "schedule"), **env_overrides)
@@ -272,7 +295,7 @@ def running_beat(**env_overrides: str) -> Iterator[subprocess.Popen[bytes]]:
             ["bash", "-c", f"exec env {procfile_command('beat')}"],
             cwd=ROOT,
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=stdout or output,
             stderr=output,
         )
         try:
