@@ -130,7 +130,9 @@ def test_entry_point_is_the_procfile():
 @pytest.mark.parametrize("name", sorted(PROCESSES))
 def test_entry_point_execs_the_named_line(tmp_path, name):
     fake = tmp_path / "Procfile"
-    fake.write_text("".join(f"{n}: echo {n} ${{PORT:-8000}} $$\n" for n in sorted(PROCESSES)))
+    # Like the real lines, each starts with an assignment.
+    lines = (f"{n}: LC_ALL=C echo {n} ${{PORT:-8000}} $$\n" for n in sorted(PROCESSES))
+    fake.write_text("".join(lines))
     result = subprocess.run(
         [ENTRYPOINT, name],
         env={"PATH": os.environ["PATH"], "PROCFILE": str(fake), "PORT": "9001"},
