@@ -28,6 +28,7 @@ from typing import IO, Any, TypeVar
 from urllib.parse import urlencode
 
 from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -147,6 +148,19 @@ def http(
     except ValueError:
         parsed = raw.decode(errors="replace")
     return HttpResult(status=status, headers=dict(response_headers), body=parsed)
+
+
+def scrape_metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+    """A metrics port's samples by (name, sorted labels); None while nothing answers there."""
+    try:
+        response = http("GET", f"http://127.0.0.1:{port}/metrics")
+    except OSError:
+        return None
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.body)
+        for s in family.samples
+    }
 
 
 @dataclass
