@@ -160,7 +160,6 @@ class LeaderScheduler(PersistentScheduler):
             return held
         if state == "leading":
             logger.info("beat: leading (holding %s as %s)", self._lease.name, self._lease.token)
-            self._heap = None  # rebuilt from the schedule's last-run times
         elif state == "following":
             level = logging.WARNING if self._state == "leading" else logging.INFO
             logger.log(level, "beat: following: %s holds the lease", holder or "another beat")
