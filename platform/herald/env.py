@@ -7,6 +7,7 @@ naming the variable, instead of silently falling back to a default.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,25 @@ def env_ints(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
             f"{name}={value!r} is not {len(default)} comma-separated non-negative integers."
         )
     return numbers
+
+
+def env_durations(name: str) -> dict[str, float]:
+    """Comma-separated ``key=seconds`` pairs (``rollup-usage=120,rebuild-due-work=600``), each
+    a positive number of seconds; empty when unset."""
+    value = env_raw(name) or ""
+    durations: dict[str, float] = {}
+    for item in filter(str.strip, value.split(",")):
+        key, _, seconds = (part.strip() for part in item.partition("="))
+        try:
+            duration = float(seconds)
+        except ValueError:
+            duration = math.nan
+        if not key or not 0 < duration < math.inf:
+            raise ImproperlyConfigured(
+                f"{name}={value!r} is not comma-separated key=seconds pairs (positive numbers)."
+            )
+        durations[key] = duration
+    return durations
 
 
 @dataclass(frozen=True)

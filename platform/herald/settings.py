@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from herald.env import (
     env_bool,
+    env_durations,
     env_float,
     env_int,
     env_ints,
@@ -243,6 +244,21 @@ CELERY_BEAT_SCHEDULE = {
     "rebuild-due-work": {"task": "notifications.rebuild_due_work", "schedule": 300.0},
     "rollup-usage": {"task": "billing.rollup_usage", "schedule": 60.0},
 }
+# Other intervals, per job: BEAT_INTERVALS="rollup-usage=120,..." (the tests shorten them all).
+for _job, _seconds in env_durations("BEAT_INTERVALS").items():
+    if _job not in CELERY_BEAT_SCHEDULE or _job == "sweep-deliveries":
+        raise ImproperlyConfigured(
+            f"BEAT_INTERVALS: {_job!r} is not one of "
+            f"{', '.join(sorted(set(CELERY_BEAT_SCHEDULE) - {'sweep-deliveries'}))} "
+            "(the sweep's interval is EMAIL_SWEEP_SECONDS)."
+        )
+    CELERY_BEAT_SCHEDULE[_job]["schedule"] = _seconds
+# Beat runs as one replica, and two that overlap are still safe: only the holder of a lease in
+# Redis sends periodic tasks (herald.beat). A dead holder is replaced within about a lease.
+CELERY_BEAT_SCHEDULER = "herald.beat:LeaderScheduler"
+BEAT_LEASE_SECONDS = env_float("BEAT_LEASE_SECONDS", 15.0)
+if not BEAT_LEASE_SECONDS >= 1:
+    raise ImproperlyConfigured("BEAT_LEASE_SECONDS must be at least 1.")
 
 # --- Deliveries (email) --------------------------------------------------------------------------
 # A running turn's hold on its slot and on the rows it claimed (notifications/services/leases.py):

@@ -8,7 +8,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from herald.env import env_bool, env_int, env_ints, env_str, parse_email_url
+from herald.env import env_bool, env_durations, env_int, env_ints, env_str, parse_email_url
 from tests.support.processes import ROOT, process_env
 
 
@@ -93,6 +93,34 @@ def test_integer_tuples(monkeypatch):
         monkeypatch.setenv("HERALD_NS", bad)
         with pytest.raises(ImproperlyConfigured, match=r"HERALD_NS=.* 3 comma-separated"):
             env_ints("HERALD_NS", (1, 2, 3))
+
+
+def test_durations(monkeypatch):
+    assert env_durations("HERALD_DURATIONS") == {}
+    monkeypatch.setenv("HERALD_DURATIONS", "rollup-usage=120, release-due-sends = 0.5,")
+    assert env_durations("HERALD_DURATIONS") == {"rollup-usage": 120, "release-due-sends": 0.5}
+    for bad in ("rollup-usage", "rollup-usage=0", "=5", "a=b", "a=nan", "a=inf", "a=-1"):
+        monkeypatch.setenv("HERALD_DURATIONS", bad)
+        with pytest.raises(ImproperlyConfigured, match=r"HERALD_DURATIONS=.* key=seconds"):
+            env_durations("HERALD_DURATIONS")
+
+
+def test_beat_settings_are_checked():
+    code = "import herald.settings as s; print(s.CELERY_BEAT_SCHEDULE['rollup-usage']['schedule'])"
+    run = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 60, "check": False}
+    default = subprocess.run([sys.executable, "-c", code], env=process_env(), **run)
+    assert default.stdout.strip() == "60.0", default.stderr
+    shorter = process_env(BEAT_INTERVALS="rollup-usage=2")
+    assert subprocess.run([sys.executable, "-c", code], env=shorter, **run).stdout.strip() == "2.0"
+    for job in ("rollup", "sweep-deliveries"):  # the sweep has EMAIL_SWEEP_SECONDS
+        refused = subprocess.run(
+            [sys.executable, "-c", code], env=process_env(BEAT_INTERVALS=f"{job}=2"), **run
+        )
+        assert refused.returncode != 0
+        assert f"BEAT_INTERVALS: {job!r} is not one of" in refused.stderr
+    short_lease = process_env(BEAT_LEASE_SECONDS="0.5")
+    refused = subprocess.run([sys.executable, "-c", code], env=short_lease, **run)
+    assert "BEAT_LEASE_SECONDS must be at least 1" in refused.stderr
 
 
 def test_web_process_sets_the_garbage_collector_thresholds():

@@ -4,23 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.notifications.email_support import QUEUE, email_type, send, settled, unique
-from tests.support.processes import free_port, http, running_worker, wait_until
+from tests.support.processes import free_port, running_worker, scrape_metrics, wait_until
 from tests.support.smtp import smtp_sink
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
-    try:
-        response = http("GET", f"http://127.0.0.1:{port}/metrics")
-    except OSError:
-        return None
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(response.body)
-        for s in family.samples
-    }
 
 
 def test_a_sent_email_is_counted_on_the_workers_metrics_port(alpha, tmp_path: Path):
@@ -37,12 +23,12 @@ def test_a_sent_email_is_counted_on_the_workers_metrics_port(alpha, tmp_path: Pa
             PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
         ),
     ):
-        wait_until(lambda: scrape(port) is not None, timeout=30, what="the metrics port")
+        wait_until(lambda: scrape_metrics(port) is not None, timeout=30, what="the metrics port")
         send_id = send(alpha, key, [recipient])
         wait_until(lambda: settled(alpha, send_id, 1), timeout=30, what="sent")
 
         def counted():
-            samples = scrape(port) or {}
+            samples = scrape_metrics(port) or {}
             sent = samples.get(
                 ("herald_deliveries_total", (("channel", "email"), ("status", "sent")))
             )

