@@ -244,12 +244,14 @@ def test_a_task_started_by_a_request_logs_with_that_requests_id(committed, tmp_p
                     and f"[{line['task_id']}] succeeded" in line["message"]
                     and line.get("tenant") == tenant.slug  # not earlier tests' queued turns
                 ]
-                return lines or None
+                # A sweep that earlier tests' beats left in the queue may also give this tenant
+                # a turn: that one names no request.
+                return lines if any(line.get("request_id") for line in lines) else None
 
             turns = wait_until(task_lines, timeout=30, what="the email turn's log line")
         worker_lines = log_lines(worker_out)  # every line JSON
 
-    assert {line["request_id"] for line in turns} == {request_id}
+    assert {line.get("request_id") for line in turns} - {None} == {request_id}
     assert any(line["logger"].startswith("celery") for line in worker_lines)
     # Lines the worker writes outside any task name none.
     assert all("request_id" not in line for line in worker_lines if "task_id" not in line)
