@@ -314,10 +314,18 @@ def test_websocket_connections_log_with_their_request_id_and_tenant(committed, t
     assert "tenant" not in lines[made]
 
 
+class _SentryServer(ThreadingHTTPServer):
+    """Holds what its handler received."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _SentryReceiver)
+        self.events: list[dict[str, Any]] = []
+
+
 class _SentryReceiver(BaseHTTPRequestHandler):
     """Sentry's ingestion endpoint, reduced to keeping the events of the envelopes it gets."""
 
-    events: list[dict[str, Any]]
+    server: _SentryServer
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -325,7 +333,7 @@ class _SentryReceiver(BaseHTTPRequestHandler):
             body = gzip.decompress(body)
         for item in Envelope.deserialize(body).items:
             if item.type == "event" and item.payload.json is not None:
-                self.server.events.append(item.payload.json)  # type: ignore[attr-defined]
+                self.server.events.append(item.payload.json)
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -338,12 +346,11 @@ class _SentryReceiver(BaseHTTPRequestHandler):
 @contextmanager
 def fake_sentry() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A local HTTP server in Sentry's place: its DSN, and the events it received."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SentryReceiver)
-    server.events = []  # type: ignore[attr-defined]
+    server = _SentryServer()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://public@127.0.0.1:{server.server_port}/1", server.events  # type: ignore[attr-defined]
+        yield f"http://public@127.0.0.1:{server.server_port}/1", server.events
     finally:
         server.shutdown()
         server.server_close()
