@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.contrib.auth.hashers import identify_hasher
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, transaction
 
 from billing_stub.selectors import DEFAULT_PLAN_CODE
@@ -128,8 +129,9 @@ def _provision_in_savepoint(row: BulkTenant) -> BulkOutcome:
                 admin_password=None,
                 admin_password_hash=row.admin_password_hash,
             )
-    except IntegrityError:
-        # Taken since validation (by another row of this import or a concurrent sign-up), or
-        # its domain collides with a custom domain.
+    except (IntegrityError, ValidationError):
+        # Taken since validation (by another row of this import or a concurrent sign-up: the
+        # unique index, or django-tenants' schema name check in save()), or its domain collides
+        # with a custom domain.
         return BulkOutcome(slug=slug, errors={"slug": [f"'{slug}' is already taken."]})
     return BulkOutcome(slug=slug, provisioned=provisioned)

@@ -101,7 +101,8 @@ def replay_template(schema_name: str) -> None:
     """
     script = template_script()
     quoted = connection.ops.quote_name(schema_name)
-    with transaction.atomic(), connection.cursor() as cursor:
+    # One statement string: PostgreSQL runs it all or nothing even outside a transaction.
+    with connection.cursor() as cursor:
         # SET LOCAL, then back to the saved value: django-tenants remembers the search_path it
         # set on this connection, and it must still be true after the script.
         cursor.execute(
