@@ -5,7 +5,9 @@ at all, but the work is shaped for throughput:
 
 - tenants are written ``batch_size`` to a transaction, each inside its own savepoint, so one
   bad tenant (a slug taken meanwhile, a colliding domain) is reported and rolled back alone while
-  the rest of its batch commits;
+  the rest of its batch commits. Batches stay small: a transaction holds a lock on each relation
+  it creates (about 90 per tenant), and PostgreSQL's shared lock table holds
+  ``max_locks_per_transaction`` (64 by default) times ``max_connections`` of them;
 - each schema is the template's cached DDL in one round trip (``tenants/template_ddl.py``);
 - ``jobs`` threads, each with its own database connection, work on disjoint tenants;
 - no password is hashed: PBKDF2 costs hundreds of milliseconds by design, which would cap an
@@ -57,7 +59,7 @@ class BulkOutcome:
 
 
 def tenant_provision_bulk(
-    *, tenants: Sequence[BulkTenant], batch_size: int = 50, jobs: int = 1
+    *, tenants: Sequence[BulkTenant], batch_size: int = 10, jobs: int = 1
 ) -> list[BulkOutcome]:
     """Create every valid tenant of ``tenants``; one outcome per input row, in order.
 

@@ -3,7 +3,7 @@
 One tenant: ``provision_tenant SLUG --name NAME --admin-email E --admin-password P [--plan PLAN]``
 prints one JSON object, ``{"slug", "domain", "api_key"}``, and nothing else on stdout.
 
-Many tenants: ``provision_tenant --bulk FILE.csv [--jobs 2] [--batch-size 50]`` reads a CSV with
+Many tenants: ``provision_tenant --bulk FILE.csv [--jobs 2] [--batch-size 10]`` reads a CSV with
 the header ``slug,name,admin_email`` and optionally ``admin_password_hash`` and ``plan`` columns
 (``-`` reads standard input), and prints one JSON line per row, in order: ``{"slug", "domain",
 "api_key"}`` for a created tenant, ``{"slug", "errors"}`` for one that was not. Admins get no
@@ -40,7 +40,7 @@ class Command(BaseCommand):
         parser.add_argument("--plan", default=DEFAULT_PLAN_CODE)
         parser.add_argument("--bulk", metavar="FILE", help="CSV of tenants to create ('-': stdin)")
         parser.add_argument("--jobs", type=int, default=2, help="parallel connections (--bulk)")
-        parser.add_argument("--batch-size", type=int, default=50, help="tenants per transaction")
+        parser.add_argument("--batch-size", type=int, default=10, help="tenants per transaction")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["bulk"]:
