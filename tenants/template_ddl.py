@@ -24,7 +24,7 @@ checks that a replayed schema equals a migrated one, constraint names included.
 The cache is per process and keyed by the template's ``django_migrations`` rows (id, app, name,
 applied time): applying, un-applying or re-applying a migration to the template changes the key,
 so a process never replays a script of an older template, and ``migrate`` drops its own process's
-copy as well. One query (those rows) decides whether the cached script is current.
+copy as well. Reading those rows decides whether the cached script is current.
 """
 
 from __future__ import annotations
@@ -87,8 +87,9 @@ def template_script() -> TemplateScript:
             f"{'…' if len(pending) > 5 else ''}). Run `python manage.py migrate`."
         )
     script = TemplateScript(state=state, sql=generate_script())
-    with _lock:
-        _cached = script
+    if template_state() == state:  # else a migrate committed meanwhile: don't keep this one
+        with _lock:
+            _cached = script
     return script
 
 
@@ -96,8 +97,8 @@ def replay_template(schema_name: str) -> None:
     """Create ``schema_name`` as the current template's copy (tables, indexes, rows).
 
     Transactional: inside ``transaction.atomic`` a failure later on leaves no schema behind.
-    Raises TemplateOutOfDate when the template lags behind the code. Costs one query for the
-    template's state and one round trip for the DDL, however many schemas the database holds.
+    Raises TemplateOutOfDate when the template lags behind the code. Costs two small queries for
+    the template's state and one round trip for the DDL, however many schemas the database holds.
     """
     script = template_script()
     quoted = connection.ops.quote_name(schema_name)
