@@ -1,4 +1,4 @@
-"""Seconds per tenant: provisioning by cloning the template vs. by replaying every migration.
+"""Seconds per tenant: provisioning from the template's DDL vs. by replaying every migration.
 
     .venv/bin/python bench/provisioning.py [--tenants 5]
 
@@ -49,14 +49,14 @@ def _run(count: int) -> None:
 
     from billing_stub.selectors import plan_get
     from tenants.models import Domain, Tenant
-    from tenants.schema import clone_template
     from tenants.services import api_key_create, schema_name_for_slug, tenant_provision
+    from tenants.template_ddl import replay_template
 
     started = time.perf_counter()
     call_command("migrate", interactive=False, verbosity=0)
     migrate_seconds = time.perf_counter() - started
 
-    def by_clone(slug: str) -> None:
+    def by_template(slug: str) -> None:
         tenant_provision(
             slug=slug, name=slug, admin_email=f"admin@{slug}.test", admin_password=BENCH_PASSWORD
         )
@@ -93,8 +93,8 @@ def _run(count: int) -> None:
             timings.append(time.perf_counter() - started)
         return timings
 
-    def schema_by_clone(schema: str) -> None:
-        clone_template(schema)
+    def schema_by_template(schema: str) -> None:
+        replay_template(schema)
 
     def schema_by_migrate(schema: str) -> None:
         with connection.cursor() as cursor:
@@ -116,10 +116,10 @@ def _run(count: int) -> None:
         return timings
 
     by_migrate("warmup-migrate")  # first use loads the migration graph; don't count it for either
-    by_clone("warmup-clone")
-    clone = measure(by_clone, "clone")
+    by_template("warmup-template")
+    template = measure(by_template, "template")
     migrate = measure(by_migrate, "migrate")
-    clone_schema_only = measure_schema_only(schema_by_clone)
+    template_schema_only = measure_schema_only(schema_by_template)
     migrate_schema_only = measure_schema_only(schema_by_migrate)
     migrations = len(MigrationLoader(None, ignore_no_migrations=True).graph.nodes)
 
@@ -135,18 +135,18 @@ def _run(count: int) -> None:
     print(f"{count} tenants per path, {migrations} migrations on disk, seconds per tenant:")
     print(f"{'path':<40}{'mean':>8}{'median':>8}{'min':>8}{'max':>8}")
     for label, timings in (
-        ("provision, clone template (Herald)", clone),
+        ("provision, template DDL (Herald)", template),
         ("provision, replay all migrations", migrate),
-        ("schema step only, clone template", clone_schema_only),
+        ("schema step only, template DDL", template_schema_only),
         ("schema step only, replay migrations", migrate_schema_only),
     ):
         print(
             f"{label:<40}{statistics.mean(timings):>8.3f}{statistics.median(timings):>8.3f}"
             f"{min(timings):>8.3f}{max(timings):>8.3f}"
         )
-    schema_speedup = statistics.mean(migrate_schema_only) / statistics.mean(clone_schema_only)
+    schema_speedup = statistics.mean(migrate_schema_only) / statistics.mean(template_schema_only)
     print(
-        f"speed-up: provisioning {statistics.mean(migrate) / statistics.mean(clone):.2f}x, "
+        f"speed-up: provisioning {statistics.mean(migrate) / statistics.mean(template):.2f}x, "
         f"schema step {schema_speedup:.2f}x"
         " (the admin's PBKDF2 password hash, about 0.2 s, is common to both paths)"
     )

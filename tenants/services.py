@@ -20,7 +20,7 @@ from herald.text import display_name_error
 from tenants import registry_cache
 from tenants.keys import display_prefix, generate_key, hash_key
 from tenants.models import SLUG_PATTERN, ApiKey, Domain, Tenant
-from tenants.schema import clone_template
+from tenants.template_ddl import replay_template
 
 RESERVED_SLUGS = frozenset(
     {
@@ -139,7 +139,7 @@ def tenant_signup(*, slug: str, name: str, email: str, password: str) -> SignedU
 
 
 def _validate_provisioning(
-    *, slug: str, name: str, admin_email: str, admin_password: str, plan_code: str
+    *, slug: str, name: str, admin_email: str, admin_password: str | None, plan_code: str
 ) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if problems := slug_errors(slug):
@@ -154,10 +154,11 @@ def _validate_provisioning(
         validate_email(admin_email)
     except ValidationError:
         errors["email"] = ["Enter a valid email address."]
-    try:
-        validate_password(admin_password, user=get_user_model()(email=admin_email))
-    except ValidationError as exc:
-        errors["password"] = list(exc.messages)
+    if admin_password is not None:  # None: no password (bulk provisioning's admins)
+        try:
+            validate_password(admin_password, user=get_user_model()(email=admin_email))
+        except ValidationError as exc:
+            errors["password"] = list(exc.messages)
     if plan_get(code=plan_code) is None:
         errors["plan"] = [f"Unknown plan '{plan_code}'."]
     return errors
@@ -173,7 +174,7 @@ def tenant_provision(
 ) -> ProvisionedTenant:
     """Create a tenant whole, or nothing at all.
 
-    In one transaction: the tenant row, its schema (cloned from the template), its first admin,
+    In one transaction: the tenant row, its schema (the template's DDL replayed), its first admin,
     its ``<slug>.<PLATFORM_HOST>`` domain and its first API key. Any failure rolls all of it back,
     schema included (PostgreSQL DDL is transactional). Call in the public schema.
     Raises ProvisioningError for bad input, TemplateOutOfDate when ``migrate`` has not run.
@@ -189,25 +190,40 @@ def tenant_provision(
     if errors:
         raise ProvisioningError(errors)
 
-    domain_name = f"{slug}.{settings.PLATFORM_HOST}"
     try:
         with transaction.atomic():
-            tenant = Tenant(
-                slug=slug,
-                name=name.strip(),
-                plan=plan_get(code=plan_code),
-                schema_name=schema_name_for_slug(slug),
-                sender_name=name.strip(),
-            )
-            tenant.save()
-            clone_template(tenant.schema_name)
-            with schema_context(tenant.schema_name):
-                get_user_model().objects.create_user(admin_email, admin_password)
-            Domain.objects.create(domain=domain_name, tenant=tenant, is_primary=True)
-            created = api_key_create(tenant=tenant, name="Default key", created_by=admin_email)
+            result = _provision_one(
+                slug=slug, name=name, plan_code=plan_code, admin_email=admin_email,
+                admin_password=admin_password,
+            )  # fmt: skip
     except IntegrityError as exc:
         # A concurrent provisioning won the race for the slug (or its domain).
         raise ProvisioningError({"slug": [f"'{slug}' is already taken."]}) from exc
+    return result
+
+
+def _provision_one(
+    *, slug: str, name: str, plan_code: str, admin_email: str, admin_password: str | None,
+    admin_password_hash: str = "",
+) -> ProvisionedTenant:  # fmt: skip
+    """The writes of one valid tenant; call inside ``transaction.atomic`` in the public schema."""
+    domain_name = f"{slug}.{settings.PLATFORM_HOST}"
+    tenant = Tenant(
+        slug=slug,
+        name=name.strip(),
+        plan=plan_get(code=plan_code),
+        schema_name=schema_name_for_slug(slug),
+        sender_name=name.strip(),
+    )
+    tenant.save()
+    replay_template(tenant.schema_name)
+    with schema_context(tenant.schema_name):
+        admin = get_user_model().objects.create_user(admin_email, admin_password)
+        if admin_password_hash:
+            admin.password = admin_password_hash
+            admin.save(update_fields=["password"])
+    Domain.objects.create(domain=domain_name, tenant=tenant, is_primary=True)
+    created = api_key_create(tenant=tenant, name="Default key", created_by=admin_email)
     return ProvisionedTenant(tenant=tenant, domain=domain_name, api_key=created.plaintext)
 
 

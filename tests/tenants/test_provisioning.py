@@ -14,8 +14,9 @@ from django.db import connection
 from django_tenants.utils import schema_context, schema_exists
 
 from tenants.models import ApiKey, Domain, Tenant
-from tenants.schema import clone_template, template_pending_migrations
+from tenants.schema import template_pending_migrations
 from tenants.services import ProvisioningError, tenant_provision
+from tenants.template_ddl import replay_template
 from tests.support.processes import ROOT, process_env, run_concurrently
 
 GOOD = {"name": "Gamma", "admin_email": "g@gamma.example.com", "admin_password": "pass-phrase-123!"}
@@ -198,7 +199,7 @@ def test_a_cloned_schema_is_identical_to_a_migrated_one(committed):
     with connection.cursor() as cursor:
         cursor.execute(DROP_COMPARED_SCHEMAS)
     try:
-        clone_template("t_cmp_clone")
+        replay_template("t_cmp_clone")
         with connection.cursor() as cursor:
             cursor.execute("CREATE SCHEMA t_cmp_migrated")
         call_command(
