@@ -224,6 +224,8 @@ def _die_with_parent() -> None:
 def _worker(tasks: Any, results: Any, target: str, run_id: int) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which kills us
+    with connection.cursor() as cursor:  # visible in pg_stat_activity
+        cursor.execute("SET application_name = 'herald-rollout'")
     migrator = SchemaMigrator(target=target, run_id=run_id)
     try:
         while (name := tasks.get()) is not None:
