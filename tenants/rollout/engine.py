@@ -71,7 +71,8 @@ class Summary:
             "checked": self.checked,
             "migrations_applied": self.migrations_applied,
             "failed": len(self.failed),
-            "failed_schemas": self.failed,
+            # The first 50 (all of them are in tenants_rollout_schema, with their errors).
+            "failed_schemas": dict(sorted(self.failed.items())[:50]),
             "seconds": round(self.seconds, 2),
             "schemas_per_second": round(worked / self.seconds, 1) if self.seconds else None,
         }
@@ -80,10 +81,14 @@ class Summary:
 Emit = Callable[[dict[str, Any]], None]
 
 
-def run_rollout(*, parallel: int, emit: Emit, progress_every: float = 5.0) -> Summary:
+def run_rollout(
+    *, parallel: int, emit: Emit, progress_every: float = 5.0, recheck: bool = False
+) -> Summary:
     """Bring the template and every tenant schema to the migrations on disk.
 
-    Call after the public schema is migrated. Holds a session advisory lock for the whole
+    Call after the public schema is migrated. ``recheck`` reads every schema's applied
+    migrations even where the record says it is current (after changing a schema by hand).
+    Holds a session advisory lock for the whole
     roll-out: a second one waits for it, then finds the schemas the first finished done.
     """
     started = time.perf_counter()
@@ -94,17 +99,22 @@ def run_rollout(*, parallel: int, emit: Emit, progress_every: float = 5.0) -> Su
             emit({"event": "rollout_waiting", "reason": "another roll-out is running"})
             cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [ROLLOUT_LOCK])
     try:
-        return _run(parallel=parallel, emit=emit, progress_every=progress_every, started=started)
+        return _run(
+            parallel=parallel, emit=emit, progress_every=progress_every, started=started,
+            recheck=recheck,
+        )  # fmt: skip
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [ROLLOUT_LOCK])
 
 
-def _run(*, parallel: int, emit: Emit, progress_every: float, started: float) -> Summary:
+def _run(
+    *, parallel: int, emit: Emit, progress_every: float, started: float, recheck: bool
+) -> Summary:
     target = state.migration_target()
     state.forget_dropped_schemas()
     schemas = state.tenant_schemas()
-    current = state.schemas_at_target(target)
+    current = set() if recheck else state.schemas_at_target(target)
     todo = [name for name in schemas if name not in current]
     parallel = max(1, min(parallel, len(todo) or 1))
     run_id = state.run_start(
@@ -123,8 +133,9 @@ def _run(*, parallel: int, emit: Emit, progress_every: float, started: float) ->
     # migrations. If it fails, no tenant schema is touched.
     ensure_template_schema()
     template = template_schema_name()
-    if template not in current and not state.schema_is_done(template, target):
-        summary.template = SchemaMigrator(target=target, run_id=run_id).migrate(template)
+    if recheck or (template not in current and not state.schema_is_done(template, target)):
+        migrator = SchemaMigrator(target=target, run_id=run_id, recheck=recheck)
+        summary.template = migrator.migrate(template)
         emit(_result_event(summary.template))
         if summary.template.status != state.DONE:
             summary.seconds = time.perf_counter() - started
@@ -132,7 +143,7 @@ def _run(*, parallel: int, emit: Emit, progress_every: float, started: float) ->
             return summary
 
     if todo:
-        _fan_out(todo, parallel, target, run_id, summary, emit, progress_every, started)
+        _fan_out(todo, parallel, target, run_id, recheck, summary, emit, progress_every, started)
     summary.seconds = time.perf_counter() - started
     state.run_finish(
         run_id, migrated=summary.migrated + summary.checked, failed=len(summary.failed),
@@ -154,7 +165,7 @@ def _result_event(result: SchemaResult) -> dict[str, Any]:
 
 
 def _fan_out(
-    todo: list[str], parallel: int, target: str, run_id: int, summary: Summary,
+    todo: list[str], parallel: int, target: str, run_id: int, recheck: bool, summary: Summary,
     emit: Emit, progress_every: float, started: float,
 ) -> None:  # fmt: skip
     context = multiprocessing.get_context("fork")  # workers inherit the set-up Django
@@ -166,7 +177,7 @@ def _fan_out(
         tasks.put(None)
     connections.close_all()  # each worker opens its own
     workers = [
-        context.Process(target=_worker, args=(tasks, results, target, run_id), daemon=True)
+        context.Process(target=_worker, args=(tasks, results, target, run_id, recheck), daemon=True)
         for _ in range(parallel)
     ]
     for worker in workers:
@@ -221,12 +232,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker(tasks: Any, results: Any, target: str, run_id: int) -> None:
+def _worker(tasks: Any, results: Any, target: str, run_id: int, recheck: bool) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which kills us
     with connection.cursor() as cursor:  # visible in pg_stat_activity
         cursor.execute("SET application_name = 'herald-rollout'")
-    migrator = SchemaMigrator(target=target, run_id=run_id)
+    migrator = SchemaMigrator(target=target, run_id=run_id, recheck=recheck)
     try:
         while (name := tasks.get()) is not None:
             results.put(migrator.migrate(name))

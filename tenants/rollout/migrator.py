@@ -49,9 +49,10 @@ def schema_lock_key(schema_name: str) -> str:
 class SchemaMigrator:
     """Migrates schemas to every migration on disk. Use one per process (it owns a connection)."""
 
-    def __init__(self, *, target: str, run_id: int | None) -> None:
+    def __init__(self, *, target: str, run_id: int | None, recheck: bool = False) -> None:
         self.target = target
         self.run_id = run_id
+        self.recheck = recheck
         self.executor = MigrationExecutor(connection)
         self.loader: MigrationLoader = self.executor.loader
         self.fast = django.VERSION[:2] in SUPPORTED_DJANGO and not self.loader.replacements
@@ -81,8 +82,9 @@ class SchemaMigrator:
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [
                     schema_lock_key(schema_name)
                 ])  # fmt: skip
-            # Another roll-out may have finished it while this one waited for the lock.
-            if state.schema_is_done(schema_name, self.target):
+            # Another roll-out may have finished it while this one waited for the lock. (Only a
+            # shortcut: the plan below is read under the lock too.)
+            if not self.recheck and state.schema_is_done(schema_name, self.target):
                 return 0
             plan = self._plan(schema_name)
             if any(not migration.atomic for migration, _ in plan):

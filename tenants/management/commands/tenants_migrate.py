@@ -33,6 +33,10 @@ class Command(BaseCommand):
             help="one line per event: `event key=value ...` or a JSON object",
         )  # fmt: skip
         parser.add_argument(
+            "--recheck", action="store_true",
+            help="read every schema's applied migrations, even those recorded as current",
+        )  # fmt: skip
+        parser.add_argument(
             "--skip-public", action="store_true",
             help="do not migrate the public schema first (it is already current)",
         )  # fmt: skip
@@ -47,14 +51,21 @@ class Command(BaseCommand):
                 verbosity=options["verbosity"], stdout=self.stdout, stderr=self.stderr,
             )  # fmt: skip
         summary = rollout(
-            self, parallel, options["format"], options["progress_every"], options["verbosity"]
-        )
+            self, parallel, options["format"], options["progress_every"], options["verbosity"],
+            recheck=options["recheck"],
+        )  # fmt: skip
         if not summary.ok:
             raise CommandError(failure_message(summary), returncode=1)
 
 
 def rollout(
-    command: BaseCommand, parallel: int, fmt: str, progress_every: float, verbosity: int
+    command: BaseCommand,
+    parallel: int,
+    fmt: str,
+    progress_every: float,
+    verbosity: int,
+    *,
+    recheck: bool = False,
 ) -> Summary:
     """Run the roll-out, writing one line per event; at verbosity 0 only failures."""
 
@@ -65,7 +76,9 @@ def rollout(
         command.stdout.write(line)
         command.stdout.flush()
 
-    summary = run_rollout(parallel=parallel, emit=emit, progress_every=progress_every)
+    summary = run_rollout(
+        parallel=parallel, emit=emit, progress_every=progress_every, recheck=recheck
+    )
     emit(summary.as_dict())
     return summary
 

@@ -1,0 +1,253 @@
+"""Rolling one new migration out to every tenant schema: total time, rate, and resume after a kill.
+
+    .venv/bin/python bench/rollout.py [--schemas 500] [--parallel 1,2,4]
+
+Uses a throwaway database ``herald_bench_rollout`` on the server of ``DATABASE_URL`` (default:
+the PostgreSQL on 127.0.0.1), created and dropped by this script. The tenant schemas are made
+by replaying the template's DDL (``pg_dump --schema-only``) and copying its rows, which is
+quicker than provisioning and builds the same tables. The new migration is ``rollout_bench``'s
+(a table with a foreign key and an index); the roll-out runs as ``manage.py tenants_migrate``
+in a subprocess, as ``release`` runs it. Between measurements the migration is undone in every
+schema so each one rolls out the same migration to all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchdb import ROOT, database_url, drop_database, recreate_database, setup_django
+
+BENCH_DB = "herald_bench_rollout"
+APP = "rollout_bench"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--schemas", type=int, default=500, help="tenant schemas (default 500)")
+    parser.add_argument(
+        "--parallel", default=f"1,{os.cpu_count()},{2 * (os.cpu_count() or 1)}",
+        help="worker processes to compare, comma-separated (default: 1, CPUs, 2x CPUs)",
+    )  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+    levels = sorted({int(p) for p in args.parallel.split(",")})
+
+    recreate_database(BENCH_DB)
+    try:
+        setup_django(BENCH_DB)
+        _run(args.schemas, levels)
+    finally:
+        if not args.keep:
+            drop_database(BENCH_DB)
+
+
+def _run(count: int, levels: list[int]) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+
+    started = time.perf_counter()
+    call_command("migrate", interactive=False, verbosity=0)
+    created = time.perf_counter()
+    _create_schemas(count)
+    made = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        server = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM pg_class")
+        relations = cursor.fetchone()[0]
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, PostgreSQL {server}"
+    )
+    print(
+        f"Setup: migrate {created - started:.1f} s; {count} tenant schemas from the template's "
+        f"DDL in {made - created:.1f} s ({relations} relations in pg_class)"
+    )
+    connection.close()
+
+    # Nothing new, no record yet: every schema is read and planned (the first roll-out after
+    # an upgrade to this code, or schemas made outside it). Then the same again: all recorded.
+    check = _rollout(parallel=levels[-1], new_migration=False)
+    skip = _rollout(parallel=levels[-1], new_migration=False)
+    print(
+        f"No new migration, schemas not yet recorded: {check['seconds']:.1f} s "
+        f"({count / check['seconds']:.0f} schemas/s, parallel {levels[-1]}); "
+        f"all recorded: {skip['seconds']:.2f} s"
+    )
+
+    print(f"One new migration (CreateModel with a foreign key and an index) to {count} schemas:")
+    print(f"{'parallel':>9}{'seconds':>10}{'schemas/s':>11}{'10,000 at this rate':>22}")
+    rates = {}
+    for parallel in levels:
+        _undo_new_migration()
+        summary = _rollout(parallel=parallel, new_migration=True)
+        assert summary["migrated"] == count, summary
+        assert summary["failed"] == 0, summary
+        rate = count / summary["seconds"]
+        rates[parallel] = rate
+        print(f"{parallel:>9}{summary['seconds']:>10.1f}{rate:>11.0f}{10_000 / rate:>20.0f} s")
+
+    best = max(rates, key=rates.get)
+    _undo_new_migration()
+    killed_after, done_at_kill = _rollout_killed_half_way(parallel=best, count=count)
+    resumed = _rollout(parallel=best, new_migration=True)
+    assert resumed["failed"] == 0, resumed
+    assert resumed["migrated"] == count - done_at_kill, (resumed, done_at_kill)
+    print(
+        f"Killed (SIGKILL) at half way, parallel {best}: {done_at_kill} schemas done after "
+        f"{killed_after:.1f} s; the rerun skipped them and migrated the other "
+        f"{resumed['migrated']} in {resumed['seconds']:.1f} s "
+        f"({resumed['already_current']} skipped unread)"
+    )
+    print(
+        f"Extrapolated to 10,000 schemas at parallel {best}: "
+        f"{10_000 / rates[best]:.0f} s for the roll-out (target 600 s); "
+        f"a roll-out killed at half way finishes in about {5_000 / rates[best]:.0f} s more"
+    )
+
+
+def _create_schemas(count: int) -> None:
+    """``count`` tenants whose schemas are the template's DDL replayed plus its rows."""
+    import psycopg
+    from django.db import connection
+
+    from billing_stub.selectors import plan_get
+    from tenants.models import Tenant
+    from tenants.schema import template_schema_name
+
+    template = template_schema_name()
+    dump = subprocess.run(
+        ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "-n", template,
+         database_url(BENCH_DB)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    ddl = "\n".join(line for line in dump.splitlines() if not line.startswith("\\"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            [template],
+        )
+        tables = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND is_identity = 'YES'",
+            [template],
+        )
+        identities = cursor.fetchall()
+    plan = plan_get(code="free")
+    with psycopg.connect(database_url(BENCH_DB), autocommit=False) as conn:
+        for n in range(count):
+            schema = f"t_bench_{n:05d}"
+            script = re.sub(rf"\b{template}\b", schema, ddl)
+            copies = "".join(
+                f"INSERT INTO {schema}.{t} SELECT * FROM {template}.{t};" for t in tables
+            )
+            counters = "".join(
+                f"SELECT setval(pg_get_serial_sequence('{schema}.{t}', '{c}'), "
+                f"coalesce(max({c}), 0) + 1, false) FROM {schema}.{t};"
+                for t, c in identities
+            )
+            conn.execute(script + copies + counters)
+            conn.commit()
+    Tenant.objects.bulk_create(
+        Tenant(slug=f"bench-{n:05d}", name=f"Bench {n}", plan=plan, schema_name=f"t_bench_{n:05d}")
+        for n in range(count)
+    )
+
+
+def _command(parallel: int, new_migration: bool) -> tuple[list[str], dict[str, str]]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(BENCH_DB),
+        "DJANGO_SETTINGS_MODULE": "rollout_bench_settings" if new_migration else "herald.settings",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "platform"), str(ROOT), str(ROOT / "bench")]),
+        "DEBUG": "true",
+        "LOG_FORMAT": "plain",
+    }
+    argv = [sys.executable, str(ROOT / "manage.py"), "tenants_migrate", "--skip-public",
+            "--format", "json", "--parallel", str(parallel), "--progress-every", "1"]  # fmt: skip
+    return argv, env
+
+
+def _rollout(*, parallel: int, new_migration: bool) -> dict:
+    argv, env = _command(parallel, new_migration)
+    result = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"tenants_migrate failed:\n{result.stdout}\n{result.stderr}")
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    (summary,) = [e for e in lines if e["event"] == "rollout_summary"]
+    return summary
+
+
+def _done_at_target(cursor, target: str) -> int:  # type: ignore[no-untyped-def]
+    cursor.execute(
+        "SELECT count(*) FROM public.tenants_rollout_schema WHERE target = %s AND status = 'done'"
+        " AND schema_name LIKE 't\\_bench\\_%%'",
+        [target],
+    )
+    return cursor.fetchone()[0]
+
+
+def _rollout_killed_half_way(*, parallel: int, count: int) -> tuple[float, int]:
+    import psycopg
+
+    argv, env = _command(parallel, new_migration=True)
+    log = Path(tempfile.mkstemp(prefix="rollout-bench-", suffix=".log")[1])
+    started = time.perf_counter()
+    with log.open("w") as out:
+        process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    target = None
+    with psycopg.connect(database_url(BENCH_DB), autocommit=True) as conn:
+        while target is None:
+            for line in log.read_text().splitlines():
+                if line.startswith("{") and json.loads(line)["event"] == "rollout_start":
+                    target = json.loads(line)["target"]
+            time.sleep(0.05)
+        cursor = conn.cursor()
+        while _done_at_target(cursor, target) < count // 2:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        killed_after = time.perf_counter() - started
+        process.wait()
+        time.sleep(1)  # the workers die with it; their open transactions roll back
+        done = _done_at_target(cursor, target)
+    log.unlink()
+    return killed_after, done
+
+
+def _undo_new_migration() -> None:
+    """Remove the bench app's table, content type, permissions and records from every schema."""
+    import psycopg
+
+    with psycopg.connect(database_url(BENCH_DB), autocommit=True) as conn:
+        schemas = [
+            row[0]
+            for row in conn.execute(
+                "SELECT table_schema FROM information_schema.tables "
+                "WHERE table_name = 'django_migrations' AND table_schema <> 'public'"
+            )
+        ]
+        for schema in schemas:
+            conn.execute(
+                f"DROP TABLE IF EXISTS {schema}.{APP}_reminder;"
+                f"DELETE FROM {schema}.auth_permission WHERE content_type_id IN "
+                f"(SELECT id FROM {schema}.django_content_type WHERE app_label = '{APP}');"
+                f"DELETE FROM {schema}.django_content_type WHERE app_label = '{APP}';"
+                f"DELETE FROM {schema}.django_migrations WHERE app = '{APP}'"
+            )
+        conn.execute("DELETE FROM public.django_migrations WHERE app = %s", [APP])
+        conn.execute("DELETE FROM public.tenants_rollout_schema")  # or they would be skipped
+
+
+if __name__ == "__main__":
+    main()
