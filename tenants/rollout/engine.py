@@ -235,8 +235,12 @@ def _die_with_parent() -> None:
 def _worker(tasks: Any, results: Any, target: str, run_id: int, recheck: bool) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which kills us
-    with connection.cursor() as cursor:  # visible in pg_stat_activity
-        cursor.execute("SET application_name = 'herald-rollout'")
+    with connection.cursor() as cursor:
+        cursor.execute("SET application_name = 'herald-rollout'")  # in pg_stat_activity
+        # No WAL flush wait per schema. A server crash can lose the last moments' commits, but
+        # a schema's migrations and its `done` row are one transaction: they are lost together
+        # and the next roll-out migrates that schema again.
+        cursor.execute("SET synchronous_commit = off")
     migrator = SchemaMigrator(target=target, run_id=run_id, recheck=recheck)
     try:
         while (name := tasks.get()) is not None:
