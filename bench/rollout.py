@@ -93,6 +93,7 @@ def _run(count: int, levels: list[int]) -> None:
         summary = _rollout(parallel=parallel, new_migration=True)
         assert summary["migrated"] == count, summary
         assert summary["failed"] == 0, summary
+        _check_content_types(count)
         rate = count / summary["seconds"]
         rates[parallel] = rate
         print(f"{parallel:>9}{summary['seconds']:>10.1f}{rate:>11.0f}{10_000 / rate:>20.0f} s")
@@ -187,6 +188,19 @@ def _rollout(*, parallel: int, new_migration: bool) -> dict:
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     (summary,) = [e for e in lines if e["event"] == "rollout_summary"]
     return summary
+
+
+def _check_content_types(count: int) -> None:
+    """The roll-out's post_migrate made the new model's content type and permissions."""
+    import psycopg
+
+    with psycopg.connect(database_url(BENCH_DB), autocommit=True) as conn:
+        last = f"t_bench_{count - 1:05d}"
+        (permissions,) = conn.execute(
+            f"SELECT count(*) FROM {last}.auth_permission p JOIN {last}.django_content_type c "
+            f"ON c.id = p.content_type_id WHERE c.app_label = '{APP}'"
+        ).fetchone()
+    assert permissions == 4, f"{last}: {permissions} permissions of {APP}, not 4"
 
 
 def _done_at_target(cursor, target: str) -> int:  # type: ignore[no-untyped-def]
