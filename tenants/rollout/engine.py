@@ -93,19 +93,22 @@ def run_rollout(
     """
     started = time.perf_counter()
     state.ensure_tables()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [ROLLOUT_LOCK])
-        if not cursor.fetchone()[0]:
-            emit({"event": "rollout_waiting", "reason": "another roll-out is running"})
-            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [ROLLOUT_LOCK])
+    # The lock lives on a connection of its own: Django's is closed before the workers fork
+    # (they must not share its socket), which would release a lock held there.
+    lock = connection.get_new_connection(connection.get_connection_params())
     try:
+        lock.autocommit = True
+        if not lock.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [ROLLOUT_LOCK]).fetchone()[
+            0
+        ]:
+            emit({"event": "rollout_waiting", "reason": "another roll-out is running"})
+            lock.execute("SELECT pg_advisory_lock(hashtext(%s))", [ROLLOUT_LOCK])
         return _run(
             parallel=parallel, emit=emit, progress_every=progress_every, started=started,
             recheck=recheck,
         )  # fmt: skip
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [ROLLOUT_LOCK])
+        lock.close()  # releases the lock
 
 
 def _run(
@@ -235,12 +238,6 @@ def _die_with_parent() -> None:
 def _worker(tasks: Any, results: Any, target: str, run_id: int, recheck: bool) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which kills us
-    with connection.cursor() as cursor:
-        cursor.execute("SET application_name = 'herald-rollout'")  # in pg_stat_activity
-        # No WAL flush wait per schema. A server crash can lose the last moments' commits, but
-        # a schema's migrations and its `done` row are one transaction: they are lost together
-        # and the next roll-out migrates that schema again.
-        cursor.execute("SET synchronous_commit = off")
     migrator = SchemaMigrator(target=target, run_id=run_id, recheck=recheck)
     try:
         while (name := tasks.get()) is not None:
