@@ -33,7 +33,9 @@ ROLLOUT_LOCK = "herald.rollout"
 def default_parallel() -> int:
     from django.conf import settings
 
-    return max(1, settings.TENANT_MIGRATE_PARALLEL or os.cpu_count() or 1)
+    # Past the cores, workers only contend (bench/rollout.py); and in a container the CPU count
+    # is the node's, so a default of one per CPU is capped.
+    return max(1, settings.TENANT_MIGRATE_PARALLEL or min(os.cpu_count() or 1, 8))
 
 
 @dataclass
