@@ -89,6 +89,11 @@ TENANT_TEMPLATE_SCHEMA = "tenant_template"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 # Issue `SET search_path` once per schema switch, not before every query.
 TENANT_LIMIT_SET_CALLS = True
+# Worker processes of a migration roll-out over the tenant schemas (`migrate`, `tenants_migrate`);
+# 0: one per CPU, at most 8.
+TENANT_MIGRATE_PARALLEL = env_int("TENANT_MIGRATE_PARALLEL", 0)
+if TENANT_MIGRATE_PARALLEL < 0:
+    raise ImproperlyConfigured("TENANT_MIGRATE_PARALLEL must be 0 (one per CPU) or more.")
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
