@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -53,3 +55,18 @@ def procfile_command(name: str) -> list[str]:
         if process.strip() == name:
             return ["bash", "-c", f"exec env {command.strip()}"]
     raise KeyError(f"no {name!r} process in the Procfile")
+
+
+def time_schema_step(build: Callable[[str], None], samples: int) -> list[float]:
+    """Seconds ``build("t_bench_schema_only")`` takes, ``samples`` times, each in a transaction
+    rolled back afterwards (so the schema never exists)."""
+    from django.db import transaction
+
+    timings = []
+    for _ in range(samples):
+        with transaction.atomic():
+            started = time.perf_counter()
+            build("t_bench_schema_only")
+            timings.append(time.perf_counter() - started)
+            transaction.set_rollback(True)
+    return timings

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchdb import drop_database, recreate_database, setup_django
+from benchdb import drop_database, recreate_database, setup_django, time_schema_step
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DB = "herald_bench"
@@ -104,23 +104,12 @@ def _run(count: int) -> None:
         )
         connection.set_schema_to_public()
 
-    def measure_schema_only(build: Callable[[str], None]) -> list[float]:
-        """Only the schema step, rolled back each time."""
-        timings = []
-        for _ in range(count):
-            with transaction.atomic():
-                started = time.perf_counter()
-                build("t_bench_schema_only")
-                timings.append(time.perf_counter() - started)
-                transaction.set_rollback(True)
-        return timings
-
     by_migrate("warmup-migrate")  # first use loads the migration graph; don't count it for either
     by_template("warmup-template")
     template = measure(by_template, "template")
     migrate = measure(by_migrate, "migrate")
-    template_schema_only = measure_schema_only(schema_by_template)
-    migrate_schema_only = measure_schema_only(schema_by_migrate)
+    template_schema_only = time_schema_step(schema_by_template, count)
+    migrate_schema_only = time_schema_step(schema_by_migrate, count)
     migrations = len(MigrationLoader(None, ignore_no_migrations=True).graph.nodes)
 
     print(

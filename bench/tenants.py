@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchdb import drop_database, recreate_database, setup_django
+from benchdb import drop_database, recreate_database, setup_django, time_schema_step
 
 BENCH_DB = "herald_bench_tenants"
 BENCH_PASSWORD = secrets.token_urlsafe(16)  # throwaway tenants in a throwaway database
@@ -135,7 +135,7 @@ def grow_to(context: Context, args: argparse.Namespace, target: int) -> None:
 
 def provisioning_at_checkpoint(context: Context, args: argparse.Namespace) -> None:
     from django.contrib.auth.hashers import make_password
-    from django.db import connection, transaction
+    from django.db import connection
     from django_tenants.clone import CloneSchema
 
     from tenants.schema import template_schema_name
@@ -160,17 +160,7 @@ def provisioning_at_checkpoint(context: Context, args: argparse.Namespace) -> No
         hashing.append(time.perf_counter() - started)
     hash_median = statistics.median(hashing)
 
-    def schema_step(build: Callable[[str], None], samples: int) -> list[float]:
-        timings = []
-        for _ in range(samples):
-            with transaction.atomic():
-                started = time.perf_counter()
-                build("t_bench_schema_only")
-                timings.append(time.perf_counter() - started)
-                transaction.set_rollback(True)
-        return timings
-
-    replay = schema_step(replay_template, 10)
+    replay = time_schema_step(replay_template, 10)
     p50, p99 = _percentile(single, 50), _percentile(single, 99)
     context.say(
         f"at {at} tenants: provision_tenant p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
@@ -183,8 +173,8 @@ def provisioning_at_checkpoint(context: Context, args: argparse.Namespace) -> No
         def clone(schema: str) -> None:
             CloneSchema().clone_schema(template_schema_name(), schema, set_connection=False)
 
-        schema_step(clone, 1)  # installs django-tenants' clone function
-        cloned = schema_step(clone, 3)
+        time_schema_step(clone, 1)  # installs django-tenants' clone function
+        cloned = time_schema_step(clone, 3)
         context.say(
             f"at {at} tenants: schema step by django-tenants' clone_schema (before)"
             f" p50 {statistics.median(cloned) * 1000:.0f} ms"
