@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Upper
 from django_tenants.models import DomainMixin, TenantMixin
 
 SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
@@ -40,6 +41,11 @@ class Tenant(TenantMixin):
 
     class Meta:
         ordering = ["slug"]
+        indexes = [
+            # django-tenants' save() checks a new tenant's schema name case-insensitively
+            # (schema_name__iexact): without this index that is a scan of every tenant.
+            models.Index(Upper("schema_name"), name="tenant_schema_name_upper"),
+        ]
 
     def __str__(self) -> str:
         return self.slug

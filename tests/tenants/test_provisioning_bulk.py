@@ -134,3 +134,38 @@ def test_the_command_refuses_a_csv_without_the_columns_it_needs(db, tmp_path: Pa
     csv.write_text("slug,email\nx,y\n")
     with pytest.raises(CommandError, match="header must hold slug, name and admin_email"):
         call_command("provision_tenant", "--bulk", str(csv), stdout=StringIO())
+
+
+def _locks_held() -> int:
+    with connection.cursor() as cursor:
+        # Lock table entries: one per locked object, whatever its modes.
+        cursor.execute(
+            "SELECT count(DISTINCT (locktype, database, relation, classid, objid, objsubid,"
+            " transactionid::text, virtualxid)) FROM pg_locks WHERE pid = pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_batches_are_capped_to_the_lock_table(db, world):
+    # A transaction keeps every lock it takes; a batch must not fill the server's lock table.
+    from tenants.bulk import _LOCK_BUDGET_SQL, LOCKS_PER_TEMPLATE_RELATION, batch_limit
+    from tenants.schema import template_schema_name
+    from tenants.services import _provision_one
+
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_BUDGET_SQL, {"ns": connection.ops.quote_name(template_schema_name())})
+        slots, relations = cursor.fetchone()
+    counts = [_locks_held()]
+    for n in range(2):  # the first also locks the catalogs and public tables all of them share
+        _provision_one(
+            slug=f"lock-count-{n}", name="Lock count", plan_code="free",
+            admin_email=f"admin@lock-count-{n}.example.com", admin_password=None,
+        )  # fmt: skip
+        counts.append(_locks_held())
+    taken = counts[2] - counts[1]
+    # The estimate per relation still holds for this template.
+    assert taken <= relations * LOCKS_PER_TEMPLATE_RELATION, (taken, relations)
+    for jobs in (1, 2, 4, 8):
+        limit = batch_limit(jobs)
+        assert limit >= 1
+        assert limit == 1 or limit * jobs * taken <= slots / 2, (jobs, limit, taken, slots)

@@ -40,7 +40,12 @@ class Command(BaseCommand):
         parser.add_argument("--plan", default=DEFAULT_PLAN_CODE)
         parser.add_argument("--bulk", metavar="FILE", help="CSV of tenants to create ('-': stdin)")
         parser.add_argument("--jobs", type=int, default=2, help="parallel connections (--bulk)")
-        parser.add_argument("--batch-size", type=int, default=10, help="tenants per transaction")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=10,
+            help="most tenants per transaction (fewer if the lock table needs it)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["bulk"]:
