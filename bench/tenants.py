@@ -27,10 +27,10 @@ has its own benchmark, ``bench/rollout.py``):
 - latency (at the final population): the Procfile's web process on a free port; ``GET
   /api/v1/tenant`` with the tenant's API key and ``GET /api/v1/me/notifications?limit=20`` with an
   end-user token (one send per tenant made the user and its notification), p50/p99 over
-  ``--requests`` requests each spread over all tenants (each tenant in turn, shuffled; with more
-  tenants than requests, as many distinct tenants as requests) and over 2 tenants, interleaved in
-  rounds; the ratio p99(all)/p99(2) against the 1.5x target; the web process's RSS before and
-  after.
+  ``--requests`` requests each (default: one per tenant, at least 1,000) spread over all tenants
+  (each in turn, shuffled; with fewer requests than tenants, as many distinct tenants as
+  requests) and over 2 tenants, interleaved in rounds; the ratio p99(all)/p99(2) against the
+  1.5x target; the web process's RSS before and after.
 - memory (at the final population): a fresh connection runs a small query in each of N tenant
   schemas (``SET search_path``, then a few tables), N = 10, 100, 1000 and all; then the backend's
   ``pg_backend_memory_contexts`` total and its RSS (``/proc/<pid>/status``, when PostgreSQL runs
@@ -95,8 +95,11 @@ def main() -> None:
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}"
     )
-    parser.add_argument("--requests", type=int, default=1000, help="per API latency figure")
+    parser.add_argument(
+        "--requests", type=int, help="per API latency figure (default: one per tenant, >= 1000)"
+    )
     args = parser.parse_args()
+    args.requests = args.requests or max(1000, args.tenants)
     args.sections = [name.strip() for name in args.sections.split(",") if name.strip()]
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
