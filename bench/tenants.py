@@ -109,12 +109,14 @@ def main() -> None:
     else:
         checkpoints = sorted({10, args.tenants // 4, args.tenants // 2, args.tenants})
 
+    started = time.perf_counter()
     recreate_database(BENCH_DB)
     try:
         setup_django(BENCH_DB)
         _run(args, checkpoints)
     finally:
         drop_database(BENCH_DB)
+    print(f"Total runtime: {time.perf_counter() - started:.0f} s")
 
 
 def _run(args: argparse.Namespace, checkpoints: list[int]) -> None:
