@@ -3,10 +3,10 @@
     .venv/bin/python bench/tenants.py                    # 2,000 tenants (a quick run)
     .venv/bin/python bench/tenants.py --tenants 10000    # the figure that counts
 
-Uses a throwaway database ``herald_bench_tenants`` on the server of ``DATABASE_URL`` (default: the
-PostgreSQL on 127.0.0.1), created and dropped by this script. The population is built with the
-bulk path (``tenants.bulk.tenant_provision_bulk``), whose rate is one of the figures; at each
-checkpoint the sections below measure what they measure at that size.
+Uses a throwaway database ``herald_bench_tenants_<pid>`` on the server of ``DATABASE_URL``
+(default: the PostgreSQL on 127.0.0.1), created and dropped by this script. The population is
+built with the bulk path (``tenants.bulk.tenant_provision_bulk``), whose rate is one of the
+figures; at each checkpoint the sections below measure what they measure at that size.
 
 Sections (``--sections`` picks a subset; the population is always built; the migration roll-out
 has its own benchmark, ``bench/rollout.py``):
@@ -61,7 +61,9 @@ from benchdb import (
     web_server,
 )
 
-BENCH_DB = "herald_bench_tenants"
+# One database per run: two runs on the same server (say, from two checkouts) never drop each
+# other's.
+BENCH_DB = f"herald_bench_tenants_{os.getpid()}"
 BENCH_PASSWORD = secrets.token_urlsafe(16)  # throwaway tenants in a throwaway database
 SECTIONS = ("provisioning", "size", "beat", "latency", "memory")
 
