@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import socket
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,6 +19,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/herald"
+WEB_LOG = Path(tempfile.gettempdir()) / "herald-bench-web.log"
 
 
 def database_url(name: str) -> str:
@@ -70,3 +77,96 @@ def time_schema_step(build: Callable[[str], None], samples: int) -> list[float]:
             timings.append(time.perf_counter() - started)
             transaction.set_rollback(True)
     return timings
+
+
+# --- the web process and an HTTP client, for benchmarks through the real API ------------------
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def web_server(env: dict[str, str]) -> Iterator[tuple[int, int]]:
+    """The Procfile's web command, on a free port: yields (port, the server process's pid)."""
+    port = free_port()
+    process_env = {**env, "PORT": str(port), "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"}
+    log = WEB_LOG.open("w")  # kept after the run: the server's tracebacks, if any
+    process = subprocess.Popen(
+        procfile_command("web"),
+        cwd=ROOT,
+        env=process_env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the web process did not come up")
+            time.sleep(0.1)
+        yield port, process.pid  # bash execs env, which execs uvicorn: the same pid
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+class Api:
+    """One persistent HTTP connection: measures the server, not TCP set-up."""
+
+    def __init__(self, port: int, host: str) -> None:
+        self.port, self.host = port, host
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def _request(
+        self, method: str, path: str, data: bytes | None, headers: dict[str, str]
+    ) -> bytes:
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionError):
+            # The server closes a keep-alive connection left idle (while the bench seeds data).
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
+        self.status = response.status
+        return response.read()
+
+    def call(self, method: str, path: str, token: str, body: object = None) -> tuple[int, object]:
+        headers = {"Host": self.host, "Authorization": f"Bearer {token}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        raw = self._request(method, path, data, headers)
+        return self.status, json.loads(raw) if raw else None
+
+    def timed(self, method: str, path: str, token: str, body: object = None) -> float:
+        started = time.perf_counter()
+        status, payload = self.call(method, path, token, body)
+        elapsed = time.perf_counter() - started
+        if status >= 300:
+            raise RuntimeError(f"{method} {path}: {status} {payload}")
+        return elapsed
+
+
+def latencies(action: Callable[[], float], count: int, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        action()
+    return [action() * 1000 for _ in range(count)]

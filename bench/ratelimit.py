@@ -22,8 +22,7 @@ import sys
 import threading
 import time
 
-from benchdb import database_url, drop_database, recreate_database, setup_django
-from send_and_inbox import web_server
+from benchdb import database_url, drop_database, recreate_database, setup_django, web_server
 
 DB = "herald_bench_ratelimit"
 
@@ -98,7 +97,7 @@ def run(args: argparse.Namespace) -> bool:
             next_at += interval
             time.sleep(max(0.0, next_at - time.perf_counter()))
 
-    with web_server(env) as port:
+    with web_server(env) as (port, _pid):
         started = time.perf_counter()
         deadline = started + args.seconds
         threads = [

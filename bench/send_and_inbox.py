@@ -16,126 +16,34 @@ Throwaway databases ``herald_bench_send`` and ``herald_bench_dnhq`` are created 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import redis
 from benchdb import (
+    Api,
     database_url,
     drop_database,
-    procfile_command,
+    latencies,
+    percentile,
     recreate_database,
     setup_django,
+    web_server,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 DB = "herald_bench_send"
 DNHQ_DB = "herald_bench_dnhq"
 DNHQ_VENV = Path(tempfile.gettempdir()) / "herald-bench-dnhq-venv"
-WEB_LOG = Path(tempfile.gettempdir()) / "herald-bench-web.log"
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def web_server(env: dict[str, str]) -> Iterator[int]:
-    """The Procfile's web command, on a free port."""
-    port = free_port()
-    process_env = {**env, "PORT": str(port), "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"}
-    log = WEB_LOG.open("w")  # kept after the run: the server's tracebacks, if any
-    process = subprocess.Popen(
-        procfile_command("web"),
-        cwd=ROOT,
-        env=process_env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the web process did not come up")
-            time.sleep(0.1)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
-
-
-class Api:
-    """One persistent HTTP connection: measures the server, not TCP set-up."""
-
-    def __init__(self, port: int, host: str) -> None:
-        self.port, self.host = port, host
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-
-    def _request(
-        self, method: str, path: str, data: bytes | None, headers: dict[str, str]
-    ) -> bytes:
-        try:
-            self.conn.request(method, path, body=data, headers=headers)
-            response = self.conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionError):
-            # The server closes a keep-alive connection left idle (while the bench seeds data).
-            self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-            self.conn.request(method, path, body=data, headers=headers)
-            response = self.conn.getresponse()
-        self.status = response.status
-        return response.read()
-
-    def call(self, method: str, path: str, token: str, body: object = None) -> tuple[int, object]:
-        headers = {"Host": self.host, "Authorization": f"Bearer {token}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        raw = self._request(method, path, data, headers)
-        return self.status, json.loads(raw) if raw else None
-
-    def timed(self, method: str, path: str, token: str, body: object = None) -> float:
-        started = time.perf_counter()
-        status, payload = self.call(method, path, token, body)
-        elapsed = time.perf_counter() - started
-        if status >= 300:
-            raise RuntimeError(f"{method} {path}: {status} {payload}")
-        return elapsed
-
-
-def latencies(action: Callable[[], float], count: int, warmup: int = 20) -> list[float]:
-    for _ in range(warmup):
-        action()
-    return [action() * 1000 for _ in range(count)]
 
 
 # --- A. fan-out --------------------------------------------------------------------------------
@@ -448,7 +356,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, PostgreSQL {pg_version}")  # fmt: skip
 
-    with web_server(env) as port:
+    with web_server(env) as (port, _pid):
         api = Api(port, "bench.localhost")
         api.timed("POST", "/api/v1/notifications", key,
                   {"type": "bench", "recipients": ["warm-up"], "message": "warm"})  # fmt: skip

@@ -3,20 +3,38 @@
     .venv/bin/python bench/tenants.py                    # 2,000 tenants (a quick run)
     .venv/bin/python bench/tenants.py --tenants 10000    # the figure that counts
 
-Uses a throwaway database ``herald_bench_tenants`` on the server of ``DATABASE_URL`` (default: the
-PostgreSQL on 127.0.0.1), created and dropped by this script. The population is built with the
-bulk path (``tenants.bulk.tenant_provision_bulk``), whose rate is one of the figures; at each
-checkpoint the sections below measure what they measure at that size.
+Uses a throwaway database ``herald_bench_tenants_<pid>`` on the server of ``DATABASE_URL``
+(default: the PostgreSQL on 127.0.0.1), created and dropped by this script. The population is
+built with the bulk path (``tenants.bulk.tenant_provision_bulk``), whose rate is one of the
+figures; at each checkpoint the sections below measure what they measure at that size.
 
-Sections (each a function taking the running context; more are to come: API latency spread over
-all tenants, PostgreSQL memory per backend, a migration rolled out to every schema, beat's cost,
-database size per tenant):
+Sections (``--sections`` picks a subset; the population is always built; the migration roll-out
+has its own benchmark, ``bench/rollout.py``):
 
-- provisioning: one ``provision_tenant`` (``tenant_provision``, with the deployment's password
-  hasher) p50 and p99 at each checkpoint, with the admin's password hash timed on its own; the
+- provisioning (at each checkpoint): one ``provision_tenant`` (``tenant_provision``, with the
+  deployment's password hasher) p50 and p99, with the admin's password hash timed on its own; the
   schema step alone by replaying the template's DDL and, up to ``--clone-up-to`` tenants (it
   grows with them), by django-tenants' ``clone_schema`` as provisioning did before; and the bulk
   rate of each step of the population.
+- size (at each checkpoint): ``pg_database_size`` grown per tenant by each bulk step, and the sum
+  of one idle schema's relations (``pg_total_relation_size`` of its tables: indexes and TOAST
+  included).
+- beat (at each checkpoint): beat's periodic tasks called in-process, as the worker runs them
+  (``release_due_sends``, ``sweep_deliveries``, ``close_due_digests``, ms per call), with 0% and
+  with 1% of tenants due (rows in the due-work index for each kind, with no work behind them: the
+  scan and the visit, not the work), then the 5-minute ``rebuild_due_work`` and the 1-minute
+  ``billing.rollup_usage`` once each: whether a cycle costs per busy tenant or per tenant.
+- latency (at the final population): the Procfile's web process on a free port; ``GET
+  /api/v1/tenant`` with the tenant's API key and ``GET /api/v1/me/notifications?limit=20`` with an
+  end-user token (one send per tenant made the user and its notification), p50/p99 over
+  ``--requests`` requests each (default: one per tenant, at least 1,000) spread over all tenants
+  (each in turn, shuffled; with fewer requests than tenants, as many distinct tenants as
+  requests) and over 2 tenants, interleaved in rounds; the ratio p99(all)/p99(2) against the
+  1.5x target; the web process's RSS before and after.
+- memory (at the final population): a fresh connection runs a small query in each of N tenant
+  schemas (``SET search_path``, then a few tables), N = 10, 100, 1000 and all; then the backend's
+  ``pg_backend_memory_contexts`` total and its RSS (``/proc/<pid>/status``, when PostgreSQL runs
+  on this machine and the file is readable).
 """
 
 from __future__ import annotations
@@ -24,16 +42,30 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import secrets
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from benchdb import drop_database, recreate_database, setup_django, time_schema_step
+import psycopg
+from benchdb import (
+    Api,
+    database_url,
+    drop_database,
+    recreate_database,
+    setup_django,
+    time_schema_step,
+    web_server,
+)
 
-BENCH_DB = "herald_bench_tenants"
+# One database per run: two runs on the same server (say, from two checkouts) never drop each
+# other's.
+BENCH_DB = f"herald_bench_tenants_{os.getpid()}"
 BENCH_PASSWORD = secrets.token_urlsafe(16)  # throwaway tenants in a throwaway database
+SECTIONS = ("provisioning", "size", "beat", "latency", "memory")
 
 
 @dataclass
@@ -41,6 +73,7 @@ class Context:
     """What the sections share: the population and where each figure was taken."""
 
     tenants: int = 0  # tenants in the database now
+    bulk: list[tuple[str, str, str]] = field(default_factory=list)  # (schema, domain, API key)
     lines: list[str] = field(default_factory=list)  # the report, printed at the end
 
     def say(self, line: str) -> None:
@@ -61,18 +94,31 @@ def main() -> None:
     parser.add_argument(
         "--clone-up-to", type=int, default=300, help="time the old clone up to this many tenants"
     )
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--requests", type=int, help="per API latency figure (default: one per tenant, >= 1000)"
+    )
     args = parser.parse_args()
+    args.requests = args.requests or max(1000, args.tenants)
+    args.sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     if args.checkpoints:
         checkpoints = sorted({int(n) for n in args.checkpoints.split(",")})
     else:
         checkpoints = sorted({10, args.tenants // 4, args.tenants // 2, args.tenants})
 
+    started = time.perf_counter()
     recreate_database(BENCH_DB)
     try:
         setup_django(BENCH_DB)
         _run(args, checkpoints)
     finally:
         drop_database(BENCH_DB)
+    print(f"Total runtime: {time.perf_counter() - started:.0f} s")
 
 
 def _run(args: argparse.Namespace, checkpoints: list[int]) -> None:
@@ -80,23 +126,37 @@ def _run(args: argparse.Namespace, checkpoints: list[int]) -> None:
     from django.db import connection
 
     context = Context()
-    print(
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
-        print(f"PostgreSQL {cursor.fetchone()[0]}")
+        pg_version = cursor.fetchone()[0]
+    machine = (
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {_memory_total()},"
+        f" Python {platform.python_version()}, PostgreSQL {pg_version}"
+    )
+    print(machine)
     started = time.perf_counter()
     call_command("migrate", interactive=False, verbosity=0)
     print(f"initial migrate (public + template): {time.perf_counter() - started:.2f} s")
 
-    sections: list[Callable[[Context, argparse.Namespace], None]] = [provisioning_at_checkpoint]
+    every: dict[str, Callable[[Context, argparse.Namespace], None]] = {
+        "provisioning": provisioning_at_checkpoint,
+        "size": idle_schema_size,
+        "beat": beat_cost,
+    }
+    final: dict[str, Callable[[Context, argparse.Namespace], None]] = {
+        "latency": api_latency,
+        "memory": backend_memory,
+    }
     for checkpoint in checkpoints:
         grow_to(context, args, checkpoint)
-        for section in sections:
+        for name, section in every.items():
+            if name in args.sections:
+                section(context, args)
+    for name, section in final.items():
+        if name in args.sections:
             section(context, args)
     print()
-    print(f"Summary ({context.tenants} tenants):")
+    print(f"Summary ({context.tenants} tenants; {machine}):")
     for line in context.lines:
         print(f"  {line}")
 
@@ -116,18 +176,55 @@ def grow_to(context: Context, args: argparse.Namespace, target: int) -> None:
         BulkTenant(slug=f"b{n}", name=f"Bulk {n}", admin_email=f"admin@b{n}.example.com")
         for n in range(context.tenants, target)
     ]
+    size_before = _database_size()
     started = time.perf_counter()
     outcomes = tenant_provision_bulk(tenants=rows, batch_size=args.batch_size, jobs=args.jobs)
     seconds = time.perf_counter() - started
     failed = [outcome for outcome in outcomes if outcome.provisioned is None]
     assert not failed, failed[:3]
+    grown = _database_size() - size_before
+    context.bulk += [
+        (o.provisioned.tenant.schema_name, o.provisioned.domain, o.provisioned.api_key)
+        for o in outcomes
+        if o.provisioned is not None
+    ]
     rate = count / seconds
     _bulk_rates.append((context.tenants, target, rate))
     context.say(
         f"bulk provisioning {context.tenants} -> {target} tenants: {count} in {seconds:.1f} s, "
-        f"{rate:.1f} tenants/s ({args.jobs} jobs, {args.batch_size} per transaction)"
+        f"{rate:.1f} tenants/s ({args.jobs} jobs, {args.batch_size} per transaction);"
+        f" database grew {grown / 2**20:.0f} MiB, {grown / count / 1024:.0f} KiB per idle tenant"
     )
     context.tenants = target
+
+
+def _database_size() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_database_size(current_database())")
+        return cursor.fetchone()[0]
+
+
+def _memory_total() -> str:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return f"{int(line.split()[1]) / 2**20:.1f} GiB RAM"
+    return "RAM unknown"
+
+
+def _status_kib(pid: int, *fields: str) -> dict[str, int] | None:
+    """Fields of ``/proc/<pid>/status`` in KiB (None when unreadable: another machine or user)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    found = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in fields:
+            found[key] = int(value.split()[0])
+    return found
 
 
 # --- section: provisioning ---------------------------------------------------------------------
@@ -180,6 +277,233 @@ def provisioning_at_checkpoint(context: Context, args: argparse.Namespace) -> No
             f" p50 {statistics.median(cloned) * 1000:.0f} ms"
         )
     connection.set_schema_to_public()
+
+
+# --- section: database size per idle tenant ----------------------------------------------------
+
+
+def idle_schema_size(context: Context, args: argparse.Namespace) -> None:
+    """The sum of one idle (bulk-built, never used) schema's tables with their indexes and TOAST."""
+    from django.db import connection
+
+    schema = context.bulk[-1][0]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')",
+            [schema],
+        )
+        tables, total = cursor.fetchone()
+        cursor.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s",
+            [schema],
+        )
+        relations = cursor.fetchone()[0]
+    context.say(
+        f"at {context.tenants} tenants: idle schema {schema}: {tables} tables, {relations}"
+        f" pg_class rows, {total / 1024:.0f} KiB (tables + indexes + TOAST);"
+        f" database {_database_size() / 2**20:.0f} MiB"
+    )
+
+
+# --- section: beat's cost ----------------------------------------------------------------------
+
+
+def beat_cost(context: Context, args: argparse.Namespace) -> None:
+    """Beat's periodic tasks, in-process, with 0% and 1% of tenants due."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from billing_stub.tasks import rollup_usage
+    from notifications.services.deliveries import DUE_EMAIL
+    from notifications.services.digests import DUE_DIGESTS
+    from notifications.services.sending import DUE_SENDS
+    from notifications.tasks import (
+        close_due_digests,
+        rebuild_due_work,
+        release_due_sends,
+        sweep_deliveries,
+    )
+    from tenants.due import due_at
+    from tenants.models import DueWork, Tenant
+
+    tasks = {
+        DUE_SENDS: ("release_due_sends", release_due_sends),
+        DUE_EMAIL: ("sweep_deliveries", sweep_deliveries),
+        DUE_DIGESTS: ("close_due_digests", close_due_digests),
+    }
+    ids = list(Tenant.objects.exclude(schema_name="public").values_list("pk", flat=True))
+    busy = random.Random(context.tenants).sample(ids, max(1, len(ids) // 100))
+    calls = 5
+    figures = []
+    for label, due in (("0%", []), (f"1% ({len(busy)})", busy)):
+        timings = []
+        for kind, (_name, task) in tasks.items():
+            runs = []
+            for _ in range(calls):
+                DueWork.objects.all().delete()
+                for tenant_id in due:  # due a second ago; each call consumes the rows
+                    due_at(tenant_id=tenant_id, kind=kind, when=timezone.now())
+                started = time.perf_counter()
+                task()
+                runs.append(time.perf_counter() - started)
+                connection.set_schema_to_public()
+            timings.append(statistics.median(runs) * 1000)
+        figures.append(
+            f"{label} busy: "
+            + ", ".join(f"{tasks[k][0]} {t:.1f}" for k, t in zip(tasks, timings, strict=True))
+            + f" (cycle {sum(timings):.1f})"
+        )
+    DueWork.objects.all().delete()
+    started = time.perf_counter()
+    rebuild_due_work()
+    rebuild = time.perf_counter() - started
+    connection.set_schema_to_public()
+    started = time.perf_counter()
+    rollup_usage()
+    rollup = time.perf_counter() - started
+    connection.set_schema_to_public()
+    DueWork.objects.all().delete()
+    context.say(
+        f"at {context.tenants} tenants: beat ms per call (median of {calls}): "
+        + "; ".join(figures)
+        + f"; rebuild_due_work (every 5 min) {rebuild * 1000:.0f} ms,"
+        f" rollup_usage (every 1 min) {rollup * 1000:.0f} ms"
+    )
+
+
+# --- section: API latency spread over all tenants vs 2 -----------------------------------------
+
+
+def api_latency(context: Context, args: argparse.Namespace) -> None:
+    from django.db import connection
+
+    env = {
+        **os.environ, "DATABASE_URL": database_url(BENCH_DB),
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "SECRET_KEY": secrets.token_urlsafe(40), "DEBUG": "false", "PLATFORM_HOST": "localhost",
+        "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    from billing_stub.models import Plan
+    from tenants.models import Tenant
+    from tenants.registry_cache import forget_tenants
+
+    # The 2-tenant spread sends hundreds of requests per tenant per second: no plan's rate limit.
+    unlimited = Plan.objects.create(
+        code="bench-unlimited", name="Unlimited", monthly_notification_quota=10**9,
+        monthly_email_quota=10**9, api_requests_per_second=10**6, api_burst=10**6,
+        websocket_connection_limit=10**6,
+    )  # fmt: skip
+    Tenant.objects.exclude(schema_name="public").update(plan=unlimited)
+    forget_tenants(Tenant.objects.values_list("pk", flat=True))
+    connection.close()
+    shuffled = context.bulk[:]
+    random.Random(1).shuffle(shuffled)
+    spread = shuffled[: min(len(shuffled), args.requests)]
+    two = shuffled[:2]
+    with web_server(env) as (port, pid):
+        rss_start = _status_kib(pid, "VmRSS")
+        started = time.perf_counter()
+        api = Api(port, "localhost")
+        tokens: dict[str, str] = {}
+        for schema, domain, key in spread:
+            api.host = domain
+            status, payload = api.call("POST", "/api/v1/notifications", key, {
+                "type": "bench", "recipients": ["inbox-user"], "title": "Bench",
+                "message": "A notification-shaped message of ordinary length.",
+            })  # fmt: skip
+            assert status < 300, (status, payload)
+            status, payload = api.call("POST", "/api/v1/users/inbox-user/token", key)
+            assert status < 300, (status, payload)
+            tokens[schema] = payload["token"]
+        setup = time.perf_counter() - started
+
+        def run(tenants: list[tuple[str, str, str]], count: int, inbox: bool) -> list[float]:
+            timings = []
+            for n in range(count):
+                schema, domain, key = tenants[n % len(tenants)]
+                api.host = domain
+                if inbox:
+                    timings.append(
+                        api.timed("GET", "/api/v1/me/notifications?limit=20", tokens[schema])
+                    )
+                else:
+                    timings.append(api.timed("GET", "/api/v1/tenant", key))
+            return [t * 1000 for t in timings]
+
+        results: dict[tuple[str, bool], list[float]] = {}
+        rounds = 4
+        per_round = max(1, args.requests // rounds)
+        for inbox in (False, True):
+            run(two, 20, inbox)  # warm-up
+            for round_ in range(rounds):
+                offset = round_ * per_round
+                rotated = spread[offset % len(spread) :] + spread[: offset % len(spread)]
+                results.setdefault(("all", inbox), []).extend(run(rotated, per_round, inbox))
+                results.setdefault(("two", inbox), []).extend(run(two, per_round, inbox))
+        rss_end = _status_kib(pid, "VmRSS", "VmHWM")
+    rss = (
+        f"web process RSS {rss_start['VmRSS'] / 1024:.0f} MiB at start,"
+        f" {rss_end['VmRSS'] / 1024:.0f} MiB after (peak {rss_end['VmHWM'] / 1024:.0f} MiB)"
+        if rss_start and rss_end
+        else "web process RSS unreadable"
+    )
+    context.say(
+        f"at {context.tenants} tenants: API latency through the web process (1 uvicorn process;"
+        f" setup: one send + one end-user token in each of {len(spread)} tenants,"
+        f" {setup:.0f} s); {rss}"
+    )
+    labels = {
+        False: "GET /api/v1/tenant (API key)",
+        True: "GET /api/v1/me/notifications?limit=20 (end-user token)",
+    }
+    for inbox, label in labels.items():
+        spread_all, spread_two = results[("all", inbox)], results[("two", inbox)]
+        p99_all, p99_two = _percentile(spread_all, 99), _percentile(spread_two, 99)
+        ratio = p99_all / p99_two
+        context.say(
+            f"at {context.tenants} tenants: {label}, {len(spread_all)} requests each:"
+            f" over {len(spread)} tenants p50 {_percentile(spread_all, 50):.2f} ms,"
+            f" p99 {p99_all:.2f} ms; over 2 tenants p50 {_percentile(spread_two, 50):.2f} ms,"
+            f" p99 {p99_two:.2f} ms; p99 ratio {ratio:.2f}x (target <= 1.5x:"
+            f" {'MET' if ratio <= 1.5 else 'MISSED'})"
+        )
+
+
+# --- section: PostgreSQL memory per backend -----------------------------------------------------
+
+
+def backend_memory(context: Context, args: argparse.Namespace) -> None:
+    schemas = [schema for schema, _domain, _key in context.bulk]
+    sizes = sorted({n for n in (0, 10, 100, 1000) if n < len(schemas)} | {len(schemas)})
+    figures = []
+    for count in sizes:
+        with psycopg.connect(database_url(BENCH_DB), autocommit=True) as conn:
+            for schema in schemas[:count]:
+                conn.execute(f"SET search_path = {schema}")
+                conn.execute("SELECT count(*) FROM notifications_notification").fetchone()
+                conn.execute("SELECT id, external_id FROM notifications_enduser LIMIT 1").fetchall()
+                conn.execute(
+                    "SELECT id, key FROM notifications_notificationtype LIMIT 1"
+                ).fetchall()
+            conn.execute("SET search_path = public")
+            contexts = conn.execute(
+                "SELECT sum(total_bytes) FROM pg_backend_memory_contexts"
+            ).fetchone()[0]
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            status = _status_kib(pid, "VmRSS", "RssAnon")
+        rss = (
+            f", RSS {status['VmRSS'] / 1024:.1f} MiB (anonymous {status['RssAnon'] / 1024:.1f})"
+            if status
+            else ""
+        )
+        figures.append(f"{count} schemas: contexts {contexts / 2**20:.1f} MiB{rss}")
+    context.say(
+        f"at {context.tenants} tenants: PostgreSQL backend memory after a connection queried 3"
+        f" tables in N schemas: " + "; ".join(figures)
+    )
 
 
 def _percentile(values: list[float], percent: int) -> float:
