@@ -23,6 +23,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
 
 from benchdb import ROOT, database_url, drop_database, recreate_database, setup_django
 
@@ -195,7 +199,7 @@ def _check_content_types() -> None:
     assert permissions == 4, f"{last}: {permissions} permissions of {APP}, not 4"
 
 
-def _done_at_target(cursor, target: str) -> int:  # type: ignore[no-untyped-def]
+def _done_at_target(cursor: psycopg.Cursor, target: str) -> int:
     cursor.execute(
         "SELECT count(*) FROM public.tenants_rollout_schema WHERE target = %s AND status = 'done'"
         " AND schema_name IN (SELECT schema_name FROM public.tenants_tenant)",

@@ -67,7 +67,7 @@ def template_state() -> str | None:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
         if not cursor.fetchone()[0]:
             return None
-        cursor.execute(f"SELECT id, app, name, applied FROM {table} ORDER BY id")  # noqa: S608
+        cursor.execute(f"SELECT id, app, name, applied FROM {table} ORDER BY id")  # noqa: S608 -- a name quoted by _qualified
         rows = cursor.fetchall()
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
@@ -270,7 +270,7 @@ def generate_script() -> str:
         rows = {}
         for table in tables.values():
             cursor.execute(
-                f"SELECT quote_literal(json_agg(t)::text) FROM {table.name} t"  # noqa: S608
+                f"SELECT quote_literal(json_agg(t)::text) FROM {table.name} t"  # noqa: S608 -- quote_ident from the catalogs
             )
             rows[table.oid] = cursor.fetchone()[0]
         cursor.execute(
@@ -326,7 +326,7 @@ def generate_script() -> str:
             overriding = " OVERRIDING SYSTEM VALUE" if table.has_identity else ""
             # Names and the rows' JSON come quoted by the server (quote_ident, quote_literal).
             statements.append(
-                f"INSERT INTO {table.name} ({columns}){overriding} SELECT {columns}"  # noqa: S608
+                f"INSERT INTO {table.name} ({columns}){overriding} SELECT {columns}"  # noqa: S608 -- quoted by the server, above
                 f" FROM json_populate_recordset(NULL::{table.name}, {rows[table.oid]})"
             )
     for seq in sequences:

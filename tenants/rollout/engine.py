@@ -190,12 +190,13 @@ def _fan_out(
     received = 0
     last_progress = time.monotonic()
     while received < len(todo):
+        result: SchemaResult | None
         try:
-            result: SchemaResult = results.get(timeout=0.5)
+            result = results.get(timeout=0.5)
         except queue.Empty:
             if not any(worker.is_alive() for worker in workers):
                 break  # every worker died: what is left stays pending for the next run
-            result = None  # type: ignore[assignment]
+            result = None
         if result is not None:
             received += 1
             if result.status == state.DONE and result.migrations_applied:

@@ -98,7 +98,7 @@ class Command(BaseCommand):
 
     def _read_rows(self, path: str) -> list[BulkTenant]:
         try:
-            handle = sys.stdin if path == "-" else open(path, newline="", encoding="utf-8")  # noqa: SIM115
+            handle = sys.stdin if path == "-" else open(path, newline="", encoding="utf-8")  # noqa: SIM115 -- the `with handle` below closes it
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc}") from exc
         with handle:
