@@ -22,7 +22,7 @@ RELEASE = "herald"
 NAMESPACE = "herald"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 # The pods' writable /tmp: a path the chart mounts, not a file this code writes.
-TMP = "/tmp"  # noqa: S108
+TMP = "/tmp"  # noqa: S108 -- the path the chart mounts in pods; the tests write nothing there
 
 # Value combinations every structural test runs over, by name.
 COMBOS: dict[str, dict[str, Any]] = {
