@@ -22,8 +22,9 @@ has its own benchmark, ``bench/rollout.py``):
 - beat (at each checkpoint): beat's periodic tasks called in-process, as the worker runs them
   (``release_due_sends``, ``sweep_deliveries``, ``close_due_digests``, ms per call), with 0% and
   with 1% of tenants due (rows in the due-work index for each kind, with no work behind them: the
-  scan and the visit, not the work), then the 5-minute ``rebuild_due_work`` and the 1-minute
-  ``billing.rollup_usage`` once each: whether a cycle costs per busy tenant or per tenant.
+  scan and the visit, not the work, with the hints folded), then the 1-minute
+  ``billing.rollup_usage`` once: whether a cycle costs per busy tenant or per tenant; and the
+  operator's ``due_work_rebuild``, which visits every tenant, once.
 - latency (at the final population): the Procfile's web process on a free port; ``GET
   /api/v1/tenant`` with the tenant's API key and ``GET /api/v1/me/notifications?limit=20`` with an
   end-user token (one send per tenant made the user and its notification), p50/p99 over
@@ -32,9 +33,11 @@ has its own benchmark, ``bench/rollout.py``):
   requests) and over 2 tenants, interleaved in rounds; the ratio p99(all)/p99(2) against the
   1.5x target; the web process's RSS before and after.
 - memory (at the final population): a fresh connection runs a small query in each of N tenant
-  schemas (``SET search_path``, then a few tables), N = 10, 100, 1000 and all; then the backend's
+  schemas (``SET search_path``, then a few tables), N = 10, 100, the per-connection limit
+  (``DATABASE_MAX_SCHEMAS_PER_CONNECTION``), 1000 and all; then the backend's
   ``pg_backend_memory_contexts`` total and its RSS (``/proc/<pid>/status``, when PostgreSQL runs
-  on this machine and the file is readable).
+  on this machine and the file is readable); the bound that the limit gives. The latency section
+  also prints the largest private memory among the web process's own backends after its runs.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from benchdb import (
 BENCH_DB = f"herald_bench_tenants_{os.getpid()}"
 BENCH_PASSWORD = secrets.token_urlsafe(16)  # throwaway tenants in a throwaway database
 SECTIONS = ("provisioning", "size", "beat", "latency", "memory")
+WEB_APP_NAME = "herald-bench-web"  # the web process's connections, as pg_stat_activity shows them
 
 
 @dataclass
@@ -319,14 +323,10 @@ def beat_cost(context: Context, args: argparse.Namespace) -> None:
     from billing_stub.tasks import rollup_usage
     from notifications.services.deliveries import DUE_EMAIL
     from notifications.services.digests import DUE_DIGESTS
+    from notifications.services.due_work import due_work_rebuild
     from notifications.services.sending import DUE_SENDS
-    from notifications.tasks import (
-        close_due_digests,
-        rebuild_due_work,
-        release_due_sends,
-        sweep_deliveries,
-    )
-    from tenants.due import due_at
+    from notifications.tasks import close_due_digests, release_due_sends, sweep_deliveries
+    from tenants.due import due_hint
     from tenants.models import DueWork, Tenant
 
     tasks = {
@@ -344,8 +344,8 @@ def beat_cost(context: Context, args: argparse.Namespace) -> None:
             runs = []
             for _ in range(calls):
                 DueWork.objects.all().delete()
-                for tenant_id in due:  # due a second ago; each call consumes the rows
-                    due_at(tenant_id=tenant_id, kind=kind, when=timezone.now())
+                for tenant_id in due:  # due a second ago, as their sends wrote it
+                    due_hint(tenant_id=tenant_id, kind=kind, when=timezone.now())
                 started = time.perf_counter()
                 task()
                 runs.append(time.perf_counter() - started)
@@ -358,7 +358,7 @@ def beat_cost(context: Context, args: argparse.Namespace) -> None:
         )
     DueWork.objects.all().delete()
     started = time.perf_counter()
-    rebuild_due_work()
+    due_work_rebuild()
     rebuild = time.perf_counter() - started
     connection.set_schema_to_public()
     started = time.perf_counter()
@@ -369,8 +369,8 @@ def beat_cost(context: Context, args: argparse.Namespace) -> None:
     context.say(
         f"at {context.tenants} tenants: beat ms per call (median of {calls}): "
         + "; ".join(figures)
-        + f"; rebuild_due_work (every 5 min) {rebuild * 1000:.0f} ms,"
-        f" rollup_usage (every 1 min) {rollup * 1000:.0f} ms"
+        + f"; rollup_usage (every 1 min) {rollup * 1000:.0f} ms; not periodic: the operator's"
+        f" `manage.py due_work_rebuild`, which visits every tenant, {rebuild * 1000:.0f} ms"
     )
 
 
@@ -384,7 +384,7 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
         **os.environ, "DATABASE_URL": database_url(BENCH_DB),
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "SECRET_KEY": secrets.token_urlsafe(40), "DEBUG": "false", "PLATFORM_HOST": "localhost",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "WARNING", "PGAPPNAME": WEB_APP_NAME,
     }  # fmt: skip
     from billing_stub.models import Plan
     from tenants.models import Tenant
@@ -444,6 +444,7 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
                 results.setdefault(("all", inbox), []).extend(run(rotated, per_round, inbox))
                 results.setdefault(("two", inbox), []).extend(run(two, per_round, inbox))
         rss_end = _status_kib(pid, "VmRSS", "VmHWM")
+        backends = _web_backends()
     rss = (
         f"web process RSS {rss_start['VmRSS'] / 1024:.0f} MiB at start,"
         f" {rss_end['VmRSS'] / 1024:.0f} MiB after (peak {rss_end['VmHWM'] / 1024:.0f} MiB)"
@@ -470,15 +471,36 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
             f" p99 {p99_two:.2f} ms; p99 ratio {ratio:.2f}x (target <= 1.5x:"
             f" {'MET' if ratio <= 1.5 else 'MISSED'})"
         )
+    context.say(f"at {context.tenants} tenants: after the latency runs, {backends}")
+
+
+def _web_backends() -> str:
+    """The web process's PostgreSQL backends (its pool): how many, and the largest one's private
+    memory, which the retirement of connections (tenants.postgresql_backend) bounds."""
+    with psycopg.connect(database_url(BENCH_DB), autocommit=True) as conn:
+        pids = [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [WEB_APP_NAME]
+        )]  # fmt: skip
+    private = [status["RssAnon"] for pid in pids if (status := _status_kib(pid, "RssAnon"))]
+    if not private:
+        return f"the web process holds {len(pids)} PostgreSQL connections (RSS unreadable)"
+    return (
+        f"the web process holds {len(pids)} PostgreSQL connections, the largest backend with"
+        f" {max(private) / 1024:.1f} MiB private memory (RssAnon)"
+    )
 
 
 # --- section: PostgreSQL memory per backend -----------------------------------------------------
 
 
 def backend_memory(context: Context, args: argparse.Namespace) -> None:
+    from django.conf import settings
+
+    limit = settings.DATABASE_MAX_SCHEMAS_PER_CONNECTION
     schemas = [schema for schema, _domain, _key in context.bulk]
-    sizes = sorted({n for n in (0, 10, 100, 1000) if n < len(schemas)} | {len(schemas)})
+    sizes = sorted({n for n in (0, 10, 100, limit, 1000) if n < len(schemas)} | {len(schemas)})
     figures = []
+    bound = ""
     for count in sizes:
         with psycopg.connect(database_url(BENCH_DB), autocommit=True) as conn:
             for schema in schemas[:count]:
@@ -500,10 +522,22 @@ def backend_memory(context: Context, args: argparse.Namespace) -> None:
             else ""
         )
         figures.append(f"{count} schemas: contexts {contexts / 2**20:.1f} MiB{rss}")
+        if count == limit:
+            bound = f"contexts {contexts / 2**20:.1f} MiB{rss}"
     context.say(
         f"at {context.tenants} tenants: PostgreSQL backend memory after a connection queried 3"
         f" tables in N schemas: " + "; ".join(figures)
     )
+    if limit:
+        context.say(
+            f"bound: Herald retires a connection once it has served"
+            f" DATABASE_MAX_SCHEMAS_PER_CONNECTION={limit} distinct schemas, so a backend holds at"
+            f" most what it holds at {limit} schemas"
+            + (f": {bound}" if limit <= len(schemas) else "")
+            + "; per server, times the connections of every process"
+        )
+    else:
+        context.say("bound: none (DATABASE_MAX_SCHEMAS_PER_CONNECTION=0)")
 
 
 def _percentile(values: list[float], percent: int) -> float:

@@ -148,7 +148,7 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
-        engine="django_tenants.postgresql_backend",
+        engine="tenants.postgresql_backend",  # django-tenants', with connections retired
         # 0 under ASGI, as Django's docs advise: each request's sync code runs in a thread context
         # of its own, so a "persistent" connection is never reused and lingers until garbage
         # collection (bench/realtime.py exhausted max_connections with 60). The pool below is
@@ -178,6 +178,10 @@ if env_bool("DATABASE_POOL", False):
         "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
         "timeout": env_int("DATABASE_POOL_TIMEOUT", 3),
     }
+# A PostgreSQL backend keeps the catalog entries of every schema it has served (about 80 KiB each,
+# bench/tenants.py): a connection is closed once it has entered this many distinct tenant schemas,
+# which bounds each backend's memory (tenants.postgresql_backend). 0: never.
+DATABASE_MAX_SCHEMAS_PER_CONNECTION = env_int("DATABASE_MAX_SCHEMAS_PER_CONNECTION", 200)
 
 # Short socket timeouts: a Redis outage must fail requests fast (and /readyz with it), not hang.
 REDIS_SOCKET_TIMEOUT = 2
@@ -246,7 +250,6 @@ CELERY_BEAT_SCHEDULE = {
     "release-due-sends": {"task": "notifications.release_due_sends", "schedule": 5.0},
     "sweep-deliveries": {"task": "notifications.sweep_deliveries", "schedule": EMAIL_SWEEP_SECONDS},
     "close-due-digests": {"task": "notifications.close_due_digests", "schedule": 10.0},
-    "rebuild-due-work": {"task": "notifications.rebuild_due_work", "schedule": 300.0},
     "rollup-usage": {"task": "billing.rollup_usage", "schedule": 60.0},
 }
 # Other intervals, per job: BEAT_INTERVALS="rollup-usage=120,..." (the tests shorten them all).

@@ -80,6 +80,8 @@ class SchemaMigrator:
             )  # fmt: skip
             return SchemaResult(schema_name, state.FAILED, 0, seconds, error)
         connection.set_schema_to_public()
+        if connection.schemas_exhausted():  # a fresh backend every so many schemas: bounded memory
+            connection.close()
         return SchemaResult(schema_name, state.DONE, applied, time.perf_counter() - started)
 
     def _migrate(self, schema_name: str) -> int:
