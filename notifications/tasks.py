@@ -38,7 +38,7 @@ from notifications.services.turns import (
     turns_request,
     wake_later,
 )
-from tenants.due import due_rebuild, due_recompute, due_tenants
+from tenants.due import due_recompute, due_tenants
 from tenants.models import Tenant
 
 NextDue = Callable[[], datetime | None]
@@ -152,17 +152,3 @@ def close_due_digests() -> int:
         return turns_request(tenant_id=tenant.pk) if digests_ready() else 0
 
     return _visit_due(DUE_DIGESTS, close, digests_next_due)
-
-
-@shared_task(name="notifications.rebuild_due_work", ignore_result=False)
-def rebuild_due_work() -> int:
-    """Recompute every tenant's due times from its own data (beat, every 5 minutes): the safety
-    net for a due time lost between a commit and its index write."""
-    return sum(
-        due_rebuild(kind=kind, next_due=next_due)
-        for kind, next_due in (
-            (DUE_SENDS, sends_next_due),
-            (DUE_DIGESTS, digests_next_due),
-            (DUE_EMAIL, email_next_due),
-        )
-    )

@@ -95,9 +95,9 @@ class DueWork(models.Model):
     """When a tenant next has periodic work of a kind (scheduled sends, digests, email), so
     periodic tasks visit only the tenants with something due rather than every schema.
 
-    ``due_at`` only ever moves earlier from the outside (``tenants.due.due_at``, after the
-    commit that created the work); the periodic task moves it later, holding the row, once it
-    has done what was due (``tenants.due.due_recompute``).
+    ``due_at`` only ever moves earlier from the outside (``tenants.due.due_fold``, from the
+    ``DueHint`` rows the work's own transaction wrote); the periodic task moves it later, holding
+    the row, once it has done what was due (``tenants.due.due_recompute``).
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
@@ -109,6 +109,21 @@ class DueWork(models.Model):
             models.UniqueConstraint(fields=["tenant", "kind"], name="duework_one_per_kind")
         ]
         indexes = [models.Index(fields=["kind", "due_at"], name="duework_due")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.kind} at {self.due_at}"
+
+
+class DueHint(models.Model):
+    """Work of a kind due at a time, written in the transaction that created the work
+    (``tenants.due.due_hint``) and folded into ``DueWork`` by the periodic tasks: it commits
+    with the work or not at all, so no wake-up is lost. Append-only, indexed by its key alone:
+    writers never wait for one another, and a fold takes every row. No foreign key: a hint of a
+    tenant deleted meanwhile is dropped by the fold."""
+
+    tenant_id = models.BigIntegerField()
+    kind = models.CharField(max_length=16)
+    due_at = models.DateTimeField()
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.kind} at {self.due_at}"

@@ -69,7 +69,7 @@ from notifications.services.preferences import email_off, email_switches_off
 from notifications.services.turns import turns_request
 from notifications.services.users import int_array
 from notifications.templating import RenderTimeout, TemplateError
-from tenants.due import due_at_on_commit
+from tenants.due import due_hint
 from tenants.models import Tenant
 
 DUE_EMAIL = "email"
@@ -126,7 +126,7 @@ def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datet
     if queued:
         turns = math.ceil(len(queued) / settings.DELIVERY_BATCH_SIZE)
         transaction.on_commit(lambda: turns_request(tenant_id=tenant.pk, wanted=turns))
-        due_at_on_commit(tenant_id=tenant.pk, kind=DUE_EMAIL, when=now)  # for the sweep
+        due_hint(tenant_id=tenant.pk, kind=DUE_EMAIL, when=now)  # for the sweep
     return queued
 
 

@@ -53,7 +53,7 @@ from notifications.models import (
 from notifications.services.leases import Holding
 from notifications.services.preferences import email_off, email_switches_off
 from notifications.templating import TemplateError
-from tenants.due import due_at_on_commit
+from tenants.due import due_hint
 from tenants.models import Tenant
 
 DUE_DIGESTS = "digest"
@@ -112,7 +112,7 @@ def digest_batches_open(*, tenant_id: int, send: Send, user_ids: list[int], now:
             },
         )
     # An existing open batch may close sooner; the index keeps the earliest.
-    due_at_on_commit(tenant_id=tenant_id, kind=DUE_DIGESTS, when=closes_at)
+    due_hint(tenant_id=tenant_id, kind=DUE_DIGESTS, when=closes_at)
 
 
 def digests_next_due(*, now: datetime | None = None) -> datetime | None:

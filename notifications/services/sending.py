@@ -41,7 +41,7 @@ from notifications.services.deliveries import fan_out_email
 from notifications.services.types import type_for_send
 from notifications.services.users import RecipientInput, int_array, recipients_upsert
 from notifications.unread import unread_changed_on_commit
-from tenants.due import due_at_on_commit
+from tenants.due import due_hint
 from tenants.models import Tenant
 
 DUE_SENDS = "send"
@@ -207,7 +207,7 @@ def _send(
     if scheduled:
         send.recipient_ids = user_ids
         fields.append("recipient_ids")
-        due_at_on_commit(tenant_id=tenant.pk, kind=DUE_SENDS, when=request.send_at)
+        due_hint(tenant_id=tenant.pk, kind=DUE_SENDS, when=request.send_at)
     else:
         if IN_APP in send.channels:
             created = fan_out_in_app(

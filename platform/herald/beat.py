@@ -25,10 +25,11 @@ Two plain beats would each send every periodic job. ``LeaderScheduler`` (the
   so a follower that takes over finds every job overdue. That is harmless because every
   periodic task is idempotent and safe to run concurrently with itself: ``release_due_sends``
   claims sends with ``SKIP LOCKED``; ``sweep_deliveries`` and ``close_due_digests`` only give
-  turns, which are Redis slots taken with ``SET NX``; ``rebuild_due_work`` recomputes from the
-  data; ``rollup_usage`` folds records with one ``DELETE ... RETURNING`` (see
-  ``notifications/tasks.py``, ``billing_stub/tasks.py``). The same holds for the short overlap
-  the lease cannot rule out (above). A task added to ``CELERY_BEAT_SCHEDULE`` must be too.
+  turns, which are Redis slots taken with ``SET NX``, after a fold of the due-work hints that
+  one fold at a time does (``tenants.due``); ``rollup_usage`` folds records with one
+  ``DELETE ... RETURNING`` (see ``notifications/tasks.py``, ``billing_stub/tasks.py``). The
+  same holds for the short overlap the lease cannot rule out (above). A task added to
+  ``CELERY_BEAT_SCHEDULE`` must be too.
 - **Redis down.** Beat keeps running and sends nothing (the broker is that Redis anyway); it
   says so once, tries again every follower tick, and leads again once it holds the lease.
   Exiting instead would only make a crash loop.

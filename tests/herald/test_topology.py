@@ -54,7 +54,6 @@ INTERVALS = {  # seconds, every periodic job
     "release-due-sends": 1.0,
     "sweep-deliveries": 1.0,
     "close-due-digests": 1.0,
-    "rebuild-due-work": 2.0,
     "rollup-usage": 2.0,
 }
 SHORT = {
