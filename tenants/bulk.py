@@ -14,7 +14,8 @@ at all, but the work is shaped for throughput:
   whole server, and a full table fails every session on it with "out of shared memory". So the
   batch is capped (``batch_limit``) to keep all ``jobs`` together within half of that table;
 - each schema is the template's cached DDL in one round trip (``tenants/template_ddl.py``);
-- ``jobs`` threads, each with its own database connection, work on disjoint tenants;
+- ``jobs`` threads, each with its own database connection, work on disjoint tenants; each
+  connection is replaced after ``DATABASE_MAX_SCHEMAS_PER_CONNECTION`` tenants, as everywhere;
 - no password is hashed: PBKDF2 costs hundreds of milliseconds by design, which would cap an
   import at a few tenants a second. An admin gets either an unusable password, and sets one through
   the dashboard's password reset page on the tenant's host, or a password hash the caller already
@@ -104,6 +105,10 @@ def tenant_provision_bulk(
             with transaction.atomic():
                 for index in indexes[start : start + batch_size]:
                     outcomes[index] = _provision_in_savepoint(tenants[index])
+            if connection.schemas_exhausted():
+                # A backend keeps the catalog entries of every relation it created; a fresh one
+                # every so many tenants keeps its memory, and its cache resets, small.
+                connection.close()
 
     if jobs <= 1:
         work(valid)

@@ -49,10 +49,15 @@ def test_due_times_only_move_earlier_from_outside(db, world):
 def test_the_work_and_its_due_time_commit_together(db, world):
     tenant = world.tenant_a
     send_at = timezone.now() + timedelta(minutes=30)
-    with pytest.raises(RuntimeError), transaction.atomic():
-        send_later(tenant, send_at)
-        assert DueHint.objects.filter(tenant_id=tenant.pk, kind="send").exists()
-        raise RuntimeError("the send's transaction fails")
+
+    def failing_send() -> None:
+        with transaction.atomic():
+            send_later(tenant, send_at)
+            assert DueHint.objects.filter(tenant_id=tenant.pk, kind="send").exists()
+            raise RuntimeError("the send's transaction fails")
+
+    with pytest.raises(RuntimeError):
+        failing_send()
     assert not DueHint.objects.exists()  # nothing due for work that never was
 
     send_later(tenant, send_at)

@@ -11,6 +11,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.db.models.signals import post_save
+from django.test import override_settings
 from django_tenants.utils import schema_context, schema_exists
 from rest_framework.test import APIClient
 
@@ -169,3 +171,26 @@ def test_batches_are_capped_to_the_lock_table(db, world):
         limit = batch_limit(jobs)
         assert limit >= 1
         assert limit == 1 or limit * jobs * taken <= slots / 2, (jobs, limit, taken, slots)
+
+
+@override_settings(DATABASE_MAX_SCHEMAS_PER_CONNECTION=4)
+def test_a_long_import_moves_to_a_fresh_connection_every_so_many_tenants(committed):
+    slugs = [f"bulk-fresh-{n}" for n in range(10)]
+    committed.extend(slugs)
+    backends: list[int] = []
+
+    def note_backend(**_kwargs: object) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backends.append(cursor.fetchone()[0])
+
+    connection.close()  # a connection that has served no schema yet
+    post_save.connect(note_backend, sender=Tenant, dispatch_uid="bulk-backends")
+    try:
+        outcomes = tenant_provision_bulk(tenants=[row(slug) for slug in slugs], batch_size=2)
+    finally:
+        post_save.disconnect(dispatch_uid="bulk-backends", sender=Tenant)
+    assert all(outcome.provisioned for outcome in outcomes)
+    # batches of 2, a new backend once a connection has built 4 schemas: 4 + 4 + 2
+    assert [len(set(backends[n : n + 4])) for n in (0, 4, 8)] == [1, 1, 1]
+    assert len(set(backends)) == 3
