@@ -184,29 +184,31 @@ def _send(
 ) -> SendOutcome:
     now = timezone.now()
     scheduled = request.send_at is not None and request.send_at > now
-    send = Send.objects.create(
-        type=type_for_send(key=request.type),
-        title=request.title,
-        message=request.message,
-        url=request.url,
-        data=request.data,
-        channels=[],
-        send_at=request.send_at,
-        batch_key=request.batch_key,
-        status=Send.Status.SCHEDULED if scheduled else Send.Status.ACCEPTED,
-        recipient_count=len(request.recipients),
-        idempotency_key=key,
-        request_fingerprint=fingerprint,
-        created_by=actor,
+    notification_type = type_for_send(key=request.type)
+    send = _send_insert(
+        Send(
+            type=notification_type,
+            title=request.title,
+            message=request.message,
+            url=request.url,
+            data=request.data,
+            channels=request.channels or list(notification_type.channels),
+            send_at=request.send_at,
+            batch_key=request.batch_key,
+            status=Send.Status.SCHEDULED if scheduled else Send.Status.ACCEPTED,
+            recipient_count=len(request.recipients),
+            idempotency_key=key,
+            request_fingerprint=fingerprint,
+            created_by=actor,
+            created_at=now,
+        )
     )
-    send.channels = request.channels or list(send.type.channels)
     usage_record(tenant_id=tenant.pk, kind=NOTIFICATIONS, quantity=send.recipient_count, when=now)
     recipients = recipients_upsert(request.recipients)
     user_ids = recipients.ids
-    fields = ["channels", "response"]
     if scheduled:
         send.recipient_ids = user_ids
-        fields.append("recipient_ids")
+        send.save(update_fields=["recipient_ids"])
         due_at_on_commit(tenant_id=tenant.pk, kind=DUE_SENDS, when=request.send_at)
     else:
         if IN_APP in send.channels:
@@ -214,12 +216,37 @@ def _send(
                 tenant=tenant, send=send, user_ids=user_ids, now=now, fresh=recipients.created
             )
             send.in_app_count = len(created)
-            fields.append("in_app_count")
         if EMAIL in send.channels:
             fan_out_email(tenant=tenant, send=send, user_ids=user_ids, now=now)
-    send.response = {"id": send.pk, "recipients": send.recipient_count, "status": send.status}
-    send.save(update_fields=fields)
     return SendOutcome(response=send.response, created=True)
+
+
+def _send_insert(send: Send) -> Send:
+    """Insert ``send`` with its 202 response (``response``, kept for Idempotency-Key replays),
+    which names the send's own id: the id is drawn from the sequence in the same statement, so
+    no second statement has to write the response once the id is known."""
+    table = Send._meta.db_table
+    fields = [f for f in Send._meta.concrete_fields if f.attname not in ("id", "response")]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (id, response, {", ".join(f.column for f in fields)})
+            SELECT n.id, jsonb_build_object('id', n.id, 'recipients', %s, 'status', %s),
+                   {", ".join(["%s"] * len(fields))}
+            FROM (SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS id) AS n
+            RETURNING id
+            """,
+            [
+                send.recipient_count,
+                send.status,
+                *(f.get_db_prep_save(getattr(send, f.attname), connection) for f in fields),
+                table,
+            ],
+        )
+        send.pk = cursor.fetchone()[0]
+    send._state.adding, send._state.db = False, connection.alias
+    send.response = {"id": send.pk, "recipients": send.recipient_count, "status": send.status}
+    return send
 
 
 def fan_out_in_app(
@@ -231,8 +258,9 @@ def fan_out_in_app(
     fresh: Collection[int] = (),
 ) -> list[tuple[int, int]]:
     """Insert the in-app rows of ``send`` for ``user_ids`` in one statement; returns
-    ``(notification id, user id)`` pairs. Users who turned in-app off (for this type or at all)
-    get no row, unless the type is critical; users erased since the send was accepted are skipped.
+    ``(notification id, user id)`` pairs, and set the send row's ``in_app_count`` to their
+    number in the same statement. Users who turned in-app off (for this type or at all) get no
+    row, unless the type is critical; users erased since the send was accepted are skipped.
 
     This is the only writer of notifications, and it keeps what foreign keys would check per row
     (see ``Notification``): the send id and type come from the send row itself, and rows are
@@ -249,21 +277,26 @@ def fan_out_in_app(
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {Notification._meta.db_table}
-                (send_id, recipient_id, type_id, title, message, url, data, created_at)
-            SELECT s.id, r.id, s.type_id, %(title)s, %(message)s, %(url)s, %(data)s::jsonb,
-                   %(now)s
-            FROM (SELECT id, type_id FROM {Send._meta.db_table}
-                  WHERE id = %(send)s AND type_id = %(type)s FOR KEY SHARE) AS s,
-                 unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
-            WHERE EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u
-                          WHERE u.id = r.id FOR KEY SHARE)
-              AND (%(critical)s OR NOT EXISTS (
-                    SELECT 1 FROM {Preference._meta.db_table} p
-                    WHERE p.user_id = r.id AND p.channel = %(channel)s AND NOT p.enabled
-                      AND (p.type_id IS NULL OR p.type_id = %(type)s)))
-            ORDER BY r.ord
-            RETURNING id, recipient_id
+            WITH created AS (
+                INSERT INTO {Notification._meta.db_table}
+                    (send_id, recipient_id, type_id, title, message, url, data, created_at)
+                SELECT s.id, r.id, s.type_id, %(title)s, %(message)s, %(url)s, %(data)s::jsonb,
+                       %(now)s
+                FROM (SELECT id, type_id FROM {Send._meta.db_table}
+                      WHERE id = %(send)s AND type_id = %(type)s FOR KEY SHARE) AS s,
+                     unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
+                WHERE EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u
+                              WHERE u.id = r.id FOR KEY SHARE)
+                  AND (%(critical)s OR NOT EXISTS (
+                        SELECT 1 FROM {Preference._meta.db_table} p
+                        WHERE p.user_id = r.id AND p.channel = %(channel)s AND NOT p.enabled
+                          AND (p.type_id IS NULL OR p.type_id = %(type)s)))
+                ORDER BY r.ord
+                RETURNING id, recipient_id),
+            counted AS (
+                UPDATE {Send._meta.db_table} SET in_app_count = (SELECT count(*) FROM created)
+                WHERE id = %(send)s)
+            SELECT id, recipient_id FROM created
             """,
             {
                 "send": send.pk,
