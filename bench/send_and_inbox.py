@@ -451,10 +451,13 @@ def run(args: argparse.Namespace) -> None:
     result.tenant.plan = unlimited
     result.tenant.save(update_fields=["plan"])  # through the ORM: clears the registry cache
     schema, key = result.tenant.schema_name, result.api_key
+    # A cache key space of this run's own: tenant and user ids repeat in every run's database,
+    # and an earlier run's unread generations (they live a week) would be this run's.
+    prefix = f"herald-bench-{secrets.token_hex(4)}"
     env = {
         **os.environ, "DATABASE_URL": database_url(DB), "REDIS_URL": "redis://127.0.0.1:6379/0",
         "SECRET_KEY": secrets.token_urlsafe(40), "DEBUG": "false", "PLATFORM_HOST": "localhost",
-        "LOG_LEVEL": "WARNING", "CELERY_DEFAULT_QUEUE": BENCH_QUEUE,
+        "LOG_LEVEL": "WARNING", "CELERY_DEFAULT_QUEUE": BENCH_QUEUE, "CACHE_KEY_PREFIX": prefix,
     }  # fmt: skip
 
     with psycopg.connect(database_url("postgres")) as conn:
@@ -471,8 +474,12 @@ def run(args: argparse.Namespace) -> None:
             single_send(api, key, args.requests)
         if args.only != "send":
             inbox(api, key, schema, args)
-    # No worker runs: drop the email turns the sends asked for.
-    redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(BENCH_QUEUE)
+    # No worker runs: drop the email turns the sends asked for, and this run's cache keys.
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client.delete(BENCH_QUEUE)
+    doomed = list(client.scan_iter(match=f"{prefix}:*", count=5000))
+    for start in range(0, len(doomed), 1000):
+        client.delete(*doomed[start : start + 1000])
 
 
 def inbox(api: Api, key: str, schema: str, args: argparse.Namespace) -> None:

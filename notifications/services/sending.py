@@ -296,7 +296,7 @@ def fan_out_in_app(
             counted AS (
                 UPDATE {Send._meta.db_table} SET in_app_count = (SELECT count(*) FROM created)
                 WHERE id = %(send)s)
-            SELECT id, recipient_id FROM created
+            SELECT array_agg(id), array_agg(recipient_id) FROM created
             """,
             {
                 "send": send.pk,
@@ -311,10 +311,14 @@ def fan_out_in_app(
                 "channel": IN_APP,
             },
         )
-        created = cursor.fetchall()
+        # Two arrays (aggregated in the same pass, so aligned): 10,000 rows cost more to fetch.
+        notification_ids, recipient_ids = cursor.fetchone()
+    created = list(zip(notification_ids or (), recipient_ids or (), strict=True))
     unread_changed_on_commit(
         tenant_id=tenant.pk,
-        user_ids=[user_id for _id, user_id in created if user_id not in fresh],
+        user_ids=[user_id for user_id in recipient_ids if user_id not in fresh]
+        if fresh and recipient_ids
+        else recipient_ids or (),
     )
     if created:
         shared = notification_payload(
@@ -331,7 +335,7 @@ def fan_out_in_app(
             }
         )
         del shared["id"]
-        deliveries = [(user_id, notification_id) for notification_id, user_id in created]
+        deliveries = list(zip(recipient_ids, notification_ids, strict=True))
         publish_on_commit(
             lambda: created_message(tenant_id=tenant.pk, shared=shared, deliveries=deliveries)
         )

@@ -57,7 +57,8 @@ def recipients_upsert(recipients: list[RecipientInput]) -> Recipients:
     """Create unknown recipients and update given emails/names, set-based; returns their ids.
 
     Ids come back in the order of ``recipients`` (already de-duplicated by the caller). Known
-    recipients are looked up first, and only the others are inserted: most sends go to people
+    recipients are looked up first (one array of ids, None for the unknown), and only the
+    others are inserted: most sends go to people
     who exist, and an insert that meets its conflict on every row costs twice the lookup
     (19 against 8.5 ms for 10,000). Inserts are sorted by external id so that concurrent sends
     to overlapping sets cannot deadlock; a recipient that another send inserted meanwhile is
@@ -66,13 +67,15 @@ def recipients_upsert(recipients: list[RecipientInput]) -> Recipients:
     """
     table = EndUser._meta.db_table
     now = timezone.now()
-    ordered = sorted(recipients, key=lambda r: r.external_id)
-    with_details = any(r.email is not None or r.name is not None for r in ordered)
+    with_details = any(r.email is not None or r.name is not None for r in recipients)
     with connection.cursor() as cursor:
-        ids = _user_ids(cursor, [r.external_id for r in ordered])
-        missing = [r for r in ordered if r.external_id not in ids]
+        ids = _user_ids_in_order(cursor, [r.external_id for r in recipients])
         created: set[int] = set()
-        if missing:
+        if None in ids:
+            missing = sorted(
+                (r for r, user_id in zip(recipients, ids, strict=True) if user_id is None),
+                key=lambda r: r.external_id,
+            )
             if with_details:
                 rows = """(SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name
                           FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t(r, n)
@@ -97,25 +100,51 @@ def recipients_upsert(recipients: list[RecipientInput]) -> Recipients:
             )
             inserted = dict(cursor.fetchall())
             created = set(inserted.values())
-            ids.update(inserted)
-            raced = [r.external_id for r in missing if r.external_id not in ids]
+            raced = [r.external_id for r in missing if r.external_id not in inserted]
             if raced:
-                ids.update(_user_ids(cursor, raced))
-        known = [r for r in ordered if ids[r.external_id] not in created]
-        if with_details and known:
-            cursor.execute(
-                f"""
-                UPDATE {table} AS u
-                SET email = coalesce(r.email, u.email), name = coalesce(r.name, u.name),
-                    updated_at = %(now)s
-                FROM (SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name
-                      FROM jsonb_array_elements(%(rows)s::jsonb) AS t(r)) AS r
-                WHERE u.external_id = r.external_id
-                  AND (u.email <> coalesce(r.email, u.email) OR u.name <> coalesce(r.name, u.name))
-                """,
-                {"rows": json.dumps([[r.external_id, r.email, r.name] for r in known]), "now": now},
+                inserted.update(_user_ids(cursor, raced))
+            ids = [
+                inserted[r.external_id] if user_id is None else user_id
+                for r, user_id in zip(recipients, ids, strict=True)
+            ]
+        if with_details:
+            known = sorted(
+                (r for r, user_id in zip(recipients, ids, strict=True) if user_id not in created),
+                key=lambda r: r.external_id,
             )
-    return Recipients(ids=[ids[r.external_id] for r in recipients], created=created)
+            if known:
+                cursor.execute(
+                    f"""
+                    UPDATE {table} AS u
+                    SET email = coalesce(r.email, u.email), name = coalesce(r.name, u.name),
+                        updated_at = %(now)s
+                    FROM (SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name
+                          FROM jsonb_array_elements(%(rows)s::jsonb) AS t(r)) AS r
+                    WHERE u.external_id = r.external_id
+                      AND (u.email <> coalesce(r.email, u.email)
+                           OR u.name <> coalesce(r.name, u.name))
+                    """,
+                    {
+                        "rows": json.dumps([[r.external_id, r.email, r.name] for r in known]),
+                        "now": now,
+                    },
+                )
+    return Recipients(ids=ids, created=created)
+
+
+def _user_ids_in_order(cursor: CursorWrapper, external_ids: list[str]) -> list[int | None]:
+    """The id of each user of ``external_ids``, in that order (None: no such user), as one
+    array: 10,000 rows of (external id, id) cost 5 ms more to fetch and match up in Python.
+    Elements are read by position, as in ``_user_ids``."""
+    cursor.execute(
+        f"""
+        SELECT array_agg(u.id ORDER BY i)
+        FROM generate_series(0, %s) AS i
+        LEFT JOIN {EndUser._meta.db_table} AS u ON u.external_id = %s::jsonb ->> i
+        """,
+        [len(external_ids) - 1, json.dumps(external_ids)],
+    )
+    return cursor.fetchone()[0]
 
 
 def _user_ids(cursor: CursorWrapper, external_ids: list[str]) -> dict[str, int]:
