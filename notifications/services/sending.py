@@ -21,7 +21,7 @@ from billing_stub.metering import (
     period_of,
     quota_release,
     quota_reserve,
-    usage_record,
+    usage_record_sql,
 )
 from herald.errors import ApiError
 from herald.metrics import NOTIFICATIONS_CREATED
@@ -38,7 +38,7 @@ from notifications.models import (
 )
 from notifications.serializers import notification_payload
 from notifications.services.deliveries import fan_out_email
-from notifications.services.types import type_for_send
+from notifications.services.types import type_columns, type_for_send, type_from_row
 from notifications.services.users import RecipientInput, int_array, recipients_upsert
 from notifications.unread import unread_changed_on_commit
 from tenants.due import due_at_on_commit
@@ -184,26 +184,27 @@ def _send(
 ) -> SendOutcome:
     now = timezone.now()
     scheduled = request.send_at is not None and request.send_at > now
-    notification_type = type_for_send(key=request.type)
-    send = _send_insert(
-        Send(
-            type=notification_type,
-            title=request.title,
-            message=request.message,
-            url=request.url,
-            data=request.data,
-            channels=request.channels or list(notification_type.channels),
-            send_at=request.send_at,
-            batch_key=request.batch_key,
-            status=Send.Status.SCHEDULED if scheduled else Send.Status.ACCEPTED,
-            recipient_count=len(request.recipients),
-            idempotency_key=key,
-            request_fingerprint=fingerprint,
-            created_by=actor,
-            created_at=now,
-        )
+    send = Send(
+        title=request.title,
+        message=request.message,
+        url=request.url,
+        data=request.data,
+        send_at=request.send_at,
+        batch_key=request.batch_key,
+        status=Send.Status.SCHEDULED if scheduled else Send.Status.ACCEPTED,
+        recipient_count=len(request.recipients),
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        created_by=actor,
+        created_at=now,
     )
-    usage_record(tenant_id=tenant.pk, kind=NOTIFICATIONS, quantity=send.recipient_count, when=now)
+    metering = usage_record_sql(
+        tenant_id=tenant.pk, kind=NOTIFICATIONS, quantity=send.recipient_count, when=now,
+        source="inserted",
+    )  # fmt: skip
+    if not _send_insert(send, type_key=request.type, channels=request.channels, metering=metering):
+        type_for_send(key=request.type)  # a type named for the first time: create it
+        _send_insert(send, type_key=request.type, channels=request.channels, metering=metering)
     recipients = recipients_upsert(request.recipients)
     user_ids = recipients.ids
     if scheduled:
@@ -221,32 +222,66 @@ def _send(
     return SendOutcome(response=send.response, created=True)
 
 
-def _send_insert(send: Send) -> Send:
-    """Insert ``send`` with its 202 response (``response``, kept for Idempotency-Key replays),
-    which names the send's own id: the id is drawn from the sequence in the same statement, so
-    no second statement has to write the response once the id is known."""
+def _send_insert(
+    send: Send,
+    *,
+    type_key: str,
+    channels: list[str] | None,
+    metering: tuple[str, dict[str, Any]],
+) -> bool:
+    """Insert ``send`` as of type ``type_key`` (its channels: ``channels``, else the type's)
+    with its usage record (``metering``, reading the inserted row) and its 202 response, in one
+    statement; False, and nothing written, if no such type exists.
+
+    The response (kept for Idempotency-Key replays) names the send's own id: the id is drawn
+    from the sequence in the statement, so no second statement has to write it. Type, send
+    and usage record were three statements before, one round trip and 0.3 to 0.8 ms of ORM
+    work each, on every send."""
     table = Send._meta.db_table
-    fields = [f for f in Send._meta.concrete_fields if f.attname not in ("id", "response")]
+    skipped = ("id", "response", "type_id", "channels")
+    fields = [f for f in Send._meta.concrete_fields if f.attname not in skipped]
+    metering_sql, params = metering
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {table} (id, response, {", ".join(f.column for f in fields)})
-            SELECT n.id, jsonb_build_object('id', n.id, 'recipients', %s, 'status', %s),
-                   {", ".join(["%s"] * len(fields))}
-            FROM (SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS id) AS n
-            RETURNING id
+            WITH t AS (
+                SELECT {type_columns()} FROM {NotificationType._meta.db_table}
+                WHERE key = %(type_key)s),
+            inserted AS (
+                INSERT INTO {table} (id, response, type_id, channels,
+                                     {", ".join(f.column for f in fields)})
+                SELECT n.id,
+                       jsonb_build_object('id', n.id, 'recipients', %(count)s,
+                                          'status', %(status)s),
+                       t.id, coalesce(%(channels)s::varchar(16)[], t.channels),
+                       {", ".join(f"%(f_{f.attname})s" for f in fields)}
+                FROM t, LATERAL (SELECT nextval(pg_get_serial_sequence(%(table)s, 'id'))
+                                 AS id) AS n
+                RETURNING id, channels),
+            metered AS ({metering_sql})
+            SELECT {type_columns("t")}, inserted.id, inserted.channels FROM t, inserted
             """,
-            [
-                send.recipient_count,
-                send.status,
-                *(f.get_db_prep_save(getattr(send, f.attname), connection) for f in fields),
-                table,
-            ],
+            {
+                **params,
+                "type_key": type_key,
+                "count": send.recipient_count,
+                "status": send.status,
+                "channels": channels or None,
+                "table": table,
+                **{
+                    f"f_{f.attname}": f.get_db_prep_save(getattr(send, f.attname), connection)
+                    for f in fields
+                },
+            },
         )
-        send.pk = cursor.fetchone()[0]
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    send.type = type_from_row(row)
+    send.pk, send.channels = row[-2], row[-1]
     send._state.adding, send._state.db = False, connection.alias
     send.response = {"id": send.pk, "recipients": send.recipient_count, "status": send.status}
-    return send
+    return True
 
 
 def fan_out_in_app(
