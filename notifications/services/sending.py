@@ -205,7 +205,7 @@ def _send(
     if not _send_insert(send, type_key=request.type, channels=request.channels, metering=metering):
         type_for_send(key=request.type)  # a type named for the first time: create it
         _send_insert(send, type_key=request.type, channels=request.channels, metering=metering)
-    recipients = recipients_upsert(request.recipients)
+    recipients = recipients_upsert(request.recipients, lock=not scheduled)
     user_ids = recipients.ids
     if scheduled:
         send.recipient_ids = user_ids
@@ -214,7 +214,12 @@ def _send(
     else:
         if IN_APP in send.channels:
             created = fan_out_in_app(
-                tenant=tenant, send=send, user_ids=user_ids, now=now, fresh=recipients.created
+                tenant=tenant,
+                send=send,
+                user_ids=user_ids,
+                now=now,
+                fresh=recipients.created,
+                users_locked=True,
             )
             send.in_app_count = len(created)
         if EMAIL in send.channels:
@@ -291,6 +296,7 @@ def fan_out_in_app(
     user_ids: list[int],
     now: datetime,
     fresh: Collection[int] = (),
+    users_locked: bool = False,
 ) -> list[tuple[int, int]]:
     """Insert the in-app rows of ``send`` for ``user_ids`` in one statement; returns
     ``(notification id, user id)`` pairs, and set the send row's ``in_app_count`` to their
@@ -307,8 +313,15 @@ def fan_out_in_app(
 
     ``fresh``: users created by this same transaction. Nobody can have cached an unread count
     for them, so their counts need no invalidation.
+
+    ``users_locked``: the caller has locked every user of ``user_ids`` FOR KEY SHARE in this
+    transaction, or created them in it (``recipients_upsert(lock=True)``), so they exist until
+    commit and are not looked up again (10,000 index probes and locks fewer).
     """
     notification_type: NotificationType = send.type
+    users_exist = (
+        f"EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u WHERE u.id = r.id FOR KEY SHARE)"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -320,8 +333,7 @@ def fan_out_in_app(
                 FROM (SELECT id, type_id FROM {Send._meta.db_table}
                       WHERE id = %(send)s AND type_id = %(type)s FOR KEY SHARE) AS s,
                      unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
-                WHERE EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u
-                              WHERE u.id = r.id FOR KEY SHARE)
+                WHERE ({"true" if users_locked else users_exist})
                   AND (%(critical)s OR NOT EXISTS (
                         SELECT 1 FROM {Preference._meta.db_table} p
                         WHERE p.user_id = r.id AND p.channel = %(channel)s AND NOT p.enabled

@@ -53,7 +53,7 @@ def user_erase(*, user: EndUser) -> None:
     user.delete()
 
 
-def recipients_upsert(recipients: list[RecipientInput]) -> Recipients:
+def recipients_upsert(recipients: list[RecipientInput], *, lock: bool = False) -> Recipients:
     """Create unknown recipients and update given emails/names, set-based; returns their ids.
 
     Ids come back in the order of ``recipients`` (already de-duplicated by the caller). Known
@@ -64,12 +64,16 @@ def recipients_upsert(recipients: list[RecipientInput]) -> Recipients:
     to overlapping sets cannot deadlock; a recipient that another send inserted meanwhile is
     looked up again. The recipients travel as JSON documents (decoded by PostgreSQL), not as
     arrays that psycopg would adapt element by element.
+
+    With ``lock``, every recipient is locked FOR KEY SHARE until commit as it is looked up (or
+    is new, so nobody else sees it): none can be erased meanwhile, and the caller may write rows
+    for them without looking each up again (``fan_out_in_app(users_locked=True)``).
     """
     table = EndUser._meta.db_table
     now = timezone.now()
     with_details = any(r.email is not None or r.name is not None for r in recipients)
     with connection.cursor() as cursor:
-        ids = _user_ids_in_order(cursor, [r.external_id for r in recipients])
+        ids = _user_ids_in_order(cursor, [r.external_id for r in recipients], lock=lock)
         created: set[int] = set()
         if None in ids:
             missing = sorted(
@@ -102,7 +106,7 @@ def recipients_upsert(recipients: list[RecipientInput]) -> Recipients:
             created = set(inserted.values())
             raced = [r.external_id for r in missing if r.external_id not in inserted]
             if raced:
-                inserted.update(_user_ids(cursor, raced))
+                inserted.update(_user_ids(cursor, raced, lock=lock))
             ids = [
                 inserted[r.external_id] if user_id is None else user_id
                 for r, user_id in zip(recipients, ids, strict=True)
@@ -132,34 +136,44 @@ def recipients_upsert(recipients: list[RecipientInput]) -> Recipients:
     return Recipients(ids=ids, created=created)
 
 
-def _user_ids_in_order(cursor: CursorWrapper, external_ids: list[str]) -> list[int | None]:
-    """The id of each user of ``external_ids``, in that order (None: no such user), as one
-    array: 10,000 rows of (external id, id) cost 5 ms more to fetch and match up in Python.
-    Elements are read by position, as in ``_user_ids``."""
+def _user_ids_in_order(
+    cursor: CursorWrapper, external_ids: list[str], *, lock: bool
+) -> list[int | None]:
+    """The id of each user of ``external_ids``, in that order (None: no such user). The ids
+    come as two arrays (positions and ids): 10,000 rows of (external id, id) cost 5 ms more to
+    fetch and match up in Python."""
     cursor.execute(
         f"""
-        SELECT array_agg(u.id ORDER BY i)
-        FROM generate_series(0, %s) AS i
-        LEFT JOIN {EndUser._meta.db_table} AS u ON u.external_id = %s::jsonb ->> i
+        SELECT array_agg(found.i), array_agg(found.id) FROM ({_LOOKUP} {_lock(lock)}) AS found
         """,
         [len(external_ids) - 1, json.dumps(external_ids)],
     )
-    return cursor.fetchone()[0]
+    positions, found = cursor.fetchone()
+    ids: list[int | None] = [None] * len(external_ids)
+    for position, user_id in zip(positions or (), found or (), strict=True):
+        ids[position] = user_id
+    return ids
 
 
-def _user_ids(cursor: CursorWrapper, external_ids: list[str]) -> dict[str, int]:
-    """The ids of the users among ``external_ids`` (distinct), by external id.
-
-    Elements are read by position over ``generate_series``, whose row count the planner knows
-    (it does not know a JSON array's: it guesses 100 elements, and then probes the index once
-    per recipient, 22 against 6 ms for 10,000 on a 10,000-user table). So one recipient is one
-    index probe, and a large send a hash join when that costs less."""
+def _user_ids(cursor: CursorWrapper, external_ids: list[str], *, lock: bool) -> dict[str, int]:
+    """The ids of the users among ``external_ids`` (distinct), by external id."""
     cursor.execute(
-        f"""
-        SELECT u.external_id, u.id
-        FROM generate_series(0, %s) AS i
-        JOIN {EndUser._meta.db_table} AS u ON u.external_id = %s::jsonb ->> i
-        """,
+        f"SELECT found.external_id, found.id FROM ({_LOOKUP} {_lock(lock)}) AS found",
         [len(external_ids) - 1, json.dumps(external_ids)],
     )
     return dict(cursor.fetchall())
+
+
+# The users named by a JSON array of external ids (params: its last index, the array), with
+# their positions in it. Elements are read by position over ``generate_series``, whose row
+# count the planner knows (it does not know a JSON array's: it guesses 100 elements, and then
+# probes the index once per recipient, 22 against 6 ms for 10,000 on a 10,000-user table). So
+# one recipient is one index probe, and a large send a hash join when that costs less.
+_LOOKUP = f"""
+    SELECT i, u.id, u.external_id FROM generate_series(0, %s) AS i
+    JOIN {EndUser._meta.db_table} AS u ON u.external_id = %s::jsonb ->> i
+"""
+
+
+def _lock(lock: bool) -> str:
+    return "FOR KEY SHARE OF u" if lock else ""
