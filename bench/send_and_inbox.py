@@ -1,14 +1,21 @@
-"""Send fan-out and inbox latency through the real HTTP API, against bare baselines, in one run.
+"""Send fan-out, single-send latency and inbox latency through the real HTTP API, against bare
+baselines, in one run.
 
-    .venv/bin/python bench/send_and_inbox.py [--quick]
+    .venv/bin/python bench/send_and_inbox.py [--quick] [--only send|inbox]
 
-A. One send to 10,000 new recipients through the API (validation, user upsert, preferences, rows),
-   against raw COPY of the same rows and django-notifications-hq 1.8.3's notify.send to as many
-   users (in a virtualenv of its own with Django 5.0, since 1.8.3 no longer imports on 5.1+), in
-   interleaved rounds; targets on the median of the per-round ratios.
+A. One send to 10,000 recipients through the API (validation, user upsert, preferences, rows),
+   in interleaved rounds, each against a raw COPY of every row it writes, in one committed
+   transaction per round: to new recipients of an in-app type (users + notifications, target
+   >= 50%), to new recipients of a type with email on (users + notifications + deliveries,
+   target >= 50%), and to existing recipients (notifications, target >= 60%); and the new
+   in-app send against django-notifications-hq 1.8.3's notify.send to as many users (in a
+   virtualenv of its own with Django 5.0, since 1.8.3 no longer imports on 5.1+). Targets are
+   on the median of the per-round ratios.
+C. A send to one existing recipient, p50/p99 of its 202, against the HTTP floor (a cheap
+   authenticated endpoint) one request of each in turn; target: p50 at most the floor's + 3 ms.
 B. Inbox page and unread count through the API, p50/p99, for a normal user and a user with
    100,000 unread, at 1,000,000 notifications in the tenant, against the bare SQL of the same
-   queries and the HTTP floor (a cheap authenticated endpoint).
+   queries and the HTTP floor.
 
 Throwaway databases ``herald_bench_send`` and ``herald_bench_dnhq`` are created and dropped.
 """
@@ -44,54 +51,94 @@ ROOT = Path(__file__).resolve().parents[1]
 DB = "herald_bench_send"
 DNHQ_DB = "herald_bench_dnhq"
 DNHQ_VENV = Path(tempfile.gettempdir()) / "herald-bench-dnhq-venv"
+BENCH_QUEUE = "herald-bench-send"  # the sends' Celery tasks, dropped at the end
 
 
 # --- A. fan-out --------------------------------------------------------------------------------
 
+TITLE = "Benchmark"
+MESSAGE = "A notification-shaped message of ordinary length, as apps send them."
+IN_APP_TYPE, EMAIL_TYPE = "bench", "bench-email"
+NOTIFICATION_COLUMNS = "send_id, recipient_id, type_id, title, message, url, data, created_at"
+WHEN = "2026-01-01T00:00:00Z"
 
-def api_send_rate(api: Api, key: str, recipients: int, round_: int) -> float:
-    """One send to ``recipients`` new users through the HTTP API: recipients/s."""
-    body = {
-        "type": "bench",
-        "recipients": [f"r{round_}-{n}" for n in range(recipients)],
-        "title": "Benchmark",
-        "message": "A notification-shaped message of ordinary length, as apps send them.",
-    }
-    return recipients / api.timed("POST", "/api/v1/notifications", key, body)
+
+def api_send_seconds(api: Api, key: str, type_key: str, recipients: list[str]) -> float:
+    """One send through the HTTP API, until its 202: seconds."""
+    body = {"type": type_key, "recipients": recipients, "title": TITLE, "message": MESSAGE}
+    return api.timed("POST", "/api/v1/notifications", key, body)
 
 
 class CopyBaseline:
-    """Raw COPY of the same rows for existing users, one committed transaction per round."""
+    """Raw COPY of the rows a send writes, one committed transaction per round: for new
+    recipients their users too (ids reserved from the sequences in one statement each, so that
+    rows can name each other), and the email deliveries when the type has email on."""
 
-    def __init__(self, schema: str, recipients: int) -> None:
+    def __init__(self, schema: str) -> None:
         self.conn = psycopg.connect(database_url(DB))
         self.conn.execute(f"SET search_path = {schema}")
         self.conn.commit()
-        self.send_id, self.type_id = self.conn.execute(
-            "SELECT id, type_id FROM notifications_send ORDER BY id LIMIT 1"
-        ).fetchone()
-        self.users = [row[0] for row in self.conn.execute(
-            "SELECT id FROM notifications_enduser ORDER BY id LIMIT %s", [recipients]
-        )]  # fmt: skip
+        self.sends = dict(self.conn.execute(
+            "SELECT t.key, max(s.id) FROM notifications_send s"
+            " JOIN notifications_notificationtype t ON t.id = s.type_id GROUP BY t.key"
+        ).fetchall())  # fmt: skip
+        self.types = dict(
+            self.conn.execute("SELECT key, id FROM notifications_notificationtype").fetchall()
+        )
         self.conn.rollback()
 
-    def rate(self) -> float:
+    def user_ids(self, external_ids: list[str]) -> list[int]:
+        found = dict(self.conn.execute(
+            "SELECT external_id, id FROM notifications_enduser"
+            " WHERE external_id = ANY(%s)", [external_ids]
+        ).fetchall())  # fmt: skip
+        self.conn.rollback()
+        return [found[external_id] for external_id in external_ids]
+
+    def _reserve(self, table: str, count: int) -> int:
+        """The first of ``count`` consecutive ids taken from ``table``'s sequence."""
+        return self.conn.execute(
+            "SELECT setval(pg_get_serial_sequence(%(t)s, 'id'),"
+            " nextval(pg_get_serial_sequence(%(t)s, 'id')) + %(n)s - 1) - %(n)s + 1",
+            {"t": table, "n": count},
+        ).fetchone()[0]
+
+    def seconds(
+        self, type_key: str, *, new: list[str] | None = None, users: list[int] | None = None
+    ) -> float:
+        """COPY for ``new`` users (external ids) or existing ``users`` (ids): seconds."""
+        send_id, type_id = self.sends[type_key], self.types[type_key]
+        email = type_key == EMAIL_TYPE
         started = time.perf_counter()
-        with (
-            self.conn.cursor() as cursor,
-            cursor.copy(
-                "COPY notifications_notification (send_id, recipient_id, type_id, title,"
-                " message, url, data, created_at) FROM STDIN"
-            ) as copy,
-        ):
-            for user in self.users:
-                copy.write_row(
-                    (self.send_id, user, self.type_id, "Benchmark",
-                     "A notification-shaped message of ordinary length, as apps send them.",
-                     "", "{}", "2026-01-01T00:00:00Z")
-                )  # fmt: skip
+        with self.conn.cursor() as cursor:
+            if new is not None:
+                first = self._reserve("notifications_enduser", len(new))
+                users = list(range(first, first + len(new)))
+                with cursor.copy(
+                    "COPY notifications_enduser (id, external_id, email, name, locale, timezone,"
+                    " data, created_at, updated_at) FROM STDIN"
+                ) as copy:
+                    for user, external_id in zip(users, new, strict=True):
+                        copy.write_row((user, external_id, "", "", "", "", "{}", WHEN, WHEN))
+            assert users is not None
+            columns = NOTIFICATION_COLUMNS
+            if email:
+                first = self._reserve("notifications_notification", len(users))
+                columns = f"id, {columns}"
+            with cursor.copy(f"COPY notifications_notification ({columns}) FROM STDIN") as copy:
+                for index, user in enumerate(users):
+                    row = (send_id, user, type_id, TITLE, MESSAGE, "", "{}", WHEN)
+                    copy.write_row((first + index, *row) if email else row)
+            if email:
+                with cursor.copy(
+                    "COPY notifications_delivery (send_id, notification_id, recipient_id,"
+                    " channel, status, attempts, last_error, created_at, updated_at) FROM STDIN"
+                ) as copy:
+                    for index, user in enumerate(users):
+                        copy.write_row((send_id, first + index, user, "email", "sent", 0, "",
+                                        WHEN, WHEN))  # fmt: skip
         self.conn.commit()
-        return len(self.users) / (time.perf_counter() - started)
+        return time.perf_counter() - started
 
     def close(self) -> None:
         self.conn.close()
@@ -153,10 +200,10 @@ class Dnhq:
             raise RuntimeError(f"the dnhq process exited ({self.process.wait()})")
         return line
 
-    def rate(self) -> float:
+    def seconds(self) -> float:
         self.process.stdin.write("send\n")
         self.process.stdin.flush()
-        return self.recipients / json.loads(self._line())["seconds"]
+        return json.loads(self._line())["seconds"]
 
     def close(self) -> None:
         self.process.stdin.close()
@@ -172,46 +219,101 @@ def fan_out(api: Api, key: str, schema: str, recipients: int, rounds: int) -> No
         dnhq: Dnhq | None = Dnhq(recipients)
     except (subprocess.SubprocessError, OSError, ValueError, RuntimeError) as exc:
         dnhq, why = None, exc
-    rates: dict[str, list[float]] = {"api": [], "copy": [], "dnhq": []}
-    copy: CopyBaseline | None = None
+    api.call("PUT", f"/api/v1/types/{EMAIL_TYPE}", key,
+             {"name": "Bench email", "channels": ["in_app", "email"]})  # fmt: skip
+    api_send_seconds(api, key, EMAIL_TYPE, ["warm-up"])
+    existing = [f"e-{n}" for n in range(recipients)]
+    api_send_seconds(api, key, IN_APP_TYPE, existing)  # creates them
+    copy = CopyBaseline(schema)
+    existing_ids = copy.user_ids(existing)
+    seconds: dict[str, list[float]] = {name: [] for name in FAN_OUT_LABELS}
+
+    def new(prefix: str, round_: int) -> list[str]:
+        return [f"{prefix}{round_}-{n}" for n in range(recipients)]
+
     try:
         for round_ in range(rounds):
-            rates["api"].append(api_send_rate(api, key, recipients, round_))
-            copy = copy or CopyBaseline(schema, recipients)  # the users the API just created
-            rates["copy"].append(copy.rate())
+            seconds["api new"].append(api_send_seconds(api, key, IN_APP_TYPE, new("r", round_)))
+            seconds["copy new"].append(copy.seconds(IN_APP_TYPE, new=new("c", round_)))
+            seconds["api new+email"].append(
+                api_send_seconds(api, key, EMAIL_TYPE, new("m", round_))
+            )
+            seconds["copy new+email"].append(copy.seconds(EMAIL_TYPE, new=new("d", round_)))
+            seconds["api existing"].append(api_send_seconds(api, key, IN_APP_TYPE, existing))
+            seconds["copy existing"].append(copy.seconds(IN_APP_TYPE, users=existing_ids))
             if dnhq:
-                rates["dnhq"].append(dnhq.rate())
+                seconds["dnhq"].append(dnhq.seconds())
     finally:
-        if copy:
-            copy.close()
+        copy.close()
         if dnhq:
             dnhq.close()
 
-    print(f"\nA. Fan-out: one send to {recipients:,} recipients, rows/s, {rounds} interleaved"
+    print(f"\nA. Fan-out: one send to {recipients:,} recipients, recipients/s, {rounds} interleaved"
           " rounds (best / median)")  # fmt: skip
-    labels = {
-        "api": "Herald API (HTTP, new recipients)",
-        "copy": "raw COPY, same rows",
-        "dnhq": f"django-notifications-hq notify.send (Django {dnhq.django if dnhq else '-'})",
-    }
-    for name, label in labels.items():
-        if rates[name]:
-            print(f"  {label:<52}{max(rates[name]):>9,.0f} / {statistics.median(rates[name]):,.0f}")
+    for name, label in FAN_OUT_LABELS.items():
+        if name == "dnhq":
+            label = label.format(django=dnhq.django if dnhq else "-")
+        rates = [recipients / s for s in seconds[name]]
+        if rates:
+            print(f"  {label:<62}{max(rates):>9,.0f} / {statistics.median(rates):,.0f}")
         else:
-            print(f"  {label:<52} not measured: {why}")
+            print(f"  {label:<62} not measured: {why}")
     for round_ in range(rounds):
-        figures = [f"{name} {rates[name][round_]:,.0f}" for name in rates if rates[name]]
+        figures = [f"{name} {recipients / seconds[name][round_]:,.0f}"
+                   for name in seconds if seconds[name]]  # fmt: skip
         print(f"  round {round_ + 1}: {', '.join(figures)}")
-    for name, target, unit in (("copy", 0.5, "%"), ("dnhq", 25, "x")):
-        if not rates[name]:
+    for api_name, base, target, unit in FAN_OUT_TARGETS:
+        if not seconds[base]:
             continue
-        ratios = [a / b for a, b in zip(rates["api"], rates[name], strict=True)]
+        ratios = [b / a for a, b in zip(seconds[api_name], seconds[base], strict=True)]
         median = statistics.median(ratios)
         shown = [f"{r:.0%}" if unit == "%" else f"{r:.0f}x" for r in ratios]
         goal = f"{target:.0%}" if unit == "%" else f"{target}x"
         middle = f"{median:.0%}" if unit == "%" else f"{median:.1f}x"
-        print(f"  API / {name} per round {', '.join(shown)}; median {middle} (target >= {goal}):"
-              f" {'MET' if median >= target else 'MISSED'}")  # fmt: skip
+        print(f"  {api_name} / {base} per round {', '.join(shown)}; median {middle}"
+              f" (target >= {goal}): {'MET' if median >= target else 'MISSED'}")  # fmt: skip
+
+
+FAN_OUT_LABELS = {
+    "api new": "Herald API, new recipients, in-app",
+    "copy new": "raw COPY: users + notifications",
+    "api new+email": "Herald API, new recipients, in-app + email",
+    "copy new+email": "raw COPY: users + notifications + deliveries",
+    "api existing": "Herald API, existing recipients, in-app",
+    "copy existing": "raw COPY: notifications",
+    "dnhq": "django-notifications-hq notify.send (Django {django})",
+}
+# (API figure, baseline, target on the median of per-round ratios, unit)
+FAN_OUT_TARGETS = (
+    ("api new", "copy new", 0.5, "%"),
+    ("api new+email", "copy new+email", 0.5, "%"),
+    ("api existing", "copy existing", 0.6, "%"),
+    ("api new", "dnhq", 25, "x"),
+)
+
+
+def single_send(api: Api, key: str, count: int) -> None:
+    """A send to one (existing) recipient against the HTTP floor, one request of each in turn,
+    so both see the same machine; target on the p50s."""
+    body = {"type": IN_APP_TYPE, "recipients": ["single-user"], "title": TITLE, "message": MESSAGE}
+    floor: list[float] = []
+    send: list[float] = []
+    for index in range(20 + count):
+        floor_ms = api.timed("GET", "/api/v1/tenant", key) * 1000
+        send_ms = api.timed("POST", "/api/v1/notifications", key, body) * 1000
+        if index >= 20:
+            floor.append(floor_ms)
+            send.append(send_ms)
+    print(f"\nC. Single-recipient send, {count} interleaved requests each, ms")
+    print(f"  {'':<44}{'p50':>8}{'p99':>8}")
+    for label, values in (("HTTP floor: GET /api/v1/tenant", floor),
+                          ("POST /api/v1/notifications, 1 recipient (202)", send)):  # fmt: skip
+        print(f"  {label:<44}{percentile(values, 50):>8.2f}{percentile(values, 99):>8.2f}")
+    p50, bound = percentile(send, 50), percentile(floor, 50) + 3
+    print(
+        f"  send p50 {p50:.2f} <= floor p50 + 3 = {bound:.2f}:"
+        f" {'MET' if p50 <= bound else 'MISSED'}"
+    )
 
 
 # --- B. inbox at a million rows ---------------------------------------------------------------
@@ -309,9 +411,13 @@ def main() -> None:
     parser.add_argument("--others", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=400, help="per latency figure")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--only", choices=["send", "inbox"], help="only the send figures (A, C) or the inbox (B)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.total, args.heavy_unread, args.others, args.requests = 50_000, 5_000, 1000, 50
+        args.rounds = min(args.rounds, 3)
 
     started = time.perf_counter()
     recreate_database(DB)
@@ -345,10 +451,13 @@ def run(args: argparse.Namespace) -> None:
     result.tenant.plan = unlimited
     result.tenant.save(update_fields=["plan"])  # through the ORM: clears the registry cache
     schema, key = result.tenant.schema_name, result.api_key
+    # A cache key space of this run's own: tenant and user ids repeat in every run's database,
+    # and an earlier run's unread generations (they live a week) would be this run's.
+    prefix = f"herald-bench-{secrets.token_hex(4)}"
     env = {
         **os.environ, "DATABASE_URL": database_url(DB), "REDIS_URL": "redis://127.0.0.1:6379/0",
         "SECRET_KEY": secrets.token_urlsafe(40), "DEBUG": "false", "PLATFORM_HOST": "localhost",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "WARNING", "CELERY_DEFAULT_QUEUE": BENCH_QUEUE, "CACHE_KEY_PREFIX": prefix,
     }  # fmt: skip
 
     with psycopg.connect(database_url("postgres")) as conn:
@@ -360,46 +469,58 @@ def run(args: argparse.Namespace) -> None:
         api = Api(port, "bench.localhost")
         api.timed("POST", "/api/v1/notifications", key,
                   {"type": "bench", "recipients": ["warm-up"], "message": "warm"})  # fmt: skip
-        fan_out(api, key, schema, args.recipients, args.rounds)
+        if args.only != "inbox":
+            fan_out(api, key, schema, args.recipients, args.rounds)
+            single_send(api, key, args.requests)
+        if args.only != "send":
+            inbox(api, key, schema, args)
+    # No worker runs: drop the email turns the sends asked for, and this run's cache keys.
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client.delete(BENCH_QUEUE)
+    doomed = list(client.scan_iter(match=f"{prefix}:*", count=5000))
+    for start in range(0, len(doomed), 1000):
+        client.delete(*doomed[start : start + 1000])
 
-        seeding = time.perf_counter()
-        normal, heavy = seed_inbox(schema, args.total, args.heavy_unread, args.others)
-        seconds = time.perf_counter() - seeding
-        print(f"\nB. Inbox at {args.total:,} notifications (seeded in {seconds:.0f} s);"
-              f" {args.requests} requests each, ms")  # fmt: skip
-        tokens = {
-            name: api.call("POST", f"/api/v1/users/{name}-user/token", key)[1]["token"]
-            for name in ("normal", "heavy")
-        }
-        rows: list[tuple[str, list[float]]] = [
-            ("HTTP floor: GET /api/v1/tenant", latencies(
-                lambda: api.timed("GET", "/api/v1/tenant", key), args.requests)),
-        ]  # fmt: skip
-        plans = []
-        for name, user in (("normal", normal), ("heavy", heavy)):
-            token = tokens[name]
-            rows.append((f"{name}: API inbox page (20)", latencies(
-                lambda t=token: api.timed("GET", "/api/v1/me/notifications?limit=20", t),
-                args.requests)))  # fmt: skip
-            rows.append((f"{name}: API unread_count", latencies(
-                lambda t=token: api.timed("GET", "/api/v1/me/notifications/unread_count", t),
-                args.requests)))  # fmt: skip
-            page, count, plan = bare_sql(schema, user, args.requests)
-            rows.append((f"{name}: bare SQL page", page))
-            rows.append((f"{name}: bare SQL count(*)", count))
-            plans.append((name, plan))
-        cache = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-        cache.set("herald-bench:gen", "g1")
-        cache.set("herald-bench:count", "100000")
 
-        def cache_hit() -> float:
-            started = time.perf_counter()
-            cache.get("herald-bench:gen")
-            cache.get("herald-bench:count")
-            return time.perf_counter() - started
+def inbox(api: Api, key: str, schema: str, args: argparse.Namespace) -> None:
+    seeding = time.perf_counter()
+    normal, heavy = seed_inbox(schema, args.total, args.heavy_unread, args.others)
+    seconds = time.perf_counter() - seeding
+    print(f"\nB. Inbox at {args.total:,} notifications (seeded in {seconds:.0f} s);"
+          f" {args.requests} requests each, ms")  # fmt: skip
+    tokens = {
+        name: api.call("POST", f"/api/v1/users/{name}-user/token", key)[1]["token"]
+        for name in ("normal", "heavy")
+    }
+    rows: list[tuple[str, list[float]]] = [
+        ("HTTP floor: GET /api/v1/tenant", latencies(
+            lambda: api.timed("GET", "/api/v1/tenant", key), args.requests)),
+    ]  # fmt: skip
+    plans = []
+    for name, user in (("normal", normal), ("heavy", heavy)):
+        token = tokens[name]
+        rows.append((f"{name}: API inbox page (20)", latencies(
+            lambda t=token: api.timed("GET", "/api/v1/me/notifications?limit=20", t),
+            args.requests)))  # fmt: skip
+        rows.append((f"{name}: API unread_count", latencies(
+            lambda t=token: api.timed("GET", "/api/v1/me/notifications/unread_count", t),
+            args.requests)))  # fmt: skip
+        page, count, plan = bare_sql(schema, user, args.requests)
+        rows.append((f"{name}: bare SQL page", page))
+        rows.append((f"{name}: bare SQL count(*)", count))
+        plans.append((name, plan))
+    cache = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    cache.set("herald-bench:gen", "g1")
+    cache.set("herald-bench:count", "100000")
 
-        rows.append(("cache hit: 2 Redis GETs", latencies(cache_hit, args.requests)))
-        cache.delete("herald-bench:gen", "herald-bench:count")
+    def cache_hit() -> float:
+        started = time.perf_counter()
+        cache.get("herald-bench:gen")
+        cache.get("herald-bench:count")
+        return time.perf_counter() - started
+
+    rows.append(("cache hit: 2 Redis GETs", latencies(cache_hit, args.requests)))
+    cache.delete("herald-bench:gen", "herald-bench:count")
 
     print(f"  {'':<36}{'p50':>8}{'p99':>8}")
     figures = {}

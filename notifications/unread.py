@@ -35,11 +35,14 @@ BUMP_CHUNK = 10_000
 # single Redis (or primary) that Herald runs on, not Redis Cluster, where a script may only touch
 # the keys it is given. Generations are integers, which Django's Redis cache stores as plain
 # numbers, so cache.get reads them back unchanged.
+# Only a user who has a generation gets a new one (SET ... XX): a reader that finds none makes
+# one and counts after that, so it counts after this commit too (the bump runs after commit)
+# and cannot cache a stale count. Most recipients of a large send never asked for their count;
+# for them this skips a key that would live a week (15 against 23 ms for 10,000).
 _BUMP = """
 local n = 0
 for id in string.gmatch(ARGV[4], '%d+') do
-  redis.call('SET', ARGV[1] .. id, ARGV[2], 'EX', ARGV[3])
-  n = n + 1
+  if redis.call('SET', ARGV[1] .. id, ARGV[2], 'EX', ARGV[3], 'XX') then n = n + 1 end
 end
 return n
 """

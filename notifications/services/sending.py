@@ -21,7 +21,7 @@ from billing_stub.metering import (
     period_of,
     quota_release,
     quota_reserve,
-    usage_record,
+    usage_record_sql,
 )
 from herald.errors import ApiError
 from herald.metrics import NOTIFICATIONS_CREATED
@@ -38,7 +38,7 @@ from notifications.models import (
 )
 from notifications.serializers import notification_payload
 from notifications.services.deliveries import fan_out_email
-from notifications.services.types import type_for_send
+from notifications.services.types import type_columns, type_for_send, type_from_row
 from notifications.services.users import RecipientInput, int_array, recipients_upsert
 from notifications.unread import unread_changed_on_commit
 from tenants.due import due_hint
@@ -184,13 +184,11 @@ def _send(
 ) -> SendOutcome:
     now = timezone.now()
     scheduled = request.send_at is not None and request.send_at > now
-    send = Send.objects.create(
-        type=type_for_send(key=request.type),
+    send = Send(
         title=request.title,
         message=request.message,
         url=request.url,
         data=request.data,
-        channels=[],
         send_at=request.send_at,
         batch_key=request.batch_key,
         status=Send.Status.SCHEDULED if scheduled else Send.Status.ACCEPTED,
@@ -198,28 +196,97 @@ def _send(
         idempotency_key=key,
         request_fingerprint=fingerprint,
         created_by=actor,
+        created_at=now,
     )
-    send.channels = request.channels or list(send.type.channels)
-    usage_record(tenant_id=tenant.pk, kind=NOTIFICATIONS, quantity=send.recipient_count, when=now)
-    recipients = recipients_upsert(request.recipients)
+    metering = usage_record_sql(
+        tenant_id=tenant.pk, kind=NOTIFICATIONS, quantity=send.recipient_count, when=now,
+        source="inserted",
+    )  # fmt: skip
+    if not _send_insert(send, type_key=request.type, channels=request.channels, metering=metering):
+        type_for_send(key=request.type)  # a type named for the first time: create it
+        _send_insert(send, type_key=request.type, channels=request.channels, metering=metering)
+    recipients = recipients_upsert(request.recipients, lock=not scheduled)
     user_ids = recipients.ids
-    fields = ["channels", "response"]
     if scheduled:
         send.recipient_ids = user_ids
-        fields.append("recipient_ids")
+        send.save(update_fields=["recipient_ids"])
         due_hint(tenant_id=tenant.pk, kind=DUE_SENDS, when=request.send_at)
     else:
         if IN_APP in send.channels:
             created = fan_out_in_app(
-                tenant=tenant, send=send, user_ids=user_ids, now=now, fresh=recipients.created
+                tenant=tenant,
+                send=send,
+                user_ids=user_ids,
+                now=now,
+                fresh=recipients.created,
+                users_locked=True,
             )
             send.in_app_count = len(created)
-            fields.append("in_app_count")
         if EMAIL in send.channels:
             fan_out_email(tenant=tenant, send=send, user_ids=user_ids, now=now)
-    send.response = {"id": send.pk, "recipients": send.recipient_count, "status": send.status}
-    send.save(update_fields=fields)
     return SendOutcome(response=send.response, created=True)
+
+
+def _send_insert(
+    send: Send,
+    *,
+    type_key: str,
+    channels: list[str] | None,
+    metering: tuple[str, dict[str, Any]],
+) -> bool:
+    """Insert ``send`` as of type ``type_key`` (its channels: ``channels``, else the type's)
+    with its usage record (``metering``, reading the inserted row) and its 202 response, in one
+    statement; False, and nothing written, if no such type exists.
+
+    The response (kept for Idempotency-Key replays) names the send's own id: the id is drawn
+    from the sequence in the statement, so no second statement has to write it. Type, send
+    and usage record were three statements before, one round trip and 0.3 to 0.8 ms of ORM
+    work each, on every send."""
+    table = Send._meta.db_table
+    skipped = ("id", "response", "type_id", "channels")
+    fields = [f for f in Send._meta.concrete_fields if f.attname not in skipped]
+    metering_sql, params = metering
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH t AS (
+                SELECT {type_columns()} FROM {NotificationType._meta.db_table}
+                WHERE key = %(type_key)s),
+            inserted AS (
+                INSERT INTO {table} (id, response, type_id, channels,
+                                     {", ".join(f.column for f in fields)})
+                SELECT n.id,
+                       jsonb_build_object('id', n.id, 'recipients', %(count)s,
+                                          'status', %(status)s),
+                       t.id, coalesce(%(channels)s::varchar(16)[], t.channels),
+                       {", ".join(f"%(f_{f.attname})s" for f in fields)}
+                FROM t, LATERAL (SELECT nextval(pg_get_serial_sequence(%(table)s, 'id'))
+                                 AS id) AS n
+                RETURNING id, channels),
+            metered AS ({metering_sql})
+            SELECT {type_columns("t")}, inserted.id, inserted.channels FROM t, inserted
+            """,
+            {
+                **params,
+                "type_key": type_key,
+                "count": send.recipient_count,
+                "status": send.status,
+                "channels": channels or None,
+                "table": table,
+                **{
+                    f"f_{f.attname}": f.get_db_prep_save(getattr(send, f.attname), connection)
+                    for f in fields
+                },
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    send.type = type_from_row(row)
+    send.pk, send.channels = row[-2], row[-1]
+    send._state.adding, send._state.db = False, connection.alias
+    send.response = {"id": send.pk, "recipients": send.recipient_count, "status": send.status}
+    return True
 
 
 def fan_out_in_app(
@@ -229,10 +296,12 @@ def fan_out_in_app(
     user_ids: list[int],
     now: datetime,
     fresh: Collection[int] = (),
+    users_locked: bool = False,
 ) -> list[tuple[int, int]]:
     """Insert the in-app rows of ``send`` for ``user_ids`` in one statement; returns
-    ``(notification id, user id)`` pairs. Users who turned in-app off (for this type or at all)
-    get no row, unless the type is critical; users erased since the send was accepted are skipped.
+    ``(notification id, user id)`` pairs, and set the send row's ``in_app_count`` to their
+    number in the same statement. Users who turned in-app off (for this type or at all) get no
+    row, unless the type is critical; users erased since the send was accepted are skipped.
 
     This is the only writer of notifications, and it keeps what foreign keys would check per row
     (see ``Notification``): the send id and type come from the send row itself, and rows are
@@ -244,26 +313,37 @@ def fan_out_in_app(
 
     ``fresh``: users created by this same transaction. Nobody can have cached an unread count
     for them, so their counts need no invalidation.
+
+    ``users_locked``: the caller has locked every user of ``user_ids`` FOR KEY SHARE in this
+    transaction, or created them in it (``recipients_upsert(lock=True)``), so they exist until
+    commit and are not looked up again (10,000 index probes and locks fewer).
     """
     notification_type: NotificationType = send.type
+    users_exist = (
+        f"EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u WHERE u.id = r.id FOR KEY SHARE)"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {Notification._meta.db_table}
-                (send_id, recipient_id, type_id, title, message, url, data, created_at)
-            SELECT s.id, r.id, s.type_id, %(title)s, %(message)s, %(url)s, %(data)s::jsonb,
-                   %(now)s
-            FROM (SELECT id, type_id FROM {Send._meta.db_table}
-                  WHERE id = %(send)s AND type_id = %(type)s FOR KEY SHARE) AS s,
-                 unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
-            WHERE EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u
-                          WHERE u.id = r.id FOR KEY SHARE)
-              AND (%(critical)s OR NOT EXISTS (
-                    SELECT 1 FROM {Preference._meta.db_table} p
-                    WHERE p.user_id = r.id AND p.channel = %(channel)s AND NOT p.enabled
-                      AND (p.type_id IS NULL OR p.type_id = %(type)s)))
-            ORDER BY r.ord
-            RETURNING id, recipient_id
+            WITH created AS (
+                INSERT INTO {Notification._meta.db_table}
+                    (send_id, recipient_id, type_id, title, message, url, data, created_at)
+                SELECT s.id, r.id, s.type_id, %(title)s, %(message)s, %(url)s, %(data)s::jsonb,
+                       %(now)s
+                FROM (SELECT id, type_id FROM {Send._meta.db_table}
+                      WHERE id = %(send)s AND type_id = %(type)s FOR KEY SHARE) AS s,
+                     unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
+                WHERE ({"true" if users_locked else users_exist})
+                  AND (%(critical)s OR NOT EXISTS (
+                        SELECT 1 FROM {Preference._meta.db_table} p
+                        WHERE p.user_id = r.id AND p.channel = %(channel)s AND NOT p.enabled
+                          AND (p.type_id IS NULL OR p.type_id = %(type)s)))
+                ORDER BY r.ord
+                RETURNING id, recipient_id),
+            counted AS (
+                UPDATE {Send._meta.db_table} SET in_app_count = (SELECT count(*) FROM created)
+                WHERE id = %(send)s)
+            SELECT array_agg(id), array_agg(recipient_id) FROM created
             """,
             {
                 "send": send.pk,
@@ -278,10 +358,14 @@ def fan_out_in_app(
                 "channel": IN_APP,
             },
         )
-        created = cursor.fetchall()
+        # Two arrays (aggregated in the same pass, so aligned): 10,000 rows cost more to fetch.
+        notification_ids, recipient_ids = cursor.fetchone()
+    created = list(zip(notification_ids or (), recipient_ids or (), strict=True))
     unread_changed_on_commit(
         tenant_id=tenant.pk,
-        user_ids=[user_id for _id, user_id in created if user_id not in fresh],
+        user_ids=[user_id for user_id in recipient_ids if user_id not in fresh]
+        if fresh and recipient_ids
+        else recipient_ids or (),
     )
     if created:
         shared = notification_payload(
@@ -298,7 +382,7 @@ def fan_out_in_app(
             }
         )
         del shared["id"]
-        deliveries = [(user_id, notification_id) for notification_id, user_id in created]
+        deliveries = list(zip(recipient_ids, notification_ids, strict=True))
         publish_on_commit(
             lambda: created_message(tenant_id=tenant.pk, shared=shared, deliveries=deliveries)
         )

@@ -179,6 +179,20 @@ def test_a_send_or_user_being_written_cannot_be_deleted_until_commit(committed_p
     assert Notification.objects.filter(send=send, recipient=user).count() == 1
 
 
+def test_the_recipients_a_send_looks_up_cannot_be_deleted_until_commit(committed_parts):
+    """A send locks its recipients as it looks them up, so its fan-out can trust them
+    (``users_locked``): deleting one waits until the send has committed."""
+    tenant, _send, user, _other = committed_parts
+    table = f"{tenant.schema_name}.{EndUser._meta.db_table}"
+    with transaction.atomic():
+        found = recipients_upsert([RecipientInput(user.external_id)], lock=True)
+        assert found.ids == [user.pk]
+        with _other_connection() as other:
+            other.execute("SET lock_timeout = '200ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute(f"DELETE FROM {table} WHERE id = %s", [user.pk])
+
+
 def test_an_erase_during_a_send_waits_for_it_and_takes_its_rows(committed_parts):
     """The send writes first; the erase queues on the user's row and, once the send commits,
     collects the rows that send wrote: nothing is left pointing at the erased user."""
