@@ -5,6 +5,8 @@ against a real uvicorn process.
     .venv/bin/python bench/realtime.py [--clients 1000] [--rounds 9] [--idle-seconds 300]
     .venv/bin/python bench/realtime.py --quick      # smoke run: 100 clients, 20 s idle
     .venv/bin/python bench/realtime.py --server-env DATABASE_CONN_MAX_AGE=0   # server settings
+    .venv/bin/python bench/realtime.py --clients 10000 --baseline-layers ""   # at scale
+    .venv/bin/python bench/realtime.py --clients 10000 --web-processes 2 --baseline-layers ""
 
 Uses a throwaway database ``herald_bench_rt`` on the server of ``DATABASE_URL`` (default: the
 PostgreSQL on 127.0.0.1) and the Redis of ``REDIS_URL`` (default 127.0.0.1:6379/0); the database is
@@ -12,16 +14,19 @@ created and dropped by this script, and the Redis keys it caused are deleted at 
 start at a random offset so that Herald's per-tenant Redis keys and bus messages cannot
 collide with another Herald sharing the same Redis.
 
-The clients (one asyncio loop, uvloop when installed) run in this process; the broadcasts' API
-calls come from a process of their own (``realtime_caller.py``), as the baseline's group_send
-loop does. Every timestamp is ``time.perf_counter()`` (CLOCK_MONOTONIC, shared by the
-processes). The clients are lean RFC 6455 clients (``realtime_client.LeanWebSocket``), so that
-the CPU they take from the shared cores stays small; ``--client websockets`` uses the
-``websockets`` library instead. The server under test is the Procfile's ``web`` process as
-shipped; the baseline is ``bench/realtime_baseline_app.py`` (bare Channels, one group per user)
-under daphne, as the issue measured it, and under uvicorn with the web process's flags, neither
-with permessage-deflate. Each figure is the median of ``--rounds`` rounds: on a shared 2-core
-machine one round can take twice another.
+The clients run in ``--client-processes`` processes (one per core by default; one asyncio loop
+each, uvloop when installed; ``realtime_fleet.py``), which report their arrival times to this one
+once a round is over; the broadcasts' API calls come from a process of their own
+(``realtime_caller.py``), as the baseline's group_send loop does. Every timestamp is
+``time.perf_counter()`` (CLOCK_MONOTONIC, shared by the processes). ``--web-processes N`` runs the
+web command N times on ports of their own, the clients alternating between them, and prints what
+each process delivered. The clients are lean RFC 6455 clients (``realtime_client.LeanWebSocket``),
+so that the CPU they take from the shared cores stays small; ``--client websockets`` uses the
+``websockets`` library instead. The server under test is the Procfile's ``web`` process as shipped;
+the baseline is ``bench/realtime_baseline_app.py`` (bare Channels, one group per user) under
+daphne, as the issue measured it, and under uvicorn with the web process's flags, neither with
+permessage-deflate. Each figure is the median of ``--rounds`` rounds: on a shared 2-core machine
+one round can take twice another.
 """
 
 from __future__ import annotations
