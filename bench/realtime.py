@@ -5,6 +5,8 @@ against a real uvicorn process.
     .venv/bin/python bench/realtime.py [--clients 1000] [--rounds 9] [--idle-seconds 300]
     .venv/bin/python bench/realtime.py --quick      # smoke run: 100 clients, 20 s idle
     .venv/bin/python bench/realtime.py --server-env DATABASE_CONN_MAX_AGE=0   # server settings
+    .venv/bin/python bench/realtime.py --clients 10000 --baseline-layers ""   # at scale
+    .venv/bin/python bench/realtime.py --clients 10000 --web-processes 2 --baseline-layers ""
 
 Uses a throwaway database ``herald_bench_rt`` on the server of ``DATABASE_URL`` (default: the
 PostgreSQL on 127.0.0.1) and the Redis of ``REDIS_URL`` (default 127.0.0.1:6379/0); the database is
@@ -12,16 +14,19 @@ created and dropped by this script, and the Redis keys it caused are deleted at 
 start at a random offset so that Herald's per-tenant Redis keys and bus messages cannot
 collide with another Herald sharing the same Redis.
 
-The clients (one asyncio loop, uvloop when installed) run in this process; the broadcasts' API
-calls come from a process of their own (``realtime_caller.py``), as the baseline's group_send
-loop does. Every timestamp is ``time.perf_counter()`` (CLOCK_MONOTONIC, shared by the
-processes). The clients are lean RFC 6455 clients (``realtime_client.LeanWebSocket``), so that
-the CPU they take from the shared cores stays small; ``--client websockets`` uses the
-``websockets`` library instead. The server under test is the Procfile's ``web`` process as
-shipped; the baseline is ``bench/realtime_baseline_app.py`` (bare Channels, one group per user)
-under daphne, as the issue measured it, and under uvicorn with the web process's flags, neither
-with permessage-deflate. Each figure is the median of ``--rounds`` rounds: on a shared 2-core
-machine one round can take twice another.
+The clients run in ``--client-processes`` processes (one per core by default; one asyncio loop
+each, uvloop when installed; ``realtime_fleet.py``), which report their arrival times to this one
+once a round is over; the broadcasts' API calls come from a process of their own
+(``realtime_caller.py``), as the baseline's group_send loop does. Every timestamp is
+``time.perf_counter()`` (CLOCK_MONOTONIC, shared by the processes). ``--web-processes N`` runs the
+web command N times on ports of their own, the clients alternating between them, and prints what
+each process delivered. The clients are lean RFC 6455 clients (``realtime_client.LeanWebSocket``),
+so that the CPU they take from the shared cores stays small; ``--client websockets`` uses the
+``websockets`` library instead. The server under test is the Procfile's ``web`` process as shipped;
+the baseline is ``bench/realtime_baseline_app.py`` (bare Channels, one group per user) under
+daphne, as the issue measured it, and under uvicorn with the web process's flags, neither with
+permessage-deflate. Each figure is the median of ``--rounds`` rounds: on a shared 2-core machine
+one round can take twice another.
 """
 
 from __future__ import annotations
@@ -60,7 +65,6 @@ from benchdb import (
 )
 from realtime_client import (
     Child,
-    Client,
     Fleet,
     HttpPool,
     Target,
@@ -71,6 +75,7 @@ from realtime_client import (
     tree_cpu_seconds,
     tree_rss_kib,
 )
+from realtime_fleet import RemoteClient, RemoteFleet
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -209,6 +214,20 @@ def ms(seconds: float | None) -> float:
 # --- The async part -------------------------------------------------------------------------------
 
 
+def listen_overflows() -> int | None:
+    """The machine's count of connections a full listen queue turned away (``TcpExt:
+    ListenOverflows`` in ``/proc/net/netstat``), or None where there is no such file."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return int(table.get("ListenOverflows", 0))
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -274,15 +293,9 @@ async def steady(count: int, rate: float, fire: Callable[[int], Awaitable[None]]
     await asyncio.gather(*tasks)
 
 
-async def wait_expected(fleet: Fleet, tags: Sequence[str], deadline: float) -> None:
+async def wait_expected(fleet: Fleet | RemoteFleet, tags: Sequence[str], deadline: float) -> None:
     """Until every client expected for ``tags`` has its notification, or ``deadline``."""
-    waits = [fleet.expectations[tag].done.wait() for tag in tags]
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(
-            asyncio.gather(*waits), timeout=max(0.0, deadline - time.perf_counter())
-        )
-    for tag in tags:
-        fleet.expectations.pop(tag, None)
+    await fleet.wait(tags, deadline)
 
 
 @dataclass
@@ -301,11 +314,16 @@ class BroadcastRound:
     """Both sends of one round, and the CPU the server and the clients used meanwhile."""
 
     sends: dict[str, SendResult]
-    combined: float
+    combined: float  # from the first call until the last arrival of all (inf: some never came)
     drops: int
     server_cpu: float
     client_cpu: float
     machine_cpu: float  # every core, every process (server, clients, PostgreSQL, Redis, kernel)
+    p50: float = math.nan  # arrivals of all clients, from the first call
+    p99: float = math.nan
+    # Per web process (in --web-processes order): clients that had it, and their last arrival
+    by_server: list[tuple[int, float]] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)  # frames each web process wrote meanwhile
 
 
 @dataclass
@@ -321,6 +339,19 @@ class BaselineRound:
     publisher_cpu: float
     client_cpu: float
     machine_cpu: float
+
+
+@dataclass
+class WebProcess:
+    """One of Herald's web processes under test (``--web-processes``)."""
+
+    port: int
+    pid: int
+    sockets: int = 0  # the bench's clients connected to it
+    rss_before: int = 0  # KiB, before and after they connected, and after the idle period
+    rss_after: int = 0
+    rss_after_idle: int = 0
+    cpu_broadcast: float = 0.0  # CPU seconds over the broadcast rounds (1, 1c, 1b)
 
 
 @dataclass
@@ -346,6 +377,8 @@ class Results:
     rss_before: int = 0
     rss_after: int = 0
     rss_after_idle: int = 0
+    servers: list[WebProcess] = field(default_factory=list)
+    listen_overflows: int | None = None  # the machine's, while the clients connected
     idle_open: int = 0
     idle_answered: int = 0
     idle_seconds: float = 0
@@ -364,9 +397,10 @@ class Bench:
         self.run_id = args.run_id
         self.compression = None if args.compression == "none" else "deflate"
         self.results = Results(setup=setup, args=args)
-        self.clients: dict[str, list[Client]] = {}
+        self.clients: dict[str, list[RemoteClient]] = {}
         self.rig: BaselineRig | None = None  # the required baseline, while interleaved
         self.caller: Child | None = None  # realtime_caller.py: the broadcasts' API calls
+        self.secret_key = secrets.token_urlsafe(48)
 
     # --- the Herald server ---------------------------------------------------------------------
 
@@ -378,12 +412,14 @@ class Bench:
             "DJANGO_SETTINGS_MODULE": "herald.settings",
             "DATABASE_URL": database_url(BENCH_DB),
             "REDIS_URL": _redis_url(),
-            "SECRET_KEY": secrets.token_urlsafe(48),
+            "SECRET_KEY": self.secret_key,  # one for all web processes: they share tokens
             "DEBUG": "false",
             "PLATFORM_HOST": "localhost",
             "SENTRY_DSN": "",
             "EMAIL_URL": "console://",
+            "METRICS_TOKEN": "",  # each process's own /metrics counts its frames (1d)
         }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         for item in self.args.server_env:
             name, _, value = item.partition("=")
             env[name] = value
@@ -393,19 +429,28 @@ class Bench:
         from herald.realtime import bus_channel
 
         r = self.results
-        port = free_port()
-        server = start_child(
-            "herald",
-            procfile_command("web"),
-            cwd=ROOT,
-            env={**self._server_env(), "PORT": str(port)},
-            log=self.work / "herald.log",
-        )
-        self.children.append(server)
-        self.server = server
-        self.http = HttpPool(port, size=8)
-        r.timings["server start"] = await wait_healthy(server, self.http, "localhost")
-        log(f"herald up on port {port} (pid {server.pid})")
+        self.servers: list[Child] = []
+        for number in range(self.args.web_processes):
+            port = free_port()
+            server = start_child(
+                "herald" if number == 0 else f"herald-{number}",
+                procfile_command("web"),
+                cwd=ROOT,
+                env={**self._server_env(), "PORT": str(port)},
+                log=self.work / f"herald-{number}.log",
+            )
+            self.children.append(server)
+            self.servers.append(server)
+            r.servers.append(WebProcess(port=port, pid=server.pid))
+        self.server = self.servers[0]
+        self.http = HttpPool(r.servers[0].port, size=8)
+        self.https = [self.http] + [HttpPool(w.port, size=2) for w in r.servers[1:]]
+        started = time.perf_counter()
+        for server, http in zip(self.servers, self.https, strict=True):
+            await wait_healthy(server, http, "localhost")
+        r.timings["server start"] = time.perf_counter() - started
+        for server, web in zip(self.servers, r.servers, strict=True):
+            log(f"herald up on port {web.port} (pid {server.pid})")
         self.tap = Tap(_redis_url(), bus_channel(database=BENCH_DB))
         await self.tap.start()
         self.caller = start_child(
@@ -417,10 +462,19 @@ class Bench:
             pipes=True,
         )
         self.children.append(self.caller)
-        self.fleet = Fleet(port, compression=self.compression, kind=self.args.client)
+        self.fleet = RemoteFleet(
+            self.http.port,
+            processes=self.args.client_processes,
+            compression=self.compression,
+            kind=self.args.client,
+            uvloop=not self.args.no_uvloop,
+            log_dir=self.work,
+        )
+        await self.fleet.start()
         try:
             await self._warm_up()
             await self._connect_all()
+            cpu_before = [tree_cpu_seconds(server.pid) for server in self.servers]
             async with contextlib.AsyncExitStack() as stack:
                 if self._interleaving():
                     self.rig = await stack.enter_async_context(
@@ -430,19 +484,45 @@ class Bench:
                 await self._broadcast(together=True)
                 self.rig = None
             await self._bus_broadcast()
+            for web, server, before in zip(r.servers, self.servers, cpu_before, strict=True):
+                web.cpu_broadcast = tree_cpu_seconds(server.pid) - before
             await self._latency()
             await self._echo()
             await self._idle()
         finally:
             await self.fleet.close()
             await self.tap.stop()
-            self.http.close()
-        server.stop()
+            for http in self.https:
+                http.close()
+        for server in self.servers:
+            server.stop()
         for layer in self.args.baseline_layers:
             for baseline_server in self.args.baseline_servers:
                 if f"{layer}@{baseline_server}" != REQUIRED_BASELINE or not self._interleaving():
                     await self._baseline(layer, baseline_server)
         return r
+
+    def _server_cpu(self) -> float:
+        """CPU seconds of every web process under test (and its workers) so far."""
+        return sum(tree_cpu_seconds(server.pid) for server in self.servers)
+
+    def _server_rss(self) -> list[int]:
+        """VmRSS of each web process under test (and its workers), KiB."""
+        return [tree_rss_kib(server.pid) for server in self.servers]
+
+    async def _frames_sent(self) -> list[int]:
+        """Each web process's own count of WebSocket frames written so far (its ``/metrics``:
+        without a multiprocess directory a process reports its own counters)."""
+        counts = []
+        for http in self.https:
+            status, body = await http.request("GET", "/metrics", host="localhost")
+            total = 0
+            if status == 200 and isinstance(body, str):
+                for line in body.splitlines():
+                    if line.startswith("herald_websocket_frames_sent_total "):
+                        total = round(float(line.split()[1]))
+            counts.append(total)
+        return counts
 
     def _interleaving(self) -> bool:
         """The required baseline runs between Herald's broadcast rounds (when it runs at all):
@@ -501,27 +581,35 @@ class Bench:
         return [(answer["start"], answer["seconds"]) for answer in answers]
 
     async def _tokens(self, tenant: TenantInfo, external_ids: Sequence[str]) -> list[Target]:
-        async def one(external_id: str) -> Target:
+        """A token per user; the i-th user connects to web process i modulo their number, so
+        that every send has recipients on each."""
+        ports = [web.port for web in self.results.servers]
+
+        async def one(number: int, external_id: str) -> Target:
             data = await self._call(tenant, f"/api/v1/users/{external_id}/token")
             token = data["token"]
-            uri = f"ws://{tenant.host}:{self.http.port}/ws/v1/notifications?token={token}"
+            port = ports[number % len(ports)]
+            uri = f"ws://{tenant.host}:{port}/ws/v1/notifications?token={token}"
             claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
-            return Target(label=external_id, uri=uri, user_id=int(claims["sub"]))
+            return Target(label=external_id, uri=uri, user_id=int(claims["sub"]), port=port)
 
-        return list(await asyncio.gather(*(one(e) for e in external_ids)))
+        return list(await asyncio.gather(*(one(n, e) for n, e in enumerate(external_ids))))
 
     async def _warm_up(self) -> None:
-        """Load every code path once (API, send, dispatcher subscription, consumer) per tenant."""
+        """Load every code path once (API, send, dispatcher subscription, consumer) per tenant
+        and web process."""
         warm = Fleet(self.http.port, compression=self.compression, kind=self.args.client)
         try:
             for tenant in self.setup.tenants:
-                targets = await self._tokens(tenant, [f"warm-{tenant.name.lower()}"])
+                ids = [f"warm-{tenant.name.lower()}-{n}" for n in range(len(self.servers))]
+                targets = await self._tokens(tenant, ids)
                 await warm.open(targets)
                 tag = f"warm-{tenant.name}-{self.run_id}"
-                warm.expect(tag, warm.clients[-1:])
-                await self._send(tenant, [targets[0].label], tag)
+                clients = warm.clients[-len(targets) :]
+                warm.expect(tag, clients)
+                await self._send(tenant, ids, tag)
                 await wait_expected(warm, [tag], time.perf_counter() + DELIVERY_TIMEOUT)
-                if tag not in warm.clients[-1].received:
+                if any(tag not in client.received for client in clients):
                     raise RuntimeError("warm-up notification never arrived")
             for together in (False, True):  # the caller process, both ways, to nobody connected
                 await self._call_apart(
@@ -541,14 +629,23 @@ class Bench:
             targets[tenant.name] = await self._tokens(tenant, ids)
         r.timings["tokens"] = time.perf_counter() - started
         log(f"{2 * per_tenant} end-user tokens in {r.timings['tokens']:.1f} s")
-        r.rss_before = tree_rss_kib(self.server.pid)
+        await asyncio.sleep(1)  # let the token calls' garbage settle before the RSS is read
+        before_rss = self._server_rss()
+        overflows = listen_overflows()
         opened = 0.0
         for tenant in self.setup.tenants:
             before = len(self.fleet.clients)
             opened += await self.fleet.open(targets[tenant.name], self.args.connect_concurrency)
             self.clients[tenant.name] = self.fleet.clients[before:]
         r.timings["connect"] = opened
-        r.rss_after = tree_rss_kib(self.server.pid)
+        after_overflows = listen_overflows()
+        if overflows is not None and after_overflows is not None:
+            r.listen_overflows = after_overflows - overflows
+        after_rss = self._server_rss()
+        for web, before_kib, after_kib in zip(r.servers, before_rss, after_rss, strict=True):
+            web.rss_before, web.rss_after = before_kib, after_kib
+            web.sockets = sum(c.port == web.port for c in self.fleet.clients)
+        r.rss_before, r.rss_after = sum(before_rss), sum(after_rss)
         log(f"{len(self.fleet.clients)} WebSockets open in {opened:.1f} s")
 
     # --- 1. broadcast ----------------------------------------------------------------------------
@@ -562,9 +659,10 @@ class Bench:
         kind = "together" if together else "one after the other"
         for round_no in range(self.args.rounds):
             tags = {t.name: f"bc{int(together)}{round_no}-{t.name}-{self.run_id}" for t in tenants}
+            frames = await self._frames_sent()
             for t in tenants:
                 self.fleet.expect(tags[t.name], self.clients[t.name])
-            server_cpu, client_cpu = tree_cpu_seconds(self.server.pid), time.process_time()
+            server_cpu, client_cpu = self._server_cpu(), self.fleet.cpu_seconds()
             machine_cpu = machine_cpu_seconds()
             calls: dict[str, tuple[float, float]] = {}
 
@@ -577,16 +675,17 @@ class Bench:
             result = self._round_result(
                 tags,
                 calls,
-                tree_cpu_seconds(self.server.pid) - server_cpu,
-                time.process_time() - client_cpu,
+                self._server_cpu() - server_cpu,
+                self.fleet.cpu_seconds() - client_cpu,
                 machine_cpu_seconds() - machine_cpu,
             )
+            await asyncio.sleep(self.args.pause)  # let the unread_count frames settle
+            result.frames = [b - a for a, b in zip(frames, await self._frames_sent(), strict=True)]
             (r.broadcast_together if together else r.broadcast).append(result)
             log(
                 f"broadcast ({kind}) round {round_no + 1}: {ms(result.combined):.1f} ms, "
                 f"{result.drops} drops"
             )
-            await asyncio.sleep(self.args.pause)  # let the unread_count frames settle
             if self.rig is not None:
                 base = await self.rig.round()
                 r.interleaved.setdefault(kind, []).append((result.combined, base.last))
@@ -618,7 +717,8 @@ class Bench:
                     validate_bus_message(dict(message))
                     data[t.name] = encode(dict(message))
                     self.fleet.expect(tags[t.name], self.clients[t.name])
-                server_cpu, client_cpu = tree_cpu_seconds(self.server.pid), time.process_time()
+                frames = await self._frames_sent()
+                server_cpu, client_cpu = self._server_cpu(), self.fleet.cpu_seconds()
                 machine_cpu = machine_cpu_seconds()
                 calls: dict[str, tuple[float, float]] = {}
                 for t in tenants:
@@ -631,8 +731,8 @@ class Bench:
                     self._round_result(
                         tags,
                         calls,
-                        tree_cpu_seconds(self.server.pid) - server_cpu,
-                        time.process_time() - client_cpu,
+                        self._server_cpu() - server_cpu,
+                        self.fleet.cpu_seconds() - client_cpu,
                         machine_cpu_seconds() - machine_cpu,
                     )
                 )
@@ -640,6 +740,9 @@ class Bench:
                     f"bus broadcast round {round_no + 1}: {ms(r.bus_broadcast[-1].combined):.1f} ms"
                 )
                 await asyncio.sleep(self.args.pause)
+                r.bus_broadcast[-1].frames = [
+                    b - a for a, b in zip(frames, await self._frames_sent(), strict=True)
+                ]
         finally:
             await publisher.aclose()
 
@@ -671,6 +774,17 @@ class Bench:
                 drops=drops,
             )
         drops = sum(s.drops for s in sends.values())
+        by_server = []
+        for web in self.results.servers:
+            got = [
+                c.received[tag]
+                for t in tenants
+                for tag in [tags[t.name]]
+                for c in self.clients[t.name]
+                if c.port == web.port and tag in c.received
+            ]
+            by_server.append((len(got), max(got) - first_call if got else math.nan))
+        spread = [at - first_call for at in all_times]
         return BroadcastRound(
             sends=sends,
             combined=max(all_times) - first_call if all_times and not drops else math.inf,
@@ -678,6 +792,9 @@ class Bench:
             server_cpu=server_cpu,
             client_cpu=client_cpu,
             machine_cpu=machine_cpu,
+            p50=pct(spread, 50),
+            p99=pct(spread, 99),
+            by_server=by_server,
         )
 
     # --- 3. single-recipient latency ------------------------------------------------------------
@@ -688,7 +805,7 @@ class Bench:
         order = [c for pair in zip(*self.clients.values(), strict=True) for c in pair]
         by_name = {t.name: t for t in self.setup.tenants}
         tenant_of = {c.index: by_name[name] for name, cs in self.clients.items() for c in cs}
-        calls: dict[int, tuple[str, Client, float, float]] = {}
+        calls: dict[int, tuple[str, RemoteClient, float, float]] = {}
 
         async def fire(index: int) -> None:
             client = order[index % len(order)]
@@ -776,12 +893,15 @@ class Bench:
         deadline = started + self.args.idle_seconds
         while (left := deadline - time.perf_counter()) > 0:
             await asyncio.sleep(min(60.0, left))
-            still = sum(c.open for c in self.fleet.clients)
+            still, _codes = await self.fleet.status()
             log(f"idle {time.perf_counter() - started:.0f} s: {still} open")
         r.idle_seconds = time.perf_counter() - started
-        r.close_codes = Counter(self.fleet.close_codes)
+        _still, r.close_codes = await self.fleet.status()
         r.idle_open, r.idle_answered = await self.fleet.ping_all(DELIVERY_TIMEOUT)
-        r.rss_after_idle = tree_rss_kib(self.server.pid)
+        after = self._server_rss()
+        for web, kib in zip(r.servers, after, strict=True):
+            web.rss_after_idle = kib
+        r.rss_after_idle = sum(after)
         log(f"after idle: {r.idle_open} open, {r.idle_answered} answered ping")
 
     # --- 2. baseline ------------------------------------------------------------------------------
@@ -845,9 +965,18 @@ class Bench:
         )
         self.children.append(publisher)
         http = HttpPool(port, size=1)
-        fleet = Fleet(port, compression=self.compression, kind=self.args.client)
+        fleet = RemoteFleet(
+            port,
+            processes=self.args.client_processes,
+            compression=self.compression,
+            kind=self.args.client,
+            uvloop=not self.args.no_uvloop,
+            log_dir=self.work,
+            name=f"clients-{key}",
+        )
         rig = BaselineRig(self, key, server, publisher, fleet)
         try:
+            await fleet.start()
             await wait_healthy(server, http, "127.0.0.1")
             await rig.read_line()  # {"ready": true}
             targets = [
@@ -870,7 +999,9 @@ class Bench:
 class BaselineRig:
     """A running baseline: one ``round()`` is one loop of group_send, one per client."""
 
-    def __init__(self, bench: Bench, key: str, server: Child, publisher: Child, fleet: Fleet):
+    def __init__(
+        self, bench: Bench, key: str, server: Child, publisher: Child, fleet: RemoteFleet
+    ) -> None:
         self.bench = bench
         self.key = key
         self.server = server
@@ -888,7 +1019,7 @@ class BaselineRig:
         cpu = (
             cpu_seconds(server.pid),
             cpu_seconds(publisher.pid),
-            time.process_time(),
+            fleet.cpu_seconds(),
             machine_cpu_seconds(),
         )
         self.publisher.send_line(tag)
@@ -906,7 +1037,7 @@ class BaselineRig:
                 drops=drops,
                 server_cpu=cpu_seconds(server.pid) - cpu[0],
                 publisher_cpu=cpu_seconds(publisher.pid) - cpu[1],
-                client_cpu=time.process_time() - cpu[2],
+                client_cpu=fleet.cpu_seconds() - cpu[2],
                 machine_cpu=machine_cpu_seconds() - cpu[3],
             )
         )
@@ -1003,11 +1134,72 @@ def _broadcast_table(
 
 
 def _server_processes(args: argparse.Namespace) -> str:
+    if args.web_processes > 1:
+        return (
+            f"{args.web_processes} web processes on ports of their own, the clients alternating "
+            "between them; CPU and memory summed unless per process"
+        )
     for item in args.server_env:
         name, _, value = item.partition("=")
         if name == "WEB_CONCURRENCY" and value.strip() not in ("", "1"):
             return f"{value.strip()} worker processes (WEB_CONCURRENCY); CPU and memory summed"
     return "1 process"
+
+
+SCALE_BROADCAST_TARGET_S = 1.0  # issue 20, item 4: a broadcast to all 10,000 within 1 s
+MEMORY_TARGET_KIB = 33.0  # ... at no more memory per socket than with 1,000 (32.8 KiB)
+
+
+def _spread_rows(r: Results) -> list[str]:
+    """1d: the arrivals of all clients per kind of broadcast, and, with several web processes,
+    what each delivered."""
+    a = r.args
+    rows = [
+        f"1d. Arrival spread: when the {a.clients} clients had the notification, ms from the "
+        f"first call (1, 1c) or PUBLISH (1b); median over {a.rounds} rounds, then the worst round"
+    ]
+    rows.append(
+        f"{'broadcast':<26}{'p50':>9}{'p99':>9}{'max':>9}{'drops':>9}"
+        f"{'p50 wst':>9}{'p99 wst':>9}{'max wst':>9}"
+    )
+    kinds = (
+        ("1 one after the other", r.broadcast),
+        ("1c together", r.broadcast_together),
+        ("1b bus only", r.bus_broadcast),
+    )
+    for label, rounds in kinds:
+        if not rounds:
+            continue
+        med = [statistics.median([getattr(b, f) for b in rounds]) for f in ("p50", "p99")]
+        worst = [max(getattr(b, f) for b in rounds) for f in ("p50", "p99", "combined")]
+        rows.append(
+            f"{label:<26}"
+            + _cells([ms(med[0]), ms(med[1]), ms(statistics.median([b.combined for b in rounds]))])
+            + f"{sum(b.drops for b in rounds):>9}"
+            + _cells([ms(w) for w in worst])
+        )
+    if len(r.servers) < 2:
+        return rows
+    rows.append(
+        "  per web process (median over rounds): clients that had the notification, their last "
+        "arrival (ms), frames the process wrote in the round (its /metrics; 2 per client: the "
+        "notification and its unread_count)"
+    )
+    head = "".join(
+        f"{f'web{n} ' + c:>14}" for n in range(len(r.servers)) for c in ("got", "last", "frames")
+    )
+    rows.append(f"{'broadcast':<26}{head}")
+    for label, rounds in kinds:
+        if not rounds:
+            continue
+        cells = []
+        for n in range(len(r.servers)):
+            got = statistics.median([b.by_server[n][0] for b in rounds])
+            last = statistics.median([b.by_server[n][1] for b in rounds])
+            frames = statistics.median([b.frames[n] for b in rounds]) if rounds[0].frames else 0
+            cells += [f"{got:>14.0f}", f"{ms(last):>14.1f}", f"{frames:>14.0f}"]
+        rows.append(f"{label:<26}{''.join(cells)}")
+    return rows
 
 
 def report(r: Results, total_seconds: float) -> str:
@@ -1030,10 +1222,11 @@ def report(r: Results, total_seconds: float) -> str:
         f"Django {v['django']}"
     )
     out(
-        f"Clients: {a.clients} WebSockets ({per_tenant} per tenant) in this process, one "
-        f"{v['loop']} loop, {_client_kind(a.client, v)}; negotiated extensions: "
+        f"Clients: {a.clients} WebSockets ({per_tenant} per tenant) spread over "
+        f"{a.client_processes} client process(es), one {v['loop']} loop each, "
+        f"{_client_kind(a.client, v)}; negotiated extensions: "
         f"{', '.join(sorted(r.extensions)) or '?'}; clock time.perf_counter (CLOCK_MONOTONIC, "
-        "also in the baseline publisher process)"
+        "shared by the client, caller and baseline publisher processes)"
     )
     for note in r.notes:
         out(note)
@@ -1042,7 +1235,9 @@ def report(r: Results, total_seconds: float) -> str:
         f"Setup: migrate {r.setup.migrate_seconds:.1f} s, provision 2 tenants "
         f"{r.setup.provision_seconds:.1f} s, server up {t.get('server start', 0):.1f} s, "
         f"{a.clients} tokens via API {t.get('tokens', 0):.1f} s, {a.clients} connections "
-        f"{t.get('connect', 0):.1f} s ({a.clients / max(t.get('connect', 1), 1e-9):.0f}/s)"
+        f"{t.get('connect', 0):.1f} s ({a.clients / max(t.get('connect', 1), 1e-9):.0f}/s, "
+        f"{a.connect_concurrency} at a time; listen-queue overflows meanwhile: "
+        f"{'?' if r.listen_overflows is None else r.listen_overflows})"
     )
     out("")
 
@@ -1071,6 +1266,9 @@ def report(r: Results, total_seconds: float) -> str:
         "the bus (no API, no database), like for like with the baseline; ms from each PUBLISH"
     )
     lines += _broadcast_table(r.bus_broadcast, names, ("pub", "tap"))
+    out("")
+
+    lines += _spread_rows(r)
     out("")
 
     # 2. baseline
@@ -1157,6 +1355,15 @@ def report(r: Results, total_seconds: float) -> str:
         f"+{delta / 1024:.1f} MiB = {delta / max(a.clients, 1):.1f} KiB per connection "
         f"(after the idle period: {r.rss_after_idle / 1024:.1f} MiB)"
     )
+    if len(r.servers) > 1:
+        for n, web in enumerate(r.servers):
+            grew = web.rss_after - web.rss_before
+            out(
+                f"  web{n} (port {web.port}): {web.sockets} connections, before "
+                f"{web.rss_before / 1024:.1f} MiB, after {web.rss_after / 1024:.1f} MiB = "
+                f"{grew / max(web.sockets, 1):.1f} KiB per connection; CPU over the broadcast "
+                f"rounds {web.cpu_broadcast:.1f} s"
+            )
     for key, (before, after) in r.baseline_rss.items():
         out(
             f"  baseline {baseline_label(key)}: before {before / 1024:.1f} MiB, after "
@@ -1230,16 +1437,17 @@ def report(r: Results, total_seconds: float) -> str:
     for kind, rounds in (("one after the other", r.broadcast), ("together", r.broadcast_together)):
         if rounds:
             work = statistics.median([b.machine_cpu for b in rounds])
+            needs = "; ".join(
+                f"{ms(statistics.median([b.last for b in base])) / BASELINE_SPEEDUP_TARGET:.0f}"
+                f" ms ({baseline_label(layer)})"
+                for layer, base in r.baseline.items()
+                if base and layer == REQUIRED_BASELINE
+            )
             out(
                 f"  (info) CPU floor, broadcast ({kind}): a round made the machine work "
                 f"{ms(work):.0f} CPU ms (median, all processes), so on {cores} cores it cannot "
-                f"take less than {ms(work) / cores:.0f} ms; 4x the baseline needs "
-                + "; ".join(
-                    f"{ms(statistics.median([b.last for b in base])) / BASELINE_SPEEDUP_TARGET:.0f}"
-                    f" ms ({baseline_label(layer)})"
-                    for layer, base in r.baseline.items()
-                    if base and layer == REQUIRED_BASELINE
-                )
+                f"take less than {ms(work) / cores:.0f} ms"
+                + (f"; 4x the baseline needs {needs}" if needs else "")
             )
     e2e99 = pct(r.latency.get("e2e", []), 99)
     hop99 = pct(r.latency.get("hop", []), 99)
@@ -1255,6 +1463,49 @@ def report(r: Results, total_seconds: float) -> str:
         f"  idle survival: {r.idle_answered}/{a.clients} -> "
         f"{_verdict(r.idle_answered == a.clients and r.idle_open == a.clients)}"
     )
+    out(
+        f"Scale targets (issue 20, item 4), with {a.clients} sockets on "
+        f"{len(r.servers)} web process(es):"
+    )
+    idle_drops = a.clients - min(r.idle_open, r.idle_answered)
+    out(
+        f"  idle hold {r.idle_seconds:.0f} s: {idle_drops} dropped, "
+        f"{sum(r.close_codes.values())} closed -> "
+        f"{_verdict(idle_drops == 0 and not r.close_codes)}"
+        + ("" if r.idle_seconds >= 300 else " (shorter than the 5 minutes the target names)")
+    )
+    for label, rounds in (
+        ("through the API, one after the other (1)", r.broadcast),
+        ("through the API, together (1c)", r.broadcast_together),
+        ("bus only (1b)", r.bus_broadcast),
+    ):
+        if not rounds:
+            continue
+        last = statistics.median([b.combined for b in rounds])
+        drops = sum(b.drops for b in rounds)
+        out(
+            f"  broadcast to all {a.clients}, {label}: last arrival {ms(last):.0f} ms (median of "
+            f"{len(rounds)} rounds; p50 {ms(statistics.median([b.p50 for b in rounds])):.0f}, "
+            f"p99 {ms(statistics.median([b.p99 for b in rounds])):.0f}; worst round "
+            f"{ms(max(b.combined for b in rounds)):.0f}), {drops} dropped, within "
+            f"{SCALE_BROADCAST_TARGET_S * 1000:.0f} ms -> "
+            f"{_verdict(last <= SCALE_BROADCAST_TARGET_S and drops == 0)}"
+        )
+    per_socket = (r.rss_after - r.rss_before) / max(a.clients, 1)
+    out(
+        f"  memory per socket: {per_socket:.1f} KiB (server RSS delta / sockets), at most "
+        f"{MEMORY_TARGET_KIB:.0f} KiB -> {_verdict(per_socket <= MEMORY_TARGET_KIB)}"
+    )
+    if len(r.servers) > 1 and r.broadcast:
+        shares = [
+            statistics.median([b.frames[n] for b in r.broadcast]) for n in range(len(r.servers))
+        ]
+        out(
+            f"  the broadcast splits across the {len(r.servers)} web processes: frames written "
+            f"per round {', '.join(f'web{n} {f:.0f}' for n, f in enumerate(shares))} "
+            f"(sockets {', '.join(str(w.sockets) for w in r.servers)}) -> "
+            f"{_verdict(all(f >= 2 * w.sockets for f, w in zip(shares, r.servers, strict=True)))}"
+        )
     out(f"Total runtime: {total_seconds:.0f} s")
     return "\n".join(lines)
 
@@ -1356,7 +1607,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="deflate",
         help="offer permessage-deflate like browsers do (default) or not",
     )
-    parser.add_argument("--connect-concurrency", type=int, default=50)
+    parser.add_argument(
+        "--connect-concurrency",
+        type=int,
+        default=50,
+        help="connections being opened at once, over all client processes (50): far below the "
+        "web process's accept backlog (uvicorn's 2048, capped by net.core.somaxconn)",
+    )
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes the WebSocket clients are spread over (default: one per core)",
+    )
+    parser.add_argument(
+        "--web-processes",
+        type=int,
+        default=1,
+        help="Herald web processes, each the Procfile's web command on a port of its own; "
+        "the clients alternate between them (1)",
+    )
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between rounds")
     parser.add_argument(
         "--server-env",
@@ -1381,6 +1651,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, default)
     args.clients -= args.clients % 2
+    args.client_processes = max(1, args.client_processes)
+    args.web_processes = max(1, args.web_processes)
     args.baseline_layers = [x for x in args.baseline_layers.split(",") if x]
     args.baseline_servers = [x for x in args.baseline_servers.split(",") if x]
     return args
@@ -1390,7 +1662,9 @@ def main() -> None:
     args = parse_args()
     started = time.perf_counter()
     nofile = raise_nofile_limit()
-    if nofile < args.clients * 2 + 100:
+    # Each client process holds its share of the sockets; each web process its share too.
+    wanted = -(-args.clients // min(args.client_processes, args.web_processes)) + 200
+    if nofile < wanted:
         sys.exit(f"open-files limit {nofile} is too low for {args.clients} clients")
     args.run_id = secrets.token_hex(3)
     args.work = tempfile.mkdtemp(prefix="rtbench-")

@@ -637,6 +637,7 @@ class Target:
     label: str
     uri: str
     user_id: int = 0  # the end user's primary key (the token's ``sub``), when known
+    port: int = 0  # the server's port on 127.0.0.1; 0: the fleet's
 
 
 _SKIPPED = b'{"type":"unread_count"'  # the frames no figure needs are not parsed
@@ -654,11 +655,25 @@ class Fleet:
         self.close_codes: Counter[int | None] = Counter()
         self.first_frames: Counter[str] = Counter()
         self.extensions: set[str] = set()
+        self.failures: list[BaseException] = []
 
-    async def open(self, targets: Iterable[Target], concurrency: int = 50) -> float:
-        """Connect every target and wait for each one's first frame; returns the seconds taken."""
+    async def open(
+        self,
+        targets: Iterable[Target],
+        concurrency: int = 50,
+        *,
+        indices: Sequence[int] | None = None,
+        strict: bool = True,
+    ) -> float:
+        """Connect every target and wait for each one's first frame; returns the seconds taken.
+
+        ``indices`` numbers the new clients (default: on from the last one). With ``strict`` a
+        failed connection raises once all have been tried; without, the failures are kept in
+        ``failures`` and the clients that did connect join the fleet."""
         gate = asyncio.Semaphore(concurrency)
         targets = list(targets)
+        base = len(self.clients)
+        numbers = list(indices) if indices is not None else range(base, base + len(targets))
         started = time.perf_counter()
 
         async def one(index: int, target: Target) -> Client:
@@ -666,7 +681,7 @@ class Fleet:
             async with gate:
                 ws = await self.connect(
                     target.uri,
-                    port=self.port,
+                    port=target.port or self.port,
                     compression=self.compression,
                     on_text=lambda payload, now: self._on_text(client, payload, now),
                     timeout=60,
@@ -678,13 +693,13 @@ class Fleet:
             self.extensions.add(ws.extensions)
             return client
 
-        base = len(self.clients)
         outcomes = await asyncio.gather(
-            *(one(base + i, t) for i, t in enumerate(targets)), return_exceptions=True
+            *(one(i, t) for i, t in zip(numbers, targets, strict=True)), return_exceptions=True
         )
         self.clients.extend(c for c in outcomes if isinstance(c, Client))
         failures = [o for o in outcomes if isinstance(o, BaseException)]
-        if failures:
+        self.failures.extend(failures)
+        if failures and strict:
             raise RuntimeError(f"{len(failures)} of {len(targets)} connections failed") from (
                 failures[0]
             )
@@ -712,11 +727,28 @@ class Fleet:
             self.close_codes[code] += 1
 
     def expect(self, tag: str, clients: Iterable[Client]) -> Expectation:
-        expectation = Expectation(remaining={c.index for c in clients})
+        """From now on, ``tag`` is awaited from ``clients`` (those that have it already count)."""
+        expectation = Expectation(remaining={c.index for c in clients if tag not in c.received})
         if not expectation.remaining:
             expectation.done.set()
         self.expectations[tag] = expectation
         return expectation
+
+    async def wait(self, tags: Sequence[str], deadline: float) -> None:
+        """Until every client expected for ``tags`` has its notification, or ``deadline``
+        (``time.perf_counter()``); the expectations are gone afterwards, ``received`` holds what
+        came."""
+        waits = [self.expectations[tag].done.wait() for tag in tags]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*waits), timeout=max(0.0, deadline - time.perf_counter())
+            )
+        for tag in tags:
+            self.expectations.pop(tag, None)
+
+    def status(self) -> tuple[int, Counter[int | None]]:
+        """How many connections are open, and the close codes of those that closed."""
+        return sum(c.open for c in self.clients), Counter(self.close_codes)
 
     async def ping_all(self, timeout: float) -> tuple[int, int]:
         """Send ``{"type":"ping"}`` on every open connection; returns (open, answered)."""

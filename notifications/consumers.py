@@ -15,7 +15,10 @@ Order of a connection's life, which is what makes it gapless and duplicate-free:
 Live, a connection whose queue is empty writes its frames straight from the dispatcher's loop
 with the server's ``herald.websocket.send_nowait`` extension (see ``herald.wsprotocol``); only
 when the socket is full, or under a server without the extension, do frames wait in the queue
-for the connection's own task.
+for the connection's own task. A process holds thousands of idle connections, so what one keeps
+is kept small: the queue is made, and the task that drains it started, only when something has
+to wait (an asyncio queue and a parked task are some 4 KiB a connection), and of its tenant a
+connection keeps the id, schema and slug, not the resolved model with its plan (another 4 KiB).
 
 After a gap in the dispatcher's subscription (Redis was unreachable), a ``Resync`` goes into the
 queue ahead of every newer event: the connection's task sends what ``notifications.catchup``
@@ -35,8 +38,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +68,15 @@ from tenants.resolution import InvalidCredential, ResolutionError, WrongTenant, 
 from tenants.tokens import END_USER, KIND_CLAIM
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRef:
+    """What a connection keeps of its tenant once it is accepted (see the module docstring)."""
+
+    pk: int
+    schema_name: str
+    slug: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +142,14 @@ class InboxConsumer(AsyncWebsocketConsumer):
     # (herald.realtime). With the layer, Channels would SUBSCRIBE every connection to a Redis
     # channel of its own and keep a queue, a task and a Redis subscription for it, unused.
     channel_layer_alias = None
-    tenant: Tenant
+    tenant: TenantRef
     user_id: int
     registration: str | None = None
     live = False  # replay done: bus messages become frames as they arrive
     snapshot_at = 0.0  # when the connection's snapshot was taken: it knows what came before
     busy = False  # the connection's task is sending frames (it may be waiting for the socket)
+    queue: deque[QueueItem] | None = None  # made when the first item has to wait
+    drainer: asyncio.Task[None] | None = None  # runs while the queue has items (once live)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.request_id = scope_request_id(scope)
@@ -158,15 +174,13 @@ class InboxConsumer(AsyncWebsocketConsumer):
         gc_policy.freezer().ensure_running()  # keeps long-lived connections out of full GCs
 
         self.known: set[int] = set()
-        self.queue: asyncio.Queue[QueueItem] = asyncio.Queue(QUEUE_LIMIT)
         self.send_nowait: Callable[[list[str]], bool] | None = self.scope.get("extensions", {}).get(
             SEND_NOWAIT
         )
-        self.tasks: list[asyncio.Task[None]] = []
         try:
             since = self._since(query)
-            await self._authenticate(token)
-            await self._acquire()
+            tenant = await self._authenticate(token)
+            await self._acquire(tenant)
             try:
                 await dispatcher().register(self.tenant.pk, self.user_id, self)
             except RealtimeUnavailable as exc:
@@ -185,17 +199,21 @@ class InboxConsumer(AsyncWebsocketConsumer):
         await self._send(events.unread_count_frame(count))
         if since is not None:
             await self._replay(since)
-        self.tasks = [asyncio.create_task(self._drain())]
+        # The drain task, started from the dispatcher, runs in this connection's context
+        # (its request id and tenant on every log line), as a task started here would.
+        self.context = contextvars.copy_context()
         self.live = True
+        if self.queue:
+            self._start_drain()
 
-    async def _acquire(self) -> None:
+    async def _acquire(self, tenant: Tenant) -> None:
         """A place within the tenant's connection limit, which is counted in Redis. Bounded
         here, not by a socket timeout on the registry's client: on a busy event loop a short
         read timeout can fire for an answer already there, and costs a reconnection."""
         try:
             self.registration = await asyncio.wait_for(
                 _connection_registry().acquire(
-                    self.tenant.pk, limits_for(self.tenant).websocket_connection_limit
+                    tenant.pk, limits_for(tenant).websocket_connection_limit
                 ),
                 ACQUIRE_TIMEOUT,
             )
@@ -213,7 +231,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
             raise Rejected(CLOSE_BAD_REQUEST, "since must be a notification id")
         return int(raw)
 
-    async def _authenticate(self, token: str) -> None:
+    async def _authenticate(self, token: str) -> Tenant:
+        """The token's tenant (resolved, with its plan) and user; ``self.tenant`` keeps a
+        ``TenantRef`` of it."""
         host = _header(self.scope, b"host")
         origin = _header(self.scope, b"origin")
 
@@ -244,10 +264,12 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 raise Rejected(CLOSE_UNAUTHENTICATED, "the token's user no longer exists")
             return tenant, user_id
 
-        self.tenant, self.user_id = await _in_schema(None, check)
+        tenant, self.user_id = await _in_schema(None, check)
+        self.tenant = TenantRef(pk=tenant.pk, schema_name=tenant.schema_name, slug=tenant.slug)
         # Until the connection ends: the binding of ``__call__`` is reset then, this with it.
-        logs.bind(tenant=self.tenant.slug)
-        observability.tag_tenant(self.tenant.slug)
+        logs.bind(tenant=tenant.slug)
+        observability.tag_tenant(tenant.slug)
+        return tenant
 
     def _snapshot(self, since: int | None) -> tuple[int, set[int], float]:
         """Unread count and the ids already known, in one statement (one snapshot), and when
@@ -299,7 +321,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         for ``_drain``. A client that cannot keep up is closed (it reconnects with ``since``
         and misses nothing)."""
         item: QueueItem
-        if self.live and self.send_nowait is not None and not self.busy and self.queue.empty():
+        if self.live and self.send_nowait is not None and not self.busy and not self.queue:
             frames = self._frames(message, notification_id)
             if not frames or self.send_nowait(frames):
                 WEBSOCKET_FRAMES.inc(len(frames))
@@ -307,9 +329,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
             item = frames
         else:
             item = (message, notification_id)
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if not self._enqueue(item):
             # Called from the dispatcher, outside the connection's context: name it here.
             logger.warning(
                 "Closing a WebSocket that cannot keep up",
@@ -317,27 +337,53 @@ class InboxConsumer(AsyncWebsocketConsumer):
             )
             asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
 
+    def _enqueue(self, item: QueueItem) -> bool:
+        """Queue ``item`` behind what waits already (drained once live); False when the queue
+        holds ``QUEUE_LIMIT`` items."""
+        queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
+        if len(queue) >= QUEUE_LIMIT:
+            return False
+        queue.append(item)
+        if self.live:
+            self._start_drain()
+        return True
+
+    def _start_drain(self) -> None:
+        if self.drainer is None:
+            self.drainer = asyncio.get_running_loop().create_task(
+                self._drain(), context=self.context
+            )
+
     async def _drain(self) -> None:
-        while True:
-            item = await self.queue.get()
-            self.busy = True
-            try:
-                if isinstance(item, Resync):
-                    if not await self._catch_up(item.lost_at):
-                        return  # closed: nothing more goes out
-                    continue
-                frames = item if isinstance(item, list) else self._frames(*item)
-                for text in frames:
-                    await self.send(text_data=text)
-            finally:
-                self.busy = False
+        """Send what the queue holds, in order, then end (``_enqueue`` starts it again)."""
+        queue = self.queue
+        try:
+            while queue:
+                item = queue.popleft()
+                self.busy = True
+                try:
+                    if isinstance(item, Resync):
+                        if not await self._catch_up(item.lost_at):
+                            self.live = False  # closed: nothing more goes out
+                            return
+                        continue
+                    frames = item if isinstance(item, list) else self._frames(*item)
+                    for text in frames:
+                        await self.send(text_data=text)
+                finally:
+                    self.busy = False
+        except Exception:
+            self.live = False  # the socket failed under a send: nothing more goes out
+            raise
+        finally:
+            self.drainer = None
 
     def resync(self, lost_at: float) -> None:
         """Called by the dispatcher once subscribed again after a gap; never blocks. The catch-up
         is queued ahead of every event routed after it."""
-        try:
-            self.queue.put_nowait(Resync(lost_at))
-        except asyncio.QueueFull:
+        if not self._enqueue(Resync(lost_at)):
             self.unavailable()
 
     def unavailable(self) -> None:
@@ -424,9 +470,10 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
             ):
                 user = EndUser(pk=self.user_id)
+                tenant = Tenant(pk=self.tenant.pk)  # the service needs only its id
                 await _in_schema(
                     self.tenant.schema_name,
-                    lambda: inbox_mark_read(tenant=self.tenant, user=user, ids=ids),
+                    lambda: inbox_mark_read(tenant=tenant, user=user, ids=ids),
                 )
 
     async def disconnect(self, code: int) -> None:
@@ -440,11 +487,12 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 seconds,
                 extra={"close_code": code, "duration_s": seconds},
             )
-        # Forget the tasks: a cancelled task keeps its CancelledError, whose traceback holds
+        # Forget the task: a cancelled task keeps its CancelledError, whose traceback holds
         # the task's frame and so this consumer, a cycle only a full collection would free.
-        tasks, self.tasks = self.tasks, []
-        for task in tasks:
-            task.cancel()
+        drainer, self.drainer = self.drainer, None
+        if drainer is not None:
+            drainer.cancel()
+        self.live = False  # nothing more is drained
         if self.registration is not None:
             dispatcher().unregister(self.tenant.pk, self.user_id, self)
             with contextlib.suppress(Exception):

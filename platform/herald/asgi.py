@@ -1,11 +1,29 @@
 """ASGI entry point: HTTP and WebSocket from one process (``uvicorn herald.asgi:application``)."""
 
+import contextlib
 import gc
 import os
+import resource
 
 import django
 from django.conf import settings
 
+
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit of open files to its hard limit.
+
+    A web process holds one socket per WebSocket, 10,000 and more, but containers commonly start
+    it with a soft limit of 1,024 under a much higher hard one (the soft limit is there for
+    programs that still use ``select``; uvloop does not): past it, accepting a connection fails
+    with EMFILE. Any process may raise its soft limit up to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        # (A hard limit above what the kernel grants, nr_open, stays unraised.)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+raise_open_files_limit()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
 # Web processes take database connections from a pool (see DATABASES in settings).
 os.environ.setdefault("DATABASE_POOL", "true")

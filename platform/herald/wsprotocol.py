@@ -166,6 +166,13 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         extensions = self.scope["extensions"]  # type: ignore[index] -- set by handle_connect
         extensions[SEND_NOWAIT] = self.send_nowait
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # uvicorn keeps the handshake's request and response (their headers: some 3 KiB a
+            # connection) and reads neither once the response is out.
+            self.request = self.response = None  # type: ignore[assignment] -- unused from here
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         # The scope holds this protocol's bound method: a reference cycle that would keep the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 
@@ -133,6 +134,26 @@ def test_web_process_sets_the_garbage_collector_thresholds():
         [sys.executable, "-c", code], env=process_env(WEB_GC_THRESHOLDS="700,10,1000"), **run
     )
     assert custom.stdout.strip() == "(700, 10, 1000)", custom.stderr
+
+
+def test_web_process_raises_its_open_files_soft_limit_to_the_hard_one():
+    """A web process holds a socket per WebSocket: a container's soft limit of 1,024 would
+    refuse connections long before 10,000."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(1024, hard)
+    code = "import resource, herald.asgi; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env=process_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard)),
+    )
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout.strip()) == hard
 
 
 @pytest.mark.parametrize(

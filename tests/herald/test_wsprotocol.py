@@ -9,8 +9,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from herald.wsprotocol import CoalescingTransport, text_frame
+import uvicorn
+from websockets.asyncio.client import connect
+
+from herald.wsprotocol import SEND_NOWAIT, CoalescingTransport, text_frame
 from tests.support.aio import run_loop
+from tests.support.processes import free_port
 
 
 class Recording:
@@ -88,3 +92,49 @@ def test_text_frames_have_the_right_length_encoding():
     assert text_frame(b"hi") == b"\x81\x02hi"
     assert text_frame(b"x" * 126)[:4] == b"\x81\x7e\x00\x7e"
     assert text_frame(b"x" * 65536)[:10] == b"\x81\x7f" + (65536).to_bytes(8, "big")
+
+
+def test_an_accepted_connection_keeps_no_handshake_request_or_response():
+    """uvicorn's protocol keeps the handshake's request and response (headers: some 3 KiB a
+    connection) for the connection's life; ours lets them go once the response is out. This
+    fails loudly if an upgrade of uvicorn renames what it keeps or reads it later."""
+    seen: dict[str, Any] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()  # websocket.connect
+        protocol = scope["extensions"][SEND_NOWAIT].__self__
+        seen["before"] = (protocol.request, protocol.response)
+        await send({"type": "websocket.accept", "headers": [(b"x-request-id", b"r1")]})
+        seen["after"] = (protocol.request, protocol.response)
+        await send({"type": "websocket.send", "text": "hello"})
+        await receive()  # websocket.disconnect
+
+    async def scenario() -> None:
+        port = free_port()
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            ws="herald.wsprotocol:WebSocketProtocol",
+            ws_per_message_deflate=False,
+            log_level="warning",
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        try:
+            async with connect(f"ws://127.0.0.1:{port}/", proxy=None) as ws:
+                assert await ws.recv() == "hello"
+                assert ws.response is not None
+                assert ws.response.headers["x-request-id"] == "r1"
+        finally:
+            server.should_exit = True
+            await serving
+
+    run(scenario)
+    request, response = seen["before"]
+    assert request is not None
+    assert response is not None
+    assert seen["after"] == (None, None)
