@@ -104,6 +104,12 @@ def main() -> None:
     parser.add_argument(
         "--requests", type=int, help="per API latency figure (default: one per tenant, >= 1000)"
     )
+    parser.add_argument(
+        "--idle-before",
+        type=float,
+        default=0,
+        help="seconds to wait between the latency section's setup and its runs (0)",
+    )
     args = parser.parse_args()
     args.requests = args.requests or max(1000, args.tenants)
     args.sections = [name.strip() for name in args.sections.split(",") if name.strip()]
@@ -419,6 +425,8 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
             assert status < 300, (status, payload)
             tokens[schema] = payload["token"]
         setup = time.perf_counter() - started
+        if args.idle_before:  # every tenant idle that long, as most of 10,000 are at any time
+            time.sleep(args.idle_before)
 
         def run(tenants: list[tuple[str, str, str]], count: int, inbox: bool) -> list[float]:
             timings = []
@@ -454,7 +462,7 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
     context.say(
         f"at {context.tenants} tenants: API latency through the web process (1 uvicorn process;"
         f" setup: one send + one end-user token in each of {len(spread)} tenants,"
-        f" {setup:.0f} s); {rss}"
+        f" {setup:.0f} s, then {args.idle_before:.0f} s idle); {rss}"
     )
     labels = {
         False: "GET /api/v1/tenant (API key)",
