@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import override_settings
 
 from tenants.postgresql_backend.base import DatabaseWrapper, schemas_served
@@ -30,9 +31,7 @@ def open_wrapper(*, pooled: bool, alias: str) -> DatabaseWrapper:
         settings_dict["OPTIONS"]["pool"] = {"min_size": 1, "max_size": 1, "timeout": 5}
     else:
         settings_dict["CONN_MAX_AGE"] = None  # persistent
-    wrapper = DatabaseWrapper(settings_dict, alias=alias)
-    connections[alias] = wrapper
-    return wrapper
+    return DatabaseWrapper(settings_dict, alias=alias)
 
 
 def backend_in(wrapper: DatabaseWrapper, schema: str) -> int:
@@ -45,27 +44,28 @@ def backend_in(wrapper: DatabaseWrapper, schema: str) -> int:
     return pid
 
 
-@pytest.fixture
-def pooled(django_db_blocker: Any) -> Iterator[DatabaseWrapper]:
+@contextmanager
+def opened(django_db_blocker: Any, *, pooled: bool) -> Iterator[DatabaseWrapper]:
     with django_db_blocker.unblock():
-        wrapper = open_wrapper(pooled=True, alias="budget_pooled")
+        wrapper = open_wrapper(pooled=pooled, alias=f"budget_{pooled}")
         try:
             yield wrapper
         finally:
             wrapper.close()
-            wrapper.close_pool()
-            del connections[wrapper.alias]
+            if pooled:
+                wrapper.close_pool()
+
+
+@pytest.fixture
+def pooled(django_db_blocker: Any) -> Iterator[DatabaseWrapper]:
+    with opened(django_db_blocker, pooled=True) as wrapper:
+        yield wrapper
 
 
 @pytest.fixture
 def persistent(django_db_blocker: Any) -> Iterator[DatabaseWrapper]:
-    with django_db_blocker.unblock():
-        wrapper = open_wrapper(pooled=False, alias="budget_persistent")
-        try:
-            yield wrapper
-        finally:
-            wrapper.close()
-            del connections[wrapper.alias]
+    with opened(django_db_blocker, pooled=False) as wrapper:
+        yield wrapper
 
 
 def serve(wrapper: DatabaseWrapper, schemas: list[str], *, pooled: bool) -> list[int]:
