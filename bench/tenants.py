@@ -31,7 +31,10 @@ has its own benchmark, ``bench/rollout.py``):
   ``--requests`` requests each (default: one per tenant, at least 1,000) spread over all tenants
   (each in turn, shuffled; with fewer requests than tenants, as many distinct tenants as
   requests) and over 2 tenants, interleaved in rounds; the ratio p99(all)/p99(2) against the
-  1.5x target; the web process's RSS before and after.
+  1.5x target; the web process's RSS before and after. ``--cold-registry`` clears the tenant
+  registry cache (and the API keys' recorded uses) before each run over all tenants, so that every
+  one of its requests pays what the first request to a tenant idle for longer than the cache
+  keeps it pays; ``--idle-before`` waits before the runs.
 - memory (at the final population): a fresh connection runs a small query in each of N tenant
   schemas (``SET search_path``, then a few tables), N = 10, 100, the per-connection limit
   (``DATABASE_MAX_SCHEMAS_PER_CONNECTION``), 1000 and all; then the backend's
@@ -109,6 +112,12 @@ def main() -> None:
         type=float,
         default=0,
         help="seconds to wait between the latency section's setup and its runs (0)",
+    )
+    parser.add_argument(
+        "--cold-registry",
+        action="store_true",
+        help="clear the tenant registry cache before each run over all tenants: every request"
+        " finds its tenant idle for longer than the cache keeps it",
     )
     args = parser.parse_args()
     args.requests = args.requests or max(1000, args.tenants)
@@ -441,6 +450,21 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
                     timings.append(api.timed("GET", "/api/v1/tenant", key))
             return [t * 1000 for t in timings]
 
+        def forget(tenants: list[tuple[str, str, str]]) -> None:
+            from django.core.cache import caches
+
+            from tenants import registry_cache
+            from tenants.keys import hash_key
+
+            schemas = {schema for schema, _domain, _key in tenants}
+            forget_tenants(
+                Tenant.objects.filter(schema_name__in=schemas).values_list("pk", flat=True)
+            )
+            caches["registry"].delete_many(
+                [registry_cache.used_entry(hash_key(key)) for _schema, _domain, key in tenants]
+            )
+            connection.close()
+
         results: dict[tuple[str, bool], list[float]] = {}
         rounds = 4
         per_round = max(1, args.requests // rounds)
@@ -449,6 +473,8 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
             for round_ in range(rounds):
                 offset = round_ * per_round
                 rotated = spread[offset % len(spread) :] + spread[: offset % len(spread)]
+                if args.cold_registry:
+                    forget([tenant for tenant in rotated[:per_round] if tenant not in two])
                 results.setdefault(("all", inbox), []).extend(run(rotated, per_round, inbox))
                 results.setdefault(("two", inbox), []).extend(run(two, per_round, inbox))
         rss_end = _status_kib(pid, "VmRSS", "VmHWM")
@@ -459,10 +485,14 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
         if rss_start and rss_end
         else "web process RSS unreadable"
     )
+    registry = (
+        "cleared before each run over all tenants" if args.cold_registry else "as the runs leave it"
+    )
     context.say(
         f"at {context.tenants} tenants: API latency through the web process (1 uvicorn process;"
         f" setup: one send + one end-user token in each of {len(spread)} tenants,"
-        f" {setup:.0f} s, then {args.idle_before:.0f} s idle); {rss}"
+        f" {setup:.0f} s, then {args.idle_before:.0f} s idle;"
+        f" registry cache {registry}); {rss}"
     )
     labels = {
         False: "GET /api/v1/tenant (API key)",

@@ -80,7 +80,7 @@ class ApiKeyAuthentication(_BearerAuthentication):
         credential = _credential(request)
         if credential is None or credential.kind != "api_key":
             return None
-        api_key_mark_used(api_key=credential.api_key)
+        api_key_mark_used(api_key=credential.api_key, recorded=credential.use_recorded)
         return ServicePrincipal(
             tenant=credential.tenant, api_key=credential.api_key
         ), credential.api_key

@@ -9,13 +9,20 @@ Entries (model instances with their tenant and plan loaded):
 - ``registry:host:<host>``: the tenant served at a host, or ``UNKNOWN`` for a host that serves none
   (kept briefly, so a flood of random hosts does not reach the database);
 - ``registry:key:<sha256>``: an API key row, revoked ones included (they must still say "revoked");
-- ``registry:tenant:<id>``: a tenant, for tokens presented on the platform host.
+- ``registry:tenant:<id>``: a tenant, for tokens presented on the platform host;
+- ``registry:used:<sha256>``: present for a minute after an API key's use is recorded (see
+  ``tenants.services.api_key_mark_used``); read with the key, so that a recent use costs no
+  round trip and recording one never drops the key's entry.
 
 Saving or deleting a Tenant, Domain, ApiKey or Plan through the ORM clears the entries it affects,
 at once and again after its transaction commits (so a request racing the commit cannot keep the
-old row). Entries also expire after ``REGISTRY_TTL``, which bounds how long a change made around
-the ORM (raw SQL, ``QuerySet.update``) can go unseen. When Redis is unreachable, lookups go to the
-database.
+old row), and a ``migrate`` that applied anything to the public schema clears every entry (a data
+migration may change these rows with ``QuerySet.update``). Code that changes them around the ORM
+otherwise calls ``forget_tenants``. Entries also expire after ``REGISTRY_TTL``: the bound on a
+change that did neither. It is ten minutes rather than one because an entry that expires costs the
+next request to its tenant a database read (about 2 ms more than a cached request, measured with
+``bench/tenants.py``); with thousands of tenants most requests would otherwise be that request.
+When Redis is unreachable, lookups go to the database.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-REGISTRY_TTL = 60
+REGISTRY_TTL = 600
 UNKNOWN_HOST_TTL = 10
 UNKNOWN = "unknown"  # cached for a host that serves no tenant
 CACHE_ERRORS = (redis.RedisError, OSError)
@@ -49,6 +56,10 @@ def tenant_entry(tenant_id: int) -> str:
     return f"registry:tenant:{tenant_id}"
 
 
+def used_entry(key_hash: str) -> str:
+    return f"registry:used:{key_hash}"
+
+
 def get_many(entries: Iterable[str]) -> dict[str, Any]:
     """The cached entries among ``entries`` (one round trip); {} when Redis is unreachable."""
     wanted = [entry for entry in entries if entry]
@@ -62,8 +73,25 @@ def get_many(entries: Iterable[str]) -> dict[str, Any]:
 
 
 def put(entry: str, value: Any, *, ttl: int = REGISTRY_TTL) -> None:
+    put_many({entry: value}, ttl=ttl)
+
+
+def put_many(values: dict[str, Any], *, ttl: int = REGISTRY_TTL) -> None:
+    """Cache every entry of ``values`` (one round trip)."""
+    if not values:
+        return
     with contextlib.suppress(CACHE_ERRORS):
-        caches["registry"].set(entry, value, ttl)
+        caches["registry"].set_many(values, ttl)
+
+
+def claim(entry: str, *, ttl: int) -> bool:
+    """Set ``entry`` unless it is there (``SET NX``): True for the one caller that set it.
+
+    True as well when Redis is unreachable, so the caller does its work rather than skip it."""
+    try:
+        return bool(caches["registry"].add(entry, 1, ttl))
+    except CACHE_ERRORS:
+        return True
 
 
 def forget(entries: Iterable[str]) -> None:
@@ -96,6 +124,24 @@ def forget_tenants(tenant_ids: Iterable[int]) -> None:
         + [key_entry(key_hash) for key_hash in key_hashes]
         + [tenant_entry(tenant_id) for tenant_id in ids]
     )
+
+
+def forget_after_migrate(
+    *, plan: list[Any] | None = None, using: str = "default", **_: Any
+) -> None:
+    """``post_migrate``: clear every tenant's entries after migrations ran in the public schema.
+
+    Tenant schemas hold none of the registry's rows, so their migrations (one run per schema)
+    clear nothing."""
+    from django.db import connections
+    from django_tenants.utils import get_public_schema_name
+
+    from tenants.models import Tenant
+
+    schema = getattr(connections[using], "schema_name", get_public_schema_name())
+    if not plan or schema != get_public_schema_name():
+        return
+    forget_tenants(Tenant.objects.using(using).values_list("pk", flat=True))
 
 
 def connect_signals() -> None:

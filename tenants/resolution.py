@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.http.request import split_domain_port
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
@@ -61,6 +62,8 @@ class Credential:
     tenant: Tenant
     api_key: ApiKey | None = None
     claims: dict[str, Any] | None = None
+    # A use of the key within the last minute is recorded (``tenants.services.api_key_mark_used``).
+    use_recorded: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,28 @@ def _tenant_by_id(tenant_id: int, cached: dict[str, Any]) -> Tenant | None:
     return tenant
 
 
+def _read_key_and_host(key_hash: str, host: str, cached: dict[str, Any]) -> None:
+    """Neither the key nor the host is cached: read both in one query, and cache them.
+
+    The common case is a key used on its own tenant's host, so the key's row comes with whether
+    its tenant serves ``host``; if not (another tenant's host, an unknown one), the host is left
+    to ``tenant_for_host``, which reads it on its own and says which error applies."""
+    key = (
+        ApiKey.objects.select_related("tenant", "tenant__plan")
+        .annotate(serves_host=Exists(Domain.objects.filter(tenant=OuterRef("tenant"), domain=host)))
+        .filter(key_hash=key_hash)
+        .first()
+    )
+    if key is None:
+        return
+    serves_host = key.__dict__.pop("serves_host")  # not part of the cached row
+    found = {registry_cache.key_entry(key_hash): key}
+    if serves_host:
+        found[registry_cache.host_entry(host)] = key.tenant
+    registry_cache.put_many(found)
+    cached.update(found)
+
+
 def credential_for_token(
     token: str, host_tenant: Tenant | None = None, cached: dict[str, Any] | None = None
 ) -> Credential:
@@ -130,12 +155,18 @@ def credential_for_token(
     if not token:
         raise InvalidCredential("Empty bearer token.")
     if looks_like_api_key(token):
-        key = _api_key(hash_key(token), cached)
+        key_hash = hash_key(token)
+        key = _api_key(key_hash, cached)
         if key is None:
             raise InvalidCredential("Unknown API key.")
         if not key.is_active:
             raise InvalidCredential("This API key has been revoked.")
-        return Credential(kind="api_key", tenant=key.tenant, api_key=key)
+        return Credential(
+            kind="api_key",
+            tenant=key.tenant,
+            api_key=key,
+            use_recorded=registry_cache.used_entry(key_hash) in cached,
+        )
 
     try:
         claims = dict(AccessToken(token).payload)  # verifies signature, expiry and token type
@@ -157,14 +188,21 @@ def resolve(*, host: str, token: str | None) -> Resolution:
     """Resolve the tenant for a host and an optional bearer token (see the module docstring)."""
     normalized = normalize_host(host)
     is_tenant_host = bool(normalized) and normalized != settings.PLATFORM_HOST
+    key_hash = hash_key(token) if token and looks_like_api_key(token) else ""
     cached = registry_cache.get_many(
         [
             registry_cache.host_entry(normalized) if is_tenant_host else "",
-            registry_cache.key_entry(hash_key(token))
-            if token and looks_like_api_key(token)
-            else "",
+            registry_cache.key_entry(key_hash) if key_hash else "",
+            registry_cache.used_entry(key_hash) if key_hash else "",
         ]
     )
+    if (
+        is_tenant_host
+        and key_hash
+        and registry_cache.host_entry(normalized) not in cached
+        and registry_cache.key_entry(key_hash) not in cached
+    ):
+        _read_key_and_host(key_hash, normalized, cached)
     host_tenant = tenant_for_host(normalized, cached)
     if host_tenant is not None and not host_tenant.is_active:
         raise TenantInactive(f"The tenant {host_tenant.slug!r} is deactivated.")

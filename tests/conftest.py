@@ -89,13 +89,20 @@ def isolated_cache(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     _test_cache_prefixes.add(prefix)
     settings.CACHES = {**settings.CACHES, "default": {**default, "KEY_PREFIX": prefix}}
     written: list[str] = []
-    put = registry_cache.put
+    put_many = registry_cache.put_many
 
-    def recording_put(entry: str, value: Any, **kwargs: Any) -> None:
+    def recording_put_many(values: dict[str, Any], **kwargs: Any) -> None:
+        written.extend(values)
+        put_many(values, **kwargs)
+
+    claim = registry_cache.claim
+
+    def recording_claim(entry: str, **kwargs: Any) -> bool:
         written.append(entry)
-        put(entry, value, **kwargs)
+        return claim(entry, **kwargs)
 
-    monkeypatch.setattr(registry_cache, "put", recording_put)
+    monkeypatch.setattr(registry_cache, "put_many", recording_put_many)
+    monkeypatch.setattr(registry_cache, "claim", recording_claim)
     # A test that sends email with no worker running leaves its tenants' turns taken: a turn
     # is a Redis key, not rolled back with the test. Free the ones this process took.
     turn_keys: set[str] = set()

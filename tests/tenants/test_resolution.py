@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework_simplejwt.tokens import AccessToken
 
 from notifications.models import EndUser
+from tenants import registry_cache
+from tenants.keys import hash_key
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_revoke
 
@@ -71,10 +74,12 @@ class TestApiKeyOnHosts:
         response = api.get("/api/v1/tenant", HTTP_HOST=PLATFORM, **bearer("sk_" + "x" * 43))
         assert_error(response, 401, "unauthenticated")
 
-    def test_revoked_key_is_401(self, api, world):
+    @pytest.mark.parametrize("on_own_host", [False, True])
+    def test_revoked_key_is_401(self, api, world, on_own_host):
         key = ApiKey.objects.get(tenant=world.tenant_a, name="Default key")
         api_key_revoke(api_key=key)
-        response = api.get("/api/v1/tenant", HTTP_HOST=PLATFORM, **bearer(world.alice.api_key))
+        host = world.alice.host if on_own_host else PLATFORM
+        response = api.get("/api/v1/tenant", HTTP_HOST=host, **bearer(world.alice.api_key))
         assert_error(response, 401, "unauthenticated")
         assert "revoked" in response.json()["error"]["message"]
 
@@ -189,16 +194,29 @@ class TestApiKeyStorage:
         assert key.last_used_at is not None
         assert key.last_used_at >= before
 
+    def test_a_served_use_is_recorded_once_a_minute_across_requests(self, web, world):
+        key_hash = hash_key(world.alice.api_key)
+        caches["registry"].delete(registry_cache.used_entry(key_hash))  # no use recorded lately
+        before = timezone.now()
+        headers = {"Authorization": f"Bearer {world.alice.api_key}"}
+        assert web.get("/api/v1/tenant", host=world.alice.host, **headers).status == 200
+        recorded = ApiKey.objects.get(key_hash=key_hash).last_used_at  # committed by the server
+        assert recorded is not None
+        assert recorded >= before
+        assert web.get("/api/v1/tenant", host=world.alice.host, **headers).status == 200
+        assert ApiKey.objects.get(key_hash=key_hash).last_used_at == recorded
+
 
 class TestQueryBudget:
     def test_authenticated_request_costs_a_fixed_number_of_queries(
         self, api, world, django_assert_num_queries
     ):
         headers = {**bearer(world.alice.api_key), "HTTP_HOST": world.alice.host}
-        api.get("/api/v1/tenant", **headers)  # first use records last_used_at
-        # the key is read again once (with its new last_used_at), then comes from the cache
-        with django_assert_num_queries(4):  # search_path, key -> tenant, search_path, domains
+        # the first use reads host and key from the database and records last_used_at
+        # search_path, key -> tenant with whether it serves the host, last use, search_path, domains
+        with django_assert_num_queries(5):
             assert api.get("/api/v1/tenant", **headers).status_code == 200
-        # host and key from the registry cache: search_path, the tenant's domains
-        with django_assert_num_queries(2):
-            assert api.get("/api/v1/tenant", **headers).status_code == 200
+        # host, key and its recorded use from the registry cache: search_path, the domains
+        for _ in range(2):
+            with django_assert_num_queries(2):
+                assert api.get("/api/v1/tenant", **headers).status_code == 200
