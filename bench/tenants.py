@@ -2,14 +2,17 @@
 
     .venv/bin/python bench/tenants.py                    # 2,000 tenants (a quick run)
     .venv/bin/python bench/tenants.py --tenants 10000    # the figure that counts
+    .venv/bin/python bench/tenants.py --sections '' --checkpoints 2000   # the bulk rate alone
 
 Uses a throwaway database ``herald_bench_tenants_<pid>`` on the server of ``DATABASE_URL``
 (default: the PostgreSQL on 127.0.0.1), created and dropped by this script. The population is
 built with the bulk path (``tenants.bulk.tenant_provision_bulk``), whose rate is one of the
 figures; at each checkpoint the sections below measure what they measure at that size.
 
-Sections (``--sections`` picks a subset; the population is always built; the migration roll-out
-has its own benchmark, ``bench/rollout.py``):
+Sections (``--sections`` picks a subset, none for the bulk rate alone; the population is always
+built, in one bulk step per checkpoint, with ``--jobs`` connections and ``--batch-size`` tenants a
+transaction, as ``provision_tenant --bulk`` does by default; the migration roll-out has its own
+benchmark, ``bench/rollout.py``):
 
 - provisioning (at each checkpoint): one ``provision_tenant`` (``tenant_provision``, with the
   deployment's password hasher) p50 and p99, with the admin's password hash timed on its own; the
