@@ -25,8 +25,8 @@ from billing_stub.metering import (
 )
 from herald.errors import ApiError
 from herald.metrics import NOTIFICATIONS_CREATED
-from herald.realtime import publish_on_commit
-from notifications.events import created_message
+from herald.realtime import encode, publish_encoded_on_commit
+from notifications.events import created_message_text
 from notifications.models import (
     EMAIL,
     IN_APP,
@@ -39,8 +39,16 @@ from notifications.models import (
 from notifications.serializers import notification_payload
 from notifications.services.deliveries import fan_out_email
 from notifications.services.types import type_columns, type_for_send, type_from_row
-from notifications.services.users import RecipientInput, int_array, recipients_upsert
-from notifications.unread import unread_changed_on_commit
+from notifications.services.users import (
+    RecipientInput,
+    has_details,
+    ids_in_order,
+    int_array,
+    recipients_lookup_params,
+    recipients_lookup_sql,
+    recipients_upsert,
+)
+from notifications.unread import unread_changed_on_commit, unread_changed_on_commit_joined
 from tenants.due import due_hint
 from tenants.models import Tenant
 
@@ -205,25 +213,32 @@ def _send(
     if not _send_insert(send, type_key=request.type, channels=request.channels, metering=metering):
         type_for_send(key=request.type)  # a type named for the first time: create it
         _send_insert(send, type_key=request.type, channels=request.channels, metering=metering)
-    recipients = recipients_upsert(request.recipients, lock=not scheduled)
-    user_ids = recipients.ids
     if scheduled:
-        send.recipient_ids = user_ids
+        send.recipient_ids = recipients_upsert(request.recipients).ids
         send.save(update_fields=["recipient_ids"])
         due_hint(tenant_id=tenant.pk, kind=DUE_SENDS, when=request.send_at)
-    else:
-        if IN_APP in send.channels:
-            created = fan_out_in_app(
-                tenant=tenant,
-                send=send,
-                user_ids=user_ids,
-                now=now,
-                fresh=recipients.created,
-                users_locked=True,
-            )
-            send.in_app_count = len(created)
-        if EMAIL in send.channels:
-            fan_out_email(tenant=tenant, send=send, user_ids=user_ids, now=now)
+        return SendOutcome(response=send.response, created=True)
+    known = None
+    if (
+        IN_APP in send.channels
+        and EMAIL not in send.channels
+        and not has_details(request.recipients)
+    ):
+        known = _fan_out_to_known(tenant=tenant, send=send, recipients=request.recipients, now=now)
+        if known is None:
+            return SendOutcome(response=send.response, created=True)
+    recipients = recipients_upsert(request.recipients, lock=True, known=known)
+    if IN_APP in send.channels:
+        send.in_app_count = _fan_out_in_app(
+            tenant=tenant,
+            send=send,
+            user_ids=recipients.ids,
+            now=now,
+            fresh=recipients.created,
+            users_locked=True,
+        )
+    if EMAIL in send.channels:
+        fan_out_email(tenant=tenant, send=send, user_ids=recipients.ids, now=now)
     return SendOutcome(response=send.response, created=True)
 
 
@@ -310,6 +325,8 @@ def fan_out_in_app(
     written if the send is gone, none for a user who is. (Each user is looked up and locked by
     its primary key, once per recipient: a plan that stays linear whatever the statistics say.
     Written as a join, a table not yet analyzed got a nested loop of 500 x 500 rows.)
+    ``_fan_out_to_known``, a send's own first attempt, writes them too, in the statement that
+    looks its recipients up and locks them.
 
     ``fresh``: users created by this same transaction. Nobody can have cached an unread count
     for them, so their counts need no invalidation.
@@ -318,7 +335,30 @@ def fan_out_in_app(
     transaction, or created them in it (``recipients_upsert(lock=True)``), so they exist until
     commit and are not looked up again (10,000 index probes and locks fewer).
     """
-    notification_type: NotificationType = send.type
+    pairs: list[tuple[int, int]] = []
+    _fan_out_in_app(
+        tenant=tenant,
+        send=send,
+        user_ids=user_ids,
+        now=now,
+        fresh=fresh,
+        users_locked=users_locked,
+        pairs=pairs,
+    )
+    return pairs
+
+
+def _fan_out_in_app(
+    *,
+    tenant: Tenant,
+    send: Send,
+    user_ids: list[int],
+    now: datetime,
+    fresh: Collection[int] = (),
+    users_locked: bool = False,
+    pairs: list[tuple[int, int]] | None = None,
+) -> int:
+    """``fan_out_in_app``, returning how many rows it wrote (and filling ``pairs``, if given)."""
     users_exist = (
         f"EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u WHERE u.id = r.id FOR KEY SHARE)"
     )
@@ -334,59 +374,143 @@ def fan_out_in_app(
                       WHERE id = %(send)s AND type_id = %(type)s FOR KEY SHARE) AS s,
                      unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
                 WHERE ({"true" if users_locked else users_exist})
-                  AND (%(critical)s OR NOT EXISTS (
-                        SELECT 1 FROM {Preference._meta.db_table} p
-                        WHERE p.user_id = r.id AND p.channel = %(channel)s AND NOT p.enabled
-                          AND (p.type_id IS NULL OR p.type_id = %(type)s)))
+                  AND ({_WANTS_IN_APP})
                 ORDER BY r.ord
                 RETURNING id, recipient_id),
             counted AS (
                 UPDATE {Send._meta.db_table} SET in_app_count = (SELECT count(*) FROM created)
                 WHERE id = %(send)s)
-            SELECT array_agg(id), array_agg(recipient_id) FROM created
+            SELECT {_WRITTEN}, CASE WHEN %(fresh)s THEN array_agg(recipient_id) END
+            FROM created
             """,
             {
-                "send": send.pk,
-                "type": notification_type.pk,
-                "title": send.title,
-                "message": send.message,
-                "url": send.url,
-                "data": json.dumps(send.data),
-                "now": now,
+                **_row_params(send, now),
                 "users": int_array(user_ids),
-                "critical": notification_type.critical,
-                "channel": IN_APP,
+                "fresh": bool(fresh),
             },
         )
-        # Two arrays (aggregated in the same pass, so aligned): 10,000 rows cost more to fetch.
-        notification_ids, recipient_ids = cursor.fetchone()
-    created = list(zip(notification_ids or (), recipient_ids or (), strict=True))
-    unread_changed_on_commit(
-        tenant_id=tenant.pk,
-        user_ids=[user_id for user_id in recipient_ids if user_id not in fresh]
-        if fresh and recipient_ids
-        else recipient_ids or (),
-    )
-    if created:
-        shared = notification_payload(
+        count, joined_ids, deliveries, recipient_ids = cursor.fetchone()
+    if fresh:
+        unread_changed_on_commit(
+            tenant_id=tenant.pk, user_ids=[u for u in recipient_ids or () if u not in fresh]
+        )
+    else:
+        unread_changed_on_commit_joined(tenant_id=tenant.pk, joined_ids=joined_ids, count=count)
+    _publish_created(tenant=tenant, send=send, now=now, count=count, deliveries=deliveries)
+    if pairs is not None and count:
+        pairs.extend(
+            (notification_id, user_id) for user_id, notification_id in json.loads(deliveries)
+        )
+    return count
+
+
+def _fan_out_to_known(
+    *, tenant: Tenant, send: Send, recipients: list[RecipientInput], now: datetime
+) -> list[int | None] | None:
+    """The common send, to users who all exist: look every recipient up, locking it FOR KEY
+    SHARE until commit (as ``recipients_upsert(lock=True)`` does), and write their in-app rows
+    (as ``fan_out_in_app`` does), in one statement. Returns None when it wrote them; else, if
+    some recipient is unknown, it wrote nothing and returns the ids it found, in the order of
+    ``recipients`` (None for the unknown), for ``recipients_upsert(known=...)``.
+
+    One statement instead of two saves a round trip and the recipients' ids going to Python and
+    back (20,000 integers read, 10,000 written for a 10,000-recipient send). The send row is
+    this transaction's own, so it needs no lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH found AS ({recipients_lookup_sql(lock=True)}),
+            everyone AS (SELECT count(*) = %(count)s AS yes FROM found),
+            created AS (
+                INSERT INTO {Notification._meta.db_table}
+                    (send_id, recipient_id, type_id, title, message, url, data, created_at)
+                SELECT %(send)s, r.id, %(type)s, %(title)s, %(message)s, %(url)s,
+                       %(data)s::jsonb, %(now)s
+                FROM found AS r
+                WHERE (SELECT yes FROM everyone) AND ({_WANTS_IN_APP})
+                ORDER BY r.i
+                RETURNING id, recipient_id),
+            counted AS (
+                UPDATE {Send._meta.db_table} SET in_app_count = (SELECT count(*) FROM created)
+                WHERE id = %(send)s AND (SELECT yes FROM everyone))
+            SELECT everyone.yes, written.*,
+                   CASE WHEN NOT everyone.yes THEN (SELECT array_agg(i) FROM found) END,
+                   CASE WHEN NOT everyone.yes THEN (SELECT array_agg(id) FROM found) END
+            FROM everyone, (SELECT {_WRITTEN} FROM created) AS written
+            """,
             {
-                "id": None,
-                "type_key": notification_type.key,
-                "title": send.title,
-                "message": send.message,
-                "url": send.url,
-                "data": send.data,
-                "created_at": now,
-                "read_at": None,
-                "archived_at": None,
-            }
+                **_row_params(send, now),
+                **recipients_lookup_params([r.external_id for r in recipients]),
+                "count": len(recipients),
+            },
         )
-        del shared["id"]
-        deliveries = list(zip(recipient_ids, notification_ids, strict=True))
-        publish_on_commit(
-            lambda: created_message(tenant_id=tenant.pk, shared=shared, deliveries=deliveries)
+        everyone, count, joined_ids, deliveries, positions, found = cursor.fetchone()
+    if not everyone:
+        return ids_in_order(len(recipients), positions, found)
+    send.in_app_count = count
+    unread_changed_on_commit_joined(tenant_id=tenant.pk, joined_ids=joined_ids, count=count)
+    _publish_created(tenant=tenant, send=send, now=now, count=count, deliveries=deliveries)
+    return None
+
+
+# Whether recipient ``r.id`` gets an in-app row: not if they turned in-app off, for this type or
+# at all, unless the type is critical (params: ``_row_params``).
+_WANTS_IN_APP = f"""
+    %(critical)s OR NOT EXISTS (
+        SELECT 1 FROM {Preference._meta.db_table} p
+        WHERE p.user_id = r.id AND p.channel = %(channel)s AND NOT p.enabled
+          AND (p.type_id IS NULL OR p.type_id = %(type)s))
+"""
+# What a fan-out wrote, over its ``created`` rows: how many; their users' ids joined by commas
+# (for ``unread_changed_on_commit_joined``); and ``[[user id,notification id],...]`` as JSON
+# (for ``created_message_text``). Aggregated in the same pass, so aligned; built by PostgreSQL,
+# since 10,000 pairs cost Python ~10 ms as lists and their encoding.
+_WRITTEN = """
+    count(*), string_agg(recipient_id::text, ','),
+    '[[' || string_agg(recipient_id::text || ',' || id::text, '],[') || ']]'
+"""
+
+
+def _row_params(send: Send, now: datetime) -> dict[str, Any]:
+    notification_type: NotificationType = send.type
+    return {
+        "send": send.pk,
+        "type": notification_type.pk,
+        "title": send.title,
+        "message": send.message,
+        "url": send.url,
+        "data": json.dumps(send.data),
+        "now": now,
+        "critical": notification_type.critical,
+        "channel": IN_APP,
+    }
+
+
+def _publish_created(
+    *, tenant: Tenant, send: Send, now: datetime, count: int, deliveries: str
+) -> None:
+    """Publish the ``created`` bus message of ``count`` rows once the transaction commits."""
+    if not count:
+        return
+    shared = notification_payload(
+        {
+            "id": None,
+            "type_key": send.type.key,
+            "title": send.title,
+            "message": send.message,
+            "url": send.url,
+            "data": send.data,
+            "created_at": now,
+            "read_at": None,
+            "archived_at": None,
+        }
+    )
+    del shared["id"]
+    publish_encoded_on_commit(
+        created_message_text(
+            tenant_id=tenant.pk, shared_json=encode(shared), deliveries_json=deliveries
         )
-    return created
+    )
 
 
 def send_cancel(*, send: Send) -> Send:
@@ -424,10 +548,9 @@ def sends_release_due(*, tenant: Tenant, now: datetime | None = None, batch: int
             )
             for send in due:
                 if IN_APP in send.channels:
-                    created = fan_out_in_app(
+                    send.in_app_count = _fan_out_in_app(
                         tenant=tenant, send=send, user_ids=send.recipient_ids, now=now
                     )
-                    send.in_app_count = len(created)
                 if EMAIL in send.channels:
                     fan_out_email(tenant=tenant, send=send, user_ids=send.recipient_ids, now=now)
                 send.status = Send.Status.ACCEPTED
