@@ -107,6 +107,17 @@ def created_message(
     }
 
 
+def created_message_text(*, tenant_id: int, shared_json: str, deliveries_json: str) -> str:
+    """``encode(created_message(...))`` from the shared payload and the deliveries already
+    encoded (``deliveries_json``: ``[[user id,notification id],...]``, no spaces): the statement
+    that writes a send's rows builds that array for 10,000 recipients in ~2 ms, where Python
+    spent ~10 ms on the pairs, the lists and their encoding."""
+    return (
+        f'{{"kind":"created","tenant":{tenant_id:d},"notification":{shared_json},'
+        f'"deliveries":{deliveries_json}}}'
+    )
+
+
 def inbox_changed_message(
     *, tenant_id: int, user_id: int, read_ids: list[int], unread_count: int
 ) -> InboxChangedMessage:

@@ -53,7 +53,17 @@ def user_erase(*, user: EndUser) -> None:
     user.delete()
 
 
-def recipients_upsert(recipients: list[RecipientInput], *, lock: bool = False) -> Recipients:
+def has_details(recipients: list[RecipientInput]) -> bool:
+    """Whether any recipient comes with an email or a name (the upsert then updates users)."""
+    return any(r.email is not None or r.name is not None for r in recipients)
+
+
+def recipients_upsert(
+    recipients: list[RecipientInput],
+    *,
+    lock: bool = False,
+    known: list[int | None] | None = None,
+) -> Recipients:
     """Create unknown recipients and update given emails/names, set-based; returns their ids.
 
     Ids come back in the order of ``recipients`` (already de-duplicated by the caller). Known
@@ -68,12 +78,20 @@ def recipients_upsert(recipients: list[RecipientInput], *, lock: bool = False) -
     With ``lock``, every recipient is locked FOR KEY SHARE until commit as it is looked up (or
     is new, so nobody else sees it): none can be erased meanwhile, and the caller may write rows
     for them without looking each up again (``fan_out_in_app(users_locked=True)``).
+
+    ``known``: the ids that a lookup of ``recipients`` (``recipients_lookup_sql`` with the same
+    ``lock``, in this transaction) found, in their order, None for the unknown; they are not
+    looked up again.
     """
     table = EndUser._meta.db_table
     now = timezone.now()
-    with_details = any(r.email is not None or r.name is not None for r in recipients)
+    with_details = has_details(recipients)
     with connection.cursor() as cursor:
-        ids = _user_ids_in_order(cursor, [r.external_id for r in recipients], lock=lock)
+        ids = (
+            _user_ids_in_order(cursor, [r.external_id for r in recipients], lock=lock)
+            if known is None
+            else known
+        )
         created: set[int] = set()
         if None in ids:
             missing = sorted(
@@ -144,12 +162,21 @@ def _user_ids_in_order(
     fetch and match up in Python."""
     cursor.execute(
         f"""
-        SELECT array_agg(found.i), array_agg(found.id) FROM ({_LOOKUP} {_lock(lock)}) AS found
+        SELECT array_agg(found.i), array_agg(found.id)
+        FROM ({recipients_lookup_sql(lock=lock)}) AS found
         """,
-        [len(external_ids) - 1, json.dumps(external_ids)],
+        recipients_lookup_params(external_ids),
     )
     positions, found = cursor.fetchone()
-    ids: list[int | None] = [None] * len(external_ids)
+    return ids_in_order(len(external_ids), positions, found)
+
+
+def ids_in_order(
+    count: int, positions: list[int] | None, found: list[int] | None
+) -> list[int | None]:
+    """The ids of ``count`` recipients in their order (None: not found), from a lookup's
+    positions and ids (``recipients_lookup_sql``, aggregated as two arrays)."""
+    ids: list[int | None] = [None] * count
     for position, user_id in zip(positions or (), found or (), strict=True):
         ids[position] = user_id
     return ids
@@ -158,10 +185,21 @@ def _user_ids_in_order(
 def _user_ids(cursor: CursorWrapper, external_ids: list[str], *, lock: bool) -> dict[str, int]:
     """The ids of the users among ``external_ids`` (distinct), by external id."""
     cursor.execute(
-        f"SELECT found.external_id, found.id FROM ({_LOOKUP} {_lock(lock)}) AS found",
-        [len(external_ids) - 1, json.dumps(external_ids)],
+        f"SELECT found.external_id, found.id FROM ({recipients_lookup_sql(lock=lock)}) AS found",
+        recipients_lookup_params(external_ids),
     )
     return dict(cursor.fetchall())
+
+
+def recipients_lookup_sql(*, lock: bool) -> str:
+    """The users named by a JSON array of external ids, with their positions in it: rows
+    ``(i, id, external_id)``, locked FOR KEY SHARE with ``lock``; named parameters from
+    ``recipients_lookup_params``. For a statement of the caller's own (as a subquery or CTE)."""
+    return f"{_LOOKUP} {_lock(lock)}"
+
+
+def recipients_lookup_params(external_ids: list[str]) -> dict[str, Any]:
+    return {"lookup_last": len(external_ids) - 1, "lookup_ids": json.dumps(external_ids)}
 
 
 # The users named by a JSON array of external ids (params: its last index, the array), with
@@ -170,8 +208,8 @@ def _user_ids(cursor: CursorWrapper, external_ids: list[str], *, lock: bool) -> 
 # probes the index once per recipient, 22 against 6 ms for 10,000 on a 10,000-user table). So
 # one recipient is one index probe, and a large send a hash join when that costs less.
 _LOOKUP = f"""
-    SELECT i, u.id, u.external_id FROM generate_series(0, %s) AS i
-    JOIN {EndUser._meta.db_table} AS u ON u.external_id = %s::jsonb ->> i
+    SELECT i, u.id, u.external_id FROM generate_series(0, %(lookup_last)s) AS i
+    JOIN {EndUser._meta.db_table} AS u ON u.external_id = %(lookup_ids)s::jsonb ->> i
 """
 
 

@@ -124,3 +124,28 @@ def test_pre_encoded_frames_equal_encoding_the_frame_shapes(shared):
     text = notification_frame_text(42, encode(shared))
     assert text == encode(notification_frame({"id": 42, **shared}))
     assert unread_count_frame_text(7) == encode(unread_count_frame(7))
+
+
+@pytest.mark.parametrize("deliveries", [[(3, 41)], [(3, 41), (12, 42), (7, 1_000_000_000_003)]])
+def test_the_pre_encoded_created_message_equals_encoding_its_shape(deliveries):
+    from herald.realtime import encode
+    from notifications.events import created_message, created_message_text
+
+    shared = {
+        "type": "comment",
+        "title": 'Ünïcode "quoted" </script>',
+        "message": "m",
+        "url": "",
+        "data": {"a": [1, None]},
+        "created_at": "2026-01-01T00:00:00Z",
+        "is_read": False,
+        "read_at": None,
+        "archived": False,
+    }
+    # As the fan-out statement builds it: [[user id,notification id],...], no spaces.
+    deliveries_json = "[" + ",".join(f"[{user},{note}]" for user, note in deliveries) + "]"
+    text = created_message_text(
+        tenant_id=5, shared_json=encode(shared), deliveries_json=deliveries_json
+    )
+    assert text == encode(created_message(tenant_id=5, shared=shared, deliveries=deliveries))
+    validate_bus_message(json.loads(text))
