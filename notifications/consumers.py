@@ -138,9 +138,8 @@ def _origin_allowed(origin: str, host: str, tenant: Tenant) -> bool:
 
 
 class InboxConsumer(AsyncWebsocketConsumer):
-    # No channel-layer channel per connection: events come through this process's dispatcher
-    # (herald.realtime). With the layer, Channels would SUBSCRIBE every connection to a Redis
-    # channel of its own and keep a queue, a task and a Redis subscription for it, unused.
+    # No channel layer (Herald configures none): events come through this process's dispatcher
+    # (herald.realtime), one Redis subscription per process, not a channel per connection.
     channel_layer_alias = None
     tenant: TenantRef
     user_id: int
