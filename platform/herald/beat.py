@@ -52,12 +52,11 @@ import socket
 import time
 from typing import Any
 
-import redis
 from celery.beat import PersistentScheduler, ScheduleEntry
 from django.conf import settings
 from redis.exceptions import LockError, RedisError
 
-from herald.redisio import redis_key
+from herald.redisio import Client, redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ class Lease:
     """A lease on one Redis key: held by the one whose token the key holds, for ``seconds``
     after its last renewal. Redis errors propagate."""
 
-    def __init__(self, client: redis.Redis, name: str, seconds: float) -> None:
+    def __init__(self, client: Client, name: str, seconds: float) -> None:
         self.name = name
         self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
         self._client = client

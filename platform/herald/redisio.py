@@ -28,6 +28,10 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+# The client types, for annotations: code outside this module holds clients, never makes them.
+Client = redis.Redis
+AsyncClient = aioredis.Redis
+
 
 def namespace(*, database: str | None = None) -> str:
     """This deployment's namespace; ``database`` names another deployment's default (benchmarks
