@@ -17,6 +17,13 @@ cookies.
 The allowed origins come from the tenant row that resolution already loaded (from the registry
 cache); only when resolution refused the request does this look the host up again, in that cache.
 Sits first in ``MIDDLEWARE``.
+
+Why not django-cors-headers (its ``check_request_enabled`` signal could take the tenant's origins):
+its preflight is answered 200 with an empty body whatever the origin, only without CORS headers
+for a refused one, where the contract answers 204 to an allowed origin and the error body (403
+``forbidden``, 404 ``not_found`` for an unknown host) to any other; and its one signal both turns
+CORS on for a path and allows an origin, so a per-tenant allow would have to be told apart from
+the ``/api/v1/`` switch on every call. Kept small here instead.
 """
 
 from __future__ import annotations
