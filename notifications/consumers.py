@@ -234,13 +234,14 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 raise Rejected(CLOSE_UNAUTHENTICATED, exc.message) from exc
             except ResolutionError as exc:
                 raise Rejected(CLOSE_FORBIDDEN, exc.message) from exc
+            credential = resolution.credential
             try:
-                user_pk = end_user_id(resolution.credential)
+                user_pk = end_user_id(credential)
             except TokenRejected as exc:
                 raise Rejected(CLOSE_UNAUTHENTICATED, str(exc)) from exc
-            if user_pk is None:
+            if user_pk is None or credential is None:
                 raise Rejected(CLOSE_UNAUTHENTICATED, "an end-user token is required")
-            tenant = resolution.credential.tenant
+            tenant = credential.tenant
             # No Origin: not a browser (a server-side client); the token is checked all the same.
             if origin and not origin_allowed(origin, tenant, host=host):
                 raise Rejected(CLOSE_FORBIDDEN, f"origin {origin} is not allowed")

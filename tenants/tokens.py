@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from rest_framework_simplejwt.exceptions import TokenError
@@ -75,7 +76,8 @@ def end_user_id(credential: Credential | None) -> int | None:
         return None
     if credential.claims.get(KIND_CLAIM) != END_USER:
         return None
+    sub: Any = credential.claims.get("sub")
     try:
-        return int(credential.claims.get("sub"))
+        return int(sub)
     except (TypeError, ValueError) as exc:
         raise TokenRejected(USER_GONE) from exc

@@ -188,6 +188,7 @@ REDIS_SOCKET_TIMEOUT = 2
 # Every Redis key and channel of this deployment starts with the namespace (herald.redisio);
 # empty: ``herald:<database name>``. Deployments sharing a Redis and a database name set one each.
 REDIS_NAMESPACE = env_str("REDIS_NAMESPACE", "")
+# herald.redisio.namespace() reads it at each call; the caches need it now (same default).
 _REDIS_NAMESPACE = REDIS_NAMESPACE or f"herald:{DATABASES['default']['NAME']}"
 CACHES = {
     "default": {
