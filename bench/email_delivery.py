@@ -203,7 +203,7 @@ def main() -> None:
     finally:
         drop_database(DB)
         client = redis.Redis.from_url(REDIS_URL)
-        for pattern in (f"herald:{DB}:*", f"herald-registry:{DB}:*"):
+        for pattern in (f"herald:{DB}:*",):  # its keys, caches included (herald.redisio)
             for key in client.scan_iter(match=pattern, count=1000):
                 client.delete(key)
         client.delete(queue)

@@ -18,10 +18,10 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django_tenants.utils import schema_context
 
 from billing_stub.limits import limits_for
 from billing_stub.models import NOTIFICATIONS, QuotaAlert
+from tenants.entry import in_tenant
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def quota_alert_send(*, tenant_id: int, kind: str, period: date, threshold: int)
             QuotaAlert.objects.create(
                 tenant=tenant, period_start=period, kind=kind, threshold=threshold
             )
-            with schema_context(tenant.schema_name):
+            with in_tenant(tenant):
                 admins = list(
                     get_user_model()
                     .objects.filter(is_active=True)

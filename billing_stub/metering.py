@@ -35,7 +35,7 @@ from django.utils import timezone
 from billing_stub.alerts import quota_alert_check
 from billing_stub.limits import limits_for
 from billing_stub.models import EMAILS, NOTIFICATIONS, UsageRecord, UsageTotal
-from herald.realtime import shared_redis
+from herald.redisio import shared_redis
 
 if TYPE_CHECKING:
     from tenants.models import Tenant
@@ -173,10 +173,9 @@ class Reservation:
 
 
 def _counter(tenant_id: int, kind: str, period: Period) -> str:
-    # In the cache's key space (KEY_PREFIX), named after the database: tenant ids repeat across
-    # databases sharing one Redis.
-    name = connection.settings_dict["NAME"]
-    return cache.make_key(f"quota:{name}:{tenant_id}:{kind}:{period.start}")
+    # In the cache's key space, whose KEY_PREFIX is under the deployment's namespace
+    # (herald.redisio): tenant ids repeat across deployments sharing one Redis.
+    return cache.make_key(f"quota:{tenant_id}:{kind}:{period.start}")
 
 
 def quota_reserve(*, tenant_id: int, kind: str, quantity: int, limit: int) -> Reservation:

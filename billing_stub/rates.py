@@ -14,8 +14,7 @@ import logging
 
 import redis
 
-from herald.keys import redis_name
-from herald.realtime import shared_redis
+from herald.redisio import redis_key, shared_redis
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ return {granted, tostring(wait)}
 
 
 def _bucket(tenant_id: int) -> str:
-    return redis_name("email", "rate", tenant_id)
+    return redis_key("email", "rate", tenant_id)
 
 
 def email_tokens_take(*, tenant_id: int, rate: int, wanted: int) -> tuple[int, float]:

@@ -21,8 +21,7 @@ from django.core.mail import get_connection
 
 from billing_stub.limits import limits_for
 from herald.errors import ApiError
-from herald.keys import redis_name
-from herald.realtime import shared_redis
+from herald.redisio import redis_key, shared_redis
 from herald.text import display_name_clean
 from notifications.channels.email.rendering import RenderedEmail
 from notifications.channels.email.sending import compose_email
@@ -101,7 +100,7 @@ class EmailTestError(Exception):
 
 
 def email_test_counter_key(*, tenant_id: int, admin_id: int) -> str:
-    return redis_name("dashboard", "test-email", tenant_id, admin_id)
+    return redis_key("dashboard", "test-email", tenant_id, admin_id)
 
 
 def email_test_wait(*, tenant: Tenant, admin_id: int) -> int | None:

@@ -23,45 +23,24 @@ import asyncio
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from channels.db import database_sync_to_async
 from django.db import connection
 
-from herald import gc_policy, logs
+from herald import logs
 from notifications.models import Notification
 from notifications.serializers import notification_payload, notification_rows
+from tenants.entry import run_in_schema
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 KNOWN_WINDOW_SECONDS = 60  # a notification may commit (and be published) this long after its id
 USERS_PER_STATEMENT = 500
 IDS_PER_STATEMENT = 2000
 MAX_MISSED = 1000  # more than this for one user: close (4503) and let ``since`` page through it
 SCAN_LIMIT = 2000  # newest notifications per user looked at; all in the window: too far behind
-
-
-async def in_schema(schema_name: str | None, fn: Callable[[], T]) -> T:
-    """Run ``fn`` on Channels' database thread in ``schema_name`` (public when None), then reset."""
-
-    def run() -> T:
-        if schema_name is None:
-            connection.set_schema_to_public()
-        else:
-            connection.set_schema(schema_name)
-        try:
-            return fn()
-        finally:
-            connection.set_schema_to_public()
-
-    gc_policy.work_started()  # no freeze while this call's objects are alive
-    try:
-        return await database_sync_to_async(run)()
-    finally:
-        gc_policy.work_finished()
 
 
 class TooFarBehind(Exception):
@@ -130,7 +109,7 @@ async def _answer_pending() -> None:
 async def _answer(schema_name: str, requests: list[_Request]) -> None:
     cutoff = min(request.cutoff for request in requests)
     users = sorted({request.user_id for request in requests})
-    state = await in_schema(schema_name, lambda: _inbox_state(users, cutoff))
+    state = await run_in_schema(schema_name, lambda: _inbox_state(users, cutoff))
 
     unseen: dict[int, list[int]] = {}
     wanted: set[int] = set()
@@ -144,7 +123,7 @@ async def _answer(schema_name: str, requests: list[_Request]) -> None:
             continue
         unseen[id(request)] = missing
         wanted.update(missing)
-    payloads = await in_schema(schema_name, lambda: _payloads(wanted)) if wanted else {}
+    payloads = await run_in_schema(schema_name, lambda: _payloads(wanted)) if wanted else {}
 
     for request in requests:
         if request.future.done():

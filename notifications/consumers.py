@@ -26,8 +26,10 @@ found it missed, the ids read meanwhile and a fresh unread count, then drains th
 again skipping known ids. When that cannot be done, or Redis is unreachable at connect, the
 socket closes with 4503 and the client reconnects with ``since``.
 
-Database work runs through ``_in_schema``, which sets the tenant's schema and resets it, because
-Channels runs every sync call on one shared thread whose connection another consumer uses next.
+Database work runs through ``tenants.entry.run_in_schema``, which sets the tenant's schema and
+resets it, because Channels runs every sync call on one shared thread whose connection another
+consumer uses next. The end-user token and the ``Origin`` are checked by the same functions as
+over HTTP (``tenants.tokens.end_user_id``, ``tenants.origins.origin_allowed``).
 
 Each connection has a request id, the handshake's ``X-Request-ID`` or a new one (echoed in the
 handshake's answer), and once authenticated a tenant: both are on every log line and Sentry
@@ -59,13 +61,14 @@ from herald.request_ids import scope_request_id
 from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
 from notifications.catchup import KNOWN_WINDOW_SECONDS, TooFarBehind, catch_up
-from notifications.catchup import in_schema as _in_schema
 from notifications.models import EndUser, Notification
 from notifications.serializers import notification_payload, notification_rows
 from notifications.services.inbox import inbox_mark_read
+from tenants.entry import in_schema, run_in_schema
 from tenants.models import Tenant
+from tenants.origins import origin_allowed
 from tenants.resolution import InvalidCredential, ResolutionError, WrongTenant, resolve
-from tenants.tokens import END_USER, KIND_CLAIM
+from tenants.tokens import USER_GONE, TokenRejected, end_user_id
 
 logger = logging.getLogger(__name__)
 
@@ -123,24 +126,9 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
     return ""
 
 
-def _origin_allowed(origin: str, host: str, tenant: Tenant) -> bool:
-    """Browsers send Origin: it must be the tenant's own host or one of its allowed origins.
-
-    ``host`` is the Host header, port included: a page on ``demo.localhost:8000`` sends
-    ``Origin: http://demo.localhost:8000``. Default ports may be written or left out."""
-    if not origin:
-        return True  # not a browser (server-side client); the token still has to be valid
-    origin = origin.lower().rstrip("/")
-    scheme, _, netloc = origin.partition("://")
-    default = {"http": ":80", "https": ":443"}.get(scheme, "")
-    same_host = netloc.removesuffix(default) == host.lower().removesuffix(default)
-    return same_host or origin in tenant.allowed_origins
-
-
 class InboxConsumer(AsyncWebsocketConsumer):
-    # No channel-layer channel per connection: events come through this process's dispatcher
-    # (herald.realtime). With the layer, Channels would SUBSCRIBE every connection to a Redis
-    # channel of its own and keep a queue, a task and a Redis subscription for it, unused.
+    # No channel layer (Herald configures none): events come through this process's dispatcher
+    # (herald.realtime), one Redis subscription per process, not a channel per connection.
     channel_layer_alias = None
     tenant: TenantRef
     user_id: int
@@ -192,7 +180,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         WEBSOCKET_CONNECTIONS.inc()  # registered; disconnect() takes it back
         self.counted = True
 
-        count, self.known, self.snapshot_at = await _in_schema(
+        count, self.known, self.snapshot_at = await run_in_schema(
             self.tenant.schema_name, lambda: self._snapshot(since)
         )
         self.unread = count
@@ -247,24 +235,23 @@ class InboxConsumer(AsyncWebsocketConsumer):
             except ResolutionError as exc:
                 raise Rejected(CLOSE_FORBIDDEN, exc.message) from exc
             credential = resolution.credential
-            if credential is None or credential.kind != "jwt":
-                raise Rejected(CLOSE_UNAUTHENTICATED, "an end-user token is required")
-            if credential.claims.get(KIND_CLAIM) != END_USER:
+            try:
+                user_pk = end_user_id(credential)
+            except TokenRejected as exc:
+                raise Rejected(CLOSE_UNAUTHENTICATED, str(exc)) from exc
+            if user_pk is None or credential is None:
                 raise Rejected(CLOSE_UNAUTHENTICATED, "an end-user token is required")
             tenant = credential.tenant
-            if not _origin_allowed(origin, host, tenant):
+            # No Origin: not a browser (a server-side client); the token is checked all the same.
+            if origin and not origin_allowed(origin, tenant, host=host):
                 raise Rejected(CLOSE_FORBIDDEN, f"origin {origin} is not allowed")
-            connection.set_tenant(tenant)
-            user_id = (
-                EndUser.objects.filter(pk=credential.claims.get("sub"))
-                .values_list("pk", flat=True)
-                .first()
-            )
+            with in_schema(tenant.schema_name):
+                user_id = EndUser.objects.filter(pk=user_pk).values_list("pk", flat=True).first()
             if user_id is None:
-                raise Rejected(CLOSE_UNAUTHENTICATED, "the token's user no longer exists")
+                raise Rejected(CLOSE_UNAUTHENTICATED, USER_GONE)
             return tenant, user_id
 
-        tenant, self.user_id = await _in_schema(None, check)
+        tenant, self.user_id = await run_in_schema(None, check)
         self.tenant = TenantRef(pk=tenant.pk, schema_name=tenant.schema_name, slug=tenant.slug)
         # Until the connection ends: the binding of ``__call__`` is reset then, this with it.
         logs.bind(tenant=tenant.slug)
@@ -305,7 +292,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 ).order_by("id")[:REPLAY_BATCH]
                 return [notification_payload(row) for row in rows]
 
-            payloads = await _in_schema(self.tenant.schema_name, batch)
+            payloads = await run_in_schema(self.tenant.schema_name, batch)
             for payload in payloads:
                 self.known.add(payload["id"])
                 await self._send(events.notification_frame(payload))
@@ -471,7 +458,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
             ):
                 user = EndUser(pk=self.user_id)
                 tenant = Tenant(pk=self.tenant.pk)  # the service needs only its id
-                await _in_schema(
+                await run_in_schema(
                     self.tenant.schema_name,
                     lambda: inbox_mark_read(tenant=tenant, user=user, ids=ids),
                 )

@@ -7,15 +7,12 @@ leaves it), so nothing is inherited from whatever the worker ran before.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
-from django_tenants.utils import tenant_context
 
-from herald.observability import tenant_scope
 from notifications.services.deliveries import (
     DUE_EMAIL,
     email_next_due,
@@ -39,18 +36,12 @@ from notifications.services.turns import (
     wake_later,
 )
 from tenants.due import due_recompute, due_tenants
+from tenants.entry import active_tenant, in_tenant
 from tenants.models import Tenant
 
 NextDue = Callable[[], datetime | None]
 
 logger = logging.getLogger(__name__)
-
-
-@contextmanager
-def in_tenant(tenant: Tenant) -> Iterator[None]:
-    """The tenant's schema (reset on the way out), with errors reported under its name."""
-    with tenant_scope(tenant.slug), tenant_context(tenant):
-        yield
 
 
 def _visit_due(kind: str, work: Callable[[Tenant], int], next_due: NextDue) -> int:
@@ -86,7 +77,7 @@ def email_turn(tenant_id: int, slot: int, token: str | None = None) -> int:
     While it works, a heartbeat keeps its slot and the leases of the rows it claimed
     (``services.leases``). Safe to run twice: every delivery is claimed before it is sent, and
     a turn whose slot was given to another (a message redelivered late) does nothing."""
-    tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
+    tenant = active_tenant(tenant_id)
     if tenant is None:
         turn_release(tenant_id=tenant_id, slot=slot, token=token)
         return 0

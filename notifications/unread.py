@@ -20,7 +20,7 @@ import redis
 from django.core.cache import cache
 from django.db import transaction
 
-from herald.realtime import shared_redis
+from herald.redisio import shared_redis
 from notifications.models import Notification
 
 logger = logging.getLogger(__name__)

@@ -17,10 +17,9 @@ from rest_framework.request import Request
 
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_mark_used
-from tenants.tokens import ADMIN, END_USER, KIND_CLAIM
+from tenants.tokens import ADMIN, KIND_CLAIM, USER_GONE, TokenRejected, end_user_id
 
 BEARER_REALM = 'Bearer realm="herald"'
-USER_GONE = "The user of this token no longer exists."
 
 
 @dataclass(frozen=True)
@@ -111,12 +110,12 @@ class EndUserTokenAuthentication(_BearerAuthentication):
     """An end-user token from ``POST /api/v1/users/{id}/token``."""
 
     def authenticate(self, request: Request) -> tuple[EndUserPrincipal, dict[str, Any]] | None:
-        claims = _jwt_claims(request, END_USER)
-        if claims is None:
-            return None
+        credential = _credential(request)
         try:
-            end_user_id = int(claims.get("sub"))
-        except (TypeError, ValueError) as exc:
-            raise AuthenticationFailed(USER_GONE) from exc
-        principal = EndUserPrincipal(tenant=_credential(request).tenant, end_user_id=end_user_id)
-        return principal, claims
+            user_id = end_user_id(credential)
+        except TokenRejected as exc:
+            raise AuthenticationFailed(str(exc)) from exc
+        if user_id is None:
+            return None
+        principal = EndUserPrincipal(tenant=credential.tenant, end_user_id=user_id)
+        return principal, credential.claims

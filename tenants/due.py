@@ -24,8 +24,9 @@ from datetime import datetime
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
-from django_tenants.utils import get_public_schema_name, schema_context
+from django_tenants.utils import get_public_schema_name
 
+from tenants.entry import in_schema
 from tenants.models import DueHint, DueWork, Tenant
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def due_recompute(*, tenant: Tenant, kind: str, next_due: Callable[[], datetime 
     drop the row when nothing is pending; the row is held meanwhile."""
     with transaction.atomic():
         locked = list(DueWork.objects.select_for_update().filter(tenant_id=tenant.pk, kind=kind))
-        with schema_context(tenant.schema_name):
+        with in_schema(tenant.schema_name):
             when = next_due()
         if when is None:
             DueWork.objects.filter(tenant_id=tenant.pk, kind=kind).delete()

@@ -1,4 +1,4 @@
-"""Routes each HTTP request to its tenant schema: the only code that switches a request schema.
+"""Routes each HTTP request to its tenant (the HTTP entry of ``tenants.entry``).
 
 The tenant is also bound to the request's log lines and tagged on its Sentry events."""
 
@@ -12,9 +12,9 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port
 
-from herald import logs
 from herald.errors import error_response
 from herald.observability import tag_tenant
+from tenants.entry import request_tenant
 from tenants.resolution import ResolutionError, bearer_token, resolve
 
 # Probes come from load balancers and kubelets with arbitrary Host headers (often a pod IP).
@@ -65,13 +65,8 @@ class TenantResolutionMiddleware:
         request.is_platform_host = resolution.is_platform_host
         if resolution.is_platform_host:
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
-        tag_tenant(resolution.tenant.slug if resolution.tenant else None)
         if resolution.tenant is None:
+            tag_tenant(None)
             return self.get_response(request)
-
-        connection.set_tenant(resolution.tenant)
-        try:
-            with logs.bound(tenant=resolution.tenant.slug):
-                return self.get_response(request)
-        finally:
-            connection.set_schema_to_public()
+        with request_tenant(resolution.tenant):
+            return self.get_response(request)

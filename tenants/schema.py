@@ -12,7 +12,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
-from django_tenants.utils import schema_context, schema_exists
+from django_tenants.utils import schema_exists
+
+from tenants.entry import in_schema
 
 
 class TemplateOutOfDate(Exception):
@@ -31,7 +33,7 @@ def template_pending_migrations() -> list[str]:
     name = template_schema_name()
     if not schema_exists(name):
         return ["<template schema missing>"]
-    with schema_context(name):
+    with in_schema(name):
         loader = MigrationLoader(connection, ignore_no_migrations=True)
         # Every migration on disk, not only the leaves: a template missing an earlier migration
         # (inconsistent history) is stale too, though Django's own plan would call it current.

@@ -13,11 +13,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_tenants.utils import get_public_schema_name, schema_context
+from django_tenants.utils import get_public_schema_name
 
 from billing_stub.selectors import DEFAULT_PLAN_CODE, plan_get
 from herald.text import display_name_error
 from tenants import registry_cache
+from tenants.entry import in_schema
 from tenants.keys import display_prefix, generate_key, hash_key
 from tenants.models import SLUG_PATTERN, ApiKey, Domain, Tenant
 from tenants.template_ddl import replay_template
@@ -126,12 +127,12 @@ def tenant_signup(*, slug: str, name: str, email: str, password: str) -> SignedU
     taken by a concurrent sign-up. Runs in the public schema, whichever the caller was in (a
     request on the platform host with a tenant's credential is in that tenant's)."""
     email = (email or "").strip()
-    with schema_context(get_public_schema_name()):
+    with in_schema(get_public_schema_name()):
         result = tenant_provision(
             slug=slug, name=name, admin_email=email, admin_password=password,
             plan_code=DEFAULT_PLAN_CODE,
         )  # fmt: skip
-    with schema_context(result.tenant.schema_name):
+    with in_schema(result.tenant.schema_name):
         admin_id = get_user_model().objects.get(email=email.lower()).pk
     return SignedUp(
         tenant=result.tenant, domain=result.domain, api_key=result.api_key, admin_id=admin_id
@@ -217,7 +218,7 @@ def _provision_one(
     )
     tenant.save()
     replay_template(tenant.schema_name)
-    with schema_context(tenant.schema_name):
+    with in_schema(tenant.schema_name):
         admin = get_user_model().objects.create_user(admin_email, admin_password)
         if admin_password_hash:
             admin.password = admin_password_hash

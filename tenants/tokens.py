@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from tenants.models import Tenant
-from tenants.resolution import TENANT_CLAIM
+from tenants.resolution import TENANT_CLAIM, Credential
 
 KIND_CLAIM = "kind"
 END_USER = "end_user"
 ADMIN = "admin"
+USER_GONE = "The user of this token no longer exists."
 
 
 class TokenRejected(Exception):
@@ -63,3 +65,19 @@ def admin_refresh_claims(*, tenant: Tenant, refresh: str) -> tuple[RefreshToken,
         return token, int(token["sub"])
     except (KeyError, ValueError) as exc:
         raise TokenRejected("Malformed refresh token.") from exc
+
+
+def end_user_id(credential: Credential | None) -> int | None:
+    """The end user an end-user token is for; None for any other credential (or none). The one
+    check of an end-user token, for HTTP (``tenants.authentication``) and the WebSocket alike;
+    whether that user still exists is the caller's to read, in the tenant's schema. Raises
+    TokenRejected (``USER_GONE``) for a token that names no user id."""
+    if credential is None or credential.kind != "jwt" or credential.claims is None:
+        return None
+    if credential.claims.get(KIND_CLAIM) != END_USER:
+        return None
+    sub: Any = credential.claims.get("sub")
+    try:
+        return int(sub)
+    except (TypeError, ValueError) as exc:
+        raise TokenRejected(USER_GONE) from exc

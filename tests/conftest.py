@@ -12,7 +12,7 @@ from django.db import connection, connections
 from django_tenants.utils import schema_exists
 from rest_framework.test import APIClient
 
-from herald.realtime import shared_redis
+from herald.redisio import redis_key, shared_redis
 from notifications.services import turns
 from tenants import registry_cache
 from tenants.models import Tenant
@@ -48,14 +48,12 @@ def django_db_setup(
 
 
 def _forget_redis_state_of_earlier_test_databases() -> None:
-    """Redis keys named after the test database (quota counters, email turns and rate buckets,
+    """Redis keys named after the test database (email turns and rate buckets, the registry cache,
     WebSocket counts) outlive it; a new test database reuses its name and tenant ids."""
-    name = connection.settings_dict["NAME"]
     client = shared_redis()
-    for pattern in (f"*:quota:{name}:*", f"herald:{name}:*"):
-        keys = list(client.scan_iter(match=pattern, count=5000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
+    keys = list(client.scan_iter(match=redis_key("*"), count=5000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
 
 
 _test_cache_prefixes: set[str] = set()

@@ -1,8 +1,9 @@
 """CORS for the API, so the widget can call it from a customer's web app.
 
 Only on tenant hosts, only under ``/api/v1/``, and only for the origins the tenant lists in
-``allowed_origins`` (the same list the WebSocket checks ``Origin`` against). No credentials mode:
-the widget authenticates with a bearer token, never cookies.
+``allowed_origins``, decided by the function the WebSocket checks ``Origin`` with
+(``tenants.origins``). No credentials mode: the widget authenticates with a bearer token, never
+cookies.
 
 - A preflight (``OPTIONS`` with ``Access-Control-Request-Method``) is answered here, before tenant
   resolution and rate limiting: it carries no credential, so neither applies. An allowed origin
@@ -16,6 +17,13 @@ the widget authenticates with a bearer token, never cookies.
 The allowed origins come from the tenant row that resolution already loaded (from the registry
 cache); only when resolution refused the request does this look the host up again, in that cache.
 Sits first in ``MIDDLEWARE``.
+
+Why not django-cors-headers (its ``check_request_enabled`` signal could take the tenant's origins):
+its preflight is answered 200 with an empty body whatever the origin, only without CORS headers
+for a refused one, where the contract answers 204 to an allowed origin and the error body (403
+``forbidden``, 404 ``not_found`` for an unknown host) to any other; and its one signal both turns
+CORS on for a path and allows an origin, so a per-tenant allow would have to be told apart from
+the ``/api/v1/`` switch on every call. Kept small here instead.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 
 from herald.errors import error_response
-from tenants.models import Tenant
+from tenants.origins import origin_allowed
 from tenants.resolution import UnknownHost, normalize_host, tenant_for_host
 
 API_PREFIX = "/api/v1/"
@@ -37,11 +45,6 @@ EXPOSE_HEADERS = "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-A
 # How long a browser may reuse a preflight. Short, so removing an origin soon stops even
 # requests the browser would send without asking again (their responses are refused at once).
 PREFLIGHT_MAX_AGE = "600"
-
-
-def origin_allowed(origin: str, tenant: Tenant) -> bool:
-    """Whether a web origin (``scheme://host[:port]``) is one of the tenant's allowed origins."""
-    return origin.strip().lower().rstrip("/") in tenant.allowed_origins
 
 
 def _raw_host(request: HttpRequest) -> str:

@@ -6,12 +6,12 @@ from collections.abc import Iterable
 
 from django.db import connection, transaction
 from django.utils import timezone
-from django_tenants.utils import schema_context
 
 from herald.realtime import publish_on_commit
 from notifications.events import inbox_changed_message
 from notifications.models import EndUser, Notification
 from notifications.unread import unread_changed_on_commit, unread_count
+from tenants.entry import in_schema
 from tenants.models import Tenant
 
 
@@ -20,7 +20,7 @@ def _publish_inbox_changed(*, tenant: Tenant, user: EndUser, read_ids: list[int]
     schema = connection.schema_name
 
     def build() -> dict[str, object]:
-        with schema_context(schema):
+        with in_schema(schema):
             count = unread_count(tenant_id=tenant.pk, user_id=user.pk)
         return inbox_changed_message(
             tenant_id=tenant.pk, user_id=user.pk, read_ids=read_ids, unread_count=count

@@ -22,9 +22,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
-from django_tenants.utils import schema_context
 
 from notifications.models import Delivery, DigestBatch
+from tenants.entry import in_schema as schema_context  # the nested-work entry
 
 logger = logging.getLogger(__name__)
 

@@ -27,9 +27,8 @@ import redis
 from celery import current_app
 from django.conf import settings
 
-from herald.keys import redis_name
 from herald.metrics import TURNS_QUEUED, TURNS_STARTED
-from herald.realtime import shared_redis
+from herald.redisio import redis_key, shared_redis
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ WAKE_TASK = "notifications.email_wake"
 
 
 def _key(tenant_id: int, slot: int) -> str:
-    return redis_name("email", "turn", tenant_id, slot)
+    return redis_key("email", "turn", tenant_id, slot)
 
 
 # KEYS[1] the slot, ARGV[1] the turn's token, ARGV[2] seconds. Start: take the slot if it is

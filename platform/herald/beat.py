@@ -5,7 +5,7 @@ rather than dead, a rollout that goes wrong, ``bin/run`` started twice against o
 Two plain beats would each send every periodic job. ``LeaderScheduler`` (the
 ``CELERY_BEAT_SCHEDULER``) keeps Celery's own file-backed schedule and adds a lease:
 
-- **The lease** is one Redis key, ``herald:<database>:beat:leader`` (``herald.keys``), holding
+- **The lease** is one Redis key, ``<namespace>:beat:leader`` (``herald.redisio``), holding
   its holder's token (``host:pid:random``), ``BEAT_LEASE_SECONDS`` (15) long. It is taken with
   ``SET NX PX``, renewed with a compare-and-set script (only while the key still holds our
   token) and released on shutdown with a compare-and-delete: redis-py's ``Lock``
@@ -52,26 +52,25 @@ import socket
 import time
 from typing import Any
 
-import redis
 from celery.beat import PersistentScheduler, ScheduleEntry
 from django.conf import settings
 from redis.exceptions import LockError, RedisError
 
-from herald.keys import redis_name
+from herald.redisio import Client, redis_key
 
 logger = logging.getLogger(__name__)
 
 
 def lease_name() -> str:
     """The Redis key of beat's lease in this deployment."""
-    return redis_name("beat", "leader")
+    return redis_key("beat", "leader")
 
 
 class Lease:
     """A lease on one Redis key: held by the one whose token the key holds, for ``seconds``
     after its last renewal. Redis errors propagate."""
 
-    def __init__(self, client: redis.Redis, name: str, seconds: float) -> None:
+    def __init__(self, client: Client, name: str, seconds: float) -> None:
         self.name = name
         self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
         self._client = client
@@ -145,7 +144,7 @@ class LeaderScheduler(PersistentScheduler):
     def _hold_lease(self) -> bool:
         asked_at = time.monotonic()
         if self._lease is None:
-            from herald.realtime import shared_redis  # the process's one client
+            from herald.redisio import shared_redis  # the process's one client
 
             self._lease = Lease(shared_redis(), lease_name(), self.lease_seconds)
         try:

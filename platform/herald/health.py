@@ -5,13 +5,13 @@ from __future__ import annotations
 import platform
 
 import redis
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from herald.errors import error_body
+from herald.redisio import new_redis
 
 
 @csrf_exempt  # read-only: a POST is answered 405, not a CSRF page
@@ -31,11 +31,7 @@ def _check_database() -> str | None:
 
 
 def _check_redis() -> str | None:
-    client = redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-        socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-    )
+    client = new_redis()  # a connection of its own, made now: proves Redis reachable now
     try:
         client.ping()
     except redis.RedisError as exc:

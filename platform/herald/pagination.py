@@ -2,6 +2,15 @@
 
 Lists are ordered by a growing integer id, so the cursor is "everything below this id": stable
 while new rows arrive (they sort above the first page) and an index range scan at any depth.
+
+Why not DRF's ``CursorPagination``, which pages the same way: it does not keep the contract.
+A cursor it cannot decode raises ``NotFound`` (404 "Invalid cursor"), where the contract answers
+400 ``invalid`` naming ``cursor``; its page is ``{"next": <absolute URL>, "previous",
+"results"}``, not ``next_cursor``; its cursor is base64 of a query string (``o``, ``p``, ``r``)
+that the schema cannot describe with a pattern, as it does ``CURSOR_PATTERN``; a bad ``limit``
+silently falls back to the default page size (and one above the maximum is cut to it) instead of
+a 400; and it pages a queryset only, while the inbox pages the rows of its own single statement
+(``page_of_rows``). Overriding all of that would leave nothing of it but the name.
 """
 
 from __future__ import annotations

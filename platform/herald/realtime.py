@@ -45,13 +45,11 @@ import random
 import threading
 import time
 import uuid
-import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import transaction
 from redis.asyncio.retry import Retry
@@ -59,7 +57,7 @@ from redis.backoff import NoBackoff
 from rest_framework.utils.encoders import JSONEncoder
 
 from herald import logs
-from herald.keys import redis_name
+from herald.redisio import async_redis, new_async_redis, redis_key, shared_redis
 
 logger = logging.getLogger(__name__)
 
@@ -74,24 +72,11 @@ SUBSCRIBE_WAIT = 5.0  # how long a new connection waits for the subscription bef
 GAP_CLOSE_AFTER = 30.0  # a longer gap closes the connections it concerns (4503) instead
 GAP_CLOSE_SPREAD = 10.0  # over this many seconds, not all at once
 
-_sync_client: redis.Redis | None = None
-
 
 def bus_channel(*, database: str | None = None) -> str:
-    """The pub/sub channel of real-time events (``herald:<database>:rt``)."""
-    return redis_name("rt", database=database)
-
-
-def shared_redis() -> redis.Redis:
-    """This process's synchronous Redis client (a connection pool), for ``REDIS_URL``."""
-    global _sync_client
-    if _sync_client is None:
-        _sync_client = redis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-        )
-    return _sync_client
+    """The pub/sub channel of real-time events (``<namespace>:rt``, see ``herald.redisio``):
+    deployments sharing a Redis never receive each other's events."""
+    return redis_key("rt", database=database)
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -147,29 +132,11 @@ def held_publishes() -> HeldPublishes | None:
     return _held.get()
 
 
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _async_redis() -> aioredis.Redis:
-    """This event loop's asynchronous Redis client (a connection pool), for ``REDIS_URL``."""
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        client = _async_clients[loop] = aioredis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-        )
-    return client
-
-
 async def _publish_all(messages: list[str]) -> None:
     """PUBLISH ``messages``, in order, in one round trip; failures are logged, as in
     ``publish_now``."""
     try:
-        async with _async_redis().pipeline(transaction=False) as pipe:
+        async with async_redis().pipeline(transaction=False) as pipe:
             for data in messages:
                 pipe.publish(bus_channel(), data)
             await pipe.execute()
@@ -309,8 +276,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
-            client = aioredis.Redis.from_url(
-                settings.REDIS_URL,
+            client = new_async_redis(
                 socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
                 socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
                 # No silent reconnect: redis-py would resubscribe on its own and the gap would go
@@ -489,7 +455,7 @@ class ConnectionRegistry:
     connection."""
 
     def __init__(self) -> None:
-        self._client = aioredis.Redis.from_url(settings.REDIS_URL)
+        self._client = new_async_redis()
         self._add_if_room = self._client.register_script(_ADD_IF_ROOM)
         self._held: dict[int, set[str]] = defaultdict(set)
         self._heartbeat: asyncio.Task[None] | None = None
@@ -498,7 +464,7 @@ class ConnectionRegistry:
     def _key(tenant_id: int) -> str:
         # (From settings, not ``connection``: in async code that would create a database
         # wrapper for each connection's context.)
-        return redis_name("ws", "conns", tenant_id)
+        return redis_key("ws", "conns", tenant_id)
 
     async def acquire(self, tenant_id: int, limit: int) -> str | None:
         """A connection id, or None when the tenant is at its limit."""

@@ -185,31 +185,26 @@ DATABASE_MAX_SCHEMAS_PER_CONNECTION = env_int("DATABASE_MAX_SCHEMAS_PER_CONNECTI
 
 # Short socket timeouts: a Redis outage must fail requests fast (and /readyz with it), not hang.
 REDIS_SOCKET_TIMEOUT = 2
+# Every Redis key and channel of this deployment starts with the namespace (herald.redisio);
+# empty: ``herald:<database name>``. Deployments sharing a Redis and a database name set one each.
+REDIS_NAMESPACE = env_str("REDIS_NAMESPACE", "")
+# herald.redisio.namespace() reads it at each call; the caches need it now (same default).
+_REDIS_NAMESPACE = REDIS_NAMESPACE or f"herald:{DATABASES['default']['NAME']}"
 CACHES = {
     "default": {
         "BACKEND": "herald.cache.RedisCache",  # Django's, sharing connections (see the module)
         "LOCATION": REDIS_URL,
-        # Deployments (or test runs) that share one Redis keep their keys apart with their own.
-        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "herald"),
+        # Under the deployment's namespace, as every other key; tests give each run its own.
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", f"{_REDIS_NAMESPACE}:cache"),
         "OPTIONS": {
             "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
             "socket_timeout": REDIS_SOCKET_TIMEOUT,
         },
     }
 }
-# The tenant registry cache (tenants.registry_cache). Its own key space, named after the database,
-# so every process on one database shares it (tests give "default" a key space per test).
-CACHES["registry"] = {
-    **CACHES["default"],
-    "KEY_PREFIX": f"herald-registry:{DATABASES['default']['NAME']}",
-}
-
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "herald:ws"},
-    }
-}
+# The tenant registry cache (tenants.registry_cache). Its own key space in the namespace, so
+# every process of the deployment shares it (tests give "default" a key space per test).
+CACHES["registry"] = {**CACHES["default"], "KEY_PREFIX": f"{_REDIS_NAMESPACE}:registry"}
 
 # --- Web processes -------------------------------------------------------------------------------
 # A process holding 1,000 WebSockets keeps ~200,000 objects, and each full garbage collection

@@ -12,13 +12,15 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 os.environ.setdefault("EMAIL_URL", "locmem://")
 
 from herald.settings import *  # noqa: F403 -- a settings override module extends the base
-from herald.settings import CACHES, CHANNEL_LAYERS, DATABASES
+from herald.settings import CACHES, DATABASES, REDIS_NAMESPACE
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Each test run gets its own key space, so parallel runs and the dev server never share keys.
 CACHES["default"]["KEY_PREFIX"] = f"herald-test-{os.getpid()}"
-CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"herald-test-{os.getpid()}:ws"
-# Shared with the server processes the tests start, which run on pytest-django's test database.
-CACHES["registry"]["KEY_PREFIX"] = f"herald-registry:test_{DATABASES['default']['NAME']}"
+# Shared with the server processes the tests start, which run on pytest-django's test database
+# and so name their namespace after it (herald.redisio).
+CACHES["registry"]["KEY_PREFIX"] = (
+    f"{REDIS_NAMESPACE or 'herald:test_' + DATABASES['default']['NAME']}:registry"
+)
 # Tasks the tests enqueue go to a queue of this run, which the tests' own workers consume.
 CELERY_TASK_DEFAULT_QUEUE = f"herald-test-{os.getpid()}"

@@ -20,7 +20,7 @@ from billing_stub.metering import (
     usage_rollup,
 )
 from billing_stub.models import Plan, UsageRecord
-from herald.realtime import shared_redis
+from herald.redisio import shared_redis
 from notifications.models import Delivery, Send
 from notifications.services.deliveries import emails_deliver_batch
 from tenants.models import Tenant

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from dashboard.services_content import email_test_counter_key
 from dashboard.templatetags.content_links import type_url
-from herald.realtime import shared_redis
+from herald.redisio import shared_redis
 from notifications.models import NotificationType
 from tests.dashboard.conftest import log_in
 from tests.dashboard.content_helpers import counted_get, dashboard, put_type

@@ -10,14 +10,13 @@ import redis
 from django.conf import settings
 
 from herald.beat import Lease
-from herald.keys import redis_name
-from herald.realtime import shared_redis
+from herald.redisio import redis_key, shared_redis
 from tests.support.processes import free_port, running_beat, throwaway_redis, wait_until
 
 
 def test_a_lease_has_one_holder_whom_only_a_lapse_replaces():
     client = shared_redis()
-    name = redis_name("test-lease", uuid.uuid4().hex)
+    name = redis_key("test-lease", uuid.uuid4().hex)
     first, second = Lease(client, name, seconds=5), Lease(client, name, seconds=5)
     try:
         assert first.hold()
@@ -48,7 +47,7 @@ def test_beat_outlives_redis_outages_and_sends_again_once_it_holds_the_lease():
     persistence: its lease went with the data)."""
     port = free_port()
     client = redis.Redis(port=port, socket_timeout=2)
-    queue, lease = settings.CELERY_TASK_DEFAULT_QUEUE, redis_name("beat", "leader")
+    queue, lease = settings.CELERY_TASK_DEFAULT_QUEUE, redis_key("beat", "leader")
     fast = {"BEAT_LEASE_SECONDS": "2", "BEAT_INTERVALS": "release-due-sends=1"}
     with running_beat(REDIS_URL=f"redis://127.0.0.1:{port}/0", **fast) as beat:
 

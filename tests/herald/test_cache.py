@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
-from herald.realtime import shared_redis
+from herald.redisio import shared_redis
 
 
 def test_incr_counts_an_existing_key_and_keeps_its_expiry(db):

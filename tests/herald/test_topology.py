@@ -33,7 +33,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from herald.beat import lease_name
-from herald.realtime import shared_redis
+from herald.redisio import shared_redis
 from notifications.models import Notification, Send
 from tests.notifications.test_realtime import Live, frame, new_user
 from tests.support.processes import (

@@ -43,7 +43,7 @@ def settled(api: Caller, send_id: int, count: int) -> list[dict] | None:
 
 
 def redis_client():
-    from herald.realtime import shared_redis
+    from herald.redisio import shared_redis
 
     return shared_redis()
 

@@ -21,7 +21,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from billing_stub.models import Plan
-from herald.realtime import bus_channel, shared_redis
+from herald.realtime import bus_channel
+from herald.redisio import shared_redis
 from notifications.events import validate_client_frame
 from tenants.models import Tenant
 from tenants.services import tenant_update

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from herald.realtime import shared_redis
+from herald.redisio import shared_redis
 from notifications.services import turns
 from notifications.tasks import email_turn
 
