@@ -9,7 +9,6 @@ the matching fields, so the dashboard can never accept what the API refuses, or 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -23,7 +22,8 @@ from dashboard.selectors_content import SendFilters, type_choices
 from dashboard.services_content import Sample
 from herald import safejson
 from notifications import selectors
-from notifications.models import CHANNEL_CHOICES, TYPE_KEY_PATTERN, EndUser, Send
+from notifications.models import CHANNEL_CHOICES, EndUser, Send
+from notifications.rules import type_key_valid
 from notifications.serializers import SendSerializer, TypeUpsertSerializer
 from tenants.models import Tenant
 
@@ -258,7 +258,7 @@ class TypeForm(forms.Form):
 
     def clean_key(self) -> str:
         key = self.cleaned_data["key"]
-        if not re.fullmatch(TYPE_KEY_PATTERN, key):
+        if not type_key_valid(key):
             raise forms.ValidationError(KEY_HELP.split(". ")[0] + ".")
         if selectors.type_get(key=key) is not None:
             raise forms.ValidationError("A type with this key exists already.")
@@ -325,7 +325,7 @@ class PreviewForm(forms.Form):
 
     def key_for_preview(self) -> str:
         key = self.cleaned_data.get("key") or ""
-        return key if re.fullmatch(TYPE_KEY_PATTERN, key) else "preview"
+        return key if type_key_valid(key) else "preview"
 
     def templates(self) -> tuple[str, str, str]:
         return tuple(_lines(self.cleaned_data[name]) for name in TEMPLATE_FIELDS)  # type: ignore[return-value]

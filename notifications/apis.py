@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -19,10 +18,10 @@ from herald.api import id_param, page_body, page_response, query_param, validate
 from herald.errors import ApiError
 from herald.pagination import decode_cursor, page_of_rows, parse_limit
 from notifications import selectors
-from notifications.models import TYPE_KEY_PATTERN, Delivery, EndUser
+from notifications.models import Delivery, EndUser
+from notifications.rules import TYPE_KEY_MESSAGE, TYPE_KEY_PATTERN, type_key_valid
 from notifications.serializers import (
     MAX_EXTERNAL_ID,
-    TYPE_KEY_MESSAGE,
     InboxPatchSerializer,
     PreferencesSerializer,
     SendSerializer,
@@ -298,7 +297,7 @@ class TypeDetailApi(APIView):
         "but a `key` other than the URL's is refused with 400 (a type cannot be renamed).",
     )
     def put(self, request: Request, key: str) -> Response:
-        if not re.fullmatch(TYPE_KEY_PATTERN, key):
+        if not type_key_valid(key):
             raise ApiError(400, "invalid", "Invalid type key.", {"key": [TYPE_KEY_MESSAGE]})
         fields = validated(TypeUpsertSerializer, request.data)
         if fields.pop("key", key) != key:

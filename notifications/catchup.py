@@ -32,6 +32,7 @@ from django.db import connection
 
 from herald import gc_policy, logs
 from notifications.models import Notification
+from notifications.rules import unread_sql
 from notifications.serializers import notification_payload, notification_rows
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def inbox_state_sql() -> str:
     return f"""
         SELECT u.id,
           (SELECT count(*) FROM {table} n
-           WHERE n.recipient_id = u.id AND n.read_at IS NULL AND n.archived_at IS NULL),
+           WHERE n.recipient_id = u.id AND {unread_sql("n")}),
           r.created, r.read
         FROM unnest(%(users)s::bigint[]) AS u(id)
         CROSS JOIN LATERAL (

@@ -61,6 +61,7 @@ from notifications import events
 from notifications.catchup import KNOWN_WINDOW_SECONDS, TooFarBehind, catch_up
 from notifications.catchup import in_schema as _in_schema
 from notifications.models import EndUser, Notification
+from notifications.rules import unread_sql
 from notifications.serializers import notification_payload, notification_rows
 from notifications.services.inbox import inbox_mark_read
 from tenants.models import Tenant
@@ -280,7 +281,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 f"""
                 SELECT
                   (SELECT count(*) FROM {table}
-                   WHERE recipient_id = %(user)s AND read_at IS NULL AND archived_at IS NULL),
+                   WHERE recipient_id = %(user)s AND {unread_sql()}),
                   ARRAY(SELECT id FROM {table}
                         WHERE recipient_id = %(user)s AND (id > %(since)s
                               OR created_at > now() - %(window)s * interval '1 second')),

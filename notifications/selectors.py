@@ -21,6 +21,7 @@ from notifications.models import (
     Preference,
     Send,
 )
+from notifications.rules import UNREAD, unread_sql
 from notifications.services.deliveries import delivery_counts
 
 InboxStatus = Literal["unread", "read", "archived", "all"]
@@ -47,7 +48,7 @@ def inbox(*, user: EndUser, status: InboxStatus) -> QuerySet[Notification]:
     """The user's notifications in one status; 'all' includes archived ones."""
     queryset = Notification.objects.filter(recipient=user)
     if status == "unread":
-        return queryset.filter(read_at__isnull=True, archived_at__isnull=True)
+        return queryset.filter(UNREAD)
     if status == "read":
         return queryset.filter(read_at__isnull=False, archived_at__isnull=True)
     if status == "archived":
@@ -56,7 +57,7 @@ def inbox(*, user: EndUser, status: InboxStatus) -> QuerySet[Notification]:
 
 
 _INBOX_FILTERS = {  # the predicates of selectors.inbox, for inbox_page's SQL
-    "unread": "AND n.read_at IS NULL AND n.archived_at IS NULL",
+    "unread": f"AND {unread_sql('n')}",
     "read": "AND n.read_at IS NOT NULL AND n.archived_at IS NULL",
     "archived": "AND n.archived_at IS NOT NULL",
     "all": "",

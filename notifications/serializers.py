@@ -6,7 +6,6 @@ and (with the real-time issue) WebSocket events, so the two can never drift apar
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from typing import Any
 
@@ -28,16 +27,14 @@ from herald.fields import (
     StrictSerializer,
 )
 from herald.text import DISPLAY_NAME_PATTERN, display_name_error
-from notifications.models import CHANNELS, TYPE_KEY_PATTERN, EndUser, NotificationType
+from notifications.models import CHANNELS, EndUser, NotificationType
+from notifications.rules import TYPE_KEY_MESSAGE, TYPE_KEY_PATTERN, type_key_valid
 from notifications.services.users import RecipientInput
 from notifications.templating import compile_errors
 
 MAX_RECIPIENTS = 10_000
 MAX_EXTERNAL_ID = 255
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
-TYPE_KEY_MESSAGE = (
-    "Use 1 to 100 lowercase letters, digits, '_', '.' or '-', starting with a letter or digit."
-)
 # The time zones this server knows, by IANA name. The schema lists them, so a client can tell a
 # valid one from the schema alone.
 TIME_ZONES = sorted(zoneinfo.available_timezones())
@@ -350,7 +347,7 @@ class TypeSwitchesField(serializers.DictField):
                 raise serializers.ValidationError(
                     f"Set at most {MAX_PREFERENCE_TYPES} types at once."
                 )
-            invalid = sorted(key for key in data if not re.fullmatch(TYPE_KEY_PATTERN, key))
+            invalid = sorted(key for key in data if not type_key_valid(key))
             if invalid:
                 raise serializers.ValidationError({key: [TYPE_KEY_MESSAGE] for key in invalid})
         return super().to_internal_value(data)
