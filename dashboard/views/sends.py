@@ -13,7 +13,6 @@ from dashboard.access import admin_required, dashboard_tenant, object_or_404
 from dashboard.forms_content import NotificationTestForm, SendFilterForm, page_param, pager
 from dashboard.selectors_content import (
     SendFilters,
-    send_channel_summaries,
     send_log,
     send_recipients,
     user_suggestions,
@@ -22,6 +21,7 @@ from dashboard.services_content import NotificationTest, notification_test_send
 from dashboard.templatetags.content_links import send_url
 from herald.errors import ApiError
 from notifications.models import Send
+from notifications.selectors import send_channel_summary
 from notifications.services.sending import send_cancel
 
 
@@ -57,7 +57,7 @@ def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
     send = object_or_404(Send.objects.select_related("type"), pk=send_id)
     after, bad_cursor = page_param(request, "after")
     recipients = send_recipients(send=send, after=after)
-    summary = send_channel_summaries(sends=[send])[send.pk]
+    summary = send_channel_summary(send=send)
     can_cancel = send.status == Send.Status.SCHEDULED and send.send_at is not None
     return render(
         request,

@@ -27,14 +27,14 @@ from __future__ import annotations
 import logging
 import math
 import smtplib
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from billing_stub.limits import limits_for
@@ -358,17 +358,3 @@ def email_next_due(*, now: datetime | None = None) -> datetime | None:
     if pending.ready:
         return now
     return now + timedelta(seconds=pending.next_in) if pending.next_in is not None else None
-
-
-def delivery_counts(*, send: Send) -> dict[str, dict[str, int]]:
-    """Per channel, how many deliveries of ``send`` are in each status."""
-    counts: dict[str, dict[str, int]] = defaultdict(dict)
-    rows = (
-        Delivery.objects.filter(send=send)
-        .values_list("channel", "status")
-        .annotate(count=Count("id"))
-        .order_by()
-    )
-    for channel, status, count in rows:
-        counts[channel][status] = count
-    return dict(counts)
