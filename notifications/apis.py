@@ -18,6 +18,7 @@ from herald.api import id_param, page_body, page_response, query_param, validate
 from herald.errors import ApiError
 from herald.pagination import decode_cursor, page_of_rows, parse_limit
 from notifications import selectors
+from notifications.events import notification_payload, notification_rows
 from notifications.models import Delivery, EndUser
 from notifications.rules import TYPE_KEY_MESSAGE, TYPE_KEY_PATTERN, type_key_valid
 from notifications.serializers import (
@@ -28,8 +29,6 @@ from notifications.serializers import (
     TypeUpsertSerializer,
     UserUpsertSerializer,
     end_user_payload,
-    notification_payload,
-    notification_rows,
     type_payload,
 )
 from notifications.services.inbox import inbox_mark_read, inbox_update

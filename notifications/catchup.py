@@ -31,9 +31,9 @@ from channels.db import database_sync_to_async
 from django.db import connection
 
 from herald import gc_policy, logs
+from notifications.events import notification_payload, notification_rows
 from notifications.models import Notification
 from notifications.rules import unread_sql
-from notifications.serializers import notification_payload, notification_rows
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

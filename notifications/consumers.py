@@ -60,9 +60,9 @@ from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
 from notifications.catchup import KNOWN_WINDOW_SECONDS, TooFarBehind, catch_up
 from notifications.catchup import in_schema as _in_schema
+from notifications.events import notification_payload, notification_rows
 from notifications.models import EndUser, Notification
 from notifications.rules import unread_sql
-from notifications.serializers import notification_payload, notification_rows
 from notifications.services.inbox import inbox_mark_read
 from tenants.models import Tenant
 from tenants.resolution import InvalidCredential, ResolutionError, WrongTenant, resolve

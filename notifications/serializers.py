@@ -1,7 +1,8 @@
 """Input validation (DRF serializers) and the output shapes of the notification API.
 
-Output shapes are plain functions over ``.values()`` rows: the same function feeds REST responses
-and (with the real-time issue) WebSocket events, so the two can never drift apart.
+Output shapes are plain functions. A notification's shape is ``events.notification_payload``,
+which REST responses, WebSocket frames and the send service share, so they can never drift
+apart.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db.models import F, QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -41,45 +41,6 @@ TIME_ZONES = sorted(zoneinfo.available_timezones())
 MAX_PREFERENCE_TYPES = 100
 
 # --- Output shapes ---------------------------------------------------------------------------
-
-NOTIFICATION_VALUES = (
-    "id",
-    "title",
-    "message",
-    "url",
-    "data",
-    "created_at",
-    "read_at",
-    "archived_at",
-)
-
-
-def notification_rows(queryset: QuerySet[Any], *, with_recipient: bool = False) -> QuerySet[Any]:
-    """The ``.values()`` rows that ``notification_payload`` turns into API objects."""
-    extra = {"type_key": F("type__key")}
-    if with_recipient:
-        extra.update(recipient_external_id=F("recipient__external_id"), send_ref=F("send_id"))
-    return queryset.values(*NOTIFICATION_VALUES, **extra)
-
-
-def notification_payload(row: dict[str, Any]) -> dict[str, Any]:
-    """A notification as the end user sees it (REST inbox, and WebSocket events)."""
-    payload = {
-        "id": row["id"],
-        "type": row["type_key"],
-        "title": row["title"],
-        "message": row["message"],
-        "url": row["url"],
-        "data": row["data"],
-        "created_at": row["created_at"],
-        "is_read": row["read_at"] is not None,
-        "read_at": row["read_at"],
-        "archived": row["archived_at"] is not None,
-    }
-    if "recipient_external_id" in row:
-        payload["recipient"] = row["recipient_external_id"]
-        payload["send"] = row["send_ref"]
-    return payload
 
 
 def end_user_payload(user: EndUser) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from billing_stub.metering import (
 from herald.errors import ApiError
 from herald.metrics import NOTIFICATIONS_CREATED
 from herald.realtime import encode, publish_encoded_on_commit
-from notifications.events import created_message_text
+from notifications.events import created_message_text, notification_payload
 from notifications.models import (
     EMAIL,
     IN_APP,
@@ -37,7 +37,6 @@ from notifications.models import (
     Preference,
     Send,
 )
-from notifications.serializers import notification_payload
 from notifications.services.deliveries import fan_out_email
 from notifications.services.types import type_columns, type_for_send, type_from_row
 from notifications.services.users import (
