@@ -17,7 +17,6 @@ from django import forms
 from django.http import HttpRequest
 from django.utils import timezone
 
-from billing_stub.limits import limits_for
 from dashboard.selectors_content import SendFilters, type_choices
 from dashboard.services_content import Sample
 from herald import safejson
@@ -25,7 +24,6 @@ from notifications import selectors
 from notifications.models import CHANNEL_CHOICES, EndUser, Send
 from notifications.rules import type_key_valid
 from notifications.serializers import SendSerializer, TypeUpsertSerializer
-from tenants.models import Tenant
 
 KEY_HELP = (
     "1 to 100 lowercase letters, digits, '_', '.' or '-', starting with a letter or digit. "
@@ -248,9 +246,8 @@ class TypeForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
     )
 
-    def __init__(self, *args: Any, tenant: Tenant, creating: bool, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, creating: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.tenant = tenant
         self.creating = creating
         if not creating:
             del self.fields["key"]
@@ -281,13 +278,7 @@ class TypeForm(forms.Form):
         if not serializer.is_valid():
             _apply_serializer_errors(self, serializer.errors)
             return data
-        validated = dict(serializer.validated_data)
-        if validated.get("digest_window_seconds") and not limits_for(self.tenant).digest_allowed:
-            self.add_error(
-                "digest_window_seconds",
-                "Your plan does not include digests. Leave this blank, or upgrade your plan.",
-            )
-        self.type_fields = validated
+        self.type_fields = dict(serializer.validated_data)
         return data
 
     def fields_for_upsert(self, key: str) -> dict[str, Any]:

@@ -19,8 +19,6 @@ from typing import Any
 import redis
 from django.core.mail import get_connection
 
-from billing_stub.limits import limits_for
-from herald.errors import ApiError
 from herald.keys import redis_name
 from herald.realtime import shared_redis
 from herald.text import display_name_clean
@@ -168,8 +166,8 @@ class NotificationTest:
 
 def notification_test_send(*, tenant: Tenant, request: NotificationTest, admin_id: int) -> int:
     """Send one notification to one existing user through the API's own path (quota, plan
-    limits, idempotency). Returns the send's id; raises ApiError as the API would answer
-    (``quota_exceeded``, ``conflict``...)."""
+    limits, idempotency). Returns the send's id; raises the send's ``herald.domain`` errors
+    (``OverQuota``, ``Conflict``...)."""
     body: dict[str, Any] = {
         "type": request.type,
         "recipients": [request.recipient],
@@ -179,8 +177,6 @@ def notification_test_send(*, tenant: Tenant, request: NotificationTest, admin_i
     }
     if request.channels:
         body["channels"] = request.channels
-    if limits_for(tenant).max_recipients_per_send < 1:
-        raise ApiError(400, "invalid", "Your plan allows no recipients per send.")
     outcome = notification_send(
         tenant=tenant,
         request=SendInput(

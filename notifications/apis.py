@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api_docs import docs
-from billing_stub.limits import limits_for
 from herald.api import id_param, page_body, page_response, query_param, validated
 from herald.errors import ApiError
 from herald.pagination import decode_cursor, page_of_rows, parse_limit
@@ -166,14 +165,6 @@ class NotificationsApi(APIView):
                 {"Idempotency-Key": [f"1 to {MAX_IDEMPOTENCY_KEY} characters."]},
             )
         data = validated(SendSerializer, request.data)
-        plan_limit = limits_for(request.tenant).max_recipients_per_send
-        if len(data["recipients"]) > plan_limit:
-            raise ApiError(
-                400,
-                "invalid",
-                "Too many recipients for your plan.",
-                {"recipients": [f"Your plan allows at most {plan_limit} recipients per send."]},
-            )
         outcome = notification_send(
             tenant=request.tenant,
             request=SendInput(**data),
@@ -308,14 +299,7 @@ class TypeDetailApi(APIView):
             )
         fields.pop("created_at", None)
         fields.pop("updated_at", None)
-        if fields.get("digest_window_seconds") and not limits_for(request.tenant).digest_allowed:
-            raise ApiError(
-                403,
-                "forbidden",
-                "Your plan does not include digests.",
-                {"digest_window_seconds": ["Digests need a plan that includes them."]},
-            )
-        notification_type, created = type_upsert(key=key, fields=fields)
+        notification_type, created = type_upsert(tenant=request.tenant, key=key, fields=fields)
         return Response(
             type_payload(notification_type),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

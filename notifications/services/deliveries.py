@@ -37,7 +37,7 @@ from django.db import connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from billing_stub.limits import limits_for
+from billing_stub.limits import Limits, limits_for
 from billing_stub.metering import (
     EMAILS,
     QuotaExceeded,
@@ -77,14 +77,17 @@ DUE_EMAIL = "email"
 logger = logging.getLogger(__name__)
 
 
-def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datetime) -> list[int]:
+def fan_out_email(
+    *, tenant: Tenant, send: Send, user_ids: list[int], now: datetime, limits: Limits | None = None
+) -> list[int]:
     """Write the email outbox rows of ``send`` in one statement; returns the queued ids (turns
     are requested after commit). Users who turned email off for this type, or at all, get a
     ``skipped_preference`` row unless the type is critical; erased users get none. For a type
     with a digest window the rows are ``batched`` into each user's open digest instead."""
     status = Delivery.Status
     # A plan without digests (say, after a downgrade) sends a digest type's emails one by one.
-    digest = send.type.digest_window_seconds is not None and limits_for(tenant).digest_allowed
+    limits = limits or limits_for(tenant)  # the send's, when it read them already
+    digest = send.type.digest_window_seconds is not None and limits.digest_allowed
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
