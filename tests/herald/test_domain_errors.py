@@ -54,3 +54,18 @@ def test_services_never_import_http(path):
             imported.update(alias.name for alias in node.names)
     http = {m for m in imported if m.split(".")[0] in {"rest_framework", "drf_spectacular"}}
     assert not http | ({"herald.errors"} & imported), path
+
+
+def test_a_provisioning_refusal_is_an_invalid_request_naming_its_fields():
+    from tenants.services import ProvisioningError
+
+    error = ProvisioningError({"slug": ["'acme' is already taken."]})
+    assert isinstance(error, domain.Invalid)
+    assert str(error) == "slug: 'acme' is already taken."  # the command line's wording
+    assert exception_handler(error, {}).data == {
+        "error": {
+            "code": "invalid",
+            "message": "The request is invalid; see details.",
+            "details": {"slug": ["'acme' is already taken."]},
+        }
+    }
