@@ -12,29 +12,32 @@ from django.http import HttpRequest
 from herald.domain import DomainError
 
 
-def refusal_text(error: DomainError, wording: Mapping[type[DomainError], str] | None = None) -> str:
-    """What to tell the admin: ``wording`` for the first kind ``error`` is (a page may say it
-    in its own terms, e.g. what to do next), else the error's own message."""
-    for kind, text in (wording or {}).items():
-        if isinstance(error, kind):
-            return text
-    return error.message
-
-
 def form_refusal(
     form: forms.Form,
     error: DomainError,
     wording: Mapping[type[DomainError], str] | None = None,
 ) -> None:
-    """Show ``error`` on ``form``: on each field it names that the form has, else above it."""
-    text = refusal_text(error, wording)
-    fields = [name for name in (error.details or {}) if name in form.fields]
-    for name in fields:
-        form.add_error(name, text)
-    if not fields:
-        form.add_error(None, text)
+    """Show ``error`` on ``form``. With a ``wording`` for its kind: that text, on each field the
+    error names that the form has, else above the form. Otherwise each field's messages in the
+    error's ``details`` go on that field (above the form for a field the form lacks), and the
+    error's message goes above the form when the details name no field."""
+    named = [name for name in (error.details or {}) if name in form.fields]
+    for kind, text in (wording or {}).items():
+        if isinstance(error, kind):
+            for name in named:
+                form.add_error(name, text)
+            if not named:
+                form.add_error(None, text)
+            return
+    shown = False
+    for name, texts in (error.details or {}).items():
+        if isinstance(texts, list) and all(isinstance(text, str) for text in texts):
+            form.add_error(name if name in form.fields else None, texts)
+            shown = True
+    if not shown:
+        form.add_error(None, error.message)
 
 
 def message_refusal(request: HttpRequest, error: DomainError) -> None:
     """Show ``error`` as a message on the next page (after a redirect)."""
-    messages.error(request, refusal_text(error))
+    messages.error(request, error.message)

@@ -55,6 +55,7 @@ from tenants.models import Tenant
 DUE_SENDS = "send"
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+KEY_REUSED = "This Idempotency-Key was already used with a different request body."
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def _replay(key: str, fingerprint: str) -> SendOutcome | None:
     if existing is None or existing.response is None:
         return None
     if existing.request_fingerprint != fingerprint:
-        raise Conflict("This Idempotency-Key was already used with a different request body.")
+        raise Conflict(KEY_REUSED)
     return SendOutcome(response=existing.response, created=False)
 
 
@@ -191,7 +192,7 @@ def _accept(
             )
             continue
         if existing.request_fingerprint != fingerprint:
-            raise Conflict("This Idempotency-Key was already used with a different request body.")
+            raise Conflict(KEY_REUSED)
         return SendOutcome(response=existing.response, created=False)
     raise Conflict("This Idempotency-Key is in use by a concurrent request.")
 

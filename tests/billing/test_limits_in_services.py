@@ -114,4 +114,4 @@ def test_the_dashboard_test_send_shows_the_recipients_limit_as_a_form_error(worl
     body = {"recipient": "limit-user", "type": "form.limit", "message": "m"}
     response = alice.post("/dashboard/notifications/test", {**body, "idempotency_key": "c" * 32})
     assert response.status_code == 400
-    assert "Too many recipients for your plan." in response.content.decode()
+    assert "Your plan allows at most 0 recipients per send." in response.content.decode()
