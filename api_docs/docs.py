@@ -175,7 +175,8 @@ SEND = inline_serializer(
         "send_at": serializers.DateTimeField(allow_null=True),
         "channels": serializers.DictField(
             child=serializers.DictField(child=serializers.IntegerField()),
-            help_text='{"<channel>": {"<delivery status>": count}}',
+            help_text='{"<channel>": {"<delivery status>": count}}; {} for a scheduled or '
+            "cancelled send (it has reached nobody)",
         ),
     },
 )

@@ -54,11 +54,6 @@ class SignupForm(forms.Form):
                 self.add_error(field if field in self.fields else None, messages)
         return data
 
-    def add_service_errors(self, errors: dict[str, list[str]]) -> None:
-        """Errors the service found on its own (a concurrent sign-up took the slug)."""
-        for field, messages in errors.items():
-            self.add_error(field if field in self.fields else None, messages)
-
 
 class ApiKeyForm(SerializerForm):
     serializer_class = ApiKeyCreateSerializer

@@ -9,7 +9,6 @@ the matching fields, so the dashboard can never accept what the API refuses, or 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -18,14 +17,13 @@ from django import forms
 from django.http import HttpRequest
 from django.utils import timezone
 
-from billing_stub.limits import limits_for
 from dashboard.selectors_content import SendFilters, type_choices
 from dashboard.services_content import Sample
 from herald import safejson
 from notifications import selectors
-from notifications.models import CHANNEL_CHOICES, TYPE_KEY_PATTERN, EndUser, Send
+from notifications.models import CHANNEL_CHOICES, EndUser, Send
+from notifications.rules import type_key_valid
 from notifications.serializers import SendSerializer, TypeUpsertSerializer
-from tenants.models import Tenant
 
 KEY_HELP = (
     "1 to 100 lowercase letters, digits, '_', '.' or '-', starting with a letter or digit. "
@@ -248,9 +246,8 @@ class TypeForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
     )
 
-    def __init__(self, *args: Any, tenant: Tenant, creating: bool, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, creating: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.tenant = tenant
         self.creating = creating
         if not creating:
             del self.fields["key"]
@@ -258,7 +255,7 @@ class TypeForm(forms.Form):
 
     def clean_key(self) -> str:
         key = self.cleaned_data["key"]
-        if not re.fullmatch(TYPE_KEY_PATTERN, key):
+        if not type_key_valid(key):
             raise forms.ValidationError(KEY_HELP.split(". ")[0] + ".")
         if selectors.type_get(key=key) is not None:
             raise forms.ValidationError("A type with this key exists already.")
@@ -281,13 +278,7 @@ class TypeForm(forms.Form):
         if not serializer.is_valid():
             _apply_serializer_errors(self, serializer.errors)
             return data
-        validated = dict(serializer.validated_data)
-        if validated.get("digest_window_seconds") and not limits_for(self.tenant).digest_allowed:
-            self.add_error(
-                "digest_window_seconds",
-                "Your plan does not include digests. Leave this blank, or upgrade your plan.",
-            )
-        self.type_fields = validated
+        self.type_fields = dict(serializer.validated_data)
         return data
 
     def fields_for_upsert(self, key: str) -> dict[str, Any]:
@@ -325,7 +316,7 @@ class PreviewForm(forms.Form):
 
     def key_for_preview(self) -> str:
         key = self.cleaned_data.get("key") or ""
-        return key if re.fullmatch(TYPE_KEY_PATTERN, key) else "preview"
+        return key if type_key_valid(key) else "preview"
 
     def templates(self) -> tuple[str, str, str]:
         return tuple(_lines(self.cleaned_data[name]) for name in TEMPLATE_FIELDS)  # type: ignore[return-value]

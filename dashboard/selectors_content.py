@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from django.db.models import Count, Q
+from django.db.models import Q
 
 from notifications.models import (
-    IN_APP,
     Delivery,
     EndUser,
     Notification,
     NotificationType,
     Send,
 )
+from notifications.selectors import send_channel_summaries
 
 T = TypeVar("T")
 
@@ -79,7 +79,8 @@ class SendRow:
 
 def send_log(*, filters: SendFilters, before: int | None, size: int = SEND_PAGE) -> Page[SendRow]:
     """A page of the tenant's sends matching ``filters``, each with its per-channel counts.
-    Three queries: the sends (with their type), and the delivery counts of the page."""
+    Two queries at most: the sends (with their type), and the delivery counts of the page
+    (``send_channel_summaries``)."""
     queryset = Send.objects.select_related("type").defer(
         "data", "recipient_ids", "response", "request_fingerprint"
     )
@@ -111,33 +112,6 @@ def send_log(*, filters: SendFilters, before: int | None, size: int = SEND_PAGE)
         rows=[SendRow(send=send, channels=summaries[send.pk]) for send in page.rows],
         next_before=page.next_before,
     )
-
-
-def send_channel_summaries(*, sends: list[Send]) -> dict[int, dict[str, dict[str, int]]]:
-    """``notifications.selectors.send_channel_summary`` for a page of sends, in one query:
-    in-app from the send's own counts, other channels from their delivery log."""
-    counts: dict[int, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-    if sends:
-        rows = (
-            Delivery.objects.filter(send_id__in=[send.pk for send in sends])
-            .values_list("send_id", "channel", "status")
-            .annotate(count=Count("id"))
-            .order_by()
-        )
-        for send_id, channel, status, count in rows:
-            counts[send_id][channel][status] = count
-    summaries: dict[int, dict[str, dict[str, int]]] = {}
-    for send in sends:
-        summary: dict[str, dict[str, int]] = {}
-        if IN_APP in send.channels and send.status != Send.Status.SCHEDULED:
-            summary[IN_APP] = {"sent": send.in_app_count}
-            skipped = send.recipient_count - send.in_app_count
-            if skipped > 0 and send.status != Send.Status.CANCELLED:
-                summary[IN_APP]["skipped_preference"] = skipped
-        for channel, statuses in counts[send.pk].items():
-            summary[channel] = dict(statuses)
-        summaries[send.pk] = summary
-    return summaries
 
 
 # --- One send's recipients -------------------------------------------------------------------

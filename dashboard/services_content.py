@@ -19,8 +19,6 @@ from typing import Any
 import redis
 from django.core.mail import get_connection
 
-from billing_stub.limits import limits_for
-from herald.errors import ApiError
 from herald.redisio import redis_key, shared_redis
 from herald.text import display_name_clean
 from notifications.channels.email.rendering import RenderedEmail
@@ -167,8 +165,8 @@ class NotificationTest:
 
 def notification_test_send(*, tenant: Tenant, request: NotificationTest, admin_id: int) -> int:
     """Send one notification to one existing user through the API's own path (quota, plan
-    limits, idempotency). Returns the send's id; raises ApiError as the API would answer
-    (``quota_exceeded``, ``conflict``...)."""
+    limits, idempotency). Returns the send's id; raises the send's ``herald.domain`` errors
+    (``OverQuota``, ``Conflict``...)."""
     body: dict[str, Any] = {
         "type": request.type,
         "recipients": [request.recipient],
@@ -178,8 +176,6 @@ def notification_test_send(*, tenant: Tenant, request: NotificationTest, admin_i
     }
     if request.channels:
         body["channels"] = request.channels
-    if limits_for(tenant).max_recipients_per_send < 1:
-        raise ApiError(400, "invalid", "Your plan allows no recipients per send.")
     outcome = notification_send(
         tenant=tenant,
         request=SendInput(

@@ -8,10 +8,11 @@ as one segment (they may hold ``/``), and a type keyed ``new`` or ``preview`` is
 from django.urls import path, register_converter
 
 from dashboard.views import sends, types, users
+from notifications.rules import TYPE_KEY_REGEX
 
 
 class TypeKeyConverter:
-    regex = r"[a-z0-9][a-z0-9_.-]{0,99}"
+    regex = TYPE_KEY_REGEX
 
     def to_python(self, value: str) -> str:
         return value

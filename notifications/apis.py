@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -14,23 +13,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api_docs import docs
-from billing_stub.limits import limits_for
 from herald.api import id_param, page_body, page_response, query_param, validated
 from herald.errors import ApiError
 from herald.pagination import decode_cursor, page_of_rows, parse_limit
 from notifications import selectors
-from notifications.models import TYPE_KEY_PATTERN, Delivery, EndUser
+from notifications.events import notification_payload, notification_rows
+from notifications.models import Delivery, EndUser
+from notifications.rules import TYPE_KEY_MESSAGE, TYPE_KEY_PATTERN, type_key_valid
 from notifications.serializers import (
     MAX_EXTERNAL_ID,
-    TYPE_KEY_MESSAGE,
     InboxPatchSerializer,
     PreferencesSerializer,
     SendSerializer,
     TypeUpsertSerializer,
     UserUpsertSerializer,
     end_user_payload,
-    notification_payload,
-    notification_rows,
     type_payload,
 )
 from notifications.services.inbox import inbox_mark_read, inbox_update
@@ -168,14 +165,6 @@ class NotificationsApi(APIView):
                 {"Idempotency-Key": [f"1 to {MAX_IDEMPOTENCY_KEY} characters."]},
             )
         data = validated(SendSerializer, request.data)
-        plan_limit = limits_for(request.tenant).max_recipients_per_send
-        if len(data["recipients"]) > plan_limit:
-            raise ApiError(
-                400,
-                "invalid",
-                "Too many recipients for your plan.",
-                {"recipients": [f"Your plan allows at most {plan_limit} recipients per send."]},
-            )
         outcome = notification_send(
             tenant=request.tenant,
             request=SendInput(**data),
@@ -298,7 +287,7 @@ class TypeDetailApi(APIView):
         "but a `key` other than the URL's is refused with 400 (a type cannot be renamed).",
     )
     def put(self, request: Request, key: str) -> Response:
-        if not re.fullmatch(TYPE_KEY_PATTERN, key):
+        if not type_key_valid(key):
             raise ApiError(400, "invalid", "Invalid type key.", {"key": [TYPE_KEY_MESSAGE]})
         fields = validated(TypeUpsertSerializer, request.data)
         if fields.pop("key", key) != key:
@@ -310,14 +299,7 @@ class TypeDetailApi(APIView):
             )
         fields.pop("created_at", None)
         fields.pop("updated_at", None)
-        if fields.get("digest_window_seconds") and not limits_for(request.tenant).digest_allowed:
-            raise ApiError(
-                403,
-                "forbidden",
-                "Your plan does not include digests.",
-                {"digest_window_seconds": ["Digests need a plan that includes them."]},
-            )
-        notification_type, created = type_upsert(key=key, fields=fields)
+        notification_type, created = type_upsert(tenant=request.tenant, key=key, fields=fields)
         return Response(
             type_payload(notification_type),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

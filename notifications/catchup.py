@@ -30,8 +30,9 @@ from typing import Any
 from django.db import connection
 
 from herald import logs
+from notifications.events import notification_payload, notification_rows
 from notifications.models import Notification
-from notifications.serializers import notification_payload, notification_rows
+from notifications.rules import unread_sql
 from tenants.entry import run_in_schema
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def inbox_state_sql() -> str:
     return f"""
         SELECT u.id,
           (SELECT count(*) FROM {table} n
-           WHERE n.recipient_id = u.id AND n.read_at IS NULL AND n.archived_at IS NULL),
+           WHERE n.recipient_id = u.id AND {unread_sql("n")}),
           r.created, r.read
         FROM unnest(%(users)s::bigint[]) AS u(id)
         CROSS JOIN LATERAL (

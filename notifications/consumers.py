@@ -61,8 +61,9 @@ from herald.request_ids import scope_request_id
 from herald.wsprotocol import SEND_NOWAIT
 from notifications import events
 from notifications.catchup import KNOWN_WINDOW_SECONDS, TooFarBehind, catch_up
+from notifications.events import notification_payload, notification_rows
 from notifications.models import EndUser, Notification
-from notifications.serializers import notification_payload, notification_rows
+from notifications.rules import unread_sql
 from notifications.services.inbox import inbox_mark_read
 from tenants.entry import in_schema, run_in_schema
 from tenants.models import Tenant
@@ -267,7 +268,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 f"""
                 SELECT
                   (SELECT count(*) FROM {table}
-                   WHERE recipient_id = %(user)s AND read_at IS NULL AND archived_at IS NULL),
+                   WHERE recipient_id = %(user)s AND {unread_sql()}),
                   ARRAY(SELECT id FROM {table}
                         WHERE recipient_id = %(user)s AND (id > %(since)s
                               OR created_at > now() - %(window)s * interval '1 second')),

@@ -8,6 +8,10 @@ Two kinds of messages:
   one tenant, named by its id. Each server process turns them into client frames for the
   connections it holds.
 
+Both carry a notification as the end user sees it: ``notification_payload``, the one shape that
+REST responses, client frames and bus messages share (the send service builds its broadcast
+with it too).
+
 ``validate_*`` check a dict against its shape; a test runs every publisher through them.
 """
 
@@ -15,10 +19,12 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
+from django.db.models import F, QuerySet
+
 
 class NotificationFrame(TypedDict):
     type: Literal["notification"]
-    notification: dict[str, Any]  # exactly serializers.notification_payload
+    notification: dict[str, Any]  # exactly notification_payload
 
 
 class UnreadCountFrame(TypedDict):
@@ -70,6 +76,46 @@ NOTIFICATION_KEYS = frozenset(
         "archived",
     }
 )
+
+
+NOTIFICATION_VALUES = (
+    "id",
+    "title",
+    "message",
+    "url",
+    "data",
+    "created_at",
+    "read_at",
+    "archived_at",
+)
+
+
+def notification_rows(queryset: QuerySet[Any], *, with_recipient: bool = False) -> QuerySet[Any]:
+    """The ``.values()`` rows that ``notification_payload`` turns into API objects."""
+    extra = {"type_key": F("type__key")}
+    if with_recipient:
+        extra.update(recipient_external_id=F("recipient__external_id"), send_ref=F("send_id"))
+    return queryset.values(*NOTIFICATION_VALUES, **extra)
+
+
+def notification_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """A notification as the end user sees it (REST inbox, and WebSocket events)."""
+    payload = {
+        "id": row["id"],
+        "type": row["type_key"],
+        "title": row["title"],
+        "message": row["message"],
+        "url": row["url"],
+        "data": row["data"],
+        "created_at": row["created_at"],
+        "is_read": row["read_at"] is not None,
+        "read_at": row["read_at"],
+        "archived": row["archived_at"] is not None,
+    }
+    if "recipient_external_id" in row:
+        payload["recipient"] = row["recipient_external_id"]
+        payload["send"] = row["send_ref"]
+    return payload
 
 
 def notification_frame(notification: dict[str, Any]) -> NotificationFrame:

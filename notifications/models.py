@@ -11,11 +11,12 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from notifications.rules import TYPE_KEY_PATTERN, UNREAD
+
 IN_APP = "in_app"
 EMAIL = "email"
 CHANNELS = (IN_APP, EMAIL)
 CHANNEL_CHOICES = [(IN_APP, "In-app"), (EMAIL, "Email")]
-TYPE_KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 
 
 def default_type_channels() -> list[str]:
@@ -151,7 +152,7 @@ class Notification(models.Model):
             models.Index(
                 fields=["recipient", "-id"],
                 name="notif_inbox_unread",
-                condition=Q(read_at__isnull=True, archived_at__isnull=True),
+                condition=UNREAD,
             ),
             models.Index(fields=["type", "-id"], name="notif_type"),
             models.Index(fields=["send"], name="notif_send"),

@@ -7,13 +7,16 @@ same 404 for both.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from notifications.models import (
     CHANNELS,
+    IN_APP,
     Delivery,
     EndUser,
     Notification,
@@ -21,7 +24,7 @@ from notifications.models import (
     Preference,
     Send,
 )
-from notifications.services.deliveries import delivery_counts
+from notifications.rules import UNREAD, unread_sql
 
 InboxStatus = Literal["unread", "read", "archived", "all"]
 INBOX_STATUSES: tuple[str, ...] = ("unread", "read", "archived", "all")
@@ -47,7 +50,7 @@ def inbox(*, user: EndUser, status: InboxStatus) -> QuerySet[Notification]:
     """The user's notifications in one status; 'all' includes archived ones."""
     queryset = Notification.objects.filter(recipient=user)
     if status == "unread":
-        return queryset.filter(read_at__isnull=True, archived_at__isnull=True)
+        return queryset.filter(UNREAD)
     if status == "read":
         return queryset.filter(read_at__isnull=False, archived_at__isnull=True)
     if status == "archived":
@@ -56,7 +59,7 @@ def inbox(*, user: EndUser, status: InboxStatus) -> QuerySet[Notification]:
 
 
 _INBOX_FILTERS = {  # the predicates of selectors.inbox, for inbox_page's SQL
-    "unread": "AND n.read_at IS NULL AND n.archived_at IS NULL",
+    "unread": f"AND {unread_sql('n')}",
     "read": "AND n.read_at IS NOT NULL AND n.archived_at IS NULL",
     "archived": "AND n.archived_at IS NOT NULL",
     "all": "",
@@ -132,17 +135,41 @@ def notification_list(
     return queryset
 
 
+def send_channel_summaries(*, sends: Sequence[Send]) -> dict[int, dict[str, dict[str, int]]]:
+    """Per send (by id), per channel, how many recipients reached each delivery status: the
+    ``channels`` of ``GET /api/v1/sends/{id}`` and of the dashboard's send pages.
+
+    Only a released send reports: a scheduled one has reached nobody yet, and a cancelled one
+    never will (it is cancelled before its release), so both report ``{}``. In-app rows are
+    written by the send itself, which keeps their number (the rest of its recipients turned
+    in-app off); other channels are counted from their delivery log, in one query for all
+    ``sends``, and none when no send is released."""
+    released = [send for send in sends if send.status == Send.Status.ACCEPTED]
+    logged: dict[int, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    if released:
+        rows = (
+            Delivery.objects.filter(send_id__in=[send.pk for send in released])
+            .values_list("send_id", "channel", "status")
+            .annotate(count=Count("id"))
+            .order_by()
+        )
+        for send_id, channel, status, count in rows:
+            logged[send_id][channel][status] = count
+    summaries: dict[int, dict[str, dict[str, int]]] = {send.pk: {} for send in sends}
+    for send in released:
+        summary = summaries[send.pk]
+        if IN_APP in send.channels:
+            summary[IN_APP] = {"sent": send.in_app_count}
+            skipped = send.recipient_count - send.in_app_count
+            if skipped > 0:
+                summary[IN_APP][Delivery.Status.SKIPPED_PREFERENCE.value] = skipped
+        summary.update((channel, dict(statuses)) for channel, statuses in logged[send.pk].items())
+    return summaries
+
+
 def send_channel_summary(*, send: Send) -> dict[str, dict[str, int]]:
-    """Per channel, how many recipients reached each delivery status. In-app rows are written
-    by the send itself; other channels are counted from their delivery log."""
-    summary: dict[str, dict[str, int]] = {}
-    if "in_app" in send.channels and send.status != Send.Status.SCHEDULED:
-        summary["in_app"] = {"sent": send.in_app_count}
-        skipped = send.recipient_count - send.in_app_count
-        if skipped:
-            summary["in_app"]["skipped_preference"] = skipped
-    summary.update(delivery_counts(send=send))
-    return summary
+    """``send_channel_summaries`` of one send."""
+    return send_channel_summaries(sends=[send])[send.pk]
 
 
 def delivery_list(

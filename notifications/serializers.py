@@ -1,18 +1,17 @@
 """Input validation (DRF serializers) and the output shapes of the notification API.
 
-Output shapes are plain functions over ``.values()`` rows: the same function feeds REST responses
-and (with the real-time issue) WebSocket events, so the two can never drift apart.
+Output shapes are plain functions. A notification's shape is ``events.notification_payload``,
+which REST responses, WebSocket frames and the send service share, so they can never drift
+apart.
 """
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db.models import F, QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -28,61 +27,20 @@ from herald.fields import (
     StrictSerializer,
 )
 from herald.text import DISPLAY_NAME_PATTERN, display_name_error
-from notifications.models import CHANNELS, TYPE_KEY_PATTERN, EndUser, NotificationType
+from notifications.models import CHANNELS, EndUser, NotificationType
+from notifications.rules import TYPE_KEY_MESSAGE, TYPE_KEY_PATTERN, type_key_valid
 from notifications.services.users import RecipientInput
 from notifications.templating import compile_errors
 
 MAX_RECIPIENTS = 10_000
 MAX_EXTERNAL_ID = 255
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
-TYPE_KEY_MESSAGE = (
-    "Use 1 to 100 lowercase letters, digits, '_', '.' or '-', starting with a letter or digit."
-)
 # The time zones this server knows, by IANA name. The schema lists them, so a client can tell a
 # valid one from the schema alone.
 TIME_ZONES = sorted(zoneinfo.available_timezones())
 MAX_PREFERENCE_TYPES = 100
 
 # --- Output shapes ---------------------------------------------------------------------------
-
-NOTIFICATION_VALUES = (
-    "id",
-    "title",
-    "message",
-    "url",
-    "data",
-    "created_at",
-    "read_at",
-    "archived_at",
-)
-
-
-def notification_rows(queryset: QuerySet[Any], *, with_recipient: bool = False) -> QuerySet[Any]:
-    """The ``.values()`` rows that ``notification_payload`` turns into API objects."""
-    extra = {"type_key": F("type__key")}
-    if with_recipient:
-        extra.update(recipient_external_id=F("recipient__external_id"), send_ref=F("send_id"))
-    return queryset.values(*NOTIFICATION_VALUES, **extra)
-
-
-def notification_payload(row: dict[str, Any]) -> dict[str, Any]:
-    """A notification as the end user sees it (REST inbox, and WebSocket events)."""
-    payload = {
-        "id": row["id"],
-        "type": row["type_key"],
-        "title": row["title"],
-        "message": row["message"],
-        "url": row["url"],
-        "data": row["data"],
-        "created_at": row["created_at"],
-        "is_read": row["read_at"] is not None,
-        "read_at": row["read_at"],
-        "archived": row["archived_at"] is not None,
-    }
-    if "recipient_external_id" in row:
-        payload["recipient"] = row["recipient_external_id"]
-        payload["send"] = row["send_ref"]
-    return payload
 
 
 def end_user_payload(user: EndUser) -> dict[str, Any]:
@@ -350,7 +308,7 @@ class TypeSwitchesField(serializers.DictField):
                 raise serializers.ValidationError(
                     f"Set at most {MAX_PREFERENCE_TYPES} types at once."
                 )
-            invalid = sorted(key for key in data if not re.fullmatch(TYPE_KEY_PATTERN, key))
+            invalid = sorted(key for key in data if not type_key_valid(key))
             if invalid:
                 raise serializers.ValidationError({key: [TYPE_KEY_MESSAGE] for key in invalid})
         return super().to_internal_value(data)

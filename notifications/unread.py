@@ -22,6 +22,7 @@ from django.db import transaction
 
 from herald.redisio import shared_redis
 from notifications.models import Notification
+from notifications.rules import UNREAD
 
 logger = logging.getLogger(__name__)
 REDIS_ERRORS = (redis.RedisError, OSError)
@@ -72,9 +73,7 @@ def _count_key(tenant_id: int, user_id: int, generation: str) -> str:
 
 
 def _count(user_id: int) -> int:
-    return Notification.objects.filter(
-        recipient_id=user_id, read_at__isnull=True, archived_at__isnull=True
-    ).count()
+    return Notification.objects.filter(UNREAD, recipient_id=user_id).count()
 
 
 def unread_count(*, tenant_id: int, user_id: int) -> int:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
 from billing_stub.selectors import DEFAULT_PLAN_CODE, plan_get
+from herald.domain import Invalid
 from herald.text import display_name_error
 from tenants import registry_cache
 from tenants.entry import in_schema
@@ -34,12 +35,16 @@ RESERVED_SLUGS = frozenset(
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
-class ProvisioningError(Exception):
-    """Invalid provisioning input. ``errors`` maps a field name to its messages."""
+class ProvisioningError(Invalid):
+    """Invalid provisioning input. ``errors`` (also the ``details``) maps a field name to its
+    messages; ``str()`` lists them all, for the command line."""
 
     def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("The request is invalid; see details.", details=errors)
         self.errors = errors
-        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
+
+    def __str__(self) -> str:
+        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in self.errors.items())
 
 
 @dataclass(frozen=True)

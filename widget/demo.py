@@ -21,7 +21,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from herald.errors import ApiError
+from herald.domain import DomainError
+from herald.errors import http_status
 from notifications.services.sending import SendInput, notification_send, request_fingerprint
 from notifications.services.users import RecipientInput, user_upsert
 from tenants.tokens import end_user_token_issue
@@ -141,8 +142,8 @@ def demo_send(request: HttpRequest) -> HttpResponse:
                 idempotency_key=None,
                 actor="widget-demo",
             )
-        except ApiError as exc:  # over the plan's quota: the API's own refusal
-            return JsonResponse({"error": exc.message}, status=exc.status_code)
+        except DomainError as exc:  # over the plan's quota: the API's own refusal
+            return JsonResponse({"error": exc.message}, status=http_status(exc))
     if wants_json:
         return JsonResponse({"sent": count}, status=202)
     return redirect("/widget/demo?sent=1")

@@ -11,18 +11,24 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from dashboard.access import admin_required, dashboard_tenant, object_or_404
 from dashboard.forms_content import NotificationTestForm, SendFilterForm, page_param, pager
+from dashboard.refusals import form_refusal, message_refusal
 from dashboard.selectors_content import (
     SendFilters,
-    send_channel_summaries,
     send_log,
     send_recipients,
     user_suggestions,
 )
 from dashboard.services_content import NotificationTest, notification_test_send
 from dashboard.templatetags.content_links import send_url
-from herald.errors import ApiError
+from herald.domain import Conflict, DomainError
 from notifications.models import Send
+from notifications.selectors import send_channel_summary
 from notifications.services.sending import send_cancel
+
+# The test-send form's idempotency key is the form's own: a conflict means a resubmission.
+TEST_SEND_WORDING = {
+    Conflict: "This form was already sent with other values. Reload the page to send again."
+}
 
 
 @admin_required
@@ -57,7 +63,7 @@ def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
     send = object_or_404(Send.objects.select_related("type"), pk=send_id)
     after, bad_cursor = page_param(request, "after")
     recipients = send_recipients(send=send, after=after)
-    summary = send_channel_summaries(sends=[send])[send.pk]
+    summary = send_channel_summary(send=send)
     can_cancel = send.status == Send.Status.SCHEDULED and send.send_at is not None
     return render(
         request,
@@ -81,8 +87,8 @@ def send_cancel_view(request: HttpRequest, send_id: int) -> HttpResponse:
     send = object_or_404(Send.objects.select_related("type"), pk=send_id)
     try:
         send_cancel(send=send)
-    except ApiError as exc:
-        messages.error(request, exc.message)
+    except DomainError as exc:
+        message_refusal(request, exc)
     else:
         messages.success(request, f"Send {send.pk} is cancelled: nobody will get it.")
     return redirect(send_url(send.pk))
@@ -114,8 +120,8 @@ def test_send(request: HttpRequest) -> HttpResponse:
                     ),
                     admin_id=request.user.pk,
                 )
-            except ApiError as exc:
-                form.add_error(None, _send_refusal(exc))
+            except DomainError as exc:
+                form_refusal(form, exc, TEST_SEND_WORDING)
             else:
                 messages.success(request, f"Test notification sent to {data['recipient']}.")
                 return redirect(send_url(send_id))
@@ -130,12 +136,6 @@ def test_send(request: HttpRequest) -> HttpResponse:
         },
         status=status,
     )
-
-
-def _send_refusal(exc: ApiError) -> str:
-    if exc.error_code == "conflict":
-        return "This form was already sent with other values. Reload the page to send again."
-    return exc.message
 
 
 @admin_required

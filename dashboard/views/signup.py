@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard.access import dashboard_tenant
 from dashboard.forms_account import SIGNUP_FIELDS, SignupForm
+from dashboard.refusals import form_refusal
 from dashboard.welcome import TICKET_MAX_AGE, welcome_ticket, welcome_ticket_redeem
 from herald.ratelimits import Usage, measure
 from tenants.services import ProvisioningError, tenant_signup
@@ -82,7 +83,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     try:
         signed_up = tenant_signup(**{name: form.cleaned_data[name] for name in SIGNUP_FIELDS})
     except ProvisioningError as exc:  # a concurrent sign-up took the slug meanwhile
-        form.add_service_errors(exc.errors)
+        form_refusal(form, exc)
         return _form_page(request, form, status=400)
 
     ticket = welcome_ticket(tenant_id=signed_up.tenant.pk, user_id=signed_up.admin_id)

@@ -26,6 +26,7 @@ from dashboard.forms_content import (
     pager,
     sample_initial,
 )
+from dashboard.refusals import form_refusal
 from dashboard.selectors_content import type_page
 from dashboard.services_content import (
     TEST_EMAILS_PER_MINUTE,
@@ -36,6 +37,7 @@ from dashboard.services_content import (
     email_test_wait,
 )
 from dashboard.templatetags.content_links import type_url
+from herald.domain import DomainError, NotInPlan
 from notifications.channels.email.rendering import RenderedEmail
 from notifications.channels.email.sending import sender
 from notifications.models import IN_APP, NotificationType
@@ -120,14 +122,12 @@ def type_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def type_create(request: HttpRequest) -> HttpResponse:
     tenant = dashboard_tenant(request)
-    form = TypeForm(
-        request.POST or None, tenant=tenant, creating=True, initial={"channels": [IN_APP]}
-    )
+    form = TypeForm(request.POST or None, creating=True, initial={"channels": [IN_APP]})
     if form.is_bound and form.is_valid():
         key = form.cleaned_data["key"]
-        type_upsert(key=key, fields=form.fields_for_upsert(key))
-        messages.success(request, f"Type {key} created.")
-        return redirect(type_url(key))
+        if _saved(form, tenant=tenant, key=key):
+            messages.success(request, f"Type {key} created.")
+            return redirect(type_url(key))
     return _editor(request, tenant, form, None)
 
 
@@ -138,7 +138,6 @@ def type_edit(request: HttpRequest, key: str) -> HttpResponse:
     notification_type = object_or_404(NotificationType.objects.all(), key=key)
     form = TypeForm(
         request.POST or None,
-        tenant=tenant,
         creating=False,
         initial={
             "name": notification_type.name,
@@ -148,11 +147,27 @@ def type_edit(request: HttpRequest, key: str) -> HttpResponse:
             **{name: getattr(notification_type, name) for name in TEMPLATE_FIELDS},
         },
     )
-    if form.is_bound and form.is_valid():
-        type_upsert(key=key, fields=form.fields_for_upsert(key))
+    if form.is_bound and form.is_valid() and _saved(form, tenant=tenant, key=key):
         messages.success(request, f"Type {key} saved.")
         return redirect(type_url(key))
     return _editor(request, tenant, form, notification_type)
+
+
+# The editor says what to do about a refused digest window.
+TYPE_WORDING = {
+    NotInPlan: "Your plan does not include digests. Leave this blank, or upgrade your plan."
+}
+
+
+def _saved(form: TypeForm, *, tenant: Tenant, key: str) -> bool:
+    """Save the valid ``form`` as type ``key``; False, with the refusal on the form, if the
+    service refused it."""
+    try:
+        type_upsert(tenant=tenant, key=key, fields=form.fields_for_upsert(key))
+    except DomainError as exc:
+        form_refusal(form, exc, TYPE_WORDING)
+        return False
+    return True
 
 
 def _editor(

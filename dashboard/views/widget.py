@@ -9,7 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dashboard.access import admin_required, dashboard_tenant
-from herald.errors import ApiError
+from herald.domain import DomainError
+from herald.errors import http_status
 from herald.ratelimits import measure
 from notifications.services.sending import SendInput, notification_send, request_fingerprint
 from notifications.services.users import RecipientInput, user_upsert
@@ -104,6 +105,6 @@ def preview_send(request: HttpRequest) -> HttpResponse:
             idempotency_key=None,
             actor=f"dashboard:{request.user.email}",
         )
-    except ApiError as exc:  # the quota: the same refusal the API gives
-        return JsonResponse({"error": exc.message}, status=exc.status_code)
+    except DomainError as exc:  # the quota: the same refusal the API gives
+        return JsonResponse({"error": exc.message}, status=http_status(exc))
     return JsonResponse({"sent": True}, status=202)

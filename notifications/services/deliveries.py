@@ -27,17 +27,17 @@ from __future__ import annotations
 import logging
 import math
 import smtplib
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
-from billing_stub.limits import limits_for
+from billing_stub.limits import Limits, limits_for
 from billing_stub.metering import (
     EMAILS,
     QuotaExceeded,
@@ -77,14 +77,17 @@ DUE_EMAIL = "email"
 logger = logging.getLogger(__name__)
 
 
-def fan_out_email(*, tenant: Tenant, send: Send, user_ids: list[int], now: datetime) -> list[int]:
+def fan_out_email(
+    *, tenant: Tenant, send: Send, user_ids: list[int], now: datetime, limits: Limits | None = None
+) -> list[int]:
     """Write the email outbox rows of ``send`` in one statement; returns the queued ids (turns
     are requested after commit). Users who turned email off for this type, or at all, get a
     ``skipped_preference`` row unless the type is critical; erased users get none. For a type
     with a digest window the rows are ``batched`` into each user's open digest instead."""
     status = Delivery.Status
     # A plan without digests (say, after a downgrade) sends a digest type's emails one by one.
-    digest = send.type.digest_window_seconds is not None and limits_for(tenant).digest_allowed
+    limits = limits or limits_for(tenant)  # the send's, when it read them already
+    digest = send.type.digest_window_seconds is not None and limits.digest_allowed
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -358,17 +361,3 @@ def email_next_due(*, now: datetime | None = None) -> datetime | None:
     if pending.ready:
         return now
     return now + timedelta(seconds=pending.next_in) if pending.next_in is not None else None
-
-
-def delivery_counts(*, send: Send) -> dict[str, dict[str, int]]:
-    """Per channel, how many deliveries of ``send`` are in each status."""
-    counts: dict[str, dict[str, int]] = defaultdict(dict)
-    rows = (
-        Delivery.objects.filter(send=send)
-        .values_list("channel", "status")
-        .annotate(count=Count("id"))
-        .order_by()
-    )
-    for channel, status, count in rows:
-        counts[channel][status] = count
-    return dict(counts)

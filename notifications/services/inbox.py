@@ -71,6 +71,8 @@ def inbox_mark_read(
     notifications are ignored.
     """
     only = "" if ids is None else "AND id = ANY(%(ids)s)"
+    # Not rules.UNREAD: archived notifications that were never read are marked read too, so
+    # that unarchiving one does not bring back an unread item the user already cleared.
     with connection.cursor() as cursor:
         cursor.execute(
             f"""

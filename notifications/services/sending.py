@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from billing_stub.limits import limits_for
+from billing_stub.limits import Limits, limits_for
 from billing_stub.metering import (
     NOTIFICATIONS,
     QuotaExceeded,
@@ -24,10 +24,10 @@ from billing_stub.metering import (
     quota_reserve,
     usage_record_sql,
 )
-from herald.errors import ApiError
+from herald.domain import Conflict, LimitExceeded, OverQuota
 from herald.metrics import NOTIFICATIONS_CREATED
 from herald.realtime import encode, publish_encoded_on_commit
-from notifications.events import created_message_text
+from notifications.events import created_message_text, notification_payload
 from notifications.models import (
     EMAIL,
     IN_APP,
@@ -37,7 +37,6 @@ from notifications.models import (
     Preference,
     Send,
 )
-from notifications.serializers import notification_payload
 from notifications.services.deliveries import fan_out_email
 from notifications.services.types import type_columns, type_for_send, type_from_row
 from notifications.services.users import (
@@ -56,6 +55,7 @@ from tenants.models import Tenant
 DUE_SENDS = "send"
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+KEY_REUSED = "This Idempotency-Key was already used with a different request body."
 
 
 @dataclass(frozen=True)
@@ -88,22 +88,32 @@ def notification_send(
 ) -> SendOutcome:
     """Accept a send: one transaction for the send row and every recipient's in-app row.
 
-    Each recipient counts as one notification against the plan's monthly quota: a send that
-    would pass it is refused whole (429 ``quota_exceeded``, saying how many remain). A replay of
-    an accepted send (same ``Idempotency-Key``) is answered as before, quota or not.
+    The tenant's limits are read once, here, and apply to the whole send: more recipients than
+    the plan allows per send raise ``LimitExceeded``. Each recipient counts as one notification
+    against the plan's monthly quota: a send that would pass it is refused whole (``OverQuota``,
+    saying how many remain). A replay of an accepted send (same ``Idempotency-Key``) is answered
+    as before, quota or not.
 
     With an ``idempotency_key`` the send row is inserted first: a concurrent request with the same
     key waits on the unique index until this one commits, then replays its response (same body)
-    or gets 409 (another body). A key older than 24 hours is released for reuse.
+    or gets ``Conflict`` (another body). A key older than 24 hours is released for reuse.
     """
+    limits = limits_for(tenant)
+    if len(request.recipients) > limits.max_recipients_per_send:
+        allowed = limits.max_recipients_per_send
+        raise LimitExceeded(
+            "Too many recipients for your plan.",
+            details={"recipients": [f"Your plan allows at most {allowed} recipients per send."]},
+        )
     if idempotency_key:
         replay = _replay(idempotency_key, fingerprint)
         if replay is not None:
             return replay
-    reservation = _reserve_notifications(tenant, len(request.recipients))
+    reservation = _reserve_notifications(tenant, limits, len(request.recipients))
     try:
         outcome = _accept(
             tenant=tenant,
+            limits=limits,
             request=request,
             fingerprint=fingerprint,
             idempotency_key=idempotency_key,
@@ -119,19 +129,17 @@ def notification_send(
     return outcome
 
 
-def _reserve_notifications(tenant: Tenant, quantity: int) -> Reservation:
-    limit = limits_for(tenant).monthly_notification_quota
+def _reserve_notifications(tenant: Tenant, limits: Limits, quantity: int) -> Reservation:
+    limit = limits.monthly_notification_quota
     try:
         return quota_reserve(
             tenant_id=tenant.pk, kind=NOTIFICATIONS, quantity=quantity, limit=limit
         )
     except QuotaExceeded as exc:
-        raise ApiError(
-            429,
-            "quota_exceeded",
+        raise OverQuota(
             f"This send of {quantity} notifications would pass your plan's monthly quota; "
             f"{exc.remaining} remain this period.",
-            {
+            details={
                 "remaining": exc.remaining,
                 "requested": quantity,
                 "limit": limit,
@@ -141,26 +149,32 @@ def _reserve_notifications(tenant: Tenant, quantity: int) -> Reservation:
 
 
 def _replay(key: str, fingerprint: str) -> SendOutcome | None:
-    """The stored answer for an Idempotency-Key used within 24 hours (409 for another body)."""
+    """The stored answer for an Idempotency-Key used within 24 hours (Conflict for another
+    body)."""
     existing = Send.objects.filter(
         idempotency_key=key, created_at__gte=timezone.now() - IDEMPOTENCY_WINDOW
     ).first()
     if existing is None or existing.response is None:
         return None
     if existing.request_fingerprint != fingerprint:
-        raise ApiError(
-            409, "conflict", "This Idempotency-Key was already used with a different request body."
-        )
+        raise Conflict(KEY_REUSED)
     return SendOutcome(response=existing.response, created=False)
 
 
 def _accept(
-    *, tenant: Tenant, request: SendInput, fingerprint: str, idempotency_key: str | None, actor: str
+    *,
+    tenant: Tenant,
+    limits: Limits,
+    request: SendInput,
+    fingerprint: str,
+    idempotency_key: str | None,
+    actor: str,
 ) -> SendOutcome:
     for _attempt in range(3):
         try:
             return _send(
                 tenant=tenant,
+                limits=limits,
                 request=request,
                 fingerprint=fingerprint,
                 key=idempotency_key,
@@ -178,18 +192,20 @@ def _accept(
             )
             continue
         if existing.request_fingerprint != fingerprint:
-            raise ApiError(
-                409,
-                "conflict",
-                "This Idempotency-Key was already used with a different request body.",
-            )
+            raise Conflict(KEY_REUSED)
         return SendOutcome(response=existing.response, created=False)
-    raise ApiError(409, "conflict", "This Idempotency-Key is in use by a concurrent request.")
+    raise Conflict("This Idempotency-Key is in use by a concurrent request.")
 
 
 @transaction.atomic
 def _send(
-    *, tenant: Tenant, request: SendInput, fingerprint: str, key: str | None, actor: str
+    *,
+    tenant: Tenant,
+    limits: Limits,
+    request: SendInput,
+    fingerprint: str,
+    key: str | None,
+    actor: str,
 ) -> SendOutcome:
     now = timezone.now()
     scheduled = request.send_at is not None and request.send_at > now
@@ -253,7 +269,7 @@ def _send(
             users_locked=True,
         )
     if EMAIL in send.channels:
-        fan_out_email(tenant=tenant, send=send, user_ids=recipients.ids, now=now)
+        fan_out_email(tenant=tenant, send=send, user_ids=recipients.ids, now=now, limits=limits)
     return SendOutcome(response=send.response, created=True)
 
 
@@ -556,14 +572,12 @@ def _publish_created(
 
 
 def send_cancel(*, send: Send) -> Send:
-    """Cancel a scheduled send that is not yet due. Raises ApiError 409 otherwise."""
+    """Cancel a scheduled send that is not yet due. Raises Conflict otherwise."""
     updated = Send.objects.filter(
         pk=send.pk, status=Send.Status.SCHEDULED, send_at__gt=timezone.now()
     ).update(status=Send.Status.CANCELLED, recipient_ids=[])
     if not updated:
-        raise ApiError(
-            409, "conflict", "Only a scheduled send that is not yet due can be cancelled."
-        )
+        raise Conflict("Only a scheduled send that is not yet due can be cancelled.")
     send.refresh_from_db()
     return send
 
@@ -579,6 +593,7 @@ def sends_release_due(*, tenant: Tenant, now: datetime | None = None, batch: int
     Claims rows with ``SKIP LOCKED``, so concurrent releasers never release a send twice.
     """
     now = now or timezone.now()
+    limits = limits_for(tenant)
     released = 0
     while True:
         with transaction.atomic():
@@ -594,7 +609,10 @@ def sends_release_due(*, tenant: Tenant, now: datetime | None = None, batch: int
                         tenant=tenant, send=send, user_ids=send.recipient_ids, now=now
                     )
                 if EMAIL in send.channels:
-                    fan_out_email(tenant=tenant, send=send, user_ids=send.recipient_ids, now=now)
+                    fan_out_email(
+                        tenant=tenant, send=send, user_ids=send.recipient_ids, now=now,
+                        limits=limits,
+                    )  # fmt: skip
                 send.status = Send.Status.ACCEPTED
                 send.recipient_ids = []
                 send.save(update_fields=["status", "recipient_ids", "in_app_count"])

@@ -1,3 +1,5 @@
+"""Notification types: created by the API or the dashboard, or on first use by a send."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -5,7 +7,10 @@ from typing import Any
 
 from django.db import connection
 
+from billing_stub.limits import limits_for
+from herald.domain import NotInPlan
 from notifications.models import NotificationType
+from tenants.models import Tenant
 
 TYPE_FIELDS = (
     "name",
@@ -18,9 +23,20 @@ TYPE_FIELDS = (
 )
 
 
-def type_upsert(*, key: str, fields: dict[str, Any]) -> tuple[NotificationType, bool]:
-    """Create or update a notification type; only the given fields change."""
+def type_upsert(
+    *, tenant: Tenant, key: str, fields: dict[str, Any]
+) -> tuple[NotificationType, bool]:
+    """Create or update a notification type; only the given fields change. ``key`` is valid
+    (``rules.type_key_valid``) and ``fields`` validated (``TypeUpsertSerializer``).
+
+    Setting a digest window needs a plan with digests: ``NotInPlan`` otherwise, and nothing
+    changes."""
     changes = {name: value for name, value in fields.items() if name in TYPE_FIELDS}
+    if changes.get("digest_window_seconds") and not limits_for(tenant).digest_allowed:
+        raise NotInPlan(
+            "Your plan does not include digests.",
+            details={"digest_window_seconds": ["Digests need a plan that includes them."]},
+        )
     notification_type, created = NotificationType.objects.get_or_create(
         key=key, defaults={"name": key, **changes}
     )

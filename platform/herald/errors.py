@@ -1,8 +1,10 @@
 """The contract's error shape, ``{"error": {"code", "message", "details"?}}``, for every 4xx/5xx.
 
-Three doors lead here: DRF's exception handler (API views), Django's handler404/handler500 (URLs
-no view matched, and crashes outside DRF), and ``error_response``/``page_or_error`` for
-middleware that answers before any view runs (refused input, tenant resolution).
+Services raise ``herald.domain`` errors; ``exception_handler`` is the one place that gives them
+their HTTP status (``http_status``) and body. Three doors lead here: DRF's exception handler
+(API views), Django's handler404/handler500 (URLs no view matched, and crashes outside DRF), and
+``error_response``/``page_or_error`` for middleware that answers before any view runs (refused
+input, tenant resolution).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from django.shortcuts import render
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
+
+from herald.domain import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,19 @@ _CODES_BY_STATUS = {
     500: "server_error",
     503: "unavailable",
 }
+
+_STATUS_BY_DOMAIN_CODE = {
+    "invalid": 400,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "quota_exceeded": 429,
+}
+
+
+def http_status(error: DomainError) -> int:
+    """The status the contract gives a domain error's code."""
+    return _STATUS_BY_DOMAIN_CODE[error.code]
 
 
 class ApiError(drf_exceptions.APIException):
@@ -91,6 +108,8 @@ def _validation_details(detail: Any) -> Any:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF ``EXCEPTION_HANDLER``: every handled exception becomes the contract's error body."""
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=http_status(exc))
     if isinstance(exc, ApiError):
         return Response(
             error_body(exc.error_code, exc.message, exc.details),

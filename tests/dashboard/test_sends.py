@@ -320,3 +320,22 @@ def test_search_and_filter_the_log_in_the_browser(page, make_site):
     page.get_by_label("Recipient id").fill("nobody")
     page.get_by_role("button", name="Filter").click()
     expect(page.get_by_text("No user has this id.")).to_be_visible()
+
+
+def test_the_send_page_reports_what_the_api_reports(alice, alice_key, erin):
+    put_type(alice_key, "report.skip")
+    erin.put("/api/v1/me/preferences", {"types": {"report.skip": {"in_app": False}}})
+    released = send(alice_key, "report.skip", ["user-1", "user-2"])
+    api = alice_key.get(f"/api/v1/sends/{released}").json()["channels"]
+    assert api == {"in_app": {"sent": 1, "skipped_preference": 1}}
+    page = alice.get(f"/dashboard/notifications/{released}").content.decode()
+    assert re.search(r'class="badge sent">1 ', page)
+    assert re.search(r'class="badge skipped_preference">1 ', page)
+
+    scheduled = send(alice_key, "report.skip", ["user-1", "user-2"], send_at="2999-01-01T00:00:00Z")
+    assert alice.post(f"/dashboard/notifications/{scheduled}/cancel").status_code == 302
+    assert alice_key.get(f"/api/v1/sends/{scheduled}").json()["channels"] == {}
+    page = alice.get(f"/dashboard/notifications/{scheduled}").content.decode()
+    assert 'class="channel-counts"' not in page  # nothing sent, nothing skipped
+    log = alice.get("/dashboard/notifications/", {"type": "report.skip"}).content.decode()
+    assert log.count('class="channel-counts"') == 1  # the released send's row alone
