@@ -11,10 +11,10 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
-IN_APP = "in_app"
-EMAIL = "email"
-CHANNELS = (IN_APP, EMAIL)
-CHANNEL_CHOICES = [(IN_APP, "In-app"), (EMAIL, "Email")]
+from notifications.channels.names import CHANNEL_CHOICES, IN_APP
+from notifications.channels.names import CHANNELS as CHANNELS  # re-exported for the product
+from notifications.channels.names import EMAIL as EMAIL  # re-exported for the product
+
 TYPE_KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 
 
