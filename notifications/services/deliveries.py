@@ -13,6 +13,7 @@ writes, and what a worker's turn does with them.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -189,7 +190,7 @@ def _deliver_channel(tenant: Tenant, channel: Channel, holding: Holding, limit: 
                 outcome = machine.Outcome(Delivery.Status.SKIPPED_PREFERENCE)
             else:
                 outcome = machine.attempt(
-                    lambda d=delivery: sender.deliver(d), what=f"delivery {delivery.pk}"
+                    functools.partial(sender.deliver, delivery), what=f"delivery {delivery.pk}"
                 )
             _record(tenant, channel, holding, delivery, outcome)
     return len(deliveries)
