@@ -18,13 +18,21 @@ from django_tenants.utils import tenant_context
 from notifications.channels import registry
 from notifications.channels.base import Suppressed, TransportError
 from notifications.channels.names import CHANNEL_CHOICES, CHANNELS
-from notifications.models import Delivery, EndUser, NotificationType, Preference, Send
+from notifications.models import (
+    Delivery,
+    DigestBatch,
+    EndUser,
+    NotificationType,
+    Preference,
+    Send,
+)
 from notifications.services.deliveries import (
     deliveries_deliver,
     deliveries_enqueue,
     deliveries_pending,
     deliveries_write,
 )
+from notifications.services.digests import digests_flush_due
 from notifications.services.sending import SendInput, notification_send
 from notifications.services.users import RecipientInput
 from tenants.models import Tenant
@@ -84,9 +92,13 @@ def fake() -> Iterator[FakeChannel]:
         yield channel
 
 
-def send_to(tenant: Tenant, users: list[str], channels: list[str], **type_fields) -> int:
-    key = f"machine-{uuid.uuid4().hex[:8]}"
-    NotificationType.objects.create(key=key, name=key, channels=channels, **type_fields)
+def send_to(
+    tenant: Tenant, users: list[str], channels: list[str], key: str = "", **type_fields
+) -> int:
+    """A send of a new type (or of type ``key``) to ``users``."""
+    if not key:
+        key = f"machine-{uuid.uuid4().hex[:8]}"
+        NotificationType.objects.create(key=key, name=key, channels=channels, **type_fields)
     outcome = notification_send(
         tenant=tenant,
         request=SendInput(
@@ -228,15 +240,22 @@ def test_a_critical_type_ignores_the_opt_out(db, world, fake):
         assert rows(send_id)["off"].status == "sent"
 
 
-def test_email_over_real_smtp_maps_5xx_to_failed_and_4xx_to_a_retry(db, world, settings):
-    tenant = world.tenant_a
-    addresses = {"ok": "ok@example.com", "bounce": "bounce@example.com",
-                 "greylist": f"greylist-{uuid.uuid4().hex[:6]}@example.com"}  # fmt: skip
-    with smtp_sink() as sink, tenant_context(tenant):
+@pytest.fixture
+def smtp(settings) -> Iterator:
+    """A real SMTP server (aiosmtpd) as this process's email backend."""
+    with smtp_sink() as sink:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
         settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
         settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        yield sink
+
+
+def test_email_over_real_smtp_maps_5xx_to_failed_and_4xx_to_a_retry(db, world, smtp):
+    tenant = world.tenant_a
+    addresses = {"ok": "ok@example.com", "bounce": "bounce@example.com",
+                 "greylist": f"greylist-{uuid.uuid4().hex[:6]}@example.com"}  # fmt: skip
+    with tenant_context(tenant):
         for user, address in addresses.items():
             EndUser.objects.create(external_id=user, email=address)
         send_id = send_to(tenant, list(addresses), ["email"])
@@ -252,4 +271,45 @@ def test_email_over_real_smtp_maps_5xx_to_failed_and_4xx_to_a_retry(db, world, s
     assert (by_user["greylist"].status, by_user["greylist"].attempts) == ("queued", 1)
     assert by_user["greylist"].last_error.startswith("Recipient refused: 451")
     assert (greylisted.status, greylisted.attempts) == ("sent", 2)
-    assert [len(sink.to(a)) for a in addresses.values()] == [1, 0, 1]
+    assert [len(smtp.to(a)) for a in addresses.values()] == [1, 0, 1]
+
+
+def test_a_digest_is_one_unit_of_the_machine_recorded_on_batch_and_items(db, world, smtp):
+    """A greylisted digest waits out its backoff as a whole and goes out once, with every item;
+    a bounced one fails, batch and items."""
+    tenant = world.tenant_a
+    addresses = {"grey": f"greylist-{uuid.uuid4().hex[:6]}@example.com",
+                 "bounced": "bounce@example.com"}  # fmt: skip
+    with tenant_context(tenant):
+        for user, address in addresses.items():
+            EndUser.objects.create(external_id=user, email=address)
+        first = send_to(tenant, list(addresses), ["email"], digest_window_seconds=600)
+        send_to(tenant, list(addresses), [], key=Send.objects.get(pk=first).type.key)
+        DigestBatch.objects.filter(recipient__external_id__in=list(addresses)).update(
+            closes_at=timezone.now()
+        )
+        assert digests_flush_due(tenant=tenant, limit=10) == 2
+        waiting = DigestBatch.objects.get(recipient__external_id="grey")
+        DigestBatch.objects.filter(pk=waiting.pk).update(
+            locked_until=timezone.now() - timedelta(seconds=1)
+        )
+        assert digests_flush_due(tenant=tenant, limit=10) == 1
+        batches = {b.recipient.external_id: b for b in DigestBatch.objects.filter(
+            recipient__external_id__in=list(addresses)).select_related("recipient")}  # fmt: skip
+        items = {
+            user: sorted(
+                Delivery.objects.filter(recipient__external_id=user).values_list(
+                    "status", "attempts"
+                )
+            )
+            for user in addresses
+        }
+
+    assert (waiting.status, waiting.attempts) == ("sending", 1)
+    assert waiting.last_error.startswith("Recipient refused: 451")
+    assert (batches["grey"].status, batches["grey"].attempts) == ("sent", 2)
+    assert items["grey"] == [("sent", 2), ("sent", 2)]
+    assert batches["bounced"].status == "failed"
+    assert items["bounced"] == [("failed", 1), ("failed", 1)]
+    [digest] = smtp.to(addresses["grey"])
+    assert digest["Subject"].startswith("2 new notifications")
