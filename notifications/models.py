@@ -11,9 +11,11 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from notifications.channels.names import CHANNEL_CHOICES, IN_APP
-from notifications.channels.names import CHANNELS as CHANNELS  # re-exported for the product
-from notifications.channels.names import EMAIL as EMAIL  # re-exported for the product
+# The channels' names, re-exported: the product reads them with the models.
+from notifications.channels.names import CHANNEL_CHOICES as CHANNEL_CHOICES
+from notifications.channels.names import CHANNELS as CHANNELS
+from notifications.channels.names import EMAIL as EMAIL
+from notifications.channels.names import IN_APP as IN_APP
 
 TYPE_KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 

@@ -87,7 +87,8 @@ def deliveries_write(
                 "users": int_array(user_ids),
             },
         )
-        return cursor.fetchall()
+        rows: list[tuple[int, str, int]] = cursor.fetchall()
+    return rows
 
 
 def deliveries_enqueue(*, tenant: Tenant, count: int, now: datetime) -> None:

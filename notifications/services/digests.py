@@ -56,7 +56,7 @@ def digest_batches_open(*, tenant_id: int, send: Send, user_ids: list[int], now:
     """Give each of these users an open batch for the send's type and key (one statement)."""
     if not user_ids:
         return
-    closes_at = now + timedelta(seconds=send.type.digest_window_seconds)
+    closes_at = now + timedelta(seconds=send.type.digest_window_seconds or 0)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -116,7 +116,7 @@ def digests_heal(*, now: datetime | None = None) -> int:
             """,
             {"now": now},
         )
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
 
 def _due(now: datetime) -> QuerySet[DigestBatch]:

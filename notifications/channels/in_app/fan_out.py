@@ -14,8 +14,9 @@ from typing import Any
 from django.db import connection
 
 from herald.realtime import encode, publish_encoded_on_commit
+from notifications.channels.names import IN_APP
 from notifications.events import created_message_text
-from notifications.models import IN_APP, EndUser, Notification, NotificationType, Send
+from notifications.models import EndUser, Notification, NotificationType, Send
 from notifications.serializers import notification_payload
 from notifications.services.preferences import reaches_sql
 from notifications.services.users import int_array
@@ -115,6 +116,7 @@ def fan_out_in_app_count(
             },
         )
         count, joined_ids, deliveries, recipient_ids = cursor.fetchone()
+    count = int(count)
     send.in_app_count = count
     if fresh:
         unread_changed_on_commit(
