@@ -14,6 +14,8 @@ from herald.pagination import (
     MAX_ID,
     MAX_LIMIT,
 )
+from notifications.channels.names import CHANNELS
+from notifications.channels.registry import queued_channels
 
 # Query parameters take one value each: a repeated one is refused with 400.
 PAGE_PARAMETERS = [
@@ -50,7 +52,7 @@ def page_of(item: serializers.Serializer) -> serializers.Serializer:
 def _switches(name: str) -> serializers.Serializer:
     return inline_serializer(
         name=name,
-        fields={"email": serializers.BooleanField(), "in_app": serializers.BooleanField()},
+        fields={channel: serializers.BooleanField() for channel in CHANNELS},
     )
 
 
@@ -110,7 +112,7 @@ DELIVERY = inline_serializer(
             allow_null=True, help_text="The in-app copy, when the send made one."
         ),
         "recipient": serializers.CharField(help_text="The recipient's external id."),
-        "channel": serializers.ChoiceField(choices=["email"]),
+        "channel": serializers.ChoiceField(choices=[c.name for c in queued_channels()]),
         "status": serializers.ChoiceField(
             choices=[
                 "queued",

@@ -339,7 +339,7 @@ def beat_cost(context: Context, args: argparse.Namespace) -> None:
     from django.utils import timezone
 
     from billing_stub.tasks import rollup_usage
-    from notifications.services.deliveries import DUE_EMAIL
+    from notifications.services.deliveries import DUE_DELIVERIES
     from notifications.services.digests import DUE_DIGESTS
     from notifications.services.due_work import due_work_rebuild
     from notifications.services.sending import DUE_SENDS
@@ -349,7 +349,7 @@ def beat_cost(context: Context, args: argparse.Namespace) -> None:
 
     tasks = {
         DUE_SENDS: ("release_due_sends", release_due_sends),
-        DUE_EMAIL: ("sweep_deliveries", sweep_deliveries),
+        DUE_DELIVERIES: ("sweep_deliveries", sweep_deliveries),
         DUE_DIGESTS: ("close_due_digests", close_due_digests),
     }
     ids = list(Tenant.objects.exclude(schema_name="public").values_list("pk", flat=True))

@@ -11,12 +11,12 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+# The channels' names, re-exported: the product reads them with the models.
+from notifications.channels.names import CHANNEL_CHOICES as CHANNEL_CHOICES
+from notifications.channels.names import CHANNELS as CHANNELS
+from notifications.channels.names import EMAIL as EMAIL
+from notifications.channels.names import IN_APP as IN_APP
 from notifications.rules import TYPE_KEY_PATTERN, UNREAD
-
-IN_APP = "in_app"
-EMAIL = "email"
-CHANNELS = (IN_APP, EMAIL)
-CHANNEL_CHOICES = [(IN_APP, "In-app"), (EMAIL, "Email")]
 
 
 def default_type_channels() -> list[str]:

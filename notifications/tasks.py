@@ -14,10 +14,10 @@ from celery import shared_task
 from django.conf import settings
 
 from notifications.services.deliveries import (
-    DUE_EMAIL,
-    email_next_due,
-    email_pending,
-    emails_deliver_batch,
+    DUE_DELIVERIES,
+    deliveries_deliver,
+    deliveries_next_due,
+    deliveries_pending,
 )
 from notifications.services.digests import (
     DUE_DIGESTS,
@@ -68,11 +68,13 @@ def release_due_sends() -> int:
     return _visit_due(DUE_SENDS, lambda tenant: sends_release_due(tenant=tenant), sends_next_due)
 
 
+# Turns make every queued channel's deliveries; their task (and function) names say "email"
+# because messages under those names wait in production brokers.
 @shared_task(name="notifications.email_turn", acks_late=True, reject_on_worker_lost=True)
 def email_turn(tenant_id: int, slot: int, token: str | None = None) -> int:
-    """One turn of a tenant: send its next batch of emails (single ones first, then due
-    digests), then queue another turn at the back of the line if work remains (see
-    ``services.turns``). Returns how many emails it claimed.
+    """One turn of a tenant: make its next batch of deliveries (every queued channel's first,
+    then due digests), then queue another turn at the back of the line if work remains (see
+    ``services.turns``). Returns how many deliveries and digests it claimed.
 
     While it works, a heartbeat keeps its slot and the leases of the rows it claimed
     (``services.leases``). Safe to run twice: every delivery is claimed before it is sent, and
@@ -92,18 +94,18 @@ def email_turn(tenant_id: int, slot: int, token: str | None = None) -> int:
     budget = settings.DELIVERY_BATCH_SIZE
     try:
         with in_tenant(tenant), heartbeat(schema_name=tenant.schema_name, beat=beat):
-            batch = emails_deliver_batch(tenant=tenant, holding=holding)
+            batch = deliveries_deliver(tenant=tenant, holding=holding, limit=budget)
             claimed = batch.claimed
             if claimed < budget and not batch.throttled_for:
                 # the rest of the turn goes to digests that are due
                 claimed += digests_flush_due(tenant=tenant, limit=budget - claimed, holding=holding)
     finally:
         turn_release(tenant_id=tenant_id, slot=slot, token=token)
-    if batch.throttled_for:  # the plan's send rate: come back when a token is there
+    if batch.throttled_for:  # a plan's send rate: come back when a token is there
         wake_later(tenant_id=tenant_id, countdown=batch.throttled_for)
         return claimed
     with in_tenant(tenant):
-        pending = email_pending()
+        pending = deliveries_pending()
         digest_ready = digests_ready()
     if pending.ready or digest_ready:
         turns_request(tenant_id=tenant_id)
@@ -123,14 +125,14 @@ def email_wake(tenant_id: int) -> int:
 
 @shared_task(name="notifications.sweep_deliveries", ignore_result=False)
 def sweep_deliveries() -> int:
-    """Give a turn to every tenant with email ready to send (beat, every
+    """Give a turn to every tenant with deliveries ready (beat, every
     ``EMAIL_SWEEP_SECONDS``). Tenants whose turns are queued or running keep them; this revives
     those whose turn was lost (a running turn's slot is free one lease after its worker died)."""
 
     def wake(tenant: Tenant) -> int:
-        return turns_request(tenant_id=tenant.pk) if email_pending().ready else 0
+        return turns_request(tenant_id=tenant.pk) if deliveries_pending().ready else 0
 
-    return _visit_due(DUE_EMAIL, wake, email_next_due)
+    return _visit_due(DUE_DELIVERIES, wake, deliveries_next_due)
 
 
 @shared_task(name="notifications.close_due_digests", ignore_result=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from notifications.services.deliveries import DUE_EMAIL, email_next_due
+from notifications.services.deliveries import DUE_DELIVERIES, deliveries_next_due
 from notifications.services.digests import DUE_DIGESTS, digests_next_due
 from notifications.services.sending import DUE_SENDS, sends_next_due
 from tenants.due import due_rebuild
@@ -13,7 +13,7 @@ from tenants.due import due_rebuild
 NEXT_DUE: dict[str, Callable[[], datetime | None]] = {
     DUE_SENDS: sends_next_due,
     DUE_DIGESTS: digests_next_due,
-    DUE_EMAIL: email_next_due,
+    DUE_DELIVERIES: deliveries_next_due,
 }
 
 

@@ -3,7 +3,7 @@
 A turn holds its slot (a Redis key, ``services.turns``) and a lease on each row it claimed (a
 delivery's or a digest batch's ``locked_until``), each for ``DELIVERY_LEASE_SECONDS`` (30). A
 heartbeat thread renews them every ``DELIVERY_HEARTBEAT_SECONDS`` (10) for as long as the turn
-runs, so a batch may take as long as its SMTP server makes it. When the worker dies the
+runs, so a batch may take as long as its channel's service makes it. When the worker dies the
 heartbeat dies with it: slot and rows are free again within one lease, and the sweep (beat)
 gives the tenant a new turn.
 
@@ -17,58 +17,44 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from notifications.models import Delivery, DigestBatch
-from tenants.entry import in_schema as schema_context  # the nested-work entry
+from notifications.services.delivery_machine import Queue, lease_end
+from tenants.entry import in_schema
 
 logger = logging.getLogger(__name__)
 
 
 class Holding:
-    """The rows one turn has claimed and not yet recorded. Shared by the turn and its
-    heartbeat thread."""
+    """The rows one turn has claimed and not yet recorded, per queue
+    (``services.delivery_machine``). Shared by the turn and its heartbeat thread."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._deliveries: set[int] = set()
-        self._digests: set[int] = set()
+        self._held: dict[Queue, set[int]] = {}
 
-    def hold_deliveries(self, ids: Iterable[int]) -> None:
+    def hold(self, queue: Queue, ids: Iterable[int]) -> None:
         with self._lock:
-            self._deliveries.update(ids)
+            self._held.setdefault(queue, set()).update(ids)
 
-    def let_go_delivery(self, delivery_id: int) -> None:
-        """Call before recording the delivery's outcome."""
+    def let_go(self, queue: Queue, row_id: int) -> None:
+        """Call before recording the row's outcome (or its retry time)."""
         with self._lock:
-            self._deliveries.discard(delivery_id)
-
-    def hold_digest(self, batch_id: int) -> None:
-        with self._lock:
-            self._digests.add(batch_id)
-
-    def let_go_digest(self, batch_id: int) -> None:
-        """Call before recording the batch's outcome (or its retry time)."""
-        with self._lock:
-            self._digests.discard(batch_id)
+            self._held.get(queue, set()).discard(row_id)
 
     def renew(self) -> None:
         """Extend the lease of every row still held by one lease from now. Call in the
         tenant's schema."""
         with self._lock:
-            lease = timezone.now() + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
-            if self._deliveries:
-                Delivery.objects.filter(
-                    pk__in=list(self._deliveries), status=Delivery.Status.QUEUED
-                ).update(locked_until=lease)
-            if self._digests:
-                DigestBatch.objects.filter(
-                    pk__in=list(self._digests), status=DigestBatch.Status.SENDING
-                ).update(locked_until=lease)
+            lease = lease_end(timezone.now())
+            for queue, ids in self._held.items():
+                if ids:
+                    queue.model._default_manager.filter(pk__in=list(ids), **queue.held).update(
+                        locked_until=lease
+                    )
 
 
 @contextmanager
@@ -80,7 +66,7 @@ def heartbeat(*, schema_name: str, beat: Callable[[], None]) -> Iterator[None]:
 
     def run() -> None:
         try:
-            with schema_context(schema_name):
+            with in_schema(schema_name):
                 while not stop.wait(settings.DELIVERY_HEARTBEAT_SECONDS):
                     try:
                         beat()

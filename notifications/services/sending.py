@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,29 +25,19 @@ from billing_stub.metering import (
 )
 from herald.domain import Conflict, LimitExceeded, OverQuota
 from herald.metrics import NOTIFICATIONS_CREATED
-from herald.realtime import encode, publish_encoded_on_commit
-from notifications.events import created_message_text, notification_payload
-from notifications.models import (
-    EMAIL,
-    IN_APP,
-    EndUser,
-    Notification,
-    NotificationType,
-    Preference,
-    Send,
-)
-from notifications.services.deliveries import fan_out_email
+from notifications.channels.in_app.fan_out import WRITTEN, after_fan_out
+from notifications.channels.registry import channels_fan_out
+from notifications.models import IN_APP, Notification, NotificationType, Send
+from notifications.services.preferences import reaches_sql
 from notifications.services.types import type_columns, type_for_send, type_from_row
 from notifications.services.users import (
     RecipientInput,
     has_details,
     ids_in_order,
-    int_array,
     recipients_lookup_params,
     recipients_lookup_sql,
     recipients_upsert,
 )
-from notifications.unread import unread_changed_on_commit, unread_changed_on_commit_joined
 from tenants.due import due_hint
 from tenants.models import Tenant
 
@@ -252,24 +241,17 @@ def _send(
         written, count, joined_ids, deliveries, positions, found = fan_out
         if written:
             send.in_app_count = count
-            _after_fan_out(
+            after_fan_out(
                 tenant=tenant, send=send, now=now, count=count, joined_ids=joined_ids,
                 deliveries=deliveries,
             )  # fmt: skip
             return SendOutcome(response=send.response, created=True)
         known = ids_in_order(len(to_known), positions, found)
     recipients = recipients_upsert(request.recipients, lock=True, known=known)
-    if IN_APP in send.channels:
-        send.in_app_count = _fan_out_in_app(
-            tenant=tenant,
-            send=send,
-            user_ids=recipients.ids,
-            now=now,
-            fresh=recipients.created,
-            users_locked=True,
-        )
-    if EMAIL in send.channels:
-        fan_out_email(tenant=tenant, send=send, user_ids=recipients.ids, now=now, limits=limits)
+    channels_fan_out(
+        tenant=tenant, send=send, user_ids=recipients.ids, now=now, limits=limits,
+        fresh=recipients.created, users_locked=True,
+    )  # fmt: skip
     return SendOutcome(response=send.response, created=True)
 
 
@@ -292,10 +274,10 @@ def _send_insert(
 
     With ``recipients`` (a send due now, to recipients without details) the same statement
     looks them up, locking each FOR KEY SHARE until commit (as ``recipients_upsert(lock=True)``
-    does), and, when every one exists and the send is in-app without email, writes their
+    does), and, when every one exists and the send is in-app only (no other channel), writes their
     in-app rows (as ``fan_out_in_app`` does) and the send's in-app count. Returns ``(written,
     count, joined ids, deliveries, positions, ids)``: whether it wrote them, and what
-    (``_after_fan_out``); else the lookup, as two arrays (``ids_in_order``), for
+    (``after_fan_out``); else the lookup, as two arrays (``ids_in_order``), for
     ``recipients_upsert(known=...)``. The common send is so one statement, where it was three:
     two round trips fewer, and no recipient ids to Python and back (20,000 integers read and
     10,000 written for 10,000 recipients). The send row is this statement's own, so it needs
@@ -329,14 +311,17 @@ def _send_insert(
             data=json.dumps(send.data),
             now=send.created_at,
             in_app=IN_APP,
-            email=EMAIL,
             channel=IN_APP,
+        )
+        reaches = reaches_sql(
+            user="r.id", channel="%(channel)s", type_id="t.id", critical="t.critical"
         )
         fan_out = f"""
             found AS ({recipients_lookup_sql(lock=True)}),
             go AS (
                 SELECT (SELECT count(*) FROM found) = %(count)s
-                       AND %(in_app)s = ANY(ch.channels) AND NOT %(email)s = ANY(ch.channels)
+                       AND %(in_app)s = ANY(ch.channels)
+                       AND ch.channels <@ ARRAY[%(in_app)s]::varchar(16)[]
                        AS yes
                 FROM ch),
             created AS (
@@ -346,10 +331,10 @@ def _send_insert(
                        %(now)s
                 FROM t, n, found AS r
                 WHERE (SELECT yes FROM go)
-                  AND ({_wants_in_app(critical="t.critical", type_id="t.id")})
+                  AND {reaches}
                 ORDER BY r.i
                 RETURNING id, recipient_id),
-            written AS (SELECT {_WRITTEN} FROM created),
+            written AS (SELECT {WRITTEN} FROM created),
         """
         in_app_count = ", (SELECT written FROM written)"
         outputs = """,
@@ -395,182 +380,6 @@ def _send_insert(
     return tuple(row[at + 2 :])
 
 
-def fan_out_in_app(
-    *,
-    tenant: Tenant,
-    send: Send,
-    user_ids: list[int],
-    now: datetime,
-    fresh: Collection[int] = (),
-    users_locked: bool = False,
-) -> list[tuple[int, int]]:
-    """Insert the in-app rows of ``send`` for ``user_ids`` in one statement; returns
-    ``(notification id, user id)`` pairs, and set the send row's ``in_app_count`` to their
-    number in the same statement. Users who turned in-app off (for this type or at all) get no
-    row, unless the type is critical; users erased since the send was accepted are skipped.
-
-    This is the only writer of notifications, and it keeps what foreign keys would check per row
-    (see ``Notification``): the send id and type come from the send row itself, and rows are
-    written only for users found in the same statement; the send row and those users are locked
-    FOR KEY SHARE until commit, so none of them can be deleted or re-keyed meanwhile. No row is
-    written if the send is gone, none for a user who is. (Each user is looked up and locked by
-    its primary key, once per recipient: a plan that stays linear whatever the statistics say.
-    Written as a join, a table not yet analyzed got a nested loop of 500 x 500 rows.)
-    ``_send_insert`` writes them too, for a send to users who all exist, in the statement that
-    inserts the send and looks its recipients up and locks them.
-
-    ``fresh``: users created by this same transaction. Nobody can have cached an unread count
-    for them, so their counts need no invalidation.
-
-    ``users_locked``: the caller has locked every user of ``user_ids`` FOR KEY SHARE in this
-    transaction, or created them in it (``recipients_upsert(lock=True)``), so they exist until
-    commit and are not looked up again (10,000 index probes and locks fewer).
-    """
-    pairs: list[tuple[int, int]] = []
-    _fan_out_in_app(
-        tenant=tenant,
-        send=send,
-        user_ids=user_ids,
-        now=now,
-        fresh=fresh,
-        users_locked=users_locked,
-        pairs=pairs,
-    )
-    return pairs
-
-
-def _fan_out_in_app(
-    *,
-    tenant: Tenant,
-    send: Send,
-    user_ids: list[int],
-    now: datetime,
-    fresh: Collection[int] = (),
-    users_locked: bool = False,
-    pairs: list[tuple[int, int]] | None = None,
-) -> int:
-    """``fan_out_in_app``, returning how many rows it wrote (and filling ``pairs``, if given)."""
-    users_exist = (
-        f"EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u WHERE u.id = r.id FOR KEY SHARE)"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH created AS (
-                INSERT INTO {Notification._meta.db_table}
-                    (send_id, recipient_id, type_id, title, message, url, data, created_at)
-                SELECT s.id, r.id, s.type_id, %(title)s, %(message)s, %(url)s, %(data)s::jsonb,
-                       %(now)s
-                FROM (SELECT id, type_id FROM {Send._meta.db_table}
-                      WHERE id = %(send)s AND type_id = %(type)s FOR KEY SHARE) AS s,
-                     unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
-                WHERE ({"true" if users_locked else users_exist})
-                  AND ({_wants_in_app()})
-                ORDER BY r.ord
-                RETURNING id, recipient_id),
-            counted AS (
-                UPDATE {Send._meta.db_table} SET in_app_count = (SELECT count(*) FROM created)
-                WHERE id = %(send)s)
-            SELECT {_WRITTEN}, CASE WHEN %(fresh)s THEN array_agg(recipient_id) END
-            FROM created
-            """,
-            {
-                **_row_params(send, now),
-                "users": int_array(user_ids),
-                "fresh": bool(fresh),
-            },
-        )
-        count, joined_ids, deliveries, recipient_ids = cursor.fetchone()
-    if fresh:
-        unread_changed_on_commit(
-            tenant_id=tenant.pk, user_ids=[u for u in recipient_ids or () if u not in fresh]
-        )
-        _publish_created(tenant=tenant, send=send, now=now, count=count, deliveries=deliveries)
-    else:
-        _after_fan_out(
-            tenant=tenant, send=send, now=now, count=count, joined_ids=joined_ids,
-            deliveries=deliveries,
-        )  # fmt: skip
-    if pairs is not None and count:
-        pairs.extend(
-            (notification_id, user_id) for user_id, notification_id in json.loads(deliveries)
-        )
-    return count
-
-
-def _wants_in_app(critical: str = "%(critical)s", type_id: str = "%(type)s") -> str:
-    """Whether recipient ``r.id`` gets an in-app row: not if they turned in-app off, for this
-    type (``type_id``) or at all, unless the type is critical (``critical``); SQL expressions,
-    by default the parameters of ``_row_params``."""
-    return f"""
-        {critical} OR NOT EXISTS (
-            SELECT 1 FROM {Preference._meta.db_table} p
-            WHERE p.user_id = r.id AND p.channel = %(channel)s AND NOT p.enabled
-              AND (p.type_id IS NULL OR p.type_id = {type_id}))
-    """
-
-
-# What a fan-out wrote, over its ``created`` rows: how many; their users' ids joined by commas
-# (for ``unread_changed_on_commit_joined``); and ``[[user id,notification id],...]`` as JSON
-# (for ``created_message_text``). Aggregated in the same pass, so aligned; built by PostgreSQL,
-# since 10,000 pairs cost Python ~10 ms as lists and their encoding.
-_WRITTEN = """
-    count(*) AS written, string_agg(recipient_id::text, ',') AS user_ids,
-    '[[' || string_agg(recipient_id::text || ',' || id::text, '],[') || ']]' AS deliveries
-"""
-
-
-def _row_params(send: Send, now: datetime) -> dict[str, Any]:
-    notification_type: NotificationType = send.type
-    return {
-        "send": send.pk,
-        "type": notification_type.pk,
-        "title": send.title,
-        "message": send.message,
-        "url": send.url,
-        "data": json.dumps(send.data),
-        "now": now,
-        "critical": notification_type.critical,
-        "channel": IN_APP,
-    }
-
-
-def _after_fan_out(
-    *, tenant: Tenant, send: Send, now: datetime, count: int, joined_ids: str, deliveries: str
-) -> None:
-    """After a fan-out's commit: invalidate its recipients' unread counts (``joined_ids``) and
-    publish its ``created`` message (``deliveries``), as ``_WRITTEN`` returned them."""
-    unread_changed_on_commit_joined(tenant_id=tenant.pk, joined_ids=joined_ids, count=count)
-    _publish_created(tenant=tenant, send=send, now=now, count=count, deliveries=deliveries)
-
-
-def _publish_created(
-    *, tenant: Tenant, send: Send, now: datetime, count: int, deliveries: str
-) -> None:
-    """Publish the ``created`` bus message of ``count`` rows once the transaction commits."""
-    if not count:
-        return
-    shared = notification_payload(
-        {
-            "id": None,
-            "type_key": send.type.key,
-            "title": send.title,
-            "message": send.message,
-            "url": send.url,
-            "data": send.data,
-            "created_at": now,
-            "read_at": None,
-            "archived_at": None,
-        }
-    )
-    del shared["id"]
-    publish_encoded_on_commit(
-        created_message_text(
-            tenant_id=tenant.pk, shared_json=encode(shared), deliveries_json=deliveries
-        )
-    )
-
-
 def send_cancel(*, send: Send) -> Send:
     """Cancel a scheduled send that is not yet due. Raises Conflict otherwise."""
     updated = Send.objects.filter(
@@ -604,15 +413,9 @@ def sends_release_due(*, tenant: Tenant, now: datetime | None = None, batch: int
                 .order_by("send_at", "id")[:batch]
             )
             for send in due:
-                if IN_APP in send.channels:
-                    send.in_app_count = _fan_out_in_app(
-                        tenant=tenant, send=send, user_ids=send.recipient_ids, now=now
-                    )
-                if EMAIL in send.channels:
-                    fan_out_email(
-                        tenant=tenant, send=send, user_ids=send.recipient_ids, now=now,
-                        limits=limits,
-                    )  # fmt: skip
+                channels_fan_out(
+                    tenant=tenant, send=send, user_ids=send.recipient_ids, now=now, limits=limits
+                )
                 send.status = Send.Status.ACCEPTED
                 send.recipient_ids = []
                 send.save(update_fields=["status", "recipient_ids", "in_app_count"])

@@ -22,7 +22,7 @@ from billing_stub.metering import (
 from billing_stub.models import Plan, UsageRecord
 from herald.redisio import shared_redis
 from notifications.models import Delivery, Send
-from notifications.services.deliveries import emails_deliver_batch
+from notifications.services.deliveries import deliveries_deliver
 from tenants.models import Tenant
 from tests.support.api import Caller
 from tests.support.personas import committed_tenant
@@ -143,7 +143,7 @@ def test_emails_over_the_email_quota_are_suppressed_not_sent(alice_key, world):
     emails_before = usage_get(tenant_id=world.tenant_a.pk, kind=EMAILS)
     with tenant_context(world.tenant_a):
         tenant = Tenant.objects.select_related("plan").get(pk=world.tenant_a.pk)
-        emails_deliver_batch(tenant=tenant)
+        deliveries_deliver(tenant=tenant)
         statuses = sorted(Delivery.objects.filter(send_id=send_id).values_list("status", flat=True))
     assert statuses == ["sent", "suppressed_quota"]
     assert len(mail.outbox) == 1

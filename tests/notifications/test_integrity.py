@@ -21,8 +21,8 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from notifications.channels.in_app.fan_out import fan_out_in_app
 from notifications.models import EndUser, Notification, NotificationType, Send
-from notifications.services.sending import fan_out_in_app
 from notifications.services.users import (
     RecipientInput,
     Recipients,

@@ -177,8 +177,8 @@ def test_a_full_digest_stays_within_the_limits():
     """A digest lists at most DIGEST_ITEMS_SHOWN items of DIGEST_MESSAGE_CHARS each: rendered
     with Herald's digest templates at that size, with long titles and links and a message of
     which a fifth is escaped in HTML, it fits every limit."""
+    from notifications.channels.email import digest as digests
     from notifications.channels.email.rendering import render_email
-    from notifications.services import digests
 
     item = {
         "title": "t" * 300,
