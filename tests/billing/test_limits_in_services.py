@@ -11,8 +11,9 @@ from django_tenants.utils import tenant_context
 
 import billing_stub.limits
 from herald.domain import LimitExceeded, NotInPlan
+from notifications.channels.email import channel as email_channel
 from notifications.models import NotificationType
-from notifications.services import deliveries, sending, types
+from notifications.services import sending, types
 from notifications.services.sending import SendInput, notification_send, sends_release_due
 from notifications.services.types import type_upsert
 from notifications.services.users import RecipientInput
@@ -29,7 +30,7 @@ def limits_reads(monkeypatch) -> list[int]:
         reads.append(tenant.pk)
         return billing_stub.limits.limits_for(tenant)
 
-    for module in (sending, deliveries, types):
+    for module in (sending, email_channel, types):
         monkeypatch.setattr(module, "limits_for", counted)
     return reads
 
