@@ -27,6 +27,25 @@ serves: every ``run`` executes in a copy of the request's own context (asgiref's
 ``sync_to_async``), the middleware that binds the request id resets it on the way out
 (``herald.request_ids``), and each request gets a Sentry isolation scope of its own here (Django's
 ``ASGIHandler.__call__``, which sentry-sdk wraps to that end, is not called).
+
+``SyncASGIHandler`` replaces Django's ``ASGIHandler.__init__``, ``__call__`` and ``handle`` with
+edited copies and calls the rest of it, so ``CHECKED_RELEASES`` names the releases it was checked
+against and ``tests/herald/test_handlers.py`` fails when the installed ones are outside them or
+when the upstream methods differ from what this was written for. On upgrade, check:
+
+- Django's ``ASGIHandler.handle``: any new step (a signal, a check, a way to cancel) belongs in
+  ``SyncASGIHandler.handle`` too; ``__call__``: anything new it sets up per request (sentry-sdk
+  wraps it: see ``herald.observability.isolated``);
+- ``__init__``: still ``BaseHandler.__init__`` plus ``load_middleware``, built in async mode
+  there and in sync mode here;
+- ``read_body``, ``create_request``, ``send_response``, ``listen_for_disconnect`` and
+  ``chunk_size`` keep their signatures and meaning; ``create_request``'s refusals are still a
+  400 for the query string and a 413 for the body (re-shaped here);
+- asgiref's ``sync_to_async`` still takes ``executor`` and runs the function in a copy of the
+  caller's context (a request's context variables stay its own);
+- ``HttpResponseBase.close`` still sends ``request_finished``.
+
+Then widen ``CHECKED_RELEASES`` and record the new digests in the test.
 """
 
 from __future__ import annotations
@@ -54,6 +73,13 @@ from herald.errors import error_response
 from herald.request_ids import HEADER, log_request, loggable_path, scope_request_id
 
 T = TypeVar("T")
+
+# (lowest release checked, first release not checked) per distribution; requirements.txt pins one
+# inside each range.
+CHECKED_RELEASES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "django": ((5, 2), (5, 3)),
+    "asgiref": ((3, 13), (3, 14)),
+}
 Run = Callable[..., Awaitable[Any]]
 
 

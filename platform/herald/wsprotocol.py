@@ -19,6 +19,24 @@ task per connection to run the same bytes through three layers of ``send`` corou
 the extension (under another ASGI server) the consumer uses ``send`` alone.
 
 Run uvicorn with ``--ws herald.wsprotocol:WebSocketProtocol`` (the Procfile does).
+
+This leans on uvicorn's private protocol class, so ``CHECKED_RELEASES`` names the releases it was
+checked against, and ``tests/herald/test_wsprotocol.py`` fails when the installed ones are
+outside them or when the upstream code overridden or read here differs from what it was written
+for. On upgrade, check:
+
+- uvicorn's ``WebSocketsSansIOProtocol`` writes and closes only through ``self.transport``, set in
+  ``connection_made`` (else frames bypass the coalescing wrapper, or go out of order);
+- ``pause_writing``/``resume_writing`` still drive ``self.writable``, and ``send`` waits on it;
+- ``handle_connect`` still builds ``self.scope`` with an ``extensions`` dict, and nothing reads
+  ``request``/``response`` after the accept has been sent;
+- ``send_nowait``'s conditions keep their meaning: ``handshake_complete``, ``close_sent``,
+  ``disconnected``, ``initial_response``, ``writable`` and websockets' ``conn.state`` /
+  ``conn.extensions``; a frame written here must be one uvicorn could have written;
+- uvicorn's httptools protocol still calls the WebSocket protocol's ``connection_made`` before
+  ``transport.set_protocol``, and ``connection_lost`` is still what frees its ``parser``.
+
+Then widen ``CHECKED_RELEASES`` and record the new digests in the test.
 """
 
 from __future__ import annotations
@@ -34,6 +52,13 @@ from websockets.http11 import Request
 from websockets.protocol import State
 
 SEND_NOWAIT = "herald.websocket.send_nowait"
+
+# (lowest release checked, first release not checked) per distribution; requirements.txt pins one
+# inside each range.
+CHECKED_RELEASES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "uvicorn": ((0, 54), (0, 55)),
+    "websockets": ((17, 0), (18, 0)),
+}
 
 logger = logging.getLogger(__name__)
 
