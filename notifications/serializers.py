@@ -1,7 +1,7 @@
 """Input validation (DRF serializers) and the output shapes of the notification API.
 
 Output shapes are plain functions over ``.values()`` rows: the same function feeds REST responses
-and (with the real-time issue) WebSocket events, so the two can never drift apart.
+and WebSocket events, so the two can never drift apart.
 """
 
 from __future__ import annotations

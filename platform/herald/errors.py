@@ -7,7 +7,6 @@ middleware that answers before any view runs (refused input, tenant resolution).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +17,6 @@ from django.shortcuts import render
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
-
-logger = logging.getLogger(__name__)
 
 _CODES_BY_STATUS = {
     400: "invalid",

@@ -1,11 +1,11 @@
 """Django's ASGI handler, with each request's sync work in one call on a long-lived thread.
 
 Django's own ``ASGIHandler`` runs the middleware chain in async mode. Herald's views and
-middleware are sync, so every request hopped between the event loop and a worker thread about
-half a dozen times: into the thread for the middleware, out to the loop for the view adapter,
-back in for the view, and the same again on the way out. Each hop waits for the event loop, and
-the loop is also the one writing WebSocket frames: during a broadcast a send's 202 queued behind
-every frame of it. Here the chain is built in sync mode and called once.
+middleware are sync, so under it every request hops between the event loop and a worker thread
+about half a dozen times: into the thread for the middleware, out to the loop for the view
+adapter, back in for the view, and the same again on the way out. Each hop waits for the event
+loop, and the loop is also the one writing WebSocket frames: during a broadcast a send's 202
+would queue behind every frame of it. Here the chain is built in sync mode and called once.
 
 Django also starts a thread for every request (a ``ThreadSensitiveContext`` each) and joins it
 at the end. ``Thread.start`` blocks the event loop until the new thread runs, which under load

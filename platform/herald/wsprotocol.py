@@ -4,7 +4,7 @@ A new notification reaches a browser as two frames, ``notification`` then ``unre
 written one after the other in the same turn of the event loop. uvicorn hands each frame to the
 socket at once: one ``send`` system call per frame. On loopback and on a real network alike that
 call is the dearest part of delivering a frame (it runs the TCP stack), so on a broadcast to
-thousands of connections those calls were a third of the server's work.
+thousands of connections those calls are a third of the server's work.
 
 Here a connection's writes wait in its buffer until the end of the turn, and one flush then
 writes each connection's frames with one call. Nothing waits longer than that turn, order is
