@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from herald.env import (
@@ -24,6 +26,9 @@ from herald.env import (
     parse_email_url,
 )
 from herald.logs import log_format
+
+# Django's generic classes (ModelAdmin, QuerySet, ...) take type arguments at run time too.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -204,7 +209,7 @@ CACHES["registry"] = {
     "KEY_PREFIX": f"herald-registry:{DATABASES['default']['NAME']}",
 }
 
-CHANNEL_LAYERS = {
+CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL], "prefix": "herald:ws"},

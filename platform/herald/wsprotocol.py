@@ -163,7 +163,7 @@ def _release_http_protocol(transport: asyncio.BaseTransport) -> None:
     get_protocol = getattr(transport, "get_protocol", None)
     http = get_protocol() if get_protocol is not None else None
     if getattr(http, "parser", None) is not None and hasattr(http, "handle_websocket_upgrade"):
-        http.parser = None
+        http.parser = None  # type: ignore[union-attr]  # not None: checked on the line above
 
 
 def text_frame(data: bytes) -> bytes:
@@ -184,11 +184,11 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         _release_http_protocol(transport)
         super().connection_made(transport)
         wrapped = CoalescingTransport(self.transport, self.loop)
-        self.transport = wrapped  # type: ignore[assignment] -- has every method uvicorn calls
+        self.transport = wrapped  # type: ignore[assignment]  # has every method uvicorn calls
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
-        extensions = self.scope["extensions"]  # type: ignore[index] -- set by handle_connect
+        extensions: dict[str, Any] = self.scope["extensions"]  # set by handle_connect
         extensions[SEND_NOWAIT] = self.send_nowait
 
     async def send(self, message: Any) -> None:
@@ -196,7 +196,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # uvicorn keeps the handshake's request and response (their headers: some 3 KiB a
             # connection) and reads neither once the response is out.
-            self.request = self.response = None  # type: ignore[assignment] -- unused from here
+            self.request = self.response = None  # type: ignore[assignment]  # unused from here
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
