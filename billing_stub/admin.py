@@ -32,7 +32,8 @@ class UsageTotalAdmin(admin.ModelAdmin[UsageTotal]):
 
     def _line(self, row: UsageTotal) -> dict[str, int]:
         period = period_of(datetime.combine(row.period_start, time(), tzinfo=UTC))
-        return usage_report(tenant=row.tenant, period=period)[row.kind]
+        line: dict[str, int] = usage_report(tenant=row.tenant, period=period)[row.kind]
+        return line
 
     @admin.display(description="included")
     def included(self, row: UsageTotal) -> int:

@@ -91,7 +91,8 @@ def _jwt_claims(request: Request, kind: str) -> dict[str, Any] | None:
     credential = _credential(request)
     if credential is None or credential.kind != "jwt" or credential.claims.get(KIND_CLAIM) != kind:
         return None
-    return credential.claims
+    claims: dict[str, Any] = credential.claims
+    return claims
 
 
 class AdminTokenAuthentication(_BearerAuthentication):
@@ -101,7 +102,8 @@ class AdminTokenAuthentication(_BearerAuthentication):
         claims = _jwt_claims(request, ADMIN)
         if claims is None:
             return None
-        user = get_user_model().objects.filter(pk=claims.get("sub"), is_active=True).first()
+        subject: Any = claims.get("sub")  # from JSON: whatever it is, the lookup decides
+        user = get_user_model().objects.filter(pk=subject, is_active=True).first()
         if user is None:
             raise AuthenticationFailed("The admin of this token no longer exists or is inactive.")
         return user, claims
@@ -115,7 +117,8 @@ class EndUserTokenAuthentication(_BearerAuthentication):
         if claims is None:
             return None
         try:
-            end_user_id = int(claims.get("sub"))
+            subject: Any = claims.get("sub")  # from JSON: int() refuses what is no id
+            end_user_id = int(subject)
         except (TypeError, ValueError) as exc:
             raise AuthenticationFailed(USER_GONE) from exc
         principal = EndUserPrincipal(tenant=_credential(request).tenant, end_user_id=end_user_id)

@@ -11,28 +11,41 @@ from __future__ import annotations
 from django.http import HttpRequest
 from rest_framework.request import Request
 
+from accounts.models import User
+from herald.ratelimits import Usage
 from tenants.models import Tenant
 from tenants.resolution import Credential
 
 
-class TenantHttpRequest(HttpRequest):
-    tenant: Tenant
-    credential: Credential | None
-    is_platform_host: bool
-
-
 class PlatformHttpRequest(HttpRequest):
-    """A request that may be on the platform host: ``tenant`` is None there."""
+    """Any request past the middleware: ``tenant`` is None on the platform host.
+    ``rate_limit`` is set by the rate limiter, when it has measured the request."""
 
     tenant: Tenant | None
     credential: Credential | None
     is_platform_host: bool
+    rate_limit: Usage | None
 
 
-class TenantRequest(Request):
+class TenantHttpRequest(PlatformHttpRequest):
+    tenant: Tenant
+
+
+class PlatformRequest(Request):
     """DRF's request (it reads unknown attributes from the wrapped ``HttpRequest``)."""
 
-    tenant: Tenant
+    tenant: Tenant | None
     credential: Credential | None
     is_platform_host: bool
+    _request: PlatformHttpRequest
+
+
+class TenantRequest(PlatformRequest):
+    tenant: Tenant
     _request: TenantHttpRequest
+
+
+class AdminRequest(TenantRequest):
+    """Behind ``IsAdmin``: the user is the tenant's admin."""
+
+    user: User
