@@ -13,6 +13,7 @@ from rest_framework.request import Request
 
 from accounts.models import User
 from herald.ratelimits import Usage
+from tenants.authentication import EndUserPrincipal
 from tenants.models import Tenant
 from tenants.resolution import Credential
 
@@ -31,6 +32,12 @@ class TenantHttpRequest(PlatformHttpRequest):
     tenant: Tenant
 
 
+class AdminHttpRequest(TenantHttpRequest):
+    """A dashboard request behind ``admin_required``: the user is the tenant's admin."""
+
+    user: User
+
+
 class PlatformRequest(Request):
     """DRF's request (it reads unknown attributes from the wrapped ``HttpRequest``)."""
 
@@ -43,6 +50,12 @@ class PlatformRequest(Request):
 class TenantRequest(PlatformRequest):
     tenant: Tenant
     _request: TenantHttpRequest
+
+
+class EndUserRequest(TenantRequest):
+    """Behind ``IsEndUser``: the user is an end user's token."""
+
+    user: EndUserPrincipal  # type: ignore[assignment]  # DRF's user is whatever authenticated
 
 
 class AdminRequest(TenantRequest):

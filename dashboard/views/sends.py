@@ -23,6 +23,7 @@ from dashboard.templatetags.content_links import send_url
 from herald.errors import ApiError
 from notifications.models import Send
 from notifications.services.sending import send_cancel
+from tenants.requests import AdminHttpRequest
 
 
 @admin_required
@@ -90,7 +91,7 @@ def send_cancel_view(request: HttpRequest, send_id: int) -> HttpResponse:
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def test_send(request: HttpRequest) -> HttpResponse:
+def test_send(request: AdminHttpRequest) -> HttpResponse:
     tenant = dashboard_tenant(request)
     initial = {}
     if request.method == "GET":

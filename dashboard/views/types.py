@@ -42,6 +42,7 @@ from notifications.models import IN_APP, NotificationType
 from notifications.services.types import type_upsert
 from notifications.templating import TemplateError, limits
 from tenants.models import Tenant
+from tenants.requests import AdminHttpRequest
 
 PREVIEW_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
@@ -193,12 +194,12 @@ def _editor(
 
 
 def _preview(
-    tenant: Tenant, key: str, templates: tuple[str, ...], sample: Sample, host: str
+    tenant: Tenant, key: str, templates: tuple[str, str, str], sample: Sample, host: str
 ) -> tuple[RenderedEmail | None, str]:
     try:
         rendered = email_preview(
             tenant=tenant, key=key, templates=templates, sample=sample, host=host
-        )  # type: ignore[arg-type]
+        )
     except TemplateError as exc:
         return None, str(exc)
     return rendered, ""
@@ -260,7 +261,7 @@ def type_saved_preview(request: HttpRequest, key: str) -> HttpResponse:
 
 @admin_required
 @require_POST
-def type_test_email(request: HttpRequest, key: str) -> HttpResponse:
+def type_test_email(request: AdminHttpRequest, key: str) -> HttpResponse:
     tenant = dashboard_tenant(request)
     notification_type = object_or_404(NotificationType.objects.all(), key=key)
     admin = request.user
