@@ -191,11 +191,11 @@ def test_the_django_methods_copied_or_extended_are_what_this_was_written_for():
     assert_sources_unchanged(
         ASGIHandler,
         {
-            "__init__": "41379d4f4b69f900",
-            "__call__": "f756809e9c9308dc",
-            "handle": "98faeb5bef800331",
-            "create_request": "5eae59c6696013ff",
-            "send_response": "77eda2b08689b44e",
+            "__init__": "cc44cd280172a639",
+            "__call__": "f252eb4e47b97588",
+            "handle": "2e2dae70240a12a6",
+            "create_request": "f8c081a7f5ea4486",
+            "send_response": "bdf00afcf4aea0c0",
         },
         RECHECK,
     )

@@ -200,19 +200,19 @@ def test_the_upstream_code_overridden_or_relied_on_is_what_this_was_written_for(
     assert_sources_unchanged(
         WebSocketsSansIOProtocol,
         {
-            "__init__": "631dcd744eab875f",
-            "connection_made": "f533ec93747c2cbf",
-            "handle_connect": "fc648c2161ff8e13",
-            "send": "d4919ed760ce9f7b",
-            "connection_lost": "dd116afc4d8034e1",
-            "pause_writing": "4830f7e0d81f877d",
-            "resume_writing": "ef79384e5fff077c",
+            "__init__": "6ff71216ee4d0076",
+            "connection_made": "09b35f5f0826e46c",
+            "handle_connect": "e0954ba19c3a24c8",
+            "send": "4ea267c383aa471b",
+            "connection_lost": "fcaa76f432efa9d1",
+            "pause_writing": "9709b4573545358f",
+            "resume_writing": "57567a2d754e8fe6",
         },
         RECHECK,
     )
     assert_sources_unchanged(
         HttpToolsProtocol,
-        {"handle_websocket_upgrade": "179c4f769386ab89", "connection_lost": "c91a4c9bf2e29c55"},
+        {"handle_websocket_upgrade": "a684df20ed34d9d6", "connection_lost": "c5567cca5922d934"},
         RECHECK,
     )
 
