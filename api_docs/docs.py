@@ -56,24 +56,28 @@ def _switches(name: str) -> serializers.Serializer:
     )
 
 
-_NOTIFICATION_FIELDS = {
-    "id": serializers.IntegerField(help_text="Grows with time within a tenant."),
-    "type": serializers.CharField(help_text="The notification type's key."),
-    "title": serializers.CharField(),
-    "message": serializers.CharField(),
-    "url": serializers.CharField(),
-    "data": serializers.JSONField(),
-    "created_at": serializers.DateTimeField(),
-    "is_read": serializers.BooleanField(),
-    "read_at": serializers.DateTimeField(allow_null=True),
-    "archived": serializers.BooleanField(),
-}
+def _notification_fields() -> dict[str, serializers.Field]:
+    """Fresh field instances per serializer: a field instance shared by two inline serializers
+    is documented in only one of them."""
+    return {
+        "id": serializers.IntegerField(help_text="Grows with time within a tenant."),
+        "type": serializers.CharField(help_text="The notification type's key."),
+        "title": serializers.CharField(),
+        "message": serializers.CharField(),
+        "url": serializers.CharField(),
+        "data": serializers.JSONField(),
+        "created_at": serializers.DateTimeField(),
+        "is_read": serializers.BooleanField(),
+        "read_at": serializers.DateTimeField(allow_null=True),
+        "archived": serializers.BooleanField(),
+    }
 
-NOTIFICATION = inline_serializer(name="Notification", fields=_NOTIFICATION_FIELDS)
+
+NOTIFICATION = inline_serializer(name="Notification", fields=_notification_fields())
 SERVER_NOTIFICATION = inline_serializer(
     name="TenantNotification",
     fields={
-        **_NOTIFICATION_FIELDS,
+        **_notification_fields(),
         "recipient": serializers.CharField(help_text="The recipient's external id."),
         "send": serializers.IntegerField(),
     },
@@ -130,29 +134,37 @@ DELIVERY = inline_serializer(
         "sent_at": serializers.DateTimeField(allow_null=True),
     },
 )
-_USED = inline_serializer(
-    name="UsageCount",
-    fields={"used": serializers.IntegerField(), "limit": serializers.IntegerField()},
+# A serializer instance nested in two fields is documented in only one of them: each field gets
+# an instance of its own, of one class (one component).
+_used = type(
+    inline_serializer(
+        name="UsageCount",
+        fields={"used": serializers.IntegerField(), "limit": serializers.IntegerField()},
+    )
 )
+
 USAGE = inline_serializer(
     name="Usage",
     fields={
         "plan": serializers.CharField(help_text="The plan's code: free, pro, enterprise."),
         "period_start": serializers.DateField(help_text="First day of the billing month (UTC)."),
         "period_end": serializers.DateField(help_text="First day of the next one (exclusive)."),
-        "notifications": _USED,
-        "emails": _USED,
+        "notifications": _used(),
+        "emails": _used(),
     },
 )
-_REPORT_LINE = inline_serializer(
-    name="UsageReportLine",
-    fields={
-        "used": serializers.IntegerField(),
-        "included": serializers.IntegerField(),
-        "overage": serializers.IntegerField(),
-        "overage_cents": serializers.IntegerField(),
-    },
+_report_line = type(
+    inline_serializer(
+        name="UsageReportLine",
+        fields={
+            "used": serializers.IntegerField(),
+            "included": serializers.IntegerField(),
+            "overage": serializers.IntegerField(),
+            "overage_cents": serializers.IntegerField(),
+        },
+    )
 )
+
 USAGE_REPORT = inline_serializer(
     name="UsageReport",
     fields={
@@ -161,8 +173,8 @@ USAGE_REPORT = inline_serializer(
         "period_start": serializers.DateField(),
         "period_end": serializers.DateField(help_text="Exclusive."),
         "plan_price_cents": serializers.IntegerField(),
-        "notifications": _REPORT_LINE,
-        "emails": _REPORT_LINE,
+        "notifications": _report_line(),
+        "emails": _report_line(),
         "total_cents": serializers.IntegerField(),
     },
 )
@@ -215,24 +227,24 @@ TOKEN_PAIR = inline_serializer(
     name="TokenPair", fields={"access": serializers.CharField(), "refresh": serializers.CharField()}
 )
 ACCESS_TOKEN = inline_serializer(name="AccessToken", fields={"access": serializers.CharField()})
-API_KEY = inline_serializer(
-    name="ApiKey",
-    fields={
+
+
+def _api_key_fields() -> dict[str, serializers.Field]:
+    return {
         "id": serializers.IntegerField(),
         "name": serializers.CharField(),
         "prefix": serializers.CharField(),
         "created_at": serializers.DateTimeField(),
         "last_used_at": serializers.DateTimeField(allow_null=True),
         "revoked_at": serializers.DateTimeField(allow_null=True),
-    },
-)
+    }
+
+
+API_KEY = inline_serializer(name="ApiKey", fields=_api_key_fields())
 API_KEY_CREATED = inline_serializer(
     name="ApiKeyCreated",
     fields={
-        "id": serializers.IntegerField(),
-        "name": serializers.CharField(),
-        "prefix": serializers.CharField(),
-        "created_at": serializers.DateTimeField(),
+        **_api_key_fields(),
         "key": serializers.CharField(help_text="The secret key. Shown once, never again."),
     },
 )

@@ -20,7 +20,7 @@ from api_docs import docs
 from herald.fields import StrictSerializer, blank_or
 from tenants.permissions import IsAdmin, IsEndUser, IsServer
 
-_ACCEPTED_SCHEMES = {
+_ACCEPTED_SCHEMES: dict[type, set[str]] = {
     IsServer: {"ApiKey", "AdminToken"},
     IsAdmin: {"AdminToken"},
     IsEndUser: {"EndUserToken"},

@@ -8,7 +8,7 @@ from billing_stub.reports import usage_report
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(admin.ModelAdmin[Plan]):
     list_display = [
         "code",
         "name",
@@ -21,7 +21,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageTotal)
-class UsageTotalAdmin(admin.ModelAdmin):
+class UsageTotalAdmin(admin.ModelAdmin[UsageTotal]):
     """Usage per tenant and month as of the last rollup, with what an invoice would charge."""
 
     list_display = ["tenant", "period_start", "kind", "quantity", "included", "overage_cents"]
@@ -30,9 +30,10 @@ class UsageTotalAdmin(admin.ModelAdmin):
     list_select_related = ["tenant__plan"]
     readonly_fields = ["tenant", "period_start", "kind", "quantity"]
 
-    def _line(self, row: UsageTotal) -> dict:
+    def _line(self, row: UsageTotal) -> dict[str, int]:
         period = period_of(datetime.combine(row.period_start, time(), tzinfo=UTC))
-        return usage_report(tenant=row.tenant, period=period)[row.kind]
+        line: dict[str, int] = usage_report(tenant=row.tenant, period=period)[row.kind]
+        return line
 
     @admin.display(description="included")
     def included(self, row: UsageTotal) -> int:

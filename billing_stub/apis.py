@@ -6,7 +6,6 @@ import re
 from datetime import UTC, datetime
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,13 +16,14 @@ from billing_stub.reports import usage_report
 from herald.api import query_param
 from herald.errors import ApiError
 from tenants.permissions import IsAdmin, IsServer
+from tenants.requests import TenantRequest
 
 
 class UsageApi(APIView):
     permission_classes = [IsServer]
 
     @extend_schema(responses=docs.USAGE, operation_id="usage_retrieve")
-    def get(self, request: Request) -> Response:
+    def get(self, request: TenantRequest) -> Response:
         tenant, period = request.tenant, period_of()
         limits = limits_for(tenant)
         return Response(
@@ -62,7 +62,7 @@ class UsageReportApi(APIView):
         responses=docs.USAGE_REPORT,
         operation_id="usage_report",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: TenantRequest) -> Response:
         raw = query_param(request, "period")
         period = period_of()
         if raw is not None:

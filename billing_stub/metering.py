@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 from django.core.cache import cache
@@ -112,7 +112,7 @@ def usage_record(*, tenant_id: int, kind: str, quantity: int, when: datetime | N
 
 def usage_record_sql(
     *, tenant_id: int, kind: str, quantity: int, when: datetime | None, source: str
-) -> tuple[str, dict[str, object]]:
+) -> tuple[str, dict[str, Any]]:
     """``usage_record`` as an ``INSERT ... SELECT`` that records once per row of ``source``,
     for a caller that folds it into a statement of its own (as a CTE): (SQL, named params).
     A plain statement, not the ORM's create, which cost 0.25 ms more on every send."""

@@ -103,7 +103,7 @@ def bar_chart(groups: Sequence[Group], *, title: str, description: str) -> SafeS
         x0 = left + slot * index + (slot - bar_w * len(group.bars)) / 2
         for b, bar in enumerate(group.bars):
             x = x0 + b * bar_w
-            base = top + plot_h
+            base: float = top + plot_h
             for segment in bar:
                 if segment.value <= 0:
                     continue

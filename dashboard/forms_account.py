@@ -47,7 +47,8 @@ class SignupForm(forms.Form):
     password = forms.CharField(max_length=1024, required=False, strip=False)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         fields = {name: data.get(name, "") for name in SIGNUP_FIELDS}
         for field, messages in signup_errors(**fields).items():
             if field not in self.errors:  # too long already says enough

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.http import HttpRequest
@@ -21,7 +21,7 @@ from dashboard.selectors_content import SendFilters, type_choices
 from dashboard.services_content import Sample
 from herald import safejson
 from notifications import selectors
-from notifications.models import CHANNEL_CHOICES, EndUser, Send
+from notifications.models import CHANNEL_CHOICES, EndUser, NotificationType, Send
 from notifications.rules import type_key_valid
 from notifications.serializers import SendSerializer, TypeUpsertSerializer
 
@@ -48,7 +48,7 @@ def _apply_serializer_errors(
     names where they differ); anything else becomes a form-wide error."""
     fields = fields or {}
     for name, value in errors.items():
-        target = fields.get(name, name)
+        target: str | None = fields.get(name, name)
         if target not in form.fields:
             target = None
         for message in _flatten(value):
@@ -95,8 +95,8 @@ class SendFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["type"].choices = [("", "All types"), *type_choices()]
-        self._type = None
+        cast(forms.ChoiceField, self.fields["type"]).choices = [("", "All types"), *type_choices()]
+        self._type: NotificationType | None = None
         self._recipient: EndUser | None = None
 
     def clean_type(self) -> str:
@@ -114,7 +114,8 @@ class SendFilterForm(forms.Form):
         return external_id
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         start, end = data.get("created_from"), data.get("created_to")
         if start and end and start > end:
             self.add_error("created_to", "Pick a day on or after the start day.")
@@ -172,7 +173,7 @@ class NotificationTestForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("initial", {}).setdefault("idempotency_key", uuid.uuid4().hex)
         super().__init__(*args, **kwargs)
-        self.fields["type"].choices = type_choices()
+        cast(forms.ChoiceField, self.fields["type"]).choices = type_choices()
 
     def clean_recipient(self) -> str:
         external_id = self.cleaned_data["recipient"]
@@ -184,7 +185,8 @@ class NotificationTestForm(forms.Form):
         return external_id
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         body = {
@@ -264,7 +266,8 @@ class TypeForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         """Every field that parsed goes through the API's serializer (the serializer's fields
         are all optional), so one submission shows every problem at once."""
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         fields: dict[str, Any] = {
             name: data[name]
             for name in ("channels", "critical", "digest_window_seconds")
@@ -336,7 +339,7 @@ class PreviewForm(forms.Form):
 
     def error_text(self) -> str:
         return " ".join(
-            f"{self.fields[name].label or name}: {message}" if name != "__all__" else message
+            f"{self.fields[name].label or name}: {message}" if name != "__all__" else str(message)
             for name, messages in self.errors.items()
             for message in messages
         )

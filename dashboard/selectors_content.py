@@ -15,6 +15,7 @@ degrades to a table scan for rare ones on very large tenants.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -197,7 +198,7 @@ def user_list(*, search: str, before: int | None, size: int = USER_PAGE) -> Page
     return _page(queryset, before=before, size=size)
 
 
-def user_suggestions(*, prefix: str, limit: int = 10) -> list[dict[str, str]]:
+def user_suggestions(*, prefix: str, limit: int = 10) -> list[Mapping[str, Any]]:
     """Users whose external id starts with ``prefix`` (the newest ones for a blank prefix), for
     the recipient box of the test-send form."""
     queryset = EndUser.objects.all()

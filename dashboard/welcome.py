@@ -16,10 +16,10 @@ import secrets
 
 import redis
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
 from django.core.cache import cache
 
+from accounts.models import User
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def welcome_ticket(*, tenant_id: int, user_id: int) -> str:
     )
 
 
-def welcome_ticket_redeem(ticket: str, *, tenant: Tenant) -> AbstractBaseUser | None:
+def welcome_ticket_redeem(ticket: str, *, tenant: Tenant) -> User | None:
     """The admin a ticket signs in on ``tenant``'s host, or None when it is forged, expired,
     already used, of another tenant, or names no active admin. Call in the tenant's schema.
     Uses the ticket up (only a ticket of this tenant, naming an active admin)."""

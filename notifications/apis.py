@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -41,9 +40,9 @@ from notifications.services.sending import (
 from notifications.services.types import type_upsert
 from notifications.services.users import user_erase, user_upsert
 from notifications.unread import unread_count
-from tenants.authentication import USER_GONE
 from tenants.permissions import IsEndUser, IsServer
-from tenants.tokens import end_user_token_issue
+from tenants.requests import EndUserRequest, TenantRequest
+from tenants.tokens import USER_GONE, end_user_token_issue
 
 MAX_IDEMPOTENCY_KEY = 255
 # Path parameters, as the schema documents them (drf-spectacular would say "any string").
@@ -85,7 +84,7 @@ class UserDetailApi(APIView):
     permission_classes = [IsServer]
 
     @extend_schema(responses=docs.END_USER, operation_id="users_retrieve")
-    def get(self, request: Request, external_id: str) -> Response:
+    def get(self, request: TenantRequest, external_id: str) -> Response:
         return Response(end_user_payload(_user_or_404(external_id)))
 
     @extend_schema(
@@ -93,7 +92,7 @@ class UserDetailApi(APIView):
         responses={200: docs.END_USER, 201: docs.END_USER},
         operation_id="users_upsert",
     )
-    def put(self, request: Request, external_id: str) -> Response:
+    def put(self, request: TenantRequest, external_id: str) -> Response:
         fields = validated(UserUpsertSerializer, request.data)
         user, created = user_upsert(external_id=_checked_external_id(external_id), fields=fields)
         return Response(
@@ -102,7 +101,7 @@ class UserDetailApi(APIView):
         )
 
     @extend_schema(responses={204: None}, operation_id="users_erase")
-    def delete(self, request: Request, external_id: str) -> Response:
+    def delete(self, request: TenantRequest, external_id: str) -> Response:
         user_erase(user=_user_or_404(external_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -112,7 +111,7 @@ class UserTokenApi(APIView):
     permission_classes = [IsServer]
 
     @extend_schema(request=None, responses=docs.END_USER_TOKEN, operation_id="users_token")
-    def post(self, request: Request, external_id: str) -> Response:
+    def post(self, request: TenantRequest, external_id: str) -> Response:
         user, _created = user_upsert(external_id=_checked_external_id(external_id), fields={})
         issued = end_user_token_issue(
             tenant=request.tenant, end_user_pk=user.pk, external_id=user.external_id
@@ -132,7 +131,7 @@ class NotificationsApi(APIView):
         responses=docs.page_of(docs.SERVER_NOTIFICATION),
         operation_id="notifications_list",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: TenantRequest) -> Response:
         queryset = selectors.notification_list(
             recipient=query_param(request, "recipient"), type_key=query_param(request, "type")
         )
@@ -155,7 +154,7 @@ class NotificationsApi(APIView):
         ],
         operation_id="notifications_send",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: TenantRequest) -> Response:
         idempotency_key = request.headers.get("Idempotency-Key")
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise ApiError(
@@ -197,11 +196,11 @@ class SendDetailApi(APIView):
         }
 
     @extend_schema(responses=docs.SEND, operation_id="sends_retrieve")
-    def get(self, request: Request, send_id: int) -> Response:
+    def get(self, request: TenantRequest, send_id: int) -> Response:
         return Response(self._payload(self._send(send_id)))
 
     @extend_schema(responses={200: docs.SEND}, operation_id="sends_cancel")
-    def delete(self, request: Request, send_id: int) -> Response:
+    def delete(self, request: TenantRequest, send_id: int) -> Response:
         return Response(self._payload(send_cancel(send=self._send(send_id))))
 
 
@@ -239,7 +238,7 @@ class DeliveriesApi(APIView):
         responses=docs.page_of(docs.DELIVERY),
         operation_id="deliveries_list",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: TenantRequest) -> Response:
         send_id = id_param(request, "send", what="send")
         status_filter = query_param(request, "status")
         if status_filter is not None and status_filter not in Delivery.Status.values:
@@ -263,7 +262,7 @@ class TypesApi(APIView):
         responses=docs.page_of(docs.NOTIFICATION_TYPE),
         operation_id="types_list",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: TenantRequest) -> Response:
         return page_response(request, selectors.type_list(), type_payload)
 
 
@@ -272,7 +271,7 @@ class TypeDetailApi(APIView):
     permission_classes = [IsServer]
 
     @extend_schema(responses=docs.NOTIFICATION_TYPE, operation_id="types_retrieve")
-    def get(self, request: Request, key: str) -> Response:
+    def get(self, request: TenantRequest, key: str) -> Response:
         notification_type = selectors.type_get(key=key)
         if notification_type is None:
             raise _not_found("notification type")
@@ -286,7 +285,7 @@ class TypeDetailApi(APIView):
         "read-only fields a GET returned (`key`, `created_at`, `updated_at`): they are ignored, "
         "but a `key` other than the URL's is refused with 400 (a type cannot be renamed).",
     )
-    def put(self, request: Request, key: str) -> Response:
+    def put(self, request: TenantRequest, key: str) -> Response:
         if not type_key_valid(key):
             raise ApiError(400, "invalid", "Invalid type key.", {"key": [TYPE_KEY_MESSAGE]})
         fields = validated(TypeUpsertSerializer, request.data)
@@ -312,8 +311,9 @@ class TypeDetailApi(APIView):
 class MeApi(APIView):
     permission_classes = [IsEndUser]
 
-    def me(self, request: Request) -> EndUser:
-        return request.user.end_user
+    def me(self, request: EndUserRequest) -> EndUser:
+        end_user: EndUser = request.user.end_user
+        return end_user
 
 
 class MeNotificationsApi(MeApi):
@@ -325,7 +325,7 @@ class MeNotificationsApi(MeApi):
         responses=docs.page_of(docs.NOTIFICATION),
         operation_id="me_notifications_list",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: EndUserRequest) -> Response:
         inbox_status = query_param(request, "status")
         inbox_status = "all" if inbox_status is None else inbox_status
         if inbox_status not in selectors.INBOX_STATUSES:
@@ -339,7 +339,7 @@ class MeNotificationsApi(MeApi):
         cursor = query_param(request, "cursor")
         rows = selectors.inbox_page(
             user_id=request.user.end_user_id,
-            status=inbox_status,
+            status=cast("selectors.InboxStatus", inbox_status),  # one of INBOX_STATUSES
             before=decode_cursor(cursor) if cursor is not None else None,
             limit=limit + 1,
         )
@@ -350,7 +350,7 @@ class MeNotificationsApi(MeApi):
 
 class MeUnreadCountApi(MeApi):
     @extend_schema(responses=docs.COUNT, operation_id="me_notifications_unread_count")
-    def get(self, request: Request) -> Response:
+    def get(self, request: EndUserRequest) -> Response:
         return Response(
             {"count": unread_count(tenant_id=request.tenant.pk, user_id=self.me(request).pk)}
         )
@@ -362,7 +362,7 @@ class MeNotificationDetailApi(MeApi):
         responses=docs.NOTIFICATION,
         operation_id="me_notifications_update",
     )
-    def patch(self, request: Request, notification_id: int) -> Response:
+    def patch(self, request: EndUserRequest, notification_id: int) -> Response:
         user = self.me(request)
         notification = selectors.inbox_notification_get(user=user, notification_id=notification_id)
         if notification is None:
@@ -381,7 +381,7 @@ class MeNotificationDetailApi(MeApi):
 
 class MeReadAllApi(MeApi):
     @extend_schema(request=None, responses=docs.UPDATED, operation_id="me_notifications_read_all")
-    def post(self, request: Request) -> Response:
+    def post(self, request: EndUserRequest) -> Response:
         changed = inbox_mark_read(tenant=request.tenant, user=self.me(request))
         return Response({"updated": len(changed)})
 
@@ -403,7 +403,7 @@ class MeWidgetApi(MeApi):
     """What the widget needs besides the inbox: the tenant's branding and the user's locale."""
 
     @extend_schema(responses=WIDGET_SETTINGS, operation_id="me_widget_retrieve")
-    def get(self, request: Request) -> Response:
+    def get(self, request: EndUserRequest) -> Response:
         tenant = request.tenant
         return Response(
             {
@@ -417,7 +417,7 @@ class MeWidgetApi(MeApi):
 
 class MePreferencesApi(MeApi):
     @extend_schema(responses=docs.PREFERENCES, operation_id="me_preferences_retrieve")
-    def get(self, request: Request) -> Response:
+    def get(self, request: EndUserRequest) -> Response:
         return Response(selectors.preferences_get(user=self.me(request)))
 
     @extend_schema(
@@ -425,7 +425,7 @@ class MePreferencesApi(MeApi):
         responses=docs.PREFERENCES,
         operation_id="me_preferences_update",
     )
-    def put(self, request: Request) -> Response:
+    def put(self, request: EndUserRequest) -> Response:
         user = self.me(request)
         changes = validated(PreferencesSerializer, request.data)
         preferences_set(user=user, channels=changes.get("channels"), types=changes.get("types"))

@@ -449,7 +449,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if not isinstance(message, dict):
             return
         if message.get("type") == "ping":
-            await self._send({"type": "pong"})
+            await self._send(events.pong_frame())
         elif message.get("type") == "mark_read":
             ids = message.get("ids")
             if (

@@ -142,6 +142,11 @@ def read_frame(ids: list[int]) -> ReadFrame:
     return {"type": "read", "ids": ids}
 
 
+def pong_frame() -> PongFrame:
+    """The answer to a client's ``{"type": "ping"}``."""
+    return {"type": "pong"}
+
+
 def created_message(
     *, tenant_id: int, shared: dict[str, Any], deliveries: list[tuple[int, int]]
 ) -> CreatedMessage:

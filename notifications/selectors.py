@@ -174,7 +174,7 @@ def send_channel_summary(*, send: Send) -> dict[str, dict[str, int]]:
 
 def delivery_list(
     *, send_id: int | None, recipient: str | None, status: str | None
-) -> QuerySet[Delivery]:
+) -> QuerySet[Delivery, Any]:
     queryset = Delivery.objects.all()
     if send_id is not None:
         queryset = queryset.filter(send_id=send_id)

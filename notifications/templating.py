@@ -124,7 +124,7 @@ class _BoundedContext(RenderContext):
             raise RenderTimeLimitError("render time limit reached", token=None)
 
     # A property over the base class's plain attribute, so that every read checks the deadline.
-    @property  # type: ignore[override]
+    @property
     def disabled_tags(self) -> list[str]:
         self.check_deadline()
         return self._disabled
@@ -163,7 +163,9 @@ class _BoundedTemplate(BoundTemplate):
         return dict(render_args)  # without Liquid's ``partial`` flag: only the given context
 
 
-def _bounded(value: object, limit: int) -> object:
+def _bounded(value: object, limit: int | None) -> object:
+    if limit is None:  # never: _environment sets every limit
+        return value
     if isinstance(value, str | list | tuple) and len(value) > limit:
         raise ValueSizeLimitError("value size limit reached", token=None)
     if isinstance(value, int) and value.bit_length() > limit:
@@ -221,10 +223,11 @@ def _environment(*, html: bool, bounds: Limits) -> Environment:
     env = Environment(autoescape=html, strict_filters=True)
     env.template_class = _BoundedTemplate
     # Liquid's own limits, as instance attributes over its class defaults.
-    env.loop_iteration_limit = bounds.loop_iterations
-    env.output_stream_limit = bounds.output_bytes
-    env.context_depth_limit = bounds.context_depth
-    env.local_namespace_limit = bounds.locals_bytes
+    # (Liquid declares them as class variables; it reads them through the instance.)
+    env.loop_iteration_limit = bounds.loop_iterations  # type: ignore[misc]  # see above
+    env.output_stream_limit = bounds.output_bytes  # type: ignore[misc]  # see above
+    env.context_depth_limit = bounds.context_depth  # type: ignore[misc]  # see above
+    env.local_namespace_limit = bounds.locals_bytes  # type: ignore[misc]  # see above
     env.add_tag(_RefusedInclude)
     env.add_tag(_RefusedRender)
     for name, size in (("replace", _replaced_size), ("join", _joined_size)):

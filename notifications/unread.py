@@ -85,7 +85,7 @@ def unread_count(*, tenant_id: int, user_id: int) -> int:
             cache.add(generation_key, _new_generation(), GENERATION_TTL)
             generation = cache.get(generation_key)
         key = _count_key(tenant_id, user_id, generation)
-        count = cache.get(key)
+        count: int | None = cache.get(key)
     except REDIS_ERRORS:
         logger.warning("Unread count cache unreachable; counting in PostgreSQL")
         return _count(user_id)

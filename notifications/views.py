@@ -12,7 +12,9 @@ from notifications.models import EMAIL, EndUser, NotificationType
 from notifications.services.preferences import preferences_set
 
 
-def _page(request: HttpRequest, status: int, heading: str, text: str, *, confirm: bool = False):
+def _page(
+    request: HttpRequest, status: int, heading: str, text: str, *, confirm: bool = False
+) -> HttpResponse:
     context = {"heading": heading, "text": text, "confirm": confirm}
     response = render(request, "notifications/unsubscribe.html", context, status=status)
     response["Cache-Control"] = "no-store"

@@ -9,7 +9,6 @@ from django.contrib.auth import authenticate, get_user_model
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,6 +18,7 @@ from herald.errors import ApiError
 from herald.ratelimits import measure
 from tenants.models import Tenant
 from tenants.permissions import IsAdmin, IsServer
+from tenants.requests import AdminRequest, PlatformRequest, TenantRequest
 from tenants.selectors import api_key_list
 from tenants.serializers import (
     ApiKeyCreateSerializer,
@@ -42,7 +42,7 @@ from tenants.services import (
 from tenants.tokens import TokenRejected, admin_refresh_claims, admin_token_pair
 
 
-def _host_tenant(request: Request) -> Tenant:
+def _host_tenant(request: PlatformRequest) -> Tenant:
     """The tenant of a tenant host; login and refresh happen there, not on the platform host."""
     credential_free_tenant = request.tenant if request.credential is None else None
     if credential_free_tenant is None:
@@ -61,13 +61,13 @@ class TenantApi(APIView):
         return [IsAdmin()] if self.request.method == "PATCH" else [IsServer()]
 
     @extend_schema(responses=TenantSerializer, operation_id="tenant_retrieve")
-    def get(self, request: Request) -> Response:
+    def get(self, request: TenantRequest) -> Response:
         return Response(TenantSerializer(request.tenant).data)
 
     @extend_schema(
         request=TenantUpdateSerializer, responses=TenantSerializer, operation_id="tenant_update"
     )
-    def patch(self, request: Request) -> Response:
+    def patch(self, request: TenantRequest) -> Response:
         tenant = tenant_update(
             tenant=request.tenant, fields=validated(TenantUpdateSerializer, request.data)
         )
@@ -84,7 +84,7 @@ class AuthTokenApi(APIView):
     @extend_schema(
         request=LoginSerializer, responses=docs.TOKEN_PAIR, auth=[], operation_id="auth_token"
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: PlatformRequest) -> Response:
         tenant = _host_tenant(request)
         credentials = validated(LoginSerializer, request.data)
         user = authenticate(
@@ -105,7 +105,7 @@ class AuthTokenRefreshApi(APIView):
     @extend_schema(
         request=RefreshSerializer, responses=docs.ACCESS_TOKEN, auth=[], operation_id="auth_refresh"
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: PlatformRequest) -> Response:
         tenant = _host_tenant(request)
         refresh = validated(RefreshSerializer, request.data)["refresh"]
         try:
@@ -125,7 +125,7 @@ class ApiKeysApi(APIView):
         responses=docs.page_of(docs.API_KEY),
         operation_id="api_keys_list",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: TenantRequest) -> Response:
         return page_response(request, api_key_list(tenant=request.tenant), api_key_payload)
 
     @extend_schema(
@@ -133,7 +133,7 @@ class ApiKeysApi(APIView):
         responses={201: docs.API_KEY_CREATED},
         operation_id="api_keys_create",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AdminRequest) -> Response:
         name = validated(ApiKeyCreateSerializer, request.data)["name"]
         created = api_key_create(tenant=request.tenant, name=name, created_by=request.user.email)
         return Response(
@@ -146,7 +146,7 @@ class ApiKeyDetailApi(APIView):
     permission_classes = [IsAdmin]
 
     @extend_schema(responses={204: None}, operation_id="api_keys_revoke")
-    def delete(self, request: Request, key_id: int) -> Response:
+    def delete(self, request: TenantRequest, key_id: int) -> Response:
         api_key = api_key_list(tenant=request.tenant).filter(pk=key_id).first()
         if api_key is None:
             raise ApiError(404, "not_found", "No such API key.")
@@ -187,7 +187,7 @@ SIGNUP_EXAMPLE = OpenApiExample(
 )
 
 
-def _platform_host_only(request: Request) -> None:
+def _platform_host_only(request: PlatformRequest) -> None:
     """Sign-up lives on the platform host; a tenant host has no such resource."""
     if not request.is_platform_host:
         raise ApiError(404, "not_found", "Sign up on the platform host, not a tenant's host.")
@@ -224,7 +224,7 @@ class SignupApi(APIView):
             "per-IP API rate: 429 with `Retry-After`."
         ),
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: PlatformRequest) -> Response:
         _platform_host_only(request)
         fields = validated(SignupSerializer, request.data)
         errors = signup_errors(**fields)
@@ -275,7 +275,7 @@ class SlugAvailabilityApi(APIView):
         operation_id="signup_slug_check",
         description="Platform host only. Limited to 60 checks a minute per IP.",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: PlatformRequest) -> Response:
         _platform_host_only(request)
         raw = query_param(request, "slug")
         if raw is None:

@@ -90,7 +90,8 @@ def _jwt_claims(request: Request, kind: str) -> dict[str, Any] | None:
     credential = _credential(request)
     if credential is None or credential.kind != "jwt" or credential.claims.get(KIND_CLAIM) != kind:
         return None
-    return credential.claims
+    claims: dict[str, Any] = credential.claims
+    return claims
 
 
 class AdminTokenAuthentication(_BearerAuthentication):
@@ -100,7 +101,8 @@ class AdminTokenAuthentication(_BearerAuthentication):
         claims = _jwt_claims(request, ADMIN)
         if claims is None:
             return None
-        user = get_user_model().objects.filter(pk=claims.get("sub"), is_active=True).first()
+        subject: Any = claims.get("sub")  # from JSON: whatever it is, the lookup decides
+        user = get_user_model().objects.filter(pk=subject, is_active=True).first()
         if user is None:
             raise AuthenticationFailed("The admin of this token no longer exists or is inactive.")
         return user, claims

@@ -84,7 +84,8 @@ def due_fold() -> int:
             DO UPDATE SET due_at = LEAST({work}.due_at, EXCLUDED.due_at)
             """  # noqa: S608 -- only the schema and the models' table names are interpolated
         )
-        return cursor.rowcount
+        changed: int = cursor.rowcount
+        return changed
 
 
 # pg_try_advisory_xact_lock's key for due_fold: a constant of Herald's own ("herald" in ASCII)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Protocol, TypeVar, cast
 
 from channels.db import database_sync_to_async
 from django.core.management.base import CommandError
@@ -38,17 +38,30 @@ from tenants.models import Tenant
 T = TypeVar("T")
 
 
+class _SchemaSwitching(Protocol):
+    """What django-tenants adds to Django's connection (its backend ships no types)."""
+
+    def set_tenant(self, tenant: Tenant, include_public: bool = True) -> None: ...
+    def set_schema(self, schema_name: str, include_public: bool = True) -> None: ...
+    def set_schema_to_public(self) -> None: ...
+
+
+def _switching() -> _SchemaSwitching:
+    """The connection, typed as the tenant backend it is (``DATABASES`` names it)."""
+    return cast(_SchemaSwitching, connection)
+
+
 @contextmanager
 def request_tenant(tenant: Tenant) -> Iterator[None]:
     """An HTTP request's tenant: its schema, and its slug on the request's log lines and (for
     the request's own Sentry scope) its events; back to public at the end."""
     tag_tenant(tenant.slug)
-    connection.set_tenant(tenant)
+    _switching().set_tenant(tenant)
     try:
         with logs.bound(tenant=tenant.slug):
             yield
     finally:
-        connection.set_schema_to_public()
+        _switching().set_schema_to_public()
 
 
 async def run_in_schema(schema_name: str | None, fn: Callable[[], T]) -> T:
@@ -57,13 +70,13 @@ async def run_in_schema(schema_name: str | None, fn: Callable[[], T]) -> T:
 
     def run() -> T:
         if schema_name is None:
-            connection.set_schema_to_public()
+            _switching().set_schema_to_public()
         else:
-            connection.set_schema(schema_name)
+            _switching().set_schema(schema_name)
         try:
             return fn()
         finally:
-            connection.set_schema_to_public()
+            _switching().set_schema_to_public()
 
     gc_policy.work_started()  # no freeze while this call's objects are alive
     try:

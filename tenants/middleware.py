@@ -15,6 +15,7 @@ from django.http.request import split_domain_port
 from herald.errors import error_response
 from herald.observability import tag_tenant
 from tenants.entry import request_tenant
+from tenants.requests import PlatformHttpRequest
 from tenants.resolution import ResolutionError, bearer_token, resolve
 
 # Probes come from load balancers and kubelets with arbitrary Host headers (often a pod IP).
@@ -39,7 +40,7 @@ class TenantResolutionMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: PlatformHttpRequest) -> HttpResponse:
         request.tenant = None
         request.credential = None
         request.is_platform_host = False

@@ -50,6 +50,11 @@ class Tenant(TenantMixin):
     def __str__(self) -> str:
         return self.slug
 
+    def primary_host(self) -> str:
+        """The host the tenant is served on first: links in its emails use it. Every
+        provisioned tenant has one (``Domain.DoesNotExist`` otherwise)."""
+        return self.domains.get(is_primary=True).domain
+
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 

@@ -81,7 +81,7 @@ def put_many(values: dict[str, Any], *, ttl: int = REGISTRY_TTL) -> None:
     """Cache every entry of ``values`` (one round trip)."""
     if not values:
         return
-    with contextlib.suppress(CACHE_ERRORS):
+    with contextlib.suppress(*CACHE_ERRORS):
         caches["registry"].set_many(values, ttl)
 
 
@@ -157,7 +157,7 @@ def connect_signals() -> None:
 
     def domain_renaming(sender: type, instance: Domain, **kwargs: Any) -> None:
         if instance.pk:
-            instance._registry_previous = list(
+            instance._registry_previous = list(  # type: ignore[attr-defined]  # for domain_renamed
                 Domain.objects.filter(pk=instance.pk).values_list("domain", flat=True)
             )
 

@@ -14,7 +14,7 @@ Call with the connection in the public schema (the tenant registry lives there).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef
@@ -96,7 +96,7 @@ def tenant_for_host(host: str, cached: dict[str, Any] | None = None) -> Tenant |
         registry_cache.put(entry, tenant, ttl=ttl)
     if tenant == registry_cache.UNKNOWN:
         raise UnknownHost(f"No tenant is served at {host}.")
-    return tenant
+    return cast("Tenant", tenant)  # cached or just read: a Tenant once UNKNOWN is ruled out
 
 
 def _api_key(key_hash: str, cached: dict[str, Any]) -> ApiKey | None:
@@ -138,7 +138,7 @@ def _read_key_and_host(key_hash: str, host: str, cached: dict[str, Any]) -> None
     if key is None:
         return
     serves_host = key.__dict__.pop("serves_host")  # not part of the cached row
-    found = {registry_cache.key_entry(key_hash): key}
+    found: dict[str, Any] = {registry_cache.key_entry(key_hash): key}
     if serves_host:
         found[registry_cache.host_entry(host)] = key.tenant
     registry_cache.put_many(found)
@@ -169,7 +169,8 @@ def credential_for_token(
         )
 
     try:
-        claims = dict(AccessToken(token).payload)  # verifies signature, expiry and token type
+        # simplejwt annotates ``token`` as a Token; it takes the encoded one.
+        claims = dict(AccessToken(token).payload)  # type: ignore[arg-type]  # verifies signature, expiry and type
     except TokenError as exc:
         raise InvalidCredential(f"Invalid token: {exc}") from exc
     tenant_id = claims.get(TENANT_CLAIM)

@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from billing_stub.models import Plan
 from herald.fields import (
     HTTP_URL_PATTERN,
     DisplayNameField,
@@ -21,8 +22,10 @@ ORIGIN_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"
 BRAND_COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 
 
-class TenantSerializer(serializers.ModelSerializer):
-    plan = serializers.SlugRelatedField(slug_field="code", read_only=True)
+class TenantSerializer(serializers.ModelSerializer[Tenant]):
+    plan: serializers.SlugRelatedField[Plan] = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
     domains = serializers.SerializerMethodField()
     sender_email = EmailOrBlankField(read_only=True, help_text="The sender's address, or ''.")
     logo_url = PatternField(

@@ -221,7 +221,7 @@ def _provision_one(
         schema_name=schema_name_for_slug(slug),
         sender_name=name.strip(),
     )
-    tenant.save()
+    tenant.save()  # type: ignore[no-untyped-call]  # TenantMixin.save is unannotated
     replay_template(tenant.schema_name)
     with in_schema(tenant.schema_name):
         admin = get_user_model().objects.create_user(admin_email, admin_password)
@@ -291,5 +291,5 @@ def tenant_update(*, tenant: Tenant, fields: dict[str, object]) -> Tenant:
     for name, value in changes.items():
         setattr(tenant, name, value)
     if changes:
-        tenant.save(update_fields=list(changes))
+        tenant.save(update_fields=list(changes))  # type: ignore[no-untyped-call]  # as above
     return tenant

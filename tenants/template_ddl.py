@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -292,7 +293,7 @@ def generate_script() -> str:
     # foreign key to a table not yet created is added after all tables, before any row.
     created: set[int] = set()
     late: list[str] = []
-    by_table: dict[int, list[tuple]] = {}
+    by_table: dict[int, list[tuple[Any, ...]]] = {}
     for con in constraints:
         by_table.setdefault(con[0], []).append(con)
     ordered = _in_dependency_order(tables, constraints)
@@ -343,7 +344,7 @@ def generate_script() -> str:
     return "".join(f" {statement};" for statement in statements)
 
 
-def _sequence_options(seq: tuple, *, named: bool = True) -> str:
+def _sequence_options(seq: tuple[Any, ...], *, named: bool = True) -> str:
     _, name, type_, start, increment, minimum, maximum, cache, cycle = seq[:9]
     options = (
         f"AS {type_} START WITH {start} INCREMENT BY {increment} MINVALUE {minimum}"
@@ -359,7 +360,9 @@ def _literal(name: str) -> str:
     return "'" + name.replace("'", "''") + "'"
 
 
-def _in_dependency_order(tables: dict[int, _Table], constraints: list[tuple]) -> list[_Table]:
+def _in_dependency_order(
+    tables: dict[int, _Table], constraints: list[tuple[Any, ...]]
+) -> list[_Table]:
     """Tables referenced by foreign keys before the tables that reference them (rows are
     inserted in this order too); cycles are broken by name order."""
     depends: dict[int, set[int]] = {oid: set() for oid in tables}

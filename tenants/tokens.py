@@ -56,7 +56,7 @@ def admin_token_pair(*, tenant: Tenant, user_pk: int) -> dict[str, str]:
 def admin_refresh_claims(*, tenant: Tenant, refresh: str) -> tuple[RefreshToken, int]:
     """Verify an admin refresh token for this tenant; returns it and the admin's id."""
     try:
-        token = RefreshToken(refresh)
+        token = RefreshToken(refresh)  # type: ignore[arg-type]  # simplejwt annotates it as a Token; it takes the encoded one
     except TokenError as exc:
         raise TokenRejected(f"Invalid refresh token: {exc}") from exc
     if token.get(TENANT_CLAIM) != tenant.pk or token.get(KIND_CLAIM) != ADMIN:

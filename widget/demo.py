@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
@@ -25,6 +25,7 @@ from herald.domain import DomainError
 from herald.errors import http_status
 from notifications.services.sending import SendInput, notification_send, request_fingerprint
 from notifications.services.users import RecipientInput, user_upsert
+from tenants.requests import PlatformHttpRequest, TenantHttpRequest
 from tenants.tokens import end_user_token_issue
 from widget.views import immutable_path
 
@@ -49,7 +50,7 @@ def _development_tenant_host(view: Callable[..., HttpResponse]) -> Callable[...,
 
     @csrf_exempt
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: PlatformHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not settings.DEBUG or getattr(request, "tenant", None) is None:
             raise Http404("The widget demo runs only in development mode, on a tenant's host.")
         if request.is_platform_host:
@@ -78,7 +79,7 @@ def _policy(host: str) -> str:
 @_development_tenant_host
 @require_GET
 @ensure_csrf_cookie
-def demo_page(request: HttpRequest) -> HttpResponse:
+def demo_page(request: TenantHttpRequest) -> HttpResponse:
     origin = request.build_absolute_uri("/").rstrip("/")
     context = {
         "tenant": request.tenant,
@@ -96,7 +97,7 @@ def demo_page(request: HttpRequest) -> HttpResponse:
 
 @_development_tenant_host
 @require_POST
-def demo_token(request: HttpRequest) -> JsonResponse:
+def demo_token(request: TenantHttpRequest) -> JsonResponse:
     """What a customer's backend does for its signed-in user: ask Herald for a token."""
     with transaction.atomic():
         user, _created = user_upsert(external_id=DEMO_USER, fields={"name": "Demo user"})
@@ -116,7 +117,7 @@ def _count(raw: str | None) -> int | None:
 
 @_development_tenant_host
 @require_POST
-def demo_send(request: HttpRequest) -> HttpResponse:
+def demo_send(request: TenantHttpRequest) -> HttpResponse:
     """Send the demo user ``count`` notifications (1 to 25) through the real sending service."""
     wants_json = "application/json" in request.headers.get("Accept", "")
     count = _count(request.POST.get("count"))

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dashboard.access import admin_required, dashboard_tenant, object_or_404
 from dashboard.formatting import ago
 from dashboard.forms_account import ApiKeyForm
+from tenants.requests import AdminHttpRequest
 from tenants.selectors import api_key_list
 from tenants.services import api_key_create, api_key_revoke
 
@@ -24,7 +25,7 @@ LISTED = 200  # keys on the page, newest first
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def api_keys(request: HttpRequest) -> HttpResponse:
+def api_keys(request: AdminHttpRequest) -> HttpResponse:
     tenant = dashboard_tenant(request)
     form = ApiKeyForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
@@ -43,7 +44,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         status = 200
     keys = list(api_key_list(tenant=tenant)[: LISTED + 1])
     for key in keys:
-        key.last_used_ago = ago(key.last_used_at)
+        key.last_used_ago = ago(key.last_used_at)  # type: ignore[attr-defined]  # for the template
     context = {
         "section": "api_keys",
         "form": form,

@@ -24,9 +24,10 @@ from herald.domain import Conflict, DomainError
 from notifications.models import Send
 from notifications.selectors import send_channel_summary
 from notifications.services.sending import send_cancel
+from tenants.requests import AdminHttpRequest
 
 # The test-send form's idempotency key is the form's own: a conflict means a resubmission.
-TEST_SEND_WORDING = {
+TEST_SEND_WORDING: dict[type[DomainError], str] = {
     Conflict: "This form was already sent with other values. Reload the page to send again."
 }
 
@@ -96,7 +97,7 @@ def send_cancel_view(request: HttpRequest, send_id: int) -> HttpResponse:
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def test_send(request: HttpRequest) -> HttpResponse:
+def test_send(request: AdminHttpRequest) -> HttpResponse:
     tenant = dashboard_tenant(request)
     initial = {}
     if request.method == "GET":

@@ -44,6 +44,7 @@ from notifications.models import IN_APP, NotificationType
 from notifications.services.types import type_upsert
 from notifications.templating import TemplateError, limits
 from tenants.models import Tenant
+from tenants.requests import AdminHttpRequest
 
 PREVIEW_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
@@ -154,7 +155,7 @@ def type_edit(request: HttpRequest, key: str) -> HttpResponse:
 
 
 # The editor says what to do about a refused digest window.
-TYPE_WORDING = {
+TYPE_WORDING: dict[type[DomainError], str] = {
     NotInPlan: "Your plan does not include digests. Leave this blank, or upgrade your plan."
 }
 
@@ -208,12 +209,12 @@ def _editor(
 
 
 def _preview(
-    tenant: Tenant, key: str, templates: tuple[str, ...], sample: Sample, host: str
+    tenant: Tenant, key: str, templates: tuple[str, str, str], sample: Sample, host: str
 ) -> tuple[RenderedEmail | None, str]:
     try:
         rendered = email_preview(
             tenant=tenant, key=key, templates=templates, sample=sample, host=host
-        )  # type: ignore[arg-type]
+        )
     except TemplateError as exc:
         return None, str(exc)
     return rendered, ""
@@ -275,7 +276,7 @@ def type_saved_preview(request: HttpRequest, key: str) -> HttpResponse:
 
 @admin_required
 @require_POST
-def type_test_email(request: HttpRequest, key: str) -> HttpResponse:
+def type_test_email(request: AdminHttpRequest, key: str) -> HttpResponse:
     tenant = dashboard_tenant(request)
     notification_type = object_or_404(NotificationType.objects.all(), key=key)
     admin = request.user

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -14,6 +16,7 @@ from herald.errors import http_status
 from herald.ratelimits import measure
 from notifications.services.sending import SendInput, notification_send, request_fingerprint
 from notifications.services.users import RecipientInput, user_upsert
+from tenants.requests import AdminHttpRequest
 from tenants.serializers import TenantUpdateSerializer
 from tenants.services import tenant_update
 from tenants.tokens import end_user_token_issue
@@ -53,7 +56,7 @@ def widget(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/widget.html", context)
 
 
-def _origin_errors(lines: list[str], raw: object) -> list[str]:
+def _origin_errors(lines: list[str], raw: Any) -> list[str]:
     """Name the offending lines: DRF reports list errors as {index: [messages]}."""
     if isinstance(raw, dict):
         return [
@@ -78,13 +81,13 @@ def preview_token(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @require_POST
-def preview_send(request: HttpRequest) -> HttpResponse:
+def preview_send(request: AdminHttpRequest) -> HttpResponse:
     """Send the preview user an in-app notification, so the preview shows one arrive live."""
     tenant = dashboard_tenant(request)
     usage = measure(request, scope="login")  # a per-IP brake: this button must not flood
     if usage is not None and usage.limited:
         return JsonResponse({"error": "Too many previews; wait a minute."}, status=429)
-    body = {
+    body: dict[str, Any] = {
         "type": PREVIEW_TYPE,
         "recipients": [PREVIEW_USER],
         "title": "Hello from Herald",

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
@@ -87,22 +87,23 @@ def recipients_upsert(
     now = timezone.now()
     with_details = has_details(recipients)
     with connection.cursor() as cursor:
-        ids = (
+        found = (
             _user_ids_in_order(cursor, [r.external_id for r in recipients], lock=lock)
             if known is None
             else known
         )
         created: set[int] = set()
-        if None in ids:
+        ids = cast("list[int]", found)  # unless None is in it: then set below
+        if None in found:
             missing = sorted(
-                (r for r, user_id in zip(recipients, ids, strict=True) if user_id is None),
+                (r for r, user_id in zip(recipients, found, strict=True) if user_id is None),
                 key=lambda r: r.external_id,
             )
             if with_details:
                 rows = """(SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name
                           FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t(r, n)
                           ORDER BY n)"""
-                document = [[r.external_id, r.email, r.name] for r in missing]
+                document: list[Any] = [[r.external_id, r.email, r.name] for r in missing]
                 columns, email, name = "r", "r.email", "r.name"
             else:  # plain ids, the common case
                 rows = "jsonb_array_elements_text(%(rows)s::jsonb)"
@@ -127,14 +128,14 @@ def recipients_upsert(
                 inserted.update(_user_ids(cursor, raced, lock=lock))
             ids = [
                 inserted[r.external_id] if user_id is None else user_id
-                for r, user_id in zip(recipients, ids, strict=True)
+                for r, user_id in zip(recipients, found, strict=True)
             ]
         if with_details:
-            known = sorted(
+            existing = sorted(
                 (r for r, user_id in zip(recipients, ids, strict=True) if user_id not in created),
                 key=lambda r: r.external_id,
             )
-            if known:
+            if existing:
                 cursor.execute(
                     f"""
                     UPDATE {table} AS u
@@ -147,7 +148,7 @@ def recipients_upsert(
                            OR u.name <> coalesce(r.name, u.name))
                     """,
                     {
-                        "rows": json.dumps([[r.external_id, r.email, r.name] for r in known]),
+                        "rows": json.dumps([[r.external_id, r.email, r.name] for r in existing]),
                         "now": now,
                     },
                 )

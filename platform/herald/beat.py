@@ -46,6 +46,7 @@ per interval". The lease itself is redis-py's; what is written here is when to h
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import socket
@@ -107,7 +108,9 @@ class LeaderScheduler(PersistentScheduler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lease_seconds = float(settings.BEAT_LEASE_SECONDS)
-        self.max_interval = min(self.max_interval, self.lease_seconds / 3)
+        # Celery's __init__ sets max_interval (seconds: any number) from its configuration.
+        interval = self.max_interval if self.max_interval is not None else math.inf
+        self.max_interval = min(interval, self.lease_seconds / 3)  # type: ignore[assignment]  # celery-types says int
         self.follow_interval = min(1.0, self.lease_seconds / 10)
         self._lease: Lease | None = None
         self._state = "starting"  # then leading, following or unreachable

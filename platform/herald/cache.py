@@ -25,12 +25,12 @@ from django.core.cache.backends.redis import RedisCacheClient
 
 class SharedConnectionPool(redis.ConnectionPool):
     _shared: ClassVar[dict[str, SharedConnectionPool]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> SharedConnectionPool:
         key = repr((url, sorted(kwargs.items(), key=lambda item: item[0])))
-        with cls._lock:
+        with cls._shared_lock:
             pool = cls._shared.get(key)
             if pool is None:
                 pool = cls._shared[key] = super().from_url(url, **kwargs)
@@ -51,10 +51,10 @@ class SharedRedisCacheClient(RedisCacheClient):
         super().__init__(servers, pool_class=SharedConnectionPool, **options)
 
     def get_client(self, key: Any = None, *, write: bool = False) -> redis.Redis:
-        pool = self._get_connection_pool(write)
+        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]  # Django's, not in its stubs
         client = self._clients.get(id(pool))
         if client is None:
-            client = self._clients.setdefault(id(pool), self._client(connection_pool=pool))
+            client = self._clients.setdefault(id(pool), self._client(connection_pool=pool))  # type: ignore[attr-defined]  # as above
         return client
 
     def incr(self, key: Any, delta: int) -> int:

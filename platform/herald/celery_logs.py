@@ -55,7 +55,7 @@ def _say_in_json() -> None:
         with contextlib.suppress(OSError, ValueError, AttributeError):  # best effort, as Celery's
             os.write(f.fileno(), (formatter.format(record) + "\n").encode())
 
-    celery.apps.worker.safe_say = safe_say
+    celery.apps.worker.safe_say = safe_say  # type: ignore[attr-defined]  # not in celery-types
 
 
 @before_task_publish.connect

@@ -71,13 +71,6 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from exc
 
 
-def env_list(name: str, default: list[str] | None = None) -> list[str]:
-    value = env_raw(name)
-    if value is None:
-        return list(default or [])
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
 def env_ints(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     """Comma-separated non-negative integers, exactly as many as ``default`` has."""
     value = env_raw(name)

@@ -9,7 +9,6 @@ input, tenant resolution).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,8 +21,6 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
 
 from herald.domain import DomainError
-
-logger = logging.getLogger(__name__)
 
 _CODES_BY_STATUS = {
     400: "invalid",

@@ -142,7 +142,7 @@ class BacklogCollector(Collector):
     grow with the number of tenant schemas. 0 when the database cannot answer."""
 
     def __init__(self) -> None:
-        self._backlog = _Every(_due_backlog, empty={})
+        self._backlog: _Every[dict[str, tuple[int, float]]] = _Every(_due_backlog, empty={})
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         backlog = self._backlog.get()
@@ -174,7 +174,7 @@ class TopTenantsCollector(Collector):
     query at most every 15 seconds per process."""
 
     def __init__(self) -> None:
-        self._top = _Every(_top_tenants, empty=[])
+        self._top: _Every[list[tuple[str, int]]] = _Every(_top_tenants, empty=[])
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         if settings.METRICS_TOP_TENANTS <= 0:

@@ -9,7 +9,7 @@ top-level field it was found under).
 from __future__ import annotations
 
 import codecs
-from typing import Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
@@ -32,7 +32,7 @@ class StrictJSONParser(JSONParser):
             parser_context["encoding"] = "utf-8"
         try:
             safejson.check_depth(raw)
-            data = super().parse(_Replay(raw), media_type, parser_context)
+            data = super().parse(cast("IO[Any]", _Replay(raw)), media_type, parser_context)
         except safejson.UnsafeJSON as exc:
             raise ParseError(str(exc)) from exc
         except RecursionError as exc:  # not expected past check_depth; a 400 all the same
@@ -40,7 +40,7 @@ class StrictJSONParser(JSONParser):
         try:
             safejson.check_text(raw, data)
         except safejson.UnsafeJSON as exc:  # as a serializer would report it: naming the field
-            raise ApiError(400, "invalid", str(exc), {exc.field: [exc.detail]}) from exc
+            raise ApiError(400, "invalid", str(exc), {exc.field or "body": [exc.detail]}) from exc
         return data
 
 

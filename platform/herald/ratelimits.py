@@ -136,7 +136,7 @@ class PlanRateThrottle(BaseThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         usage = measure(request._request, scope=getattr(view, "throttle_scope", None))
-        request._request.rate_limit = usage
+        request._request.rate_limit = usage  # type: ignore[attr-defined]  # for the headers middleware
         self.usage = usage
         return usage is None or not usage.limited
 

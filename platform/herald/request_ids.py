@@ -69,7 +69,6 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         request_id = request_id_from(request.headers.get(HEADER))
-        request.request_id = request_id
         # On the request's own Sentry scope (herald.handlers gives each request one).
         observability.tag_request_id(request_id)
         with logs.bound(request_id=request_id):

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from herald.env import (
@@ -24,6 +25,9 @@ from herald.env import (
     parse_email_url,
 )
 from herald.logs import log_format
+
+# Django's generic classes (ModelAdmin, QuerySet, ...) take type arguments at run time too.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ A new notification reaches a browser as two frames, ``notification`` then ``unre
 written one after the other in the same turn of the event loop. uvicorn hands each frame to the
 socket at once: one ``send`` system call per frame. On loopback and on a real network alike that
 call is the dearest part of delivering a frame (it runs the TCP stack), so on a broadcast to
-thousands of connections those calls were a third of the server's work.
+thousands of connections those calls are a third of the server's work.
 
 Here a connection's writes wait in its buffer until the end of the turn, and one flush then
 writes each connection's frames with one call. Nothing waits longer than that turn, order is
@@ -19,6 +19,24 @@ task per connection to run the same bytes through three layers of ``send`` corou
 the extension (under another ASGI server) the consumer uses ``send`` alone.
 
 Run uvicorn with ``--ws herald.wsprotocol:WebSocketProtocol`` (the Procfile does).
+
+This leans on uvicorn's private protocol class, so ``CHECKED_RELEASES`` names the releases it was
+checked against, and ``tests/herald/test_wsprotocol.py`` fails when the installed ones are
+outside them or when the upstream code overridden or read here differs from what it was written
+for. On upgrade, check:
+
+- uvicorn's ``WebSocketsSansIOProtocol`` writes and closes only through ``self.transport``, set in
+  ``connection_made`` (else frames bypass the coalescing wrapper, or go out of order);
+- ``pause_writing``/``resume_writing`` still drive ``self.writable``, and ``send`` waits on it;
+- ``handle_connect`` still builds ``self.scope`` with an ``extensions`` dict, and nothing reads
+  ``request``/``response`` after the accept has been sent;
+- ``send_nowait``'s conditions keep their meaning: ``handshake_complete``, ``close_sent``,
+  ``disconnected``, ``initial_response``, ``writable`` and websockets' ``conn.state`` /
+  ``conn.extensions``; a frame written here must be one uvicorn could have written;
+- uvicorn's httptools protocol still calls the WebSocket protocol's ``connection_made`` before
+  ``transport.set_protocol``, and ``connection_lost`` is still what frees its ``parser``.
+
+Then widen ``CHECKED_RELEASES`` and record the new digests in the test.
 """
 
 from __future__ import annotations
@@ -34,6 +52,13 @@ from websockets.http11 import Request
 from websockets.protocol import State
 
 SEND_NOWAIT = "herald.websocket.send_nowait"
+
+# (lowest release checked, first release not checked) per distribution; requirements.txt pins one
+# inside each range.
+CHECKED_RELEASES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "uvicorn": ((0, 54), (0, 55)),
+    "websockets": ((17, 0), (18, 0)),
+}
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +163,7 @@ def _release_http_protocol(transport: asyncio.BaseTransport) -> None:
     get_protocol = getattr(transport, "get_protocol", None)
     http = get_protocol() if get_protocol is not None else None
     if getattr(http, "parser", None) is not None and hasattr(http, "handle_websocket_upgrade"):
-        http.parser = None
+        http.parser = None  # type: ignore[union-attr]  # not None: checked on the line above
 
 
 def text_frame(data: bytes) -> bytes:
@@ -159,11 +184,11 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         _release_http_protocol(transport)
         super().connection_made(transport)
         wrapped = CoalescingTransport(self.transport, self.loop)
-        self.transport = wrapped  # type: ignore[assignment] -- has every method uvicorn calls
+        self.transport = wrapped  # type: ignore[assignment]  # has every method uvicorn calls
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
-        extensions = self.scope["extensions"]  # type: ignore[index] -- set by handle_connect
+        extensions: dict[str, Any] = self.scope["extensions"]  # set by handle_connect
         extensions[SEND_NOWAIT] = self.send_nowait
 
     async def send(self, message: Any) -> None:
@@ -171,7 +196,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # uvicorn keeps the handshake's request and response (their headers: some 3 KiB a
             # connection) and reads neither once the response is out.
-            self.request = self.response = None  # type: ignore[assignment] -- unused from here
+            self.request = self.response = None  # type: ignore[assignment]  # unused from here
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

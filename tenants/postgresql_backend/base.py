@@ -37,7 +37,7 @@ def schemas_served(connection: Any) -> int:
 
 class DatabaseWrapper(tenants_base.DatabaseWrapper):
     def _handle_search_path(self, cursor: Any = None) -> None:
-        super()._handle_search_path(cursor)
+        super()._handle_search_path(cursor)  # type: ignore[no-untyped-call]  # django-tenants' is unannotated
         if self.search_path_set_schemas and self.schema_name != get_public_schema_name():
             seen = getattr(self.connection, SEEN, None)
             if seen is None:
@@ -57,12 +57,12 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
     def _close(self) -> None:
         if self.pool and self.schemas_exhausted():
             retire_pooled(self.connection)
-        return super()._close()
+        super()._close()
 
     def close_if_unusable_or_obsolete(self) -> None:
         super().close_if_unusable_or_obsolete()
         if not self.pool and self.schemas_exhausted():
-            self.close()
+            self.close()  # type: ignore[no-untyped-call]  # django-tenants' is unannotated
 
 
 def retire_pooled(connection: Any) -> None:

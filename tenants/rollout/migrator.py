@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.migration import Migration
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 from django.db.models.signals import post_migrate
@@ -62,7 +63,7 @@ class SchemaMigrator:
         self.loader: MigrationLoader = self.executor.loader
         self.fast = django.VERSION[:2] in SUPPORTED_DJANGO and not self.loader.replacements
         self.leaves = self.loader.graph.leaf_nodes()
-        self._states: dict[frozenset, ProjectState] = {}
+        self._states: dict[frozenset[tuple[str, str]], ProjectState] = {}
 
     def migrate(self, schema_name: str) -> SchemaResult:
         """Bring ``schema_name`` to the target; never raises for a failure of the schema's own."""
@@ -120,7 +121,7 @@ class SchemaMigrator:
             )  # fmt: skip
             return len(plan)
 
-    def _plan(self, schema_name: str) -> list:
+    def _plan(self, schema_name: str) -> list[tuple[Migration, bool]]:
         # Django's MigrationRecorder finds its table by listing every visible table, a scan of
         # all of pg_class: at 10,000 tenants over a million rows, per schema. Ask for the one.
         with connection.cursor() as cursor:
@@ -138,7 +139,8 @@ class SchemaMigrator:
             return self.executor.migration_plan(self.leaves)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT app, name FROM {_TABLE}")
-            self.loader.applied_migrations = {row: None for row in cursor.fetchall()}
+            # Django keeps Migration objects here; nothing this path calls reads them.
+            self.loader.applied_migrations = {row: None for row in cursor.fetchall()}  # type: ignore[misc]
         self._check_consistent_history()
         return self.executor.migration_plan(self.leaves)
 
@@ -159,13 +161,13 @@ class SchemaMigrator:
         """The project state with this schema's applied migrations, rendered once per set."""
         key = frozenset(self.loader.applied_migrations)
         if key not in self._states:
-            pre = self.executor._create_project_state(with_applied_migrations=True)
+            pre = self.executor._create_project_state(with_applied_migrations=True)  # type: ignore[attr-defined]  # private: see SUPPORTED_DJANGO
             pre.apps  # noqa: B018 -- render once; each schema starts from a clone
             self._states = {key: pre}  # schemas share one applied set; keep the last
         return self._states[key]
 
 
-def _emit_post_migrate(post_state: ProjectState, plan: list) -> None:
+def _emit_post_migrate(post_state: ProjectState, plan: list[tuple[Migration, bool]]) -> None:
     """``post_migrate`` (content types and permissions of new models) for the apps the plan
     migrated, in the schema's transaction. Django's ``migrate`` sends it for every app, which
     was most of the cost of a schema (two queries per app per handler), for apps where nothing

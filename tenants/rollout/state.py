@@ -139,7 +139,8 @@ def run_start(*, target: str, parallel: int, total: int, already_current: int) -
             "VALUES (%s, %s, %s, %s) RETURNING id",
             [target, parallel, total, already_current],
         )
-        return cursor.fetchone()[0]
+        run_id: int = cursor.fetchone()[0]
+        return run_id
 
 
 def run_finish(run_id: int, *, migrated: int, failed: int, already_current: int) -> None:

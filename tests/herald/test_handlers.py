@@ -1,9 +1,12 @@
 """The ASGI HTTP handler: long-lived request threads, and real-time events held until the
-response is out. In this process (tests/support/asgi.py), on the real database and Redis."""
+response is out. In this process (tests/support/asgi.py), on the real database and Redis. The
+upgrade guards at the end pin what it copies from Django and asgiref (see the module docstring's
+"On upgrade, check")."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 import uuid
@@ -12,14 +15,21 @@ from typing import Any
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core import signals
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.http import HttpResponse
 
-from herald.handlers import SyncASGIHandler
+from herald.handlers import CHECKED_RELEASES, RequestThreads, SyncASGIHandler
 from herald.realtime import bus_channel
 from tests.support.aio import run_loop
 from tests.support.asgi import call
 from tests.support.processes import wait_until
+from tests.support.upstream import assert_release_in, assert_sources_unchanged, parameters
+
+RECHECK = "the 'On upgrade, check' list in herald/handlers.py's docstring"
 
 
 @pytest.fixture
@@ -149,3 +159,65 @@ def test_a_static_file_is_read_on_the_requests_thread(committed, world, threads_
 
     assert run_loop(scenario()) == (200, path.read_bytes())
     assert not [w for w in recwarn if "synchronous iterators" in str(w.message)]
+
+
+def test_a_requests_context_variables_stay_its_own_on_a_shared_thread():
+    """asgiref's ``sync_to_async`` runs each call in a copy of the calling request's context
+    (and hands changes back to it): what one request sets on its thread is seen by its own later
+    calls, not by the next request that thread serves."""
+    bound: contextvars.ContextVar[str] = contextvars.ContextVar("bound", default="unset")
+
+    async def scenario() -> list[list[str]]:
+        threads = RequestThreads(1)
+
+        async def request(name: str) -> list[str]:
+            async with threads.lease() as run:
+                before = await run(bound.get)
+                await run(bound.set, name)
+                return [before, await run(bound.get)]
+
+        # Each request is a task of its own, as the ASGI server runs them.
+        return [await asyncio.create_task(request(name)) for name in ("first", "second")]
+
+    assert run_loop(scenario()) == [["unset", "first"], ["unset", "second"]]
+
+
+def test_django_and_asgiref_are_releases_this_was_checked_against():
+    for distribution, supported in CHECKED_RELEASES.items():
+        assert_release_in(distribution, supported, RECHECK)
+
+
+def test_the_django_methods_copied_or_extended_are_what_this_was_written_for():
+    assert_sources_unchanged(
+        ASGIHandler,
+        {
+            "__init__": "cc44cd280172a639",
+            "__call__": "f252eb4e47b97588",
+            "handle": "2e2dae70240a12a6",
+            "create_request": "f8c081a7f5ea4486",
+            "send_response": "bdf00afcf4aea0c0",
+        },
+        RECHECK,
+    )
+
+
+@pytest.mark.parametrize(
+    ("func", "expected"),
+    [
+        (ASGIHandler.read_body, ["self", "receive"]),
+        (ASGIHandler.create_request, ["self", "scope", "body_file"]),
+        (ASGIHandler.send_response, ["self", "response", "send"]),
+        (ASGIHandler.listen_for_disconnect, ["self", "receive"]),
+        (BaseHandler.load_middleware, ["self", "is_async"]),
+        (BaseHandler.get_response, ["self", "request"]),
+        (get_script_prefix, ["scope"]),
+        (HttpResponse.close, ["self"]),
+    ],
+)
+def test_what_the_handler_calls_keeps_its_signature(func, expected):
+    assert parameters(func) == expected, (func.__qualname__, RECHECK)
+
+
+def test_sync_to_async_still_takes_an_executor_and_chunk_size_is_a_size():
+    assert {"thread_sensitive", "executor"} <= set(parameters(sync_to_async)), RECHECK
+    assert isinstance(ASGIHandler.chunk_size, int), RECHECK

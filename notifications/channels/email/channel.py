@@ -142,7 +142,7 @@ class EmailSender:
         if key in _timed_out:
             raise TransportError(_timed_out[key], permanent=True)
         if self._host is None:
-            self._host = tenant.get_primary_domain().domain
+            self._host = tenant.primary_host()
         try:
             return compose_email(
                 tenant=tenant,

@@ -72,7 +72,7 @@ def compose_digest(
         tenant=tenant,
         user=batch.recipient,
         notification_type=batch.type,
-        host=tenant.get_primary_domain().domain,
+        host=tenant.primary_host(),
         context=context,
         templates=(DEFAULT_DIGEST_SUBJECT, DEFAULT_DIGEST_TEXT, DEFAULT_DIGEST_HTML),
         message_id=f"digest.{batch.pk}",

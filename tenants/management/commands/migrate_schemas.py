@@ -32,10 +32,10 @@ class Command(MigrateSchemasCommand):
         if plain and not options.get("shared"):
             self._rollout(*args, **options)
             return
-        super().handle(*args, **options)
+        super().handle(*args, **options)  # type: ignore[no-untyped-call]  # django-tenants' is unannotated
         if self.sync_tenant and not options.get("schema_name"):
             ensure_template_schema()
-            executor = GET_EXECUTOR_FUNCTION(codename=self.executor)(self.args, self.options)
+            executor = GET_EXECUTOR_FUNCTION(codename=self.executor)(self.args, self.options)  # type: ignore[misc]  # set on import
             executor.run_migrations(tenants=[template_schema_name()])
             forget_template_script()  # other processes see the new migration state by its key
 
@@ -44,7 +44,7 @@ class Command(MigrateSchemasCommand):
         from tenants.rollout.engine import default_parallel
 
         if not options.get("tenant"):
-            super().handle(*args, **{**options, "shared": True, "tenant": False})
+            super().handle(*args, **{**options, "shared": True, "tenant": False})  # type: ignore[no-untyped-call]  # as above
         parallel = options.get("parallel") or default_parallel()
         summary = rollout(self, parallel, "text", 5.0, int(options.get("verbosity", 1)))
         forget_template_script()

@@ -1,0 +1,186 @@
+"""Every documented response body has exactly the keys the API returns, checked on real rows.
+
+One scenario calls each operation of the API once (real tenant, real rows, the payload functions
+behind the views), and every JSON body is held against the schema the docs serve for that
+operation and status: an object has exactly its documented properties, at every depth (page
+items, nested objects, maps). A payload that gains or loses a key, or docs that do, fail here;
+so does a new operation that the scenario does not call.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from tests.support.api import Caller
+
+Body = dict[str, Any]
+
+
+class Shapes:
+    """Checks bodies against the served schema; records which operations were checked."""
+
+    def __init__(self, schema: Body) -> None:
+        self.schema = schema
+        self.checked: set[tuple[str, str]] = set()
+
+    def _resolve(self, node: Body) -> Body:
+        while "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            node = {**self.schema["components"]["schemas"][name], **{
+                key: value for key, value in node.items() if key != "$ref"
+            }}  # fmt: skip
+        return node
+
+    def _match(self, node: Body, value: Any, where: str) -> None:
+        node = self._resolve(node)
+        if value is None:
+            return
+        for part in node.get("allOf", []):
+            self._match(part, value, where)
+        variants = node.get("oneOf") or node.get("anyOf")
+        if variants:
+            errors = []
+            for variant in variants:
+                try:
+                    self._match(variant, value, where)
+                    break
+                except AssertionError as error:
+                    errors.append(str(error))
+            else:
+                raise AssertionError(f"{where}: matches none of its variants: {errors}")
+        if isinstance(value, dict) and "properties" in node:
+            documented = set(node["properties"])
+            assert set(value) == documented, (
+                f"{where}: returned keys {sorted(value)} but documented {sorted(documented)}"
+            )
+            for key, item in value.items():
+                self._match(node["properties"][key], item, f"{where}.{key}")
+        elif isinstance(value, dict) and isinstance(node.get("additionalProperties"), dict):
+            for key, item in value.items():
+                self._match(node["additionalProperties"], item, f"{where}[{key!r}]")
+        elif isinstance(value, list) and "items" in node:
+            for index, item in enumerate(value):
+                self._match(node["items"], item, f"{where}[{index}]")
+
+    def check(self, method: str, path: str, response: Any, status: int) -> Any:
+        """``response`` answered ``status`` and its body matches the documented one."""
+        assert response.status_code == status, (method, path, response.content)
+        template = self._template(path)
+        operation = self.schema["paths"][template][method]
+        documented = operation["responses"][str(status)]
+        if "content" in documented:
+            body = response.json()
+            self._match(
+                documented["content"]["application/json"]["schema"],
+                body,
+                f"{method.upper()} {template} {status}",
+            )
+        else:
+            assert not response.content, (method, path, "answers a body it does not document")
+            body = None
+        self.checked.add((method, template))
+        return body
+
+    def _template(self, path: str) -> str:
+        """The documented path ``path`` answers to: itself, else the one whose parameters match."""
+        path = path.split("?", 1)[0]
+        if path in self.schema["paths"]:
+            return path
+        for template in self.schema["paths"]:
+            if re.fullmatch(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)), path):
+                return template
+        raise AssertionError(f"{path} is not documented")
+
+
+@pytest.fixture
+def shapes(db, world) -> Shapes:
+    response = Caller(host="localhost").get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return Shapes(response.json())
+
+
+def test_every_documented_body_is_what_the_api_returns(shapes, alice_key, alice_admin, world):
+    key, admin, check = alice_key, alice_admin, shapes.check
+    host = world.alice.host
+    type_key = f"shape.{uuid.uuid4().hex[:8]}"
+    user_id = f"shape-{uuid.uuid4().hex[:8]}"
+
+    # Types and users, as a backend sets them up.
+    path = f"/api/v1/types/{type_key}"
+    body = {"name": "Shaped", "channels": ["in_app", "email"], "email_subject": "{{ title }}"}
+    check("put", path, key.put(path, body), 201)
+    check("put", path, key.put(path, body), 200)
+    check("get", path, key.get(path), 200)
+    check("get", "/api/v1/types", key.get("/api/v1/types"), 200)
+    path = f"/api/v1/users/{user_id}"
+    person = {"email": "shape@example.com", "name": "Shape", "data": {"plan": "pro"}}
+    check("put", path, key.put(path, person), 201)
+    check("put", path, key.put(path, person), 200)
+    check("get", path, key.get(path), 200)
+
+    # A send now, with an in-app copy and an email; one scheduled, then cancelled.
+    send = {"type": type_key, "recipients": [user_id], "title": "T", "message": "M"}
+    accepted = check("post", "/api/v1/notifications", key.post("/api/v1/notifications", send), 202)
+    check("get", f"/api/v1/sends/{accepted['id']}", key.get(f"/api/v1/sends/{accepted['id']}"), 200)
+    later = {**send, "send_at": (timezone.now() + timedelta(days=1)).isoformat()}
+    scheduled = key.post("/api/v1/notifications", later).json()["id"]
+    check("delete", f"/api/v1/sends/{scheduled}", key.delete(f"/api/v1/sends/{scheduled}"), 200)
+    sent = check("get", "/api/v1/notifications", key.get("/api/v1/notifications"), 200)
+    assert sent["results"]
+    deliveries = check("get", "/api/v1/deliveries", key.get("/api/v1/deliveries"), 200)
+    assert {row["channel"] for row in deliveries["results"]} == {"email"}
+
+    # The end user's side.
+    path = f"/api/v1/users/{user_id}/token"
+    token = check("post", path, key.post(path), 200)["token"]
+    user = Caller(host=host, token=token)
+    inbox = check("get", "/api/v1/me/notifications", user.get("/api/v1/me/notifications"), 200)
+    assert inbox["results"]
+    path = "/api/v1/me/notifications/unread_count"
+    check("get", path, user.get(path), 200)
+    path = f"/api/v1/me/notifications/{inbox['results'][0]['id']}"
+    check("patch", path, user.patch(path, {"is_read": True}), 200)
+    path = "/api/v1/me/notifications/read_all"
+    check("post", path, user.post(path), 200)
+    path = "/api/v1/me/preferences"
+    choices = check("get", path, user.get(path), 200)
+    choices["types"][type_key] = {"email": False}
+    check("put", path, user.put(path, choices), 200)
+    check("get", "/api/v1/me/widget", user.get("/api/v1/me/widget"), 200)
+
+    # The tenant, its keys, its usage, its admin's tokens.
+    check("get", "/api/v1/tenant", admin.get("/api/v1/tenant"), 200)
+    check("patch", "/api/v1/tenant", admin.patch("/api/v1/tenant", {}), 200)
+    created = check("post", "/api/v1/api-keys", admin.post("/api/v1/api-keys", {"name": "s"}), 201)
+    check("get", "/api/v1/api-keys", admin.get("/api/v1/api-keys"), 200)
+    path = f"/api/v1/api-keys/{created['id']}"
+    check("delete", path, admin.delete(path), 204)
+    check("get", "/api/v1/usage", admin.get("/api/v1/usage"), 200)
+    check("get", "/api/v1/usage/report", admin.get("/api/v1/usage/report"), 200)
+    login = {"email": world.alice.email, "password": world.alice.password}
+    pair = check(
+        "post", "/api/v1/auth/token", Caller(host=host).post("/api/v1/auth/token", login), 200
+    )
+    path = "/api/v1/auth/token/refresh"
+    check("post", path, Caller(host=host).post(path, {"refresh": pair["refresh"]}), 200)
+    check("delete", f"/api/v1/users/{user_id}", key.delete(f"/api/v1/users/{user_id}"), 204)
+
+    # Sign-up, on the platform host.
+    platform = Caller(host="localhost")
+    slug = f"shape-{uuid.uuid4().hex[:8]}"
+    path = f"/api/v1/signup/slug?slug={slug}"
+    check("get", path, platform.get("/api/v1/signup/slug", {"slug": slug}), 200)
+    signup = {"slug": slug, "name": "Shape", "email": "o@shape.example", "password": "a long pass"}
+    check("post", "/api/v1/signup", platform.post("/api/v1/signup", signup), 201)
+
+    documented = {
+        (method, path) for path, operations in shapes.schema["paths"].items()
+        for method in operations
+    }  # fmt: skip
+    assert sorted(documented - shapes.checked) == []
