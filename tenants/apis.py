@@ -31,7 +31,6 @@ from tenants.serializers import (
     signup_payload,
 )
 from tenants.services import (
-    ProvisioningError,
     api_key_create,
     api_key_revoke,
     signup_errors,
@@ -237,12 +236,9 @@ class SignupApi(APIView):
                 request._request.rate_limit = usage  # the tighter window names the headers
             if usage.limited:
                 raise signup_rate_limited(usage)
-        try:
-            signed_up = tenant_signup(**fields)
-        except ProvisioningError as exc:  # a concurrent sign-up took the slug meanwhile
-            raise ApiError(
-                400, "invalid", "The request is invalid; see details.", exc.errors
-            ) from exc
+        # A concurrent sign-up that took the slug meanwhile raises ProvisioningError, a domain
+        # error the exception handler answers like the checks above.
+        signed_up = tenant_signup(**fields)
         return Response(
             signup_payload(
                 slug=signed_up.tenant.slug, domain=signed_up.domain, api_key=signed_up.api_key
