@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db import connection
 from django.db.models import Count, Model, Sum
@@ -104,6 +104,13 @@ def first_id_since(model: type[Model], moment: datetime) -> int | None:
     return row[0] if row else None
 
 
+# A delivery status's ``DayActivity`` field (any other status: ``emails_other``).
+_EMAIL_FIELDS: dict[str, str] = {
+    Delivery.Status.SENT: "emails_sent",
+    Delivery.Status.FAILED: "emails_failed",
+}
+
+
 def _window_start(today: date) -> datetime:
     first = today - timedelta(days=ACTIVITY_DAYS - 1)
     return datetime(first.year, first.month, first.day, tzinfo=UTC)
@@ -115,7 +122,9 @@ def daily_activity(*, now: datetime | None = None) -> list[DayActivity]:
     current status. Four queries."""
     today = (now or timezone.now()).astimezone(UTC).date()
     start = _window_start(today)
-    days = {start.date() + timedelta(days=n): {} for n in range(ACTIVITY_DAYS)}
+    days: dict[date, dict[str, int]] = {
+        start.date() + timedelta(days=n): {} for n in range(ACTIVITY_DAYS)
+    }
 
     send_bound = first_id_since(Send, start - BOUND_MARGIN)
     if send_bound is not None:
@@ -123,12 +132,13 @@ def daily_activity(*, now: datetime | None = None) -> list[DayActivity]:
             Send.objects.filter(id__gte=send_bound, created_at__gte=start)
             .annotate(day=TruncDate("created_at", tzinfo=UTC))
             .values("day")
-            .annotate(sends=Count("id"), notifications=Sum("recipient_count"))
+            # Not ``notifications``: that name is the model's reverse relation.
+            .annotate(sends=Count("id"), recipients=Sum("recipient_count"))
             .order_by()
         )
         for row in sends:
             if row["day"] in days:
-                days[row["day"]].update(sends=row["sends"], notifications=row["notifications"])
+                days[row["day"]].update(sends=row["sends"], notifications=row["recipients"])
 
     delivery_bound = first_id_since(Delivery, start - BOUND_MARGIN)
     if delivery_bound is not None:
@@ -139,19 +149,29 @@ def daily_activity(*, now: datetime | None = None) -> list[DayActivity]:
             .annotate(n=Count("id"))
             .order_by()
         )
-        for row in deliveries:
-            counts = days.get(row["day"])
+        for by_status in deliveries:
+            counts = days.get(by_status["day"])
             if counts is None:
                 continue
-            field = {
-                Delivery.Status.SENT: "emails_sent",
-                Delivery.Status.FAILED: "emails_failed",
-            }.get(row["status"], "emails_other")
-            counts[field] = counts.get(field, 0) + row["n"]
+            field = _EMAIL_FIELDS.get(by_status["status"], "emails_other")
+            counts[field] = counts.get(field, 0) + by_status["n"]
     return [DayActivity(day=day, **counts) for day, counts in days.items()]
 
 
-def recent_failures(*, now: datetime | None = None) -> list[dict[str, Any]]:
+class FailureRow(TypedDict):
+    """A failed delivery as the overview lists it."""
+
+    id: int
+    send_id: int
+    channel: str
+    attempts: int
+    last_error: str
+    updated_at: datetime
+    recipient__external_id: str
+    recipient__email: str
+
+
+def recent_failures(*, now: datetime | None = None) -> list[FailureRow]:
     """The last ``RECENT_FAILURES`` failed deliveries of the activity window, newest first."""
     start = _window_start((now or timezone.now()).astimezone(UTC).date())
     bound = first_id_since(Delivery, start - BOUND_MARGIN)
@@ -178,7 +198,7 @@ def report_periods(*, tenant: Tenant, now: datetime | None = None) -> list[Repor
     at most ``REPORT_MONTHS``."""
     current = period_of(now)
     first = period_of(tenant.created_at).start if tenant.created_at else current.start
-    periods = []
+    periods: list[ReportPeriod] = []
     start = current.start
     while len(periods) < REPORT_MONTHS:
         moment = datetime(start.year, start.month, 1, tzinfo=UTC)

@@ -44,9 +44,9 @@ import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 import redis
@@ -70,6 +70,10 @@ from tenants.models import Tenant
 from tenants.origins import origin_allowed
 from tenants.resolution import InvalidCredential, ResolutionError, WrongTenant, resolve
 from tenants.tokens import USER_GONE, TokenRejected, end_user_id
+
+if TYPE_CHECKING:
+    from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, WebSocketScope
+    from channels.consumer import _ChannelScope  # the stubs' type of a consumer's scope
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +124,7 @@ class Rejected(Exception):
         self.code = code
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str:
+def _header(scope: WebSocketScope, name: bytes) -> str:
     for key, value in scope.get("headers", []):
         if key == name:
             return value.decode("latin-1")
@@ -130,7 +134,7 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
 class InboxConsumer(AsyncWebsocketConsumer):
     # No channel layer (Herald configures none): events come through this process's dispatcher
     # (herald.realtime), one Redis subscription per process, not a channel per connection.
-    channel_layer_alias = None
+    channel_layer_alias = None  # type: ignore[assignment]  # types-channels: str, but Channels takes None as "no layer"
     tenant: TenantRef
     user_id: int
     registration: str | None = None
@@ -140,7 +144,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
     queue: deque[QueueItem] | None = None  # made when the first item has to wait
     drainer: asyncio.Task[None] | None = None  # runs while the queue has items (once live)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(
+        self, scope: _ChannelScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         self.request_id = scope_request_id(scope)
         # The connection runs in an asyncio task of its own: what is bound here (and the tenant,
         # bound in ``connect``) is this connection's alone, and gone when it ends.
@@ -151,21 +157,24 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.opened_at = time.monotonic()
         query = parse_qs(self.scope.get("query_string", b"").decode())
-        protocols = self.scope.get("subprotocols") or []
+        # A list from the server (asgiref types it as any iterable); cast: no copy per connection.
+        protocols = cast("Sequence[str]", self.scope.get("subprotocols") or [])
         token = (query.get("token") or [""])[0]
         subprotocol = None
         if not token and len(protocols) == 2 and protocols[0] == "bearer":
             subprotocol, token = "bearer", protocols[1]
         # accept, then close with a code the browser sees
         await self.accept(
-            subprotocol=subprotocol, headers=[(b"x-request-id", self.request_id.encode())]
+            subprotocol=subprotocol,
+            headers=[(b"x-request-id", self.request_id.encode())],  # type: ignore[list-item]  # types-channels: str pairs, but ASGI headers are bytes
         )
         gc_policy.freezer().ensure_running()  # keeps long-lived connections out of full GCs
 
         self.known: set[int] = set()
-        self.send_nowait: Callable[[list[str]], bool] | None = self.scope.get("extensions", {}).get(
-            SEND_NOWAIT
-        )
+        # The server's own extension (herald.wsprotocol) is a function, where asgiref types
+        # extension values as dicts: cast, once per connection.
+        extensions = self.scope.get("extensions") or {}
+        self.send_nowait = cast("Callable[[list[str]], bool] | None", extensions.get(SEND_NOWAIT))
         try:
             since = self._since(query)
             tenant = await self._authenticate(token)
@@ -427,14 +436,14 @@ class InboxConsumer(AsyncWebsocketConsumer):
         frames.append(events.unread_count_frame_text(self.unread))
         return frames
 
-    async def send(
+    async def send(  # type: ignore[override]  # as Channels' AsyncWebsocketConsumer.send, whose stubs ignore it too
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
     ) -> None:
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         if text_data is not None or bytes_data is not None:
             WEBSOCKET_FRAMES.inc()
 
-    async def _send(self, frame: dict[str, Any]) -> None:
+    async def _send(self, frame: Mapping[str, object]) -> None:
         await self.send(text_data=encode(frame))
 
     # --- from the client -------------------------------------------------------------------------

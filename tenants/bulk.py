@@ -42,6 +42,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, connections, transaction
 
 from billing_stub.selectors import DEFAULT_PLAN_CODE
+from tenants.entry import _switching
 from tenants.schema import template_schema_name
 from tenants.services import (
     ProvisionedTenant,
@@ -110,7 +111,7 @@ def tenant_provision_bulk(
             with transaction.atomic():
                 for index in indexes[start : start + batch_size]:
                     outcomes[index] = _provision_in_savepoint(tenants[index])
-            if connection.schemas_exhausted():
+            if _switching().schemas_exhausted():
                 # A backend keeps the catalog entries of every relation it created; a fresh one
                 # every so many tenants keeps its memory, and its cache resets, small.
                 connection.close()

@@ -39,16 +39,34 @@ T = TypeVar("T")
 
 
 class _SchemaSwitching(Protocol):
-    """What django-tenants adds to Django's connection (its backend ships no types)."""
+    """What django-tenants (and ``tenants.postgresql_backend``, its subclass) add to Django's
+    connection (django-tenants' backend ships no types)."""
+
+    schema_name: str
 
     def set_tenant(self, tenant: Tenant, include_public: bool = True) -> None: ...
     def set_schema(self, schema_name: str, include_public: bool = True) -> None: ...
     def set_schema_to_public(self) -> None: ...
+    def schemas_exhausted(self) -> bool: ...
 
 
 def _switching() -> _SchemaSwitching:
-    """The connection, typed as the tenant backend it is (``DATABASES`` names it)."""
+    """The connection, typed as the tenant backend it is (``DATABASES`` names it). Besides the
+    entries here, only ``tenants``' own roll-out migrator and bulk provisioning use it: they
+    set and reset the schema per tenant within their own transactions."""
     return cast(_SchemaSwitching, connection)
+
+
+def current_schema() -> str:
+    """The schema the connection is in now (public outside every tenant)."""
+    return _switching().schema_name
+
+
+def to_public() -> None:
+    """Back to the public schema, for code that starts there whatever the thread's last piece
+    of work left: the HTTP middleware before it resolves a request, the widget's CORS
+    middleware before it looks a host up."""
+    _switching().set_schema_to_public()
 
 
 @contextmanager

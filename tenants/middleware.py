@@ -8,13 +8,12 @@ import ipaddress
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port
 
 from herald.errors import error_response
 from herald.observability import tag_tenant
-from tenants.entry import request_tenant
+from tenants.entry import request_tenant, to_public
 from tenants.requests import PlatformHttpRequest
 from tenants.resolution import ResolutionError, bearer_token, resolve
 
@@ -47,7 +46,7 @@ class TenantResolutionMiddleware:
         if request.path_info in TENANTLESS_PATHS:
             return self.get_response(request)
 
-        connection.set_schema_to_public()
+        to_public()
         raw_host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
         if request.path_info in HOST_ONLY_PATHS and is_ip_address(raw_host):
             # Prometheus scrapes each pod at its IP, which it also sends as the host (a scrape

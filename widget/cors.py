@@ -30,12 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 
 from herald.errors import error_response
+from tenants.entry import to_public
 from tenants.origins import origin_allowed
+from tenants.requests import PlatformHttpRequest
 from tenants.resolution import UnknownHost, normalize_host, tenant_for_host
 
 API_PREFIX = "/api/v1/"
@@ -55,7 +56,10 @@ class CorsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    # The tenant middleware, further down ``MIDDLEWARE``, sets the request's tenant attributes
+    # while ``get_response`` runs; one that answers before it leaves them unset (see
+    # ``_tenant_allows``).
+    def __call__(self, request: PlatformHttpRequest) -> HttpResponse:
         if not request.path.startswith(API_PREFIX):
             return self.get_response(request)
         origin = request.headers.get("Origin", "")
@@ -69,7 +73,7 @@ class CorsMiddleware:
             response["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
         return response
 
-    def _tenant_allows(self, request: HttpRequest, origin: str) -> bool:
+    def _tenant_allows(self, request: PlatformHttpRequest, origin: str) -> bool:
         resolved = getattr(request, "tenant", None)
         if resolved is not None and not request.is_platform_host:
             return origin_allowed(origin, resolved)
@@ -81,14 +85,14 @@ class CorsMiddleware:
 
     @staticmethod
     def _host(request: HttpRequest) -> str:
-        connection.set_schema_to_public()
+        to_public()
         return normalize_host(_raw_host(request))
 
     def _preflight(self, request: HttpRequest, origin: str) -> HttpResponse:
         try:
             tenant = tenant_for_host(self._host(request))
         except UnknownHost as exc:
-            response = error_response(404, exc.message)
+            response: HttpResponse = error_response(404, exc.message)
         else:
             if tenant is None:
                 response = error_response(

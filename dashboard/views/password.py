@@ -24,13 +24,13 @@ from django.contrib.auth.password_validation import (
 )
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.mail import EmailMultiAlternatives
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template import loader
 from django.urls import reverse_lazy
 
 from dashboard.access import dashboard_tenant
 from herald.ratelimits import measure, measure_address
+from tenants.entry import current_schema
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class TenantTokenGenerator(PasswordResetTokenGenerator):
     key_salt = "herald.dashboard.password-reset.v1"
 
     def _make_hash_value(self, user: Any, timestamp: int) -> str:
-        return f"{connection.schema_name}:{super()._make_hash_value(user, timestamp)}"
+        return f"{current_schema()}:{super()._make_hash_value(user, timestamp)}"
 
 
 token_generator = TenantTokenGenerator()
@@ -77,7 +77,7 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
 class _OnTenantHost:
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         self.tenant = dashboard_tenant(request)
-        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]  # a mixin: super() is the view it is mixed into, which mypy cannot see
 
 
 class PasswordResetView(_OnTenantHost, auth_views.PasswordResetView):
@@ -98,7 +98,7 @@ class PasswordResetView(_OnTenantHost, auth_views.PasswordResetView):
             return response
         return super().post(request, *args, **kwargs)
 
-    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+    def form_valid(self, form: auth_forms.PasswordResetForm) -> HttpResponse:
         usage = measure_address(
             self.request, tenant_id=self.tenant.pk, email=form.cleaned_data["email"]
         )

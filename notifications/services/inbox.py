@@ -8,18 +8,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from herald.realtime import publish_on_commit
-from notifications.events import inbox_changed_message
+from notifications.events import InboxChangedMessage, inbox_changed_message
 from notifications.models import EndUser, Notification
 from notifications.unread import unread_changed_on_commit, unread_count
-from tenants.entry import in_schema
+from tenants.entry import current_schema, in_schema
 from tenants.models import Tenant
 
 
 def _publish_inbox_changed(*, tenant: Tenant, user: EndUser, read_ids: list[int]) -> None:
     """After commit, tell the user's other connections (tabs) the new count and what was read."""
-    schema = connection.schema_name
+    schema = current_schema()
 
-    def build() -> dict[str, object]:
+    def build() -> InboxChangedMessage:
         with in_schema(schema):
             count = unread_count(tenant_id=tenant.pk, user_id=user.pk)
         return inbox_changed_message(

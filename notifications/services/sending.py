@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
@@ -182,7 +182,8 @@ def _accept(
             continue
         if existing.request_fingerprint != fingerprint:
             raise Conflict(KEY_REUSED)
-        return SendOutcome(response=existing.response, created=False)
+        # The statement that inserted a send wrote its response (``_send_insert``).
+        return SendOutcome(response=cast("dict[str, Any]", existing.response), created=False)
     raise Conflict("This Idempotency-Key is in use by a concurrent request.")
 
 
@@ -197,7 +198,8 @@ def _send(
     actor: str,
 ) -> SendOutcome:
     now = timezone.now()
-    scheduled = request.send_at is not None and request.send_at > now
+    due = request.send_at if request.send_at is not None and request.send_at > now else None
+    scheduled = due is not None
     send = Send(
         title=request.title,
         message=request.message,
@@ -231,11 +233,12 @@ def _send(
     if fan_out is None:
         type_for_send(key=request.type)  # a type named for the first time: create it
         fan_out = insert() or ()
-    if scheduled:
+    # From here on ``send.response`` is the dict ``_send_insert`` set (the cast says so).
+    if due is not None:
         send.recipient_ids = recipients_upsert(request.recipients).ids
         send.save(update_fields=["recipient_ids"])
-        due_hint(tenant_id=tenant.pk, kind=DUE_SENDS, when=request.send_at)
-        return SendOutcome(response=send.response, created=True)
+        due_hint(tenant_id=tenant.pk, kind=DUE_SENDS, when=due)
+        return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
     known = None
     if to_known is not None:
         written, count, joined_ids, deliveries, positions, found = fan_out
@@ -245,14 +248,14 @@ def _send(
                 tenant=tenant, send=send, now=now, count=count, joined_ids=joined_ids,
                 deliveries=deliveries,
             )  # fmt: skip
-            return SendOutcome(response=send.response, created=True)
+            return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
         known = ids_in_order(len(to_known), positions, found)
     recipients = recipients_upsert(request.recipients, lock=True, known=known)
     channels_fan_out(
         tenant=tenant, send=send, user_ids=recipients.ids, now=now, limits=limits,
         fresh=recipients.created, users_locked=True,
     )  # fmt: skip
-    return SendOutcome(response=send.response, created=True)
+    return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
 
 
 def _send_insert(
@@ -283,10 +286,11 @@ def _send_insert(
     10,000 written for 10,000 recipients). The send row is this statement's own, so it needs
     no lock; its in-app count is known before it is inserted."""
     table = Send._meta.db_table
-    skipped = ("id", "response", "type_id", "channels")
+    skipped: tuple[str, ...] = ("id", "response", "type_id", "channels")
     if recipients is not None:
         skipped += ("in_app_count",)
     fields = [f for f in Send._meta.concrete_fields if f.attname not in skipped]
+    columns = ", ".join(f.column for f in fields)  # type: ignore[misc]  # stubs: str | None; a concrete field's is a str
     metering_sql, params = metering
     params = {
         **params,
@@ -353,7 +357,7 @@ def _send_insert(
             {fan_out}
             inserted AS (
                 INSERT INTO {table} (id, response, type_id, channels,
-                                     {", ".join(f.column for f in fields)}
+                                     {columns}
                                      {", in_app_count" if in_app_count else ""})
                 SELECT n.id,
                        jsonb_build_object('id', n.id, 'recipients', %(count)s,
@@ -393,7 +397,10 @@ def send_cancel(*, send: Send) -> Send:
 
 def sends_next_due() -> datetime | None:
     """When this tenant's next scheduled send falls due (None: none is scheduled)."""
-    return Send.objects.filter(status=Send.Status.SCHEDULED).aggregate(due=Min("send_at"))["due"]
+    due: datetime | None = Send.objects.filter(status=Send.Status.SCHEDULED).aggregate(
+        due=Min("send_at")
+    )["due"]
+    return due
 
 
 def sends_release_due(*, tenant: Tenant, now: datetime | None = None, batch: int = 100) -> int:

@@ -46,7 +46,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import redis
@@ -79,7 +79,7 @@ def bus_channel(*, database: str | None = None) -> str:
     return redis_key("rt", database=database)
 
 
-def encode(message: dict[str, Any]) -> str:
+def encode(message: Mapping[str, object]) -> str:
     """JSON exactly as the REST API renders it (same datetime format, same escaping)."""
     return json.dumps(message, cls=JSONEncoder, separators=(",", ":"))
 
@@ -163,7 +163,7 @@ async def publish_held(held: HeldPublishes) -> None:
         await asyncio.shield(held.publishing)
 
 
-def publish_now(message: dict[str, Any]) -> None:
+def publish_now(message: Mapping[str, object]) -> None:
     """Publish a bus message (it must name its ``tenant``), or hold it while the current HTTP
     request is answered. Failures are logged, not raised: the data is committed already, and
     clients that missed an event catch up with ``since``."""
@@ -181,7 +181,7 @@ def publish_encoded_now(data: str) -> None:
         logger.warning("Real-time event not published (Redis unreachable)", exc_info=True)
 
 
-def publish_on_commit(build: Callable[[], dict[str, Any] | None]) -> None:
+def publish_on_commit(build: Callable[[], Mapping[str, object] | None]) -> None:
     """After the current transaction commits, build the message and publish it.
 
     ``build`` runs after the commit, so it sees committed state (e.g. the new unread count).
@@ -410,7 +410,9 @@ class Dispatcher:
         A large send is handed out ``ROUTE_SLICE`` recipients at a time, letting the event loop
         run what else is ready in between: the HTTP response of the very request that made the
         send, say, which would otherwise wait until every frame of its broadcast was written."""
-        tenant_id = message.get("tenant")
+        tenant_id: int | None = message.get("tenant")
+        if tenant_id is None:  # no connection is registered without a tenant
+            return
         if message.get("kind") == "created":
             message["notification_json"] = encode(message["notification"])
             deliveries = message["deliveries"]
@@ -421,7 +423,10 @@ class Dispatcher:
                     for connection in self._connections.get((tenant_id, user_id), ()):
                         connection.deliver(message, notification_id)
         else:
-            for connection in self._connections.get((tenant_id, message.get("user")), ()):
+            user: int | None = message.get("user")
+            if user is None:
+                return
+            for connection in self._connections.get((tenant_id, user), ()):
                 connection.deliver(message, None)
 
 

@@ -24,6 +24,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 from django.db.models.signals import post_migrate
 
+from tenants.entry import _switching
 from tenants.rollout import state
 
 # The fast path sets ``MigrationLoader.applied_migrations`` per schema instead of rebuilding the
@@ -72,7 +73,7 @@ class SchemaMigrator:
             applied = self._migrate(schema_name)
         except Exception as exc:  # recorded and reported; the roll-out goes on
             connection.close_if_unusable_or_obsolete()  # a lost connection: open another
-            connection.set_schema_to_public()
+            _switching().set_schema_to_public()
             seconds = time.perf_counter() - started
             error = f"{type(exc).__name__}: {exc}".strip()
             state.record_schema(
@@ -80,8 +81,9 @@ class SchemaMigrator:
                 run_id=self.run_id, seconds=seconds, error=error,
             )  # fmt: skip
             return SchemaResult(schema_name, state.FAILED, 0, seconds, error)
-        connection.set_schema_to_public()
-        if connection.schemas_exhausted():  # a fresh backend every so many schemas: bounded memory
+        _switching().set_schema_to_public()
+        # A fresh backend every so many schemas: bounded memory.
+        if _switching().schemas_exhausted():
             connection.close()
         return SchemaResult(schema_name, state.DONE, applied, time.perf_counter() - started)
 
@@ -113,7 +115,7 @@ class SchemaMigrator:
                 )
                 post_state.clear_delayed_apps_cache()
                 _emit_post_migrate(post_state, plan)
-            connection.set_schema_to_public()
+            _switching().set_schema_to_public()
             state.record_schema(
                 schema_name=schema_name, target=self.target, status=state.DONE,
                 run_id=self.run_id, migrations_applied=len(plan),
@@ -130,9 +132,9 @@ class SchemaMigrator:
             )
             has_table = cursor.fetchone()[0] is not None
         if not has_table:  # never fall back to public.django_migrations: make the schema's own
-            connection.set_schema(schema_name, include_public=False)
+            _switching().set_schema(schema_name, include_public=False)
             MigrationRecorder(connection).ensure_schema()
-        connection.set_schema(schema_name)
+        _switching().set_schema(schema_name)
         if not self.fast:
             self.loader.build_graph()
             self.loader.check_consistent_history(connection)
