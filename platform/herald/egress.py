@@ -223,7 +223,13 @@ class _PinnedConnection(http.client.HTTPConnection):
     """An HTTP(S) connection to ``address`` that speaks to the server as ``host``."""
 
     def __init__(
-        self, host: str, port: int, address: Address, *, tls: bool, timeout: float
+        self,
+        host: str,
+        port: int,
+        address: Address,
+        *,
+        tls: ssl.SSLContext | None,
+        timeout: float,
     ) -> None:
         super().__init__(host, port, timeout=timeout)
         self.address = address
@@ -243,9 +249,8 @@ class _PinnedConnection(http.client.HTTPConnection):
         except BaseException:
             sock.close()
             raise
-        if self.tls:
-            context = ssl.create_default_context()
-            sock = context.wrap_socket(sock, server_hostname=self.host)
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_hostname=self.host)
         self.sock = sock
 
 
@@ -264,10 +269,13 @@ def post(
     timeout: float,
     *,
     allowed: Sequence[Network] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Response:
     """POST ``body`` to ``url`` and return the answer, whatever its status (redirects are
     answers too, never followed). ``timeout`` (at most ``MAX_TIMEOUT`` seconds) bounds the
-    whole exchange. Raises ``EgressError``; ``allowed`` defaults to ``WEBHOOK_ALLOWED_CIDRS``."""
+    whole exchange. Raises ``EgressError``; ``allowed`` defaults to ``WEBHOOK_ALLOWED_CIDRS``;
+    ``ssl_context`` to the system's trusted CAs with host name checks (a custom one must keep
+    ``check_hostname``)."""
     if not 0 < timeout <= MAX_TIMEOUT:
         raise ValueError(f"timeout must be in (0, {MAX_TIMEOUT}] seconds, not {timeout!r}.")
     started = time.monotonic()
@@ -286,7 +294,9 @@ def post(
             target.host,
             target.port,
             address,
-            tls=target.parts.scheme == "https",
+            tls=(ssl_context or ssl.create_default_context())
+            if target.parts.scheme == "https"
+            else None,
             timeout=remaining,
         )
         try:
@@ -342,3 +352,63 @@ def _exchange(
     finally:
         watchdog.cancel()
         connection.close()
+
+
+@dataclass(frozen=True)
+class SessionResponse:
+    """The parts of a ``requests.Response`` that pywebpush and its callers read."""
+
+    status_code: int
+    reason: str
+    headers: dict[str, str]
+    content: bytes  # at most BODY_CAP bytes
+    elapsed: float
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+class GuardedSession:
+    """A stand-in for ``requests.Session`` whose ``post`` goes through ``post`` above, for
+    libraries that take a session (pywebpush's ``webpush(..., requests_session=...)`` calls
+    ``session.post(endpoint, data=..., headers=..., timeout=...)``). ``EgressError``
+    propagates unchanged."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = MAX_TIMEOUT,
+        allowed: Sequence[Network] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.allowed = allowed
+        self.ssl_context = ssl_context
+
+    def post(
+        self,
+        url: str,
+        data: bytes | str | None = None,
+        headers: Mapping[str, object] | None = None,
+        timeout: float | None = None,
+        **unsupported: object,
+    ) -> SessionResponse:
+        if unsupported:
+            raise TypeError(f"GuardedSession.post() does not take {sorted(unsupported)}.")
+        body = data.encode() if isinstance(data, str) else (data or b"")
+        answer = post(
+            url,
+            body,
+            {name: str(value) for name, value in (headers or {}).items()},
+            min(timeout or self.timeout, self.timeout),
+            allowed=self.allowed,
+            ssl_context=self.ssl_context,
+        )
+        return SessionResponse(
+            status_code=answer.status,
+            reason=http.client.responses.get(answer.status, ""),
+            headers=answer.headers,
+            content=answer.body_excerpt,
+            elapsed=answer.elapsed,
+        )

@@ -8,8 +8,10 @@ Name lookups that would leave the machine are replaced at the one seam, ``socket
 from __future__ import annotations
 
 import contextlib
+import datetime
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -311,3 +313,77 @@ def test_the_connect_time_check_refuses_a_name_that_now_points_inside(monkeypatc
 def test_the_timeout_is_bounded():
     with pytest.raises(ValueError, match="timeout"):
         post("https://8.8.8.8/", b"{}", {}, 16)
+
+
+def test_a_session_for_libraries_that_take_one(receiver):
+    session = egress.GuardedSession(timeout=5)
+    response = session.post(url(receiver, "/error"), data="{}", headers={"TTL": 60}, timeout=30)
+    assert (response.status_code, response.reason, response.text) == (
+        500,
+        "Internal Server Error",
+        "boom",
+    )
+    with pytest.raises(EgressError) as caught:
+        session.post("https://127.0.0.1/", data=b"{}")
+    assert caught.value.permanent
+
+
+def certificate_authority(tmp_path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A client context trusting a fresh CA, and a server context with that CA's certificate for
+    ``name``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def issue(subject, key, issuer, issuer_key, *, ca: bool):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            )
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = issue("Test CA", ca_key, "Test CA", ca_key, ca=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = issue(name, key, "Test CA", ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(pem) + ca_cert.public_bytes(pem))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    client = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return client, server
+
+
+def test_tls_is_verified_against_the_urls_name_not_the_address(receiver, monkeypatch, tmp_path):
+    client, server_context = certificate_authority(tmp_path, "hooks.example")
+    receiver.socket = server_context.wrap_socket(receiver.socket, server_side=True)
+    fake_resolver(monkeypatch, {"hooks.example": [RECEIVER], "other.example": [RECEIVER]})
+    port = receiver.server_address[1]
+
+    response = post(f"https://hooks.example:{port}/ok", b"{}", {}, 5, ssl_context=client)
+    assert response.status == 200
+    assert receiver.seen[0]["host"] == f"hooks.example:{port}"  # type: ignore[attr-defined]
+
+    with pytest.raises(EgressError) as caught:
+        post(f"https://other.example:{port}/ok", b"{}", {}, 5, ssl_context=client)
+    assert caught.value.kind == "tls"
+    with pytest.raises(EgressError) as caught:  # the system's CAs do not know the test CA
+        post(f"https://hooks.example:{port}/ok", b"{}", {}, 5)
+    assert caught.value.kind == "tls"
