@@ -174,6 +174,12 @@ def _resolve(url: str, allowed: tuple[Network, ...]) -> _Target:
         raise EgressError("The URL must start with https://.", kind="refused")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise EgressError("The URL may not contain a user name or password.", kind="refused")
+    target = parts.path + parts.query
+    if not target.isascii() or any(c <= " " or c == "\x7f" for c in target):
+        raise EgressError(
+            "The URL's path may hold only printable ASCII (percent-encode the rest).",
+            kind="refused",
+        )
     host = parts.hostname or ""
     if not host:
         raise EgressError("The URL has no host.", kind="refused")

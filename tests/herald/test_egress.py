@@ -93,6 +93,9 @@ def test_internal_addresses_are_refused_in_every_spelling(url):
         ("https:///path", "no host"),
         ("https://8.8.8.8:99999/", "malformed"),
         ("https://[::1/", "malformed"),
+        ("https://8.8.8.8/a b", "printable ASCII"),
+        ("https://8.8.8.8/x?q=caf\u00e9", "printable ASCII"),
+        ("https://8.8.8.8/x\r\nX-Injected: 1", "printable ASCII"),
     ],
 )
 def test_malformed_urls_are_refused_with_a_reason(url, message):
