@@ -7,6 +7,7 @@ naming the variable, instead of silently falling back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from dataclasses import dataclass
@@ -104,6 +105,19 @@ def env_durations(name: str) -> dict[str, float]:
             )
         durations[key] = duration
     return durations
+
+
+def env_cidrs(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated CIDRs (``10.0.0.0/8,fd00::/8``; a bare address is one host); empty when
+    unset. A network with host bits set (``10.0.0.1/8``) is refused as a likely typo."""
+    value = env_raw(name) or ""
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not a CIDR ({exc}).") from exc
+    return tuple(networks)
 
 
 @dataclass(frozen=True)

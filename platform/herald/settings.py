@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from herald.env import (
     env_bool,
+    env_cidrs,
     env_durations,
     env_float,
     env_int,
@@ -285,6 +286,9 @@ EMAIL_TURN_TTL = env_int("EMAIL_TURN_TTL_SECONDS", 600)
 DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8)
 DELIVERY_RETRY_BASE_SECONDS = env_int("DELIVERY_RETRY_BASE_SECONDS", 10)  # doubles per attempt
 DELIVERY_RETRY_MAX_SECONDS = env_int("DELIVERY_RETRY_MAX_SECONDS", 900)
+# Outbound requests (webhooks, web push) reach public addresses only, and addresses inside these
+# networks (e.g. "127.0.0.2/32" for a local receiver in development); http:// only to these.
+WEBHOOK_ALLOWED_CIDRS = env_cidrs("WEBHOOK_ALLOWED_CIDRS")
 DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 50)  # emails per turn
 # Links in emails (unsubscribe) point at the tenant's primary domain with this scheme and port.
 PUBLIC_URL_SCHEME = env_str("PUBLIC_URL_SCHEME", "http" if DEBUG else "https")

@@ -9,7 +9,15 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from herald.env import env_bool, env_durations, env_int, env_ints, env_str, parse_email_url
+from herald.env import (
+    env_bool,
+    env_cidrs,
+    env_durations,
+    env_int,
+    env_ints,
+    env_str,
+    parse_email_url,
+)
 from tests.support.processes import ROOT, process_env
 
 
@@ -104,6 +112,27 @@ def test_durations(monkeypatch):
         monkeypatch.setenv("HERALD_DURATIONS", bad)
         with pytest.raises(ImproperlyConfigured, match=r"HERALD_DURATIONS=.* key=seconds"):
             env_durations("HERALD_DURATIONS")
+
+
+def test_cidrs(monkeypatch):
+    assert env_cidrs("HERALD_CIDRS") == ()
+    monkeypatch.setenv("HERALD_CIDRS", "127.0.0.2/32, 10.0.0.0/8,fd00::/8,192.0.2.7,")
+    assert [str(network) for network in env_cidrs("HERALD_CIDRS")] == [
+        "127.0.0.2/32",
+        "10.0.0.0/8",
+        "fd00::/8",
+        "192.0.2.7/32",
+    ]
+    for bad in ("10.0.0.1/8", "10.0.0.0/33", "example.com", "10.0.0.0/8;fd00::/8"):
+        monkeypatch.setenv("HERALD_CIDRS", bad)
+        with pytest.raises(ImproperlyConfigured, match=r"HERALD_CIDRS: .* is not a CIDR"):
+            env_cidrs("HERALD_CIDRS")
+
+
+def test_a_bad_webhook_cidr_stops_startup():
+    result = load_settings(WEBHOOK_ALLOWED_CIDRS="127.0.0.2/32,localhost")
+    assert result.returncode != 0
+    assert "WEBHOOK_ALLOWED_CIDRS: 'localhost' is not a CIDR" in result.stderr
 
 
 def test_beat_settings_are_checked():
