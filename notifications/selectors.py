@@ -183,7 +183,8 @@ def delivery_list(
         queryset = queryset.filter(recipient__external_id=recipient)
     if status is not None:
         queryset = queryset.filter(status=status)
-    return queryset.values(*DELIVERY_VALUES)
+    rows: QuerySet[Delivery, Any] = queryset.values(*DELIVERY_VALUES)
+    return rows
 
 
 def preferences_get(*, user: EndUser) -> dict[str, Any]:
