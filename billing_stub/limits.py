@@ -25,6 +25,7 @@ class Limits:
     max_recipients_per_send: int
     digest_allowed: bool
     email_send_rate_per_second: int
+    max_webhook_endpoints: int
 
 
 def limits_for(tenant: Any) -> Limits:

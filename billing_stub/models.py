@@ -25,6 +25,9 @@ class Plan(models.Model):
         default=0, help_text="Price of each 1,000 notifications over the quota (custom deals)."
     )
     email_overage_cents_per_1000 = models.PositiveIntegerField(default=0)
+    max_webhook_endpoints = models.PositiveIntegerField(
+        default=10, help_text="Outbound webhook endpoints a tenant may register."
+    )
 
     class Meta:
         ordering = ["monthly_price_cents", "code"]
@@ -107,4 +110,5 @@ LIMIT_FIELDS = (
     "max_recipients_per_send",
     "digest_allowed",
     "email_send_rate_per_second",
+    "max_webhook_endpoints",
 )

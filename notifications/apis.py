@@ -16,7 +16,7 @@ from herald.api import id_param, page_body, page_response, query_param, validate
 from herald.errors import ApiError
 from herald.pagination import decode_cursor, page_of_rows, parse_limit
 from notifications import selectors
-from notifications.events import notification_payload, notification_rows
+from notifications.events import delivery_payload, notification_payload, notification_rows
 from notifications.models import Delivery, EndUser
 from notifications.rules import TYPE_KEY_MESSAGE, TYPE_KEY_PATTERN, type_key_valid
 from notifications.serializers import (
@@ -204,22 +204,6 @@ class SendDetailApi(APIView):
         return Response(self._payload(send_cancel(send=self._send(send_id))))
 
 
-def _delivery_payload(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "send": row["send_id"],
-        "notification": row["notification_id"],
-        "recipient": row["recipient__external_id"],
-        "channel": row["channel"],
-        "status": row["status"],
-        "attempts": row["attempts"],
-        "last_error": row["last_error"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "sent_at": row["sent_at"],
-    }
-
-
 class DeliveriesApi(APIView):
     permission_classes = [IsServer]
 
@@ -251,7 +235,7 @@ class DeliveriesApi(APIView):
         queryset = selectors.delivery_list(
             send_id=send_id, recipient=query_param(request, "recipient"), status=status_filter
         )
-        return page_response(request, queryset, _delivery_payload)
+        return page_response(request, queryset, delivery_payload)
 
 
 class TypesApi(APIView):

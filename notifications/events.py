@@ -118,6 +118,29 @@ def notification_payload(row: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+DELIVERY_VALUES = (
+    "id", "send_id", "notification_id", "recipient__external_id", "channel", "status",
+    "attempts", "last_error", "created_at", "updated_at", "sent_at",
+)  # fmt: skip
+
+
+def delivery_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """A delivery row as ``GET /api/v1/deliveries`` lists it, from ``DELIVERY_VALUES``."""
+    return {
+        "id": row["id"],
+        "send": row["send_id"],
+        "notification": row["notification_id"],
+        "recipient": row["recipient__external_id"],
+        "channel": row["channel"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "last_error": row["last_error"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "sent_at": row["sent_at"],
+    }
+
+
 def notification_frame(notification: dict[str, Any]) -> NotificationFrame:
     return {"type": "notification", "notification": notification}
 

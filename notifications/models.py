@@ -17,6 +17,7 @@ from notifications.channels.names import CHANNELS as CHANNELS
 from notifications.channels.names import EMAIL as EMAIL
 from notifications.channels.names import IN_APP as IN_APP
 from notifications.rules import TYPE_KEY_PATTERN, UNREAD
+from notifications.webhooks.events import WEBHOOK_EVENT_CHOICES
 
 
 def default_type_channels() -> list[str]:
@@ -308,3 +309,34 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.channel}, {self.status})"
+
+
+class WebhookEndpoint(models.Model):
+    """A URL of the tenant's own systems that receives its events, signed (Standard Webhooks).
+
+    ``events`` and ``types`` filter what it receives; empty means all. The signing secret is
+    kept encrypted (``secret_encrypted``, see ``herald.encryption``): the server signs with it,
+    so it cannot be a hash. Only ``notifications.webhooks`` reads or writes it.
+    ``disabled_reason`` says why the delivery work turned an endpoint off (``enabled`` false
+    after failing for days); ``failing_since`` is when its current run of failures began.
+    """
+
+    url = models.CharField(max_length=2000)
+    description = models.CharField(max_length=500, blank=True)
+    events = ArrayField(
+        models.CharField(max_length=32, choices=WEBHOOK_EVENT_CHOICES), default=list, blank=True
+    )
+    types = ArrayField(
+        models.CharField(max_length=100, validators=[RegexValidator(TYPE_KEY_PATTERN)]),
+        default=list,
+        blank=True,
+    )
+    enabled = models.BooleanField(default=True)
+    secret_encrypted = models.TextField()
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.url

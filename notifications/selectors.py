@@ -14,6 +14,7 @@ from typing import Any, Literal
 from django.db import connection
 from django.db.models import Count, QuerySet
 
+from notifications.events import DELIVERY_VALUES
 from notifications.models import (
     CHANNELS,
     IN_APP,
@@ -182,10 +183,8 @@ def delivery_list(
         queryset = queryset.filter(recipient__external_id=recipient)
     if status is not None:
         queryset = queryset.filter(status=status)
-    return queryset.values(
-        "id", "send_id", "notification_id", "recipient__external_id", "channel", "status",
-        "attempts", "last_error", "created_at", "updated_at", "sent_at",
-    )  # fmt: skip
+    rows: QuerySet[Delivery, Any] = queryset.values(*DELIVERY_VALUES)
+    return rows
 
 
 def preferences_get(*, user: EndUser) -> dict[str, Any]:

@@ -7,6 +7,7 @@ for the test suite; there are no other settings modules.
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,6 +47,23 @@ if not SECRET_KEY:
     SECRET_KEY = _DEV_SECRET_KEY
 elif not DEBUG and (len(SECRET_KEY) < 32 or SECRET_KEY.startswith("django-insecure")):
     raise ImproperlyConfigured("SECRET_KEY is too weak for production: use 32+ random characters.")
+
+# Keys that encrypt secrets the server must read back (webhook signing secrets; see
+# herald.encryption): Fernet keys, comma-separated, newest first; older ones only decrypt.
+# Empty: one key derived from SECRET_KEY.
+HERALD_ENCRYPTION_KEYS = [
+    key for key in (env_raw("HERALD_ENCRYPTION_KEYS") or "").replace(" ", "").split(",") if key
+]
+for _key in HERALD_ENCRYPTION_KEYS:
+    try:
+        if len(base64.urlsafe_b64decode(_key.encode())) != 32:
+            raise ValueError
+    except ValueError:
+        raise ImproperlyConfigured(
+            "HERALD_ENCRYPTION_KEYS holds a key that is not urlsafe base64 of 32 bytes. Generate "
+            "one with `python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`."
+        ) from None
 
 PLATFORM_HOST = env_str("PLATFORM_HOST", "localhost").lower()
 # Hosts are validated by tenants.resolution against the Domain table (unknown host: 404), so

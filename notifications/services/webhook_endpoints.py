@@ -1,0 +1,160 @@
+"""Webhook endpoints: create, change, delete, rotate the signing secret.
+
+Call inside the tenant's schema. Every refusal is a domain error (``herald.domain``) whose
+``details`` name the fields. The secret is returned only by ``webhook_endpoint_create`` and
+``webhook_endpoint_rotate_secret``; nothing else hands it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.db import connection, transaction
+
+from billing_stub.limits import limits_for
+from herald.domain import Invalid, LimitExceeded
+from notifications.models import WebhookEndpoint
+from notifications.rules import type_key_valid
+from notifications.webhooks.events import WEBHOOK_EVENTS
+from notifications.webhooks.signing import webhook_secret_new, webhook_secret_seal
+from tenants.models import Tenant
+
+URL_MAX_LENGTH = 2000
+DESCRIPTION_MAX_LENGTH = 500
+_UNSET: Any = object()
+
+
+def _url_refusal(url: str) -> str | None:
+    """Why ``url`` cannot be an endpoint's, or None.
+
+    Only the syntax is checked here. The outbound address guard (which addresses a host may
+    resolve to, ``WEBHOOK_ALLOWED_CIDRS``, plain http only inside them) plugs in at this one
+    call site, and is checked again when connecting."""
+    if len(url) > URL_MAX_LENGTH:
+        return f"At most {URL_MAX_LENGTH} characters."
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        return "Not a valid URL."
+    if parts.scheme not in ("https", "http"):
+        return "An https URL."
+    if not parts.hostname:
+        return "The URL names no host."
+    if any(character.isspace() for character in url):
+        return "Not a valid URL."
+    return None
+
+
+def _clean(*, url: Any, description: Any, events: Any, types: Any, enabled: Any) -> dict[str, Any]:
+    """The given fields, validated (``_UNSET`` ones left out); ``Invalid`` names every bad one."""
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    if url is not _UNSET:
+        refusal = _url_refusal(url) if isinstance(url, str) else "A URL."
+        if refusal:
+            errors["url"] = [refusal]
+        values["url"] = url
+    if description is not _UNSET:
+        if not isinstance(description, str) or len(description) > DESCRIPTION_MAX_LENGTH:
+            errors["description"] = [f"Text of at most {DESCRIPTION_MAX_LENGTH} characters."]
+        values["description"] = description
+    if events is not _UNSET:
+        if not _strings(events):
+            errors["events"] = ["A list of event names."]
+        else:
+            unknown = [name for name in events if name not in WEBHOOK_EVENTS]
+            if unknown:
+                errors["events"] = [
+                    f"Unknown event {name!r}; one of: {', '.join(WEBHOOK_EVENTS)}."
+                    for name in unknown
+                ]
+            values["events"] = list(dict.fromkeys(events))
+    if types is not _UNSET:
+        if not _strings(types):
+            errors["types"] = ["A list of type keys."]
+        else:
+            bad = [key for key in types if not type_key_valid(key)]
+            if bad:
+                errors["types"] = [f"Not a valid type key: {key!r}." for key in bad]
+            values["types"] = list(dict.fromkeys(types))
+    if enabled is not _UNSET:
+        if not isinstance(enabled, bool):
+            errors["enabled"] = ["true or false."]
+        values["enabled"] = enabled
+    if errors:
+        raise Invalid("Invalid webhook endpoint.", details=errors)
+    return values
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
+
+
+@transaction.atomic
+def webhook_endpoint_create(
+    *,
+    tenant: Tenant,
+    url: str,
+    description: str = "",
+    events: Sequence[str] = (),
+    types: Sequence[str] = (),
+    enabled: bool = True,
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its signing secret (``whsec_...``): the only time the secret is
+    returned, so the caller shows it once. Empty ``events`` or ``types``: all of them.
+
+    ``LimitExceeded`` when the tenant has its plan's ``max_webhook_endpoints`` already."""
+    values = _clean(url=url, description=description, events=events, types=types, enabled=enabled)
+    # One creation at a time per schema, so two concurrent ones cannot both pass the limit.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.webhook_endpoint'))"
+        )
+    limit = limits_for(tenant).max_webhook_endpoints
+    if WebhookEndpoint.objects.count() >= limit:
+        raise LimitExceeded(
+            f"Your plan allows {limit} webhook endpoints.",
+            details={"url": [f"At most {limit} webhook endpoints; delete one first."]},
+        )
+    secret = webhook_secret_new()
+    endpoint = WebhookEndpoint.objects.create(
+        **values, secret_encrypted=webhook_secret_seal(secret)
+    )
+    return endpoint, secret
+
+
+def webhook_endpoint_update(
+    *,
+    endpoint: WebhookEndpoint,
+    url: str = _UNSET,
+    description: str = _UNSET,
+    events: Sequence[str] = _UNSET,
+    types: Sequence[str] = _UNSET,
+    enabled: bool = _UNSET,
+) -> WebhookEndpoint:
+    """Change the given fields only (a PATCH). Enabling an endpoint clears why it was
+    disabled and its run of failures: it starts afresh."""
+    changes = _clean(url=url, description=description, events=events, types=types, enabled=enabled)
+    if changes.get("enabled") is True and not endpoint.enabled:
+        changes.update(disabled_reason="", failing_since=None)
+    if changes:
+        for name, value in changes.items():
+            setattr(endpoint, name, value)
+        endpoint.save(update_fields=[*changes, "updated_at"])
+    return endpoint
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    endpoint.delete()
+
+
+def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
+    """Replace the endpoint's signing secret and return the new one (shown once). The old one
+    stops signing at once: a receiver must switch to the new secret."""
+    secret = webhook_secret_new()
+    endpoint.secret_encrypted = webhook_secret_seal(secret)
+    endpoint.save(update_fields=["secret_encrypted", "updated_at"])
+    return secret
