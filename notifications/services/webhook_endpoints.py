@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.db import connection, transaction
 
 from billing_stub.limits import limits_for
+from herald import egress
 from herald.domain import Invalid, LimitExceeded
 from notifications.models import WebhookEndpoint
 from notifications.rules import type_key_valid
@@ -27,25 +27,13 @@ _UNSET: Any = object()
 
 
 def _url_refusal(url: str) -> str | None:
-    """Why ``url`` cannot be an endpoint's, or None.
-
-    Only the syntax is checked here. The outbound address guard (which addresses a host may
-    resolve to, ``WEBHOOK_ALLOWED_CIDRS``, plain http only inside them) plugs in at this one
-    call site, and is checked again when connecting."""
+    """Why ``url`` cannot be an endpoint's, or None: too long, or refused by the outbound
+    address guard (``herald.egress``: syntax, https unless inside ``WEBHOOK_ALLOWED_CIDRS``, and
+    every address the host resolves to public or allowed). The guard checks again when
+    connecting, so a DNS change after the save reaches nothing it refuses."""
     if len(url) > URL_MAX_LENGTH:
         return f"At most {URL_MAX_LENGTH} characters."
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError on a bad port)
-    except ValueError:
-        return "Not a valid URL."
-    if parts.scheme not in ("https", "http"):
-        return "An https URL."
-    if not parts.hostname:
-        return "The URL names no host."
-    if any(character.isspace() for character in url):
-        return "Not a valid URL."
-    return None
+    return egress.url_refusal(url)
 
 
 def _clean(*, url: Any, description: Any, events: Any, types: Any, enabled: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@ Standard Webhooks signatures a receiver verifies, the event bodies, and tenant i
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -34,7 +35,14 @@ from notifications.webhooks.events import (
 from notifications.webhooks.signing import webhook_secret_open, webhook_sign
 from tests.billing.test_limits import override
 
-URL = "https://hooks.example.com/herald"
+# The test receivers' address: the only one tests may let endpoints reach (plain http inside
+# WEBHOOK_ALLOWED_CIDRS). Nothing here connects; saving resolves and checks the address.
+URL = "http://127.0.0.2:9/herald"
+
+
+@pytest.fixture(autouse=True)
+def receivers_allowed(settings):
+    settings.WEBHOOK_ALLOWED_CIDRS = (ipaddress.ip_network("127.0.0.2/32"),)
 
 
 @pytest.fixture
@@ -117,23 +125,29 @@ class TestValidation:
     @pytest.mark.parametrize(
         "url",
         [
-            "hooks.example.com/x",
+            "127.0.0.2/x",
             "https://",
             "https:///path",
             "javascript:alert(1)",
-            "https://hooks.example.com:99999/",
-            "https://hooks.example.com/a b",
-            "https://hooks.example.com/" + "a" * 2000,
+            "http://127.0.0.2:99999/",
+            "http://127.0.0.2/a b",
+            "http://127.0.0.2/" + "a" * 2000,
+            "http://127.0.0.1/",  # loopback outside the allowed networks
+            "http://2130706433/",  # the same, in decimal
+            "http://[::ffff:127.0.0.1]/",
         ],
     )
-    def test_urls_without_a_scheme_host_or_sane_length_are_refused(self, in_a, url):
+    def test_urls_without_a_scheme_host_sane_length_or_allowed_address_are_refused(self, in_a, url):
         with pytest.raises(Invalid) as caught:
             create(in_a, url=url)
         assert list(caught.value.details) == ["url"]
 
-    def test_http_passes_the_syntax_check(self, in_a):
-        # Whether plain http may reach an address is the outbound address guard's decision.
-        assert create(in_a, url="http://hooks.example.com/")[0].url == "http://hooks.example.com/"
+    def test_plain_http_is_refused_outside_the_allowed_networks(self, in_a, settings):
+        assert create(in_a, url="http://127.0.0.2/")[0].url == "http://127.0.0.2/"
+        settings.WEBHOOK_ALLOWED_CIDRS = ()
+        with pytest.raises(Invalid) as caught:
+            create(in_a, url="http://127.0.0.2/")
+        assert list(caught.value.details) == ["url"]
 
     def test_update_changes_only_the_given_fields_and_validates_them(self, in_a):
         endpoint, _ = create(in_a, description="CRM", events=[NOTIFICATION_CREATED])
