@@ -26,6 +26,7 @@ class Limits:
     digest_allowed: bool
     email_send_rate_per_second: int
     max_webhook_endpoints: int
+    monthly_webhook_quota: int
 
 
 def limits_for(tenant: Any) -> Limits:

@@ -28,6 +28,10 @@ class Plan(models.Model):
     max_webhook_endpoints = models.PositiveIntegerField(
         default=10, help_text="Outbound webhook endpoints a tenant may register."
     )
+    monthly_webhook_quota = models.PositiveIntegerField(
+        default=10_000, help_text="Webhook deliveries (one event to one endpoint) per month."
+    )
+    webhook_overage_cents_per_1000 = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["monthly_price_cents", "code"]
@@ -38,7 +42,8 @@ class Plan(models.Model):
 
 NOTIFICATIONS = "notifications"
 EMAILS = "emails"
-USAGE_KINDS = [(NOTIFICATIONS, "Notifications"), (EMAILS, "Emails")]
+WEBHOOKS = "webhooks"
+USAGE_KINDS = [(NOTIFICATIONS, "Notifications"), (EMAILS, "Emails"), (WEBHOOKS, "Webhooks")]
 
 
 class UsageRecord(models.Model):
@@ -111,4 +116,5 @@ LIMIT_FIELDS = (
     "digest_allowed",
     "email_send_rate_per_second",
     "max_webhook_endpoints",
+    "monthly_webhook_quota",
 )

@@ -335,8 +335,120 @@ class WebhookEndpoint(models.Model):
     secret_encrypted = models.TextField()
     disabled_reason = models.CharField(max_length=200, blank=True)
     failing_since = models.DateTimeField(null=True, blank=True)
+    # A worker's claim on the endpoint while it delivers to it: one at a time per endpoint, so
+    # a slow endpoint holds one worker, never the others (``services.webhook_deliveries``).
+    busy_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: the webhooks' outbox row, written in the transaction that
+    caused the event, and its delivery's state (the shared state machine's columns).
+
+    ``msg_id`` is the event's ``webhook-id`` on every attempt. ``notification`` or
+    ``delivery`` is the event's subject; ``body`` is the exact JSON POSTed, fixed at the first
+    attempt (or at creation, for a test event), so every retry carries the same bytes.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENT = "sent"
+        FAILED = "failed"
+        SUPPRESSED_QUOTA = "suppressed_quota"
+
+    # endpoint leads webhook_delivery_endpoint: no index of its own.
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    event = models.CharField(max_length=32)
+    msg_id = models.CharField(max_length=40)
+    notification = models.ForeignKey(
+        Notification,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    delivery = models.ForeignKey(
+        Delivery,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    body = models.TextField(blank=True)
+    occurred_at = models.DateTimeField()
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["endpoint", "-id"], name="webhook_delivery_endpoint"),
+            models.Index(fields=["status", "-id"], name="webhook_delivery_status"),
+            # A turn claims each endpoint's oldest ready rows.
+            models.Index(
+                fields=["endpoint", "id"],
+                name="webhook_delivery_queued",
+                condition=Q(status="queued"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"webhook delivery {self.pk} ({self.event}, {self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP attempt of a webhook delivery: what the endpoint answered, how fast."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
+    )
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["delivery", "-id"], name="webhook_attempt_delivery")]
+
+    def __str__(self) -> str:
+        return f"webhook attempt {self.pk} ({self.status_code or self.error[:40]})"
+
+
+class PushSubscription(models.Model):
+    """A browser's Web Push subscription of an end user (its ``PushSubscription`` JSON).
+
+    ``endpoint`` is the push service's URL for this browser: unique, so a browser that
+    subscribes again, or passes to another user, keeps one row.
+    """
+
+    user = models.ForeignKey(
+        EndUser, on_delete=models.CASCADE, related_name="push_subscriptions", db_index=False
+    )
+    endpoint = models.CharField(max_length=2000, unique=True)
+    p256dh = models.CharField(max_length=200)
+    auth = models.CharField(max_length=100)
+    user_agent = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-id"], name="push_subscription_user")]
+
+    def __str__(self) -> str:
+        return f"push subscription {self.pk} of user {self.user_id}"
