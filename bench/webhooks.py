@@ -246,7 +246,10 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, sink: Receiver, port: int, celery_queue: str) -> None:
-    os.environ.update(CELERY_DEFAULT_QUEUE=celery_queue, LOG_LEVEL="WARNING")
+    # One key for this process and the workers: it seals the endpoints' signing secrets.
+    os.environ.update(
+        CELERY_DEFAULT_QUEUE=celery_queue, LOG_LEVEL="WARNING", SECRET_KEY=secrets.token_urlsafe(40)
+    )
     setup_django(DB)
     from django.conf import settings
     from django.core.management import call_command
@@ -278,7 +281,6 @@ def run(args: argparse.Namespace, sink: Receiver, port: int, celery_queue: str) 
         "PYTHONPATH": f"{ROOT / 'platform'}{os.pathsep}{ROOT}",
         "DATABASE_URL": database_url(DB),
         "REDIS_URL": REDIS_URL,
-        "SECRET_KEY": settings.SECRET_KEY,  # the endpoints' secrets are sealed with it
         "DEBUG": "false",
         "SENTRY_DSN": "",
         "WEBHOOK_ALLOWED_CIDRS": f"{HOST}/32",

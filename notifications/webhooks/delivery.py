@@ -468,10 +468,14 @@ def _endpoint_health(tenant: Tenant, endpoint: WebhookEndpoint, *, sent: bool) -
     disabled."""
     endpoints = WebhookEndpoint.objects.filter(pk=endpoint.pk)
     if sent:
-        endpoints.filter(failing_since__isnull=False).update(failing_since=None)
+        if endpoint.failing_since is not None:  # as read at the claim, or set by this turn
+            endpoints.filter(failing_since__isnull=False).update(failing_since=None)
+            endpoint.failing_since = None
         return False
     now = timezone.now()
-    endpoints.filter(failing_since__isnull=True).update(failing_since=now)
+    if endpoint.failing_since is None:
+        endpoints.filter(failing_since__isnull=True).update(failing_since=now)
+        endpoint.failing_since = now
     cutoff = now - timedelta(days=settings.WEBHOOK_DISABLE_AFTER_DAYS)
     since = (
         endpoints.filter(enabled=True, failing_since__lte=cutoff)
