@@ -20,7 +20,9 @@ They ride the same machinery as email all the same:
    next ``WEBHOOK_BATCH_SIZE`` ready rows through the machine (``QUEUE``) and POSTs them in
    order; after a transient failure (a timeout, a refused connection, a 5xx, 408, 409, 425 or
    429) it stops: the rest of its rows are given back unattempted and wait behind the failed
-   one's retry, so a timing-out endpoint costs one timeout per turn, not one per event.
+   one's retry, so a timing-out endpoint costs one timeout per turn, not one per event. An
+   endpoint that answers slowly starts no new request after ``ENDPOINT_TURN_SECONDS``: its
+   other rows are given back for the next turn.
 4. A row's ``body`` is fixed at its first attempt: built from the event's subject if empty
    (``webhooks.events``), and stored, so every retry sends the same bytes with the same
    ``webhook-id``. A subject gone meanwhile (an erased user) fails the row for good.
@@ -41,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -94,6 +97,9 @@ USER_AGENT = "Herald-Webhooks/1.0"
 EXCERPT_BYTES = 1024  # of an answer's body, kept in the attempt log
 # Answers that a later attempt may change: timeout, conflict, too early, too many requests.
 TRANSIENT_4XX = frozenset({408, 409, 425, 429})
+# An endpoint that answers, but slowly, starts no new request after this long in one turn, so
+# that the turn (and the tenant's endpoints it serves) is not held for a batch of slow answers.
+ENDPOINT_TURN_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -156,20 +162,25 @@ def webhooks_deliver(*, tenant: Tenant, holding: Holding) -> int:
     if not endpoint_ids:
         return 0
     holding.hold(ENDPOINTS, endpoint_ids)
-    if len(endpoint_ids) == 1:
-        return _deliver_endpoint(tenant, endpoint_ids[0], holding)
-    done = 0
+    if len(endpoint_ids) == 1:  # no thread needed: this one's connection is in the schema
+        return _deliver_logged(tenant, endpoint_ids[0], holding)
     with ThreadPoolExecutor(len(endpoint_ids), thread_name_prefix="webhooks") as pool:
         futures = [
             pool.submit(_deliver_in_thread, tenant, endpoint_id, holding)
             for endpoint_id in endpoint_ids
         ]
-    for future in futures:
-        try:
-            done += future.result()
-        except Exception:  # one endpoint's database trouble must not hide the others' work
-            logger.exception("Delivering to a webhook endpoint of %s failed", tenant.slug)
-    return done
+    return sum(future.result() for future in futures)
+
+
+def _deliver_logged(tenant: Tenant, endpoint_id: int, holding: Holding) -> int:
+    """``_deliver_endpoint``; an error is logged and ends this endpoint's part of the turn
+    alone (its claimed rows are ready again once their lease runs out, within their
+    attempts)."""
+    try:
+        return _deliver_endpoint(tenant, endpoint_id, holding)
+    except Exception:
+        logger.exception("Delivering to webhook endpoint %s of %s failed", endpoint_id, tenant.slug)
+        return 0
 
 
 def _claim_endpoints(*, now: datetime, limit: int) -> list[int]:
@@ -206,10 +217,10 @@ def _claim_endpoints(*, now: datetime, limit: int) -> list[int]:
 
 
 def _deliver_in_thread(tenant: Tenant, endpoint_id: int, holding: Holding) -> int:
-    """``_deliver_endpoint`` on this thread's own database connection, closed at the end."""
+    """``_deliver_logged`` on this thread's own database connection, closed at the end."""
     try:
         with in_tenant(tenant):
-            return _deliver_endpoint(tenant, endpoint_id, holding)
+            return _deliver_logged(tenant, endpoint_id, holding)
     finally:
         connection.close()
 
@@ -235,7 +246,11 @@ def _deliver_endpoint(tenant: Tenant, endpoint_id: int, holding: Holding) -> int
         queue = sorted(rows.values(), key=lambda r: r.pk)
         vanished = _fill_bodies(queue)
         secret = webhook_secret_open(endpoint)
+        budget_ends = time.monotonic() + ENDPOINT_TURN_SECONDS
         for position, row in enumerate(queue):
+            if time.monotonic() > budget_ends:  # slow answers: the rest go in the next turn
+                _give_back(holding, queue[position:], until=None)
+                break
             if row.pk in vanished:
                 outcome = machine.Outcome(Status.FAILED, vanished[row.pk])
                 _record(tenant, holding, _Row(row), outcome)
