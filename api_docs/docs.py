@@ -151,6 +151,7 @@ USAGE = inline_serializer(
         "period_end": serializers.DateField(help_text="First day of the next one (exclusive)."),
         "notifications": _used(),
         "emails": _used(),
+        "webhooks": _used(),
     },
 )
 _report_line = type(
@@ -175,6 +176,7 @@ USAGE_REPORT = inline_serializer(
         "plan_price_cents": serializers.IntegerField(),
         "notifications": _report_line(),
         "emails": _report_line(),
+        "webhooks": _report_line(),
         "total_cents": serializers.IntegerField(),
     },
 )

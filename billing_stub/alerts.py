@@ -20,7 +20,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 
 from billing_stub.limits import limits_for
-from billing_stub.models import NOTIFICATIONS, QuotaAlert
+from billing_stub.models import EMAILS, NOTIFICATIONS, WEBHOOKS, QuotaAlert
 from tenants.entry import in_tenant
 from tenants.models import Tenant
 
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 THRESHOLDS = (80, 100)
 ALERT_TASK = "billing.quota_alert"
-LABELS = {NOTIFICATIONS: "notification", "emails": "email"}
+LABELS = {NOTIFICATIONS: "notification", EMAILS: "email", WEBHOOKS: "webhook"}
 
 
 def quota_alert_check(*, tenant_id: int, kind: str, used: int, limit: int, period: date) -> None:
@@ -70,11 +70,11 @@ def quota_alert_send(*, tenant_id: int, kind: str, period: date, threshold: int)
                 )
             label = LABELS.get(kind, kind)
             plan, limits = tenant.plan, limits_for(tenant)
-            limit = (
-                limits.monthly_notification_quota
-                if kind == NOTIFICATIONS
-                else limits.monthly_email_quota
-            )
+            limit = {
+                NOTIFICATIONS: limits.monthly_notification_quota,
+                EMAILS: limits.monthly_email_quota,
+                WEBHOOKS: limits.monthly_webhook_quota,
+            }[kind]
             send_mail(
                 subject=f"{tenant.name}: {threshold}% of your monthly {label} quota used",
                 message=(

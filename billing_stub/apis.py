@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from api_docs import docs
 from billing_stub.limits import limits_for
-from billing_stub.metering import EMAILS, NOTIFICATIONS, period_of, usage_get
+from billing_stub.metering import EMAILS, NOTIFICATIONS, WEBHOOKS, period_of, usage_get
 from billing_stub.reports import usage_report
 from herald.api import query_param
 from herald.errors import ApiError
@@ -38,6 +38,10 @@ class UsageApi(APIView):
                 "emails": {
                     "used": usage_get(tenant_id=tenant.pk, kind=EMAILS, period=period),
                     "limit": limits.monthly_email_quota,
+                },
+                "webhooks": {
+                    "used": usage_get(tenant_id=tenant.pk, kind=WEBHOOKS, period=period),
+                    "limit": limits.monthly_webhook_quota,
                 },
             }
         )

@@ -1,9 +1,9 @@
 """Metering and quotas: what each tenant did this billing period, and whether it may do more.
 
-The truth is in PostgreSQL. Every accepted send and every sent email appends a ``UsageRecord``
-in the transaction that does the work, so usage is exact as soon as it commits, with no hot row:
-nothing updates a shared counter per send. ``usage_rollup`` (beat, every minute) folds records
-into ``UsageTotal`` rows in one statement, exactly once.
+The truth is in PostgreSQL. Every accepted send, sent email and sent webhook appends a
+``UsageRecord`` in the transaction that does the work, so usage is exact as soon as it commits,
+with no hot row: nothing updates a shared counter per send. ``usage_rollup`` (beat, every
+minute) folds records into ``UsageTotal`` rows in one statement, exactly once.
 
 The gate is in Redis. Before the work, ``quota_reserve`` adds the quantity to a per-tenant,
 per-period counter with one Lua call that refuses it whole when it would pass the limit, so
@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from billing_stub.alerts import quota_alert_check
 from billing_stub.limits import limits_for
-from billing_stub.models import EMAILS, NOTIFICATIONS, UsageRecord, UsageTotal
+from billing_stub.models import EMAILS, NOTIFICATIONS, WEBHOOKS, UsageRecord, UsageTotal
 from herald.redisio import shared_redis
 
 if TYPE_CHECKING:
@@ -214,6 +214,13 @@ def email_quota_reserve(*, tenant: Tenant) -> Reservation:
     return quota_reserve(tenant_id=tenant.pk, kind=EMAILS, quantity=1, limit=limit)
 
 
+def webhook_quota_reserve(*, tenant: Tenant) -> Reservation:
+    """One webhook delivery against the tenant's monthly webhook quota (raises
+    QuotaExceeded)."""
+    limit = limits_for(tenant).monthly_webhook_quota
+    return quota_reserve(tenant_id=tenant.pk, kind=WEBHOOKS, quantity=1, limit=limit)
+
+
 def quota_release(reservation: Reservation) -> None:
     """Give back a reservation whose work did not happen."""
     if reservation.key is None or reservation.quantity <= 0:
@@ -227,6 +234,7 @@ def quota_release(reservation: Reservation) -> None:
 __all__ = [
     "EMAILS",
     "NOTIFICATIONS",
+    "WEBHOOKS",
     "Period",
     "QuotaExceeded",
     "Reservation",
@@ -239,4 +247,5 @@ __all__ = [
     "usage_record_sql",
     "usage_rollup",
     "usage_top_tenants",
+    "webhook_quota_reserve",
 ]

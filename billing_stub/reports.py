@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from billing_stub.limits import limits_for
-from billing_stub.metering import EMAILS, NOTIFICATIONS, Period, usage_get
+from billing_stub.metering import EMAILS, NOTIFICATIONS, WEBHOOKS, Period, usage_get
 
 
 def usage_report(*, tenant: Any, period: Period) -> dict[str, Any]:
@@ -20,6 +20,7 @@ def usage_report(*, tenant: Any, period: Period) -> dict[str, Any]:
         (NOTIFICATIONS, limits.monthly_notification_quota,
          plan.notification_overage_cents_per_1000),
         (EMAILS, limits.monthly_email_quota, plan.email_overage_cents_per_1000),
+        (WEBHOOKS, limits.monthly_webhook_quota, plan.webhook_overage_cents_per_1000),
     ):  # fmt: skip
         used = usage_get(tenant_id=tenant.pk, kind=kind, period=period)
         overage = max(0, used - included)

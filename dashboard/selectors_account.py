@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
 from billing_stub.limits import limits_for
-from billing_stub.metering import EMAILS, NOTIFICATIONS, Period, period_of, usage_get
+from billing_stub.metering import EMAILS, NOTIFICATIONS, WEBHOOKS, Period, period_of, usage_get
 from billing_stub.reports import usage_report
 from dashboard.charts import Meter
 from notifications.models import Delivery, Send
@@ -59,7 +59,8 @@ class ReportPeriod:
 
 
 def usage_meters(*, tenant: Tenant) -> tuple[Period, list[Meter]]:
-    """This billing period and the tenant's notifications and emails against its quotas."""
+    """This billing period and the tenant's notifications, emails and webhooks against its
+    quotas."""
     period, limits = period_of(), limits_for(tenant)
     return period, [
         Meter(
@@ -71,6 +72,11 @@ def usage_meters(*, tenant: Tenant) -> tuple[Period, list[Meter]]:
             "Emails",
             usage_get(tenant_id=tenant.pk, kind=EMAILS, period=period),
             limits.monthly_email_quota,
+        ),
+        Meter(
+            "Webhooks",
+            usage_get(tenant_id=tenant.pk, kind=WEBHOOKS, period=period),
+            limits.monthly_webhook_quota,
         ),
     ]
 
@@ -225,7 +231,11 @@ def usage_report_for(*, tenant: Tenant, period: ReportPeriod) -> dict[str, Any]:
     and prices written out."""
     report = usage_report(tenant=tenant, period=period.period)
     lines = []
-    for kind, label in ((NOTIFICATIONS, "Notifications"), (EMAILS, "Emails")):
+    for kind, label in (
+        (NOTIFICATIONS, "Notifications"),
+        (EMAILS, "Emails"),
+        (WEBHOOKS, "Webhooks"),
+    ):
         line = report[kind]
         meter = Meter(label, line["used"], line["included"])
         lines.append(

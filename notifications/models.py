@@ -336,7 +336,7 @@ class WebhookEndpoint(models.Model):
     disabled_reason = models.CharField(max_length=200, blank=True)
     failing_since = models.DateTimeField(null=True, blank=True)
     # A worker's claim on the endpoint while it delivers to it: one at a time per endpoint, so
-    # a slow endpoint holds one worker, never the others (``services.webhook_deliveries``).
+    # a slow endpoint holds one worker, never the others (``notifications.webhooks.delivery``).
     busy_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

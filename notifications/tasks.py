@@ -12,6 +12,7 @@ from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from notifications.services.deliveries import (
     DUE_DELIVERIES,
@@ -35,6 +36,8 @@ from notifications.services.turns import (
     turns_request,
     wake_later,
 )
+from notifications.webhooks.delivery import webhooks_deliver
+from notifications.webhooks.pending import webhooks_due
 from tenants.due import due_recompute, due_tenants
 from tenants.entry import active_tenant, in_tenant
 from tenants.models import Tenant
@@ -72,13 +75,21 @@ def release_due_sends() -> int:
 # because messages under those names wait in production brokers.
 @shared_task(name="notifications.email_turn", acks_late=True, reject_on_worker_lost=True)
 def email_turn(tenant_id: int, slot: int, token: str | None = None) -> int:
-    """One turn of a tenant: make its next batch of deliveries (every queued channel's first,
-    then due digests), then queue another turn at the back of the line if work remains (see
-    ``services.turns``). Returns how many deliveries and digests it claimed.
+    """One turn of a tenant: make its next batch of deliveries (every queued channel's first),
+    then its webhook events, then due digests, and queue another turn at the back of the line
+    if work remains (see ``services.turns``). Returns how many deliveries, webhook events and
+    digests it claimed.
 
-    While it works, a heartbeat keeps its slot and the leases of the rows it claimed
-    (``services.leases``). Safe to run twice: every delivery is claimed before it is sent, and
-    a turn whose slot was given to another (a message redelivered late) does nothing."""
+    The order: deliveries first, within the turn's budget (a plan's send rate may throttle
+    them); webhooks next, whatever the email rate, with a bound of their own (at most
+    ``WEBHOOK_TURN_ENDPOINTS`` endpoints, in parallel threads, ``WEBHOOK_BATCH_SIZE`` events
+    each, one failed request per endpoint) and not counted against the delivery budget, so
+    that they never starve digests; then digests with what is left of it.
+
+    While it works, a heartbeat keeps its slot and the leases of the rows and endpoints it
+    claimed (``services.leases``). Safe to run twice: every delivery is claimed before it is
+    sent, and a turn whose slot was given to another (a message redelivered late) does
+    nothing."""
     tenant = active_tenant(tenant_id)
     if tenant is None:
         turn_release(tenant_id=tenant_id, slot=slot, token=token)
@@ -96,13 +107,20 @@ def email_turn(tenant_id: int, slot: int, token: str | None = None) -> int:
         with in_tenant(tenant), heartbeat(schema_name=tenant.schema_name, beat=beat):
             batch = deliveries_deliver(tenant=tenant, holding=holding, limit=budget)
             claimed = batch.claimed
+            webhooks = webhooks_deliver(tenant=tenant, holding=holding)
             if claimed < budget and not batch.throttled_for:
                 # the rest of the turn goes to digests that are due
                 claimed += digests_flush_due(tenant=tenant, limit=budget - claimed, holding=holding)
+            claimed += webhooks
     finally:
         turn_release(tenant_id=tenant_id, slot=slot, token=token)
     if batch.throttled_for:  # a plan's send rate: come back when a token is there
         wake_later(tenant_id=tenant_id, countdown=batch.throttled_for)
+        with in_tenant(tenant):
+            now = timezone.now()
+            webhooks_ready = (due := webhooks_due(now=now)) is not None and due <= now
+        if webhooks_ready:  # webhooks are not held back by the email rate
+            turns_request(tenant_id=tenant_id)
         return claimed
     with in_tenant(tenant):
         pending = deliveries_pending()
@@ -111,7 +129,8 @@ def email_turn(tenant_id: int, slot: int, token: str | None = None) -> int:
         turns_request(tenant_id=tenant_id)
     elif pending.next_in is not None:
         # a retry (or a dead worker's lease) comes due later: a second late, at most the
-        # longest backoff, well inside the broker's visibility timeout
+        # longest email backoff (a longer webhook wait is woken for again), well inside the
+        # broker's visibility timeout
         delay = min(max(pending.next_in, 0) + 1, settings.DELIVERY_RETRY_MAX_SECONDS + 1)
         wake_later(tenant_id=tenant_id, countdown=delay)
     return claimed
@@ -125,7 +144,7 @@ def email_wake(tenant_id: int) -> int:
 
 @shared_task(name="notifications.sweep_deliveries", ignore_result=False)
 def sweep_deliveries() -> int:
-    """Give a turn to every tenant with deliveries ready (beat, every
+    """Give a turn to every tenant with deliveries or webhook events ready (beat, every
     ``EMAIL_SWEEP_SECONDS``). Tenants whose turns are queued or running keep them; this revives
     those whose turn was lost (a running turn's slot is free one lease after its worker died)."""
 

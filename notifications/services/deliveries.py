@@ -31,6 +31,7 @@ from notifications.services.leases import Holding
 from notifications.services.preferences import opted_out, optout_sql, switches_off
 from notifications.services.turns import turns_request
 from notifications.services.users import int_array
+from notifications.webhooks.pending import webhooks_due
 from tenants.due import due_hint
 from tenants.models import Tenant
 
@@ -217,14 +218,20 @@ class Pending:
 
 
 def deliveries_pending(*, now: datetime | None = None) -> Pending:
-    """What delivery work this tenant has left. Call in the tenant's schema."""
+    """What delivery work this tenant has left: its queued channels' rows and its webhook
+    events (``webhooks.pending``). Call in the tenant's schema."""
     now = now or timezone.now()
     queued = Delivery.objects.filter(
         status=Delivery.Status.QUEUED, channel__in=[c.name for c in registry.queued_channels()]
     )
     if queued.filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now)).exists():
         return Pending(ready=True, next_in=None)
+    webhooks = webhooks_due(now=now)
+    if webhooks is not None and webhooks <= now:
+        return Pending(ready=True, next_in=None)
     earliest = queued.aggregate(earliest=Min("locked_until"))["earliest"]
+    if webhooks is not None and (earliest is None or webhooks < earliest):
+        earliest = webhooks
     return Pending(ready=False, next_in=(earliest - now).total_seconds() if earliest else None)
 
 

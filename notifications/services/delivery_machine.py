@@ -7,14 +7,16 @@ and a *unit* (``Unit``) whose outcome it records.
 1. ``claim`` takes up to ``limit`` ready rows with one ``UPDATE ... SKIP LOCKED``:
    ``locked_until`` = now + ``DELIVERY_LEASE_SECONDS``, one attempt more. A row another worker
    holds is skipped, so nothing goes out twice, whatever the broker redelivers. A ready row that
-   has used up ``DELIVERY_MAX_ATTEMPTS`` (its workers died, or their leases ran out, every
-   time) is claimed without counting an attempt, only to be given up (``given_up``), so no row
-   exceeds the limit or comes back forever. The turn's heartbeat renews the lease of what it
+   has used up its queue's attempts (its workers died, or their leases ran out, every time) is
+   claimed without counting an attempt, only to be given up (``given_up``), so no row exceeds
+   the limit or comes back forever. Each queue has its retry policy (``RetryPolicy``):
+   email's is ``ExponentialBackoff`` over the ``DELIVERY_*`` settings, webhooks' a schedule
+   of their own (``webhooks.delivery``). The turn's heartbeat renews the lease of what it
    holds (``services.leases``).
 2. ``attempt`` runs one delivery and turns what it raised into an ``Outcome``
    (``channels.base``: a transient ``TransportError`` is a retry, a permanent one a failure,
    ``Suppressed`` a suppression; an unexpected error fails that unit alone).
-3. ``record`` stores it: a retry waits in the row until ``locked_until`` (exponential backoff,
+3. ``record`` stores it: a retry waits in the row until ``locked_until`` (the policy's backoff,
    ``retry_delay``), or fails once the attempts are used up; any other outcome is final, and a
    sent one is metered in the same transaction.
 
@@ -53,6 +55,40 @@ class Outcome:
     retry: bool = False  # a transient failure: another attempt may succeed
 
 
+class RetryPolicy(Protocol):
+    """How a queue retries a transient failure: read from settings at each use, so a test's
+    override (or a worker's environment) applies."""
+
+    def max_attempts(self) -> int:
+        """Attempts a unit gets in all; the last transient failure is final."""
+        ...
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th attempt failed transiently."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExponentialBackoff:
+    """Email's policy: ``DELIVERY_MAX_ATTEMPTS`` attempts, waiting
+    ``DELIVERY_RETRY_BASE_SECONDS`` doubled per attempt, at most
+    ``DELIVERY_RETRY_MAX_SECONDS``."""
+
+    def max_attempts(self) -> int:
+        return int(settings.DELIVERY_MAX_ATTEMPTS)
+
+    def delay(self, attempts: int) -> float:
+        return float(
+            min(
+                settings.DELIVERY_RETRY_BASE_SECONDS * 2 ** (attempts - 1),
+                settings.DELIVERY_RETRY_MAX_SECONDS,
+            )
+        )
+
+
+DEFAULT_RETRY: RetryPolicy = ExponentialBackoff()
+
+
 @dataclass(frozen=True, eq=False)  # one instance per queue, hashed by identity
 class Queue:
     """Rows a worker claims: their table, and SQL (over the table's columns, with the
@@ -66,6 +102,8 @@ class Queue:
     claimed: str = ""
     first: str = "false"
     params: dict[str, Any] = field(default_factory=dict)  # for the SQL above
+    retry: RetryPolicy = DEFAULT_RETRY
+    lease_field: str = "locked_until"  # the column the lease is in (``services.leases``)
 
 
 @dataclass(frozen=True)
@@ -100,7 +138,7 @@ def claim(queue: Queue, *, now: datetime, limit: int, **params: Any) -> list[Cla
                 "now": now,
                 "lease": lease_end(now),
                 "limit": limit,
-                "max": settings.DELIVERY_MAX_ATTEMPTS,
+                "max": queue.retry.max_attempts(),
             },
         )
         rows = sorted(cursor.fetchall())
@@ -143,18 +181,16 @@ def attempt(deliver: Callable[[], None], *, what: str) -> Outcome:
     return Outcome(Status.SENT)
 
 
-def retry_delay(outcome: Outcome, attempts: int) -> tuple[Outcome, float | None]:
-    """After ``attempts`` tries: for a retry, the seconds to wait (exponential backoff), or a
-    final failure once ``DELIVERY_MAX_ATTEMPTS`` is reached. Other outcomes pass unchanged."""
+def retry_delay(
+    outcome: Outcome, attempts: int, policy: RetryPolicy = DEFAULT_RETRY
+) -> tuple[Outcome, float | None]:
+    """After ``attempts`` tries: for a retry, the seconds to wait (``policy``'s backoff), or a
+    final failure once its attempts are used up. Other outcomes pass unchanged."""
     if not outcome.retry:
         return outcome, None
-    if attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+    if attempts >= policy.max_attempts():
         return Outcome(Status.FAILED, f"Gave up after {attempts} attempts. {outcome.error}"), None
-    delay = min(
-        settings.DELIVERY_RETRY_BASE_SECONDS * 2 ** (attempts - 1),
-        settings.DELIVERY_RETRY_MAX_SECONDS,
-    )
-    return outcome, delay
+    return outcome, policy.delay(attempts)
 
 
 class Unit(Protocol):
@@ -180,11 +216,12 @@ def record(
     now: datetime,
     channel: str,
     usage_kind: str | None,
+    policy: RetryPolicy = DEFAULT_RETRY,
 ) -> Outcome | None:
-    """Store ``outcome``: a retry waits in the unit until ``locked_until``; a final outcome is
-    stored, with a sent unit metered (``usage_kind``) in the same transaction. Returns the final
-    outcome, None for a retry."""
-    outcome, delay = retry_delay(outcome, unit.attempts)
+    """Store ``outcome``: a retry waits in the unit until ``locked_until`` (``policy``: the
+    unit's queue's); a final outcome is stored, with a sent unit metered (``usage_kind``) in the
+    same transaction. Returns the final outcome, None for a retry."""
+    outcome, delay = retry_delay(outcome, unit.attempts, policy)
     error = outcome.error[:2000]
     if delay is not None:
         unit.wait(until=now + timedelta(seconds=delay), error=error, now=now)

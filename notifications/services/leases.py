@@ -1,11 +1,11 @@
 """What a running turn holds, kept while it works and let go of when its worker dies.
 
 A turn holds its slot (a Redis key, ``services.turns``) and a lease on each row it claimed (a
-delivery's or a digest batch's ``locked_until``), each for ``DELIVERY_LEASE_SECONDS`` (30). A
-heartbeat thread renews them every ``DELIVERY_HEARTBEAT_SECONDS`` (10) for as long as the turn
-runs, so a batch may take as long as its channel's service makes it. When the worker dies the
-heartbeat dies with it: slot and rows are free again within one lease, and the sweep (beat)
-gives the tenant a new turn.
+delivery's or a digest batch's ``locked_until``, a webhook endpoint's ``busy_until``), each for
+``DELIVERY_LEASE_SECONDS`` (30). A heartbeat thread renews them every
+``DELIVERY_HEARTBEAT_SECONDS`` (10) for as long as the turn runs, so a batch may take as long
+as its channel's service makes it. When the worker dies the heartbeat dies with it: slot and
+rows are free again within one lease, and the sweep (beat) gives the tenant a new turn.
 
 A row is held from its claim until just before its outcome is recorded; the lock makes the
 renewal and the letting go follow each other, so a renewal never overwrites a retry's time.
@@ -17,30 +17,44 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from notifications.services.delivery_machine import Queue, lease_end
+from notifications.services.delivery_machine import lease_end
 from tenants.entry import in_schema
 
 logger = logging.getLogger(__name__)
 
 
+class Leased(Protocol):
+    """Rows a turn leases: a queue of the state machine (``delivery_machine.Queue``) or any
+    other table whose rows a turn holds (webhook endpoints while a turn delivers to them).
+    Hashed by identity: one instance per kind of row."""
+
+    @property
+    def model(self) -> Any: ...  # the model class (a Django model, whose manager is untyped)
+    @property
+    def held(self) -> dict[str, Any]: ...  # the rows a lease holds (renewal filters on it)
+    @property
+    def lease_field(self) -> str: ...  # the lease's column
+
+
 class Holding:
-    """The rows one turn has claimed and not yet recorded, per queue
-    (``services.delivery_machine``). Shared by the turn and its heartbeat thread."""
+    """The rows one turn has claimed and not yet recorded, per kind of row (``Leased``).
+    Shared by the turn, its threads and its heartbeat thread."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._held: dict[Queue, set[int]] = {}
+        self._held: dict[Leased, set[int]] = {}
 
-    def hold(self, queue: Queue, ids: Iterable[int]) -> None:
+    def hold(self, queue: Leased, ids: Iterable[int]) -> None:
         with self._lock:
             self._held.setdefault(queue, set()).update(ids)
 
-    def let_go(self, queue: Queue, row_id: int) -> None:
+    def let_go(self, queue: Leased, row_id: int) -> None:
         """Call before recording the row's outcome (or its retry time)."""
         with self._lock:
             self._held.get(queue, set()).discard(row_id)
@@ -53,7 +67,7 @@ class Holding:
             for queue, ids in self._held.items():
                 if ids:
                     queue.model._default_manager.filter(pk__in=list(ids), **queue.held).update(
-                        locked_until=lease
+                        **{queue.lease_field: lease}
                     )
 
 

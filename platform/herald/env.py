@@ -107,6 +107,22 @@ def env_durations(name: str) -> dict[str, float]:
     return durations
 
 
+def env_seconds(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    """Comma-separated positive numbers of seconds (``5,300,1800``), at least one."""
+    value = env_raw(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        numbers = tuple(float(item) for item in value.split(","))
+    except ValueError:
+        numbers = ()
+    if not numbers or not all(0 < number < math.inf for number in numbers):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not comma-separated positive numbers of seconds."
+        )
+    return numbers
+
+
 def env_cidrs(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """Comma-separated CIDRs (``10.0.0.0/8,fd00::/8``; a bare address is one host); empty when
     unset. A network with host bits set (``10.0.0.1/8``) is refused as a likely typo."""

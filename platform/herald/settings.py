@@ -23,6 +23,7 @@ from herald.env import (
     env_int,
     env_ints,
     env_raw,
+    env_seconds,
     env_str,
     parse_email_url,
 )
@@ -307,6 +308,29 @@ DELIVERY_RETRY_MAX_SECONDS = env_int("DELIVERY_RETRY_MAX_SECONDS", 900)
 # Outbound requests (webhooks, web push) reach public addresses only, and addresses inside these
 # networks (e.g. "127.0.0.2/32" for a local receiver in development); http:// only to these.
 WEBHOOK_ALLOWED_CIDRS = env_cidrs("WEBHOOK_ALLOWED_CIDRS")
+# Webhook delivery (notifications/webhooks/delivery.py): one request's deadline (at most the
+# outbound guard's 15 s), the attempts an event gets and the waits between them (the n-th wait
+# follows the n-th failed attempt; the last one repeats; each varies by +-WEBHOOK_RETRY_JITTER).
+# The default: the first retry after 5 s, then 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 10 h, so
+# 9 attempts over about 38 hours.
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0)
+if not 0 < WEBHOOK_TIMEOUT_SECONDS <= 15:
+    raise ImproperlyConfigured("WEBHOOK_TIMEOUT_SECONDS must be more than 0 and at most 15.")
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 9)
+WEBHOOK_RETRY_SCHEDULE = env_seconds(
+    "WEBHOOK_RETRY_SCHEDULE", (5, 300, 1800, 7200, 18000, 36000, 36000, 36000)
+)
+WEBHOOK_RETRY_JITTER = env_float("WEBHOOK_RETRY_JITTER", 0.2)
+if not WEBHOOK_MAX_ATTEMPTS >= 1 or not 0 <= WEBHOOK_RETRY_JITTER < 1:
+    raise ImproperlyConfigured(
+        "WEBHOOK_MAX_ATTEMPTS must be at least 1 and WEBHOOK_RETRY_JITTER in [0, 1)."
+    )
+# An endpoint failing without a success for this long is disabled, and its admins are told.
+WEBHOOK_DISABLE_AFTER_DAYS = env_float("WEBHOOK_DISABLE_AFTER_DAYS", 5.0)
+# Endpoints one turn delivers to at once (a thread and a database connection each), and the
+# events it takes from each.
+WEBHOOK_TURN_ENDPOINTS = env_int("WEBHOOK_TURN_ENDPOINTS", 8)
+WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 10)
 DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 50)  # emails per turn
 # Links in emails (unsubscribe) point at the tenant's primary domain with this scheme and port.
 PUBLIC_URL_SCHEME = env_str("PUBLIC_URL_SCHEME", "http" if DEBUG else "https")

@@ -135,6 +135,34 @@ def test_a_bad_webhook_cidr_stops_startup():
     assert "WEBHOOK_ALLOWED_CIDRS: 'localhost' is not a CIDR" in result.stderr
 
 
+def test_env_seconds_reads_positive_numbers_and_refuses_anything_else(monkeypatch):
+    from herald.env import env_seconds
+
+    assert env_seconds("HERALD_WAITS", (1.0,)) == (1.0,)
+    monkeypatch.setenv("HERALD_WAITS", "5, 300,0.5")
+    assert env_seconds("HERALD_WAITS", (1.0,)) == (5.0, 300.0, 0.5)
+    for bad in ("5,x", "5,,6", "0", "-1", "inf"):
+        monkeypatch.setenv("HERALD_WAITS", bad)
+        with pytest.raises(ImproperlyConfigured, match=r"HERALD_WAITS=.* positive numbers"):
+            env_seconds("HERALD_WAITS", (1.0,))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WEBHOOK_TIMEOUT_SECONDS", "16"),
+        ("WEBHOOK_TIMEOUT_SECONDS", "0"),
+        ("WEBHOOK_MAX_ATTEMPTS", "0"),
+        ("WEBHOOK_RETRY_JITTER", "1"),
+        ("WEBHOOK_RETRY_SCHEDULE", "5,soon"),
+    ],
+)
+def test_bad_webhook_delivery_settings_stop_startup(variable, value):
+    result = load_settings(**{variable: value})
+    assert result.returncode != 0
+    assert variable in result.stderr
+
+
 def test_beat_settings_are_checked():
     code = "import herald.settings as s; print(s.CELERY_BEAT_SCHEDULE['rollup-usage']['schedule'])"
     run = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 60, "check": False}

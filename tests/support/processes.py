@@ -262,16 +262,23 @@ def running_web(
 
 @contextmanager
 def running_worker(
-    queue: str, *, pool: str = "solo", stdout: IO[bytes] | None = None, **env_overrides: str
+    queue: str,
+    *,
+    pool: str = "solo",
+    concurrency: int = 1,
+    stdout: IO[bytes] | None = None,
+    **env_overrides: str,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process consuming ``queue``. It leads a process group of its own
-    (with ``pool="prefork"``, its children are in it): ``os.killpg(worker.pid, ...)`` kills the
-    whole worker, as a node or container dying would. ``stdout``: as for ``running_web``."""
+    (with ``pool="prefork"``, its ``concurrency`` children are in it): ``os.killpg(worker.pid,
+    ...)`` kills the whole worker, as a node or container dying would. ``stdout``: as for
+    ``running_web``."""
     output = _output_file("worker")
     process = subprocess.Popen(
         [
             BIN / "celery", "-A", "herald", "--quiet", "worker", "--pool", pool,
-            "--concurrency", "1", "--queues", queue, "--without-gossip", "--without-mingle",
+            "--concurrency", str(concurrency), "--queues", queue,
+            "--without-gossip", "--without-mingle",
         ],
         cwd=ROOT,
         env=process_env(**env_overrides),
