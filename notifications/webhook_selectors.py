@@ -48,3 +48,16 @@ def webhook_attempts_recent(
     *, delivery: WebhookDelivery, limit: int = RECENT_ATTEMPTS
 ) -> list[WebhookAttempt]:
     return list(WebhookAttempt.objects.filter(delivery=delivery).order_by("-id")[:limit])
+
+
+def webhook_attempts_by_delivery(
+    *, delivery_ids: list[int], per_delivery: int
+) -> dict[int, list[WebhookAttempt]]:
+    """The newest ``per_delivery`` attempts of each delivery, in one query (for a page of
+    deliveries)."""
+    attempts: dict[int, list[WebhookAttempt]] = {delivery_id: [] for delivery_id in delivery_ids}
+    for attempt in WebhookAttempt.objects.filter(delivery_id__in=delivery_ids).order_by("-id"):
+        kept = attempts[attempt.delivery_id]
+        if len(kept) < per_delivery:
+            kept.append(attempt)
+    return attempts
