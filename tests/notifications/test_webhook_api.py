@@ -10,6 +10,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -501,3 +503,18 @@ def test_no_credential_is_401(db, world):
     anonymous = Caller(host=world.alice.host)
     assert anonymous.get(ENDPOINTS).status_code == 401
     assert anonymous.post(ENDPOINTS, {"url": URL}).status_code == 401
+
+
+def test_lists_take_the_same_queries_for_one_row_as_for_many(alice_key, world):
+    first = create(alice_key)
+    delivery_row(world.tenant_a, first["id"])
+
+    def queries(path):
+        with CaptureQueriesContext(connection) as captured:
+            assert alice_key.get(path).status_code == 200
+        return len(captured)
+
+    few = (queries(ENDPOINTS), queries(DELIVERIES))
+    for _ in range(5):
+        delivery_row(world.tenant_a, create(alice_key)["id"])
+    assert (queries(ENDPOINTS), queries(DELIVERIES)) == few
