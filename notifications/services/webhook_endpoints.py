@@ -201,7 +201,7 @@ def webhook_delivery_retry(
     event, ``webhook-id`` and body, so a receiver that did get it can tell. ``Conflict`` for
     one that is queued or sent already, or whose endpoint is disabled."""
     now = now or timezone.now()
-    endpoint = WebhookEndpoint.objects.get(pk=delivery.endpoint_id)
+    endpoint = WebhookEndpoint.objects.only("enabled").get(pk=delivery.endpoint_id)
     if not endpoint.enabled:
         raise _disabled()
     # A conditional update, so a retry racing the worker (or another retry) changes one row once.
