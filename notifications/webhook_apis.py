@@ -183,7 +183,9 @@ class WebhookDeliveryDetailApi(APIView):
         responses=docs.WEBHOOK_DELIVERY_DETAIL, operation_id="webhook_deliveries_retrieve"
     )
     def get(self, request: TenantRequest, delivery_id: int) -> Response:
-        return Response(webhook_delivery_detail_payload(_delivery_or_404(delivery_id)))
+        delivery = _delivery_or_404(delivery_id)
+        attempts = selectors.webhook_attempts_recent(delivery=delivery)
+        return Response(webhook_delivery_detail_payload(delivery, attempts))
 
 
 @extend_schema(parameters=[DELIVERY_ID])

@@ -15,7 +15,6 @@ from herald.fields import PatternField, StrictBooleanField, StrictCharField, Str
 from notifications.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from notifications.rules import TYPE_KEY_MESSAGE, TYPE_KEY_PATTERN
 from notifications.services.webhook_endpoints import DESCRIPTION_MAX_LENGTH, URL_MAX_LENGTH
-from notifications.webhook_selectors import webhook_attempts_recent
 from notifications.webhooks.events import WEBHOOK_EVENTS
 
 MAX_FILTERS = 100
@@ -64,8 +63,9 @@ def webhook_endpoint_payload(endpoint: WebhookEndpoint) -> dict[str, Any]:
 
 
 def webhook_delivery_payload(delivery: WebhookDelivery) -> dict[str, Any]:
-    """A row of ``GET /api/v1/webhook-deliveries``. ``next_attempt_at``: when a queued
-    delivery is tried next (now or earlier: as soon as a worker gets to it)."""
+    """A row of ``GET /api/v1/webhook-deliveries``. ``next_attempt_at`` is a queued delivery's
+    ``locked_until``, the time it waits for (null: as soon as a worker gets to it), and null
+    for every other status."""
     queued = delivery.status == WebhookDelivery.Status.QUEUED
     return {
         "id": delivery.pk,
@@ -92,11 +92,11 @@ def webhook_attempt_payload(attempt: WebhookAttempt) -> dict[str, Any]:
     }
 
 
-def webhook_delivery_detail_payload(delivery: WebhookDelivery) -> dict[str, Any]:
+def webhook_delivery_detail_payload(
+    delivery: WebhookDelivery, attempts: list[WebhookAttempt]
+) -> dict[str, Any]:
+    """``GET /api/v1/webhook-deliveries/{id}``: the row and ``attempts``, newest first."""
     return {
         **webhook_delivery_payload(delivery),
-        "attempts_log": [
-            webhook_attempt_payload(attempt)
-            for attempt in webhook_attempts_recent(delivery=delivery)
-        ],
+        "attempts_log": [webhook_attempt_payload(attempt) for attempt in attempts],
     }
