@@ -16,6 +16,8 @@ from herald.pagination import (
 )
 from notifications.channels.names import CHANNELS
 from notifications.channels.registry import queued_channels
+from notifications.models import WebhookDelivery
+from notifications.webhooks.events import WEBHOOK_EVENTS, WEBHOOK_TEST
 
 # Query parameters take one value each: a repeated one is refused with 400.
 PAGE_PARAMETERS = [
@@ -248,6 +250,97 @@ API_KEY_CREATED = inline_serializer(
     fields={
         **_api_key_fields(),
         "key": serializers.CharField(help_text="The secret key. Shown once, never again."),
+    },
+)
+
+# Named in the settings' ENUM_NAME_OVERRIDES: deliveries have a "status" enum of their own.
+WEBHOOK_DELIVERY_STATUSES = list(WebhookDelivery.Status.values)
+
+
+def _webhook_endpoint_fields() -> dict[str, serializers.Field]:
+    return {
+        "id": serializers.IntegerField(),
+        "url": serializers.CharField(),
+        "description": serializers.CharField(),
+        "events": serializers.ListField(
+            child=serializers.ChoiceField(choices=WEBHOOK_EVENTS), help_text="Empty: all events."
+        ),
+        "types": serializers.ListField(
+            child=serializers.CharField(), help_text="Type keys; empty: all types."
+        ),
+        "enabled": serializers.BooleanField(),
+        "disabled_reason": serializers.CharField(
+            help_text="Why Herald disabled it (failing for days), or ''."
+        ),
+        "failing_since": serializers.DateTimeField(
+            allow_null=True, help_text="When its current run of failed deliveries began."
+        ),
+        "created_at": serializers.DateTimeField(),
+        "updated_at": serializers.DateTimeField(),
+    }
+
+
+WEBHOOK_ENDPOINT = inline_serializer(name="WebhookEndpoint", fields=_webhook_endpoint_fields())
+_SHOWN_ONCE = "The signing secret (whsec_...). Shown once, never again."
+WEBHOOK_ENDPOINT_WITH_SECRET = inline_serializer(
+    name="WebhookEndpointCreated",
+    fields={**_webhook_endpoint_fields(), "secret": serializers.CharField(help_text=_SHOWN_ONCE)},
+)
+WEBHOOK_SECRET = inline_serializer(
+    name="WebhookSecret", fields={"secret": serializers.CharField(help_text=_SHOWN_ONCE)}
+)
+
+
+def _webhook_delivery_fields() -> dict[str, serializers.Field]:
+    return {
+        "id": serializers.IntegerField(),
+        "endpoint": serializers.IntegerField(),
+        "event": serializers.ChoiceField(choices=[*WEBHOOK_EVENTS, WEBHOOK_TEST]),
+        "msg_id": serializers.CharField(help_text="The webhook-id header, the same on retries."),
+        "status": serializers.ChoiceField(choices=WEBHOOK_DELIVERY_STATUSES),
+        "attempts": serializers.IntegerField(),
+        "last_status_code": serializers.IntegerField(
+            allow_null=True, help_text="The endpoint's last HTTP status; null: none yet."
+        ),
+        "last_error": serializers.CharField(),
+        "next_attempt_at": serializers.DateTimeField(
+            allow_null=True, help_text="Queued: not before this time (null: at once). Else null."
+        ),
+        "created_at": serializers.DateTimeField(),
+        "sent_at": serializers.DateTimeField(allow_null=True),
+    }
+
+
+WEBHOOK_DELIVERY = inline_serializer(name="WebhookDelivery", fields=_webhook_delivery_fields())
+WEBHOOK_DELIVERY_DETAIL = inline_serializer(
+    name="WebhookDeliveryDetail",
+    fields={
+        **_webhook_delivery_fields(),
+        "attempts_log": serializers.ListField(
+            child=inline_serializer(
+                name="WebhookAttempt",
+                fields={
+                    "attempted_at": serializers.DateTimeField(),
+                    "status_code": serializers.IntegerField(allow_null=True),
+                    "latency_ms": serializers.IntegerField(allow_null=True),
+                    "response_excerpt": serializers.CharField(
+                        help_text="The start of the endpoint's answer."
+                    ),
+                    "error": serializers.CharField(help_text="Why it failed, or ''."),
+                },
+            ),
+            help_text="The most recent attempts, newest first.",
+        ),
+    },
+)
+WEBHOOK_ENDPOINT_EXAMPLE = OpenApiExample(
+    "Invoices to the CRM",
+    request_only=True,
+    value={
+        "url": "https://crm.example.com/hooks/herald",
+        "description": "CRM",
+        "events": ["notification.created", "delivery.failed"],
+        "types": ["billing.invoice"],
     },
 )
 

@@ -35,7 +35,12 @@ _ERROR_DESCRIPTIONS = {
     "409": "Conflicts with the current state (see the message).",
     "429": "Rate limited: retry after `Retry-After` seconds.",
 }
-CONFLICT_OPERATIONS = {"notifications_send", "sends_cancel"}
+CONFLICT_OPERATIONS = {
+    "notifications_send",
+    "sends_cancel",
+    "webhook_endpoints_test",
+    "webhook_deliveries_retry",
+}
 _PLATFORM_HOST_ONLY = "Sign-up is on the platform host; a tenant host has no such resource."
 # Operations without a credential that still answer these, with what they mean there.
 _EXTRA_ERRORS = {

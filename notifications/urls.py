@@ -1,6 +1,6 @@
 from django.urls import path
 
-from notifications import apis
+from notifications import apis, webhook_apis
 
 urlpatterns = [
     path("users/<str:external_id>", apis.UserDetailApi.as_view(), name="user-detail"),
@@ -26,4 +26,35 @@ urlpatterns = [
     ),
     path("me/preferences", apis.MePreferencesApi.as_view(), name="me-preferences"),
     path("me/widget", apis.MeWidgetApi.as_view(), name="me-widget"),
+    path("webhook-endpoints", webhook_apis.WebhookEndpointsApi.as_view(), name="webhook-endpoints"),
+    path(
+        "webhook-endpoints/<int:endpoint_id>",
+        webhook_apis.WebhookEndpointDetailApi.as_view(),
+        name="webhook-endpoint-detail",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/rotate-secret",
+        webhook_apis.WebhookEndpointRotateSecretApi.as_view(),
+        name="webhook-endpoint-rotate-secret",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/test",
+        webhook_apis.WebhookEndpointTestApi.as_view(),
+        name="webhook-endpoint-test",
+    ),
+    path(
+        "webhook-deliveries",
+        webhook_apis.WebhookDeliveriesApi.as_view(),
+        name="webhook-deliveries",
+    ),
+    path(
+        "webhook-deliveries/<int:delivery_id>",
+        webhook_apis.WebhookDeliveryDetailApi.as_view(),
+        name="webhook-delivery-detail",
+    ),
+    path(
+        "webhook-deliveries/<int:delivery_id>/retry",
+        webhook_apis.WebhookDeliveryRetryApi.as_view(),
+        name="webhook-delivery-retry",
+    ),
 ]

@@ -1,4 +1,5 @@
-"""Webhook endpoints: create, change, delete, rotate the signing secret.
+"""Webhook endpoints: create, change, delete, rotate the signing secret; queue a test event to
+one, and queue a failed delivery again.
 
 Call inside the tenant's schema. Every refusal is a domain error (``herald.domain``) whose
 ``details`` name the fields. The secret is returned only by ``webhook_endpoint_create`` and
@@ -7,17 +8,26 @@ Call inside the tenant's schema. Every refusal is a domain error (``herald.domai
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from billing_stub.limits import limits_for
 from herald import egress
-from herald.domain import Invalid, LimitExceeded
-from notifications.models import WebhookEndpoint
+from herald.domain import Conflict, Invalid, LimitExceeded
+from notifications.models import WebhookDelivery, WebhookEndpoint
 from notifications.rules import type_key_valid
-from notifications.webhooks.events import WEBHOOK_EVENTS
+from notifications.services.deliveries import deliveries_enqueue
+from notifications.webhooks.events import (
+    WEBHOOK_EVENTS,
+    WEBHOOK_TEST,
+    webhook_message_id,
+    webhook_test_event,
+)
 from notifications.webhooks.signing import webhook_secret_new, webhook_secret_seal
 from tenants.models import Tenant
 
@@ -146,3 +156,64 @@ def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
     endpoint.secret_encrypted = webhook_secret_seal(secret)
     endpoint.save(update_fields=["secret_encrypted", "updated_at"])
     return secret
+
+
+# The delivery states a delivery may be retried from: it will not be tried again on its own.
+RETRYABLE = (WebhookDelivery.Status.FAILED, WebhookDelivery.Status.SUPPRESSED_QUOTA)
+
+
+def _disabled() -> Conflict:
+    return Conflict(
+        "This webhook endpoint is disabled: enable it first.",
+        details={"enabled": ["The endpoint is disabled."]},
+    )
+
+
+@transaction.atomic
+def webhook_endpoint_test(
+    *, tenant: Tenant, endpoint: WebhookEndpoint, now: datetime | None = None
+) -> WebhookDelivery:
+    """Queue a ``webhook.test`` event to ``endpoint`` alone, whatever its filters, and ask
+    for a turn to deliver it. Its body is fixed now, as every event's is before its first
+    attempt. ``Conflict`` when the endpoint is disabled (nothing would deliver it)."""
+    if not endpoint.enabled:
+        raise _disabled()
+    now = now or timezone.now()
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event=WEBHOOK_TEST,
+        msg_id=webhook_message_id(),
+        body=json.dumps(webhook_test_event(endpoint_id=endpoint.pk, timestamp=now)),
+        occurred_at=now,
+        status=WebhookDelivery.Status.QUEUED,
+        created_at=now,
+        updated_at=now,
+    )
+    deliveries_enqueue(tenant=tenant, count=1, now=now)
+    return delivery
+
+
+@transaction.atomic
+def webhook_delivery_retry(
+    *, tenant: Tenant, delivery: WebhookDelivery, now: datetime | None = None
+) -> WebhookDelivery:
+    """Queue a failed (or quota-suppressed) delivery again, from its first attempt: the same
+    event, ``webhook-id`` and body, so a receiver that did get it can tell. ``Conflict`` for
+    one that is queued or sent already, or whose endpoint is disabled."""
+    now = now or timezone.now()
+    endpoint = WebhookEndpoint.objects.only("enabled").get(pk=delivery.endpoint_id)
+    if not endpoint.enabled:
+        raise _disabled()
+    # A conditional update, so a retry racing the worker (or another retry) changes one row once.
+    changed = WebhookDelivery.objects.filter(pk=delivery.pk, status__in=RETRYABLE).update(
+        status=WebhookDelivery.Status.QUEUED, attempts=0, locked_until=None, updated_at=now
+    )
+    if changed != 1:
+        status = WebhookDelivery.objects.filter(pk=delivery.pk).values_list("status", flat=True)
+        raise Conflict(
+            f"Only a failed delivery can be retried; this one is {status.first() or 'gone'}.",
+            details={"status": [f"One of: {', '.join(RETRYABLE)}."]},
+        )
+    deliveries_enqueue(tenant=tenant, count=1, now=now)
+    delivery.refresh_from_db()
+    return delivery

@@ -36,6 +36,9 @@ WEBHOOK_EVENTS: Final[tuple[WebhookEventName, ...]] = (
     DELIVERY_FAILED,
 )
 WEBHOOK_EVENT_CHOICES: Final = [(name, name) for name in WEBHOOK_EVENTS]
+# Sent only on request (``POST /api/v1/webhook-endpoints/{id}/test``), to that one endpoint,
+# whatever its filters: not one of ``WEBHOOK_EVENTS``, so no endpoint subscribes to it.
+WEBHOOK_TEST: Final = "webhook.test"
 
 
 class NotificationEventData(TypedDict):
@@ -83,7 +86,17 @@ class DeliveryEvent(TypedDict):
     data: DeliveryEventData
 
 
-WebhookEvent = NotificationEvent | DeliveryEvent
+class WebhookTestData(TypedDict):
+    endpoint: int
+
+
+class WebhookTestEvent(TypedDict):
+    type: Literal["webhook.test"]
+    timestamp: str
+    data: WebhookTestData
+
+
+WebhookEvent = NotificationEvent | DeliveryEvent | WebhookTestEvent
 
 
 def webhook_message_id() -> str:
@@ -118,3 +131,12 @@ def delivery_event(
         raise ValueError(f"Not a delivery event: {event!r}.")
     data: Any = delivery_payload(row)
     return {"type": event, "timestamp": timestamp.isoformat(), "data": data}
+
+
+def webhook_test_event(*, endpoint_id: int, timestamp: datetime) -> WebhookTestEvent:
+    """The body of a ``webhook.test`` event to the endpoint ``endpoint_id``."""
+    return {
+        "type": WEBHOOK_TEST,
+        "timestamp": timestamp.isoformat(),
+        "data": {"endpoint": endpoint_id},
+    }

@@ -386,6 +386,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two "status" enums (deliveries', webhook deliveries'): name the second.
+    "ENUM_NAME_OVERRIDES": {
+        "WebhookDeliveryStatusEnum": "api_docs.docs.WEBHOOK_DELIVERY_STATUSES",
+    },
 }
 
 END_USER_TOKEN_TTL_SECONDS = env_int("END_USER_TOKEN_TTL_SECONDS", 3600)

@@ -9,6 +9,7 @@ so does a new operation that the scenario does not call.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from datetime import timedelta
@@ -16,7 +17,9 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
+from notifications.models import WebhookAttempt, WebhookDelivery
 from tests.support.api import Caller
 
 Body = dict[str, Any]
@@ -105,7 +108,9 @@ def shapes(db, world) -> Shapes:
     return Shapes(response.json())
 
 
-def test_every_documented_body_is_what_the_api_returns(shapes, alice_key, alice_admin, world):
+def test_every_documented_body_is_what_the_api_returns(
+    shapes, alice_key, alice_admin, world, settings
+):
     key, admin, check = alice_key, alice_admin, shapes.check
     host = world.alice.host
     type_key = f"shape.{uuid.uuid4().hex[:8]}"
@@ -170,6 +175,29 @@ def test_every_documented_body_is_what_the_api_returns(shapes, alice_key, alice_
     path = "/api/v1/auth/token/refresh"
     check("post", path, Caller(host=host).post(path, {"refresh": pair["refresh"]}), 200)
     check("delete", f"/api/v1/users/{user_id}", key.delete(f"/api/v1/users/{user_id}"), 204)
+
+    # Webhook endpoints (to the tests' receiver address), a test event, a retried failure.
+    settings.WEBHOOK_ALLOWED_CIDRS = (ipaddress.ip_network("127.0.0.2/32"),)
+    hook = {"url": "http://127.0.0.2:9/h", "events": ["delivery.failed"], "types": [type_key]}
+    hook_id = check(
+        "post", "/api/v1/webhook-endpoints", key.post("/api/v1/webhook-endpoints", hook), 201
+    )["id"]
+    check("get", "/api/v1/webhook-endpoints", key.get("/api/v1/webhook-endpoints"), 200)
+    path = f"/api/v1/webhook-endpoints/{hook_id}"
+    check("get", path, key.get(path), 200)
+    check("patch", path, key.patch(path, {"description": "CRM"}), 200)
+    check("post", f"{path}/rotate-secret", key.post(f"{path}/rotate-secret"), 200)
+    test_id = check("post", f"{path}/test", key.post(f"{path}/test"), 202)["id"]
+    with schema_context(world.tenant_a.schema_name):
+        WebhookDelivery.objects.filter(pk=test_id).update(status="failed", attempts=8)
+        WebhookAttempt.objects.create(
+            delivery_id=test_id, attempted_at=timezone.now(), status_code=500, latency_ms=9
+        )
+    check("get", "/api/v1/webhook-deliveries", key.get("/api/v1/webhook-deliveries"), 200)
+    delivery_path = f"/api/v1/webhook-deliveries/{test_id}"
+    assert check("get", delivery_path, key.get(delivery_path), 200)["attempts_log"]
+    check("post", f"{delivery_path}/retry", key.post(f"{delivery_path}/retry"), 202)
+    check("delete", path, key.delete(path), 204)
 
     # Sign-up, on the platform host.
     platform = Caller(host="localhost")

@@ -147,3 +147,34 @@ def test_every_status_the_api_answers_is_documented(schema):
         assert "429" in codes, (method, path)
         error = schema["paths"][path][method]["responses"]["429"]["content"]["application/json"]
         assert error["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_webhook_operations_document_credentials_secrets_and_conflicts(schema):
+    paths = schema["paths"]
+    operations = [
+        (path, method, operation)
+        for path, methods in paths.items()
+        if path.startswith(("/api/v1/webhook-endpoints", "/api/v1/webhook-deliveries"))
+        for method, operation in methods.items()
+    ]
+    assert len(operations) == 10
+    for path, method, operation in operations:
+        assert {next(iter(r)) for r in operation["security"]} == {"ApiKey", "AdminToken"}, path
+        assert {"401", "403", "429"} <= set(operation["responses"]), (method, path)
+        if "{" in path:
+            assert "404" in operation["responses"], (method, path)
+    created = paths["/api/v1/webhook-endpoints"]["post"]["responses"]["201"]
+    assert created["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/WebhookEndpointCreated"
+    }
+    assert "secret" in _component(schema, "WebhookEndpointCreated")["properties"]
+    assert "secret" not in _component(schema, "WebhookEndpoint")["properties"]
+    for path in (
+        "/api/v1/webhook-endpoints/{endpoint_id}/test",
+        "/api/v1/webhook-deliveries/{delivery_id}/retry",
+    ):
+        assert {"202", "404", "409"} <= set(paths[path]["post"]["responses"]), path
+    status = _parameter(schema, "/api/v1/webhook-deliveries", "get", "status")
+    assert status["enum"] == ["failed", "queued", "sent", "suppressed_quota"]
+    endpoint = _parameter(schema, "/api/v1/webhook-deliveries", "get", "endpoint")
+    assert (endpoint["type"], endpoint["minimum"]) == ("integer", 1)

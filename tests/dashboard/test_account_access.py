@@ -12,7 +12,13 @@ from tenants.models import ApiKey, Tenant
 from tenants.services import tenant_provision
 from tests.dashboard.account_helpers import admin_client
 
-PAGES = ["/dashboard/", "/dashboard/api-keys/", "/dashboard/settings/", "/dashboard/usage"]
+PAGES = [
+    "/dashboard/",
+    "/dashboard/api-keys/",
+    "/dashboard/webhooks/",
+    "/dashboard/settings/",
+    "/dashboard/usage",
+]
 
 
 def alpha_key(world) -> ApiKey:
