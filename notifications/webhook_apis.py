@@ -100,7 +100,9 @@ class WebhookEndpointDetailApi(APIView):
         endpoint = _endpoint_or_404(endpoint_id)
         serializer = WebhookEndpointSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        endpoint = webhook_endpoint_update(endpoint=endpoint, **serializer.validated_data)
+        endpoint = webhook_endpoint_update(
+            tenant=request.tenant, endpoint=endpoint, **serializer.validated_data
+        )
         return Response(webhook_endpoint_payload(endpoint))
 
     @extend_schema(responses={204: None}, operation_id="webhook_endpoints_delete")

@@ -89,7 +89,9 @@ def webhook_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             try:
-                webhook_endpoint_update(endpoint=endpoint, **form.values())
+                webhook_endpoint_update(
+                    tenant=dashboard_tenant(request), endpoint=endpoint, **form.values()
+                )
             except DomainError as error:
                 form_refusal(form, error)
             else:
@@ -131,7 +133,7 @@ def webhook_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 def webhook_enabled(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(endpoint_id)
     enabled = request.POST.get("enabled") == "true"
-    webhook_endpoint_update(endpoint=endpoint, enabled=enabled)
+    webhook_endpoint_update(tenant=dashboard_tenant(request), endpoint=endpoint, enabled=enabled)
     if enabled:
         messages.success(request, "Endpoint enabled: new events are delivered to it again.")
     else:

@@ -21,7 +21,7 @@ from herald import egress
 from herald.domain import Conflict, Invalid, LimitExceeded
 from notifications.models import WebhookDelivery, WebhookEndpoint
 from notifications.rules import type_key_valid
-from notifications.services.deliveries import deliveries_enqueue
+from notifications.webhooks.delivery import webhooks_enqueue
 from notifications.webhooks.events import (
     WEBHOOK_EVENTS,
     WEBHOOK_TEST,
@@ -126,6 +126,7 @@ def webhook_endpoint_create(
 
 def webhook_endpoint_update(
     *,
+    tenant: Tenant,
     endpoint: WebhookEndpoint,
     url: str = _UNSET,
     description: str = _UNSET,
@@ -134,14 +135,20 @@ def webhook_endpoint_update(
     enabled: bool = _UNSET,
 ) -> WebhookEndpoint:
     """Change the given fields only (a PATCH). Enabling an endpoint clears why it was
-    disabled and its run of failures: it starts afresh."""
+    disabled and its run of failures: it starts afresh, and the events that waited for it
+    are delivered."""
     changes = _clean(url=url, description=description, events=events, types=types, enabled=enabled)
-    if changes.get("enabled") is True and not endpoint.enabled:
+    enabling = changes.get("enabled") is True and not endpoint.enabled
+    if enabling:
         changes.update(disabled_reason="", failing_since=None)
     if changes:
-        for name, value in changes.items():
-            setattr(endpoint, name, value)
-        endpoint.save(update_fields=[*changes, "updated_at"])
+        with transaction.atomic():
+            for name, value in changes.items():
+                setattr(endpoint, name, value)
+            endpoint.save(update_fields=[*changes, "updated_at"])
+            if enabling:
+                waiting = endpoint.deliveries.filter(status=WebhookDelivery.Status.QUEUED).count()
+                webhooks_enqueue(tenant=tenant, count=waiting, now=timezone.now())
     return endpoint
 
 
@@ -189,7 +196,7 @@ def webhook_endpoint_test(
         created_at=now,
         updated_at=now,
     )
-    deliveries_enqueue(tenant=tenant, count=1, now=now)
+    webhooks_enqueue(tenant=tenant, count=1, now=now)
     return delivery
 
 
@@ -214,6 +221,6 @@ def webhook_delivery_retry(
             f"Only a failed delivery can be retried; this one is {status.first() or 'gone'}.",
             details={"status": [f"One of: {', '.join(RETRYABLE)}."]},
         )
-    deliveries_enqueue(tenant=tenant, count=1, now=now)
+    webhooks_enqueue(tenant=tenant, count=1, now=now)
     delivery.refresh_from_db()
     return delivery

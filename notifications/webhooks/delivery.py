@@ -63,7 +63,7 @@ from billing_stub.metering import (
     quota_release,
     webhook_quota_reserve,
 )
-from herald import egress
+from herald import egress, encryption
 from notifications.events import DELIVERY_VALUES, notification_rows
 from notifications.models import (
     Delivery,
@@ -225,6 +225,12 @@ def _deliver_in_thread(tenant: Tenant, endpoint_id: int, holding: Holding) -> in
         connection.close()
 
 
+UNREADABLE = (
+    "The endpoint's signing secret cannot be decrypted with the configured "
+    "HERALD_ENCRYPTION_KEYS: restore the key it was sealed with, or rotate the secret."
+)
+
+
 def _deliver_endpoint(tenant: Tenant, endpoint_id: int, holding: Holding) -> int:
     """POST the endpoint's next ready rows in order, then free it."""
     try:
@@ -245,7 +251,17 @@ def _deliver_endpoint(tenant: Tenant, endpoint_id: int, holding: Holding) -> int
                 _record(tenant, holding, _Row(row), outcome)
         queue = sorted(rows.values(), key=lambda r: r.pk)
         vanished = _fill_bodies(queue)
-        secret = webhook_secret_open(endpoint)
+        try:
+            secret = webhook_secret_open(endpoint)
+        except encryption.InvalidToken:
+            # The keys changed without the old one kept: retried (the events are not lost)
+            # until an operator restores the key or the tenant rotates the secret.
+            logger.error("Webhook endpoint %s: its secret does not decrypt", endpoint_id)
+            if queue:
+                unit = _Row(queue[0])
+                _record(tenant, holding, unit, machine.Outcome(Status.FAILED, UNREADABLE, True))
+                _give_back(holding, queue[1:], until=unit.until)
+            return len(claims)
         budget_ends = time.monotonic() + ENDPOINT_TURN_SECONDS
         for position, row in enumerate(queue):
             if time.monotonic() > budget_ends:  # slow answers: the rest go in the next turn

@@ -37,13 +37,13 @@ def receivers_allowed(settings):
 def enqueued(monkeypatch):
     """The turns requested, as (tenant id, count) pairs."""
     calls: list[tuple[int, int]] = []
-    real = webhook_endpoints.deliveries_enqueue
+    real = webhook_endpoints.webhooks_enqueue
 
     def recording(*, tenant, count, now):
         calls.append((tenant.pk, count))
         real(tenant=tenant, count=count, now=now)
 
-    monkeypatch.setattr(webhook_endpoints, "deliveries_enqueue", recording)
+    monkeypatch.setattr(webhook_endpoints, "webhooks_enqueue", recording)
     return calls
 
 
@@ -146,10 +146,13 @@ class TestEndpoints:
         assert (cleared["events"], cleared["types"]) == ([], [])
         assert alice_key.get(path).json()["events"] == []
 
-    def test_disable_and_enable_again_which_clears_the_failure_record(self, alice_key, world):
+    def test_disable_and_enable_again_which_clears_the_failure_record(
+        self, alice_key, world, enqueued
+    ):
         created = create(alice_key)
         path = f"{ENDPOINTS}/{created['id']}"
         assert alice_key.patch(path, {"enabled": False}).json()["enabled"] is False
+        delivery_row(world.tenant_a, created["id"], status="queued")  # waited while it was off
         with schema_context(world.tenant_a.schema_name):
             WebhookEndpoint.objects.filter(pk=created["id"]).update(
                 disabled_reason="Failing for 5 days.",
@@ -162,6 +165,7 @@ class TestEndpoints:
             "",
             None,
         )
+        assert enqueued == [(world.tenant_a.pk, 1)]  # the waiting event gets a turn
 
     def test_delete(self, alice_key, world):
         created = create(alice_key)

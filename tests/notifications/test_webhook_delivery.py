@@ -246,6 +246,22 @@ def test_a_used_up_webhook_quota_suppresses_the_event_without_a_request(world, h
     assert attempts_of(a, row) == []
 
 
+def test_a_secret_the_keys_no_longer_open_is_retried_with_the_reason_and_nothing_posted(
+    world, hooks
+):
+    a = world.tenant_a
+    with webhook_receiver() as receiver, running_worker(QUEUE, **ALLOWED, **FAST):
+        endpoint = hook(receiver, a, "/sealed")
+        with schema_context(a.schema_name):  # sealed with a key no longer configured
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret_encrypted="gAAAA-old")
+        rows = [queue_event(a, endpoint, body=a_body(n)) for n in range(2)]
+        enqueue(a, 2)
+        done = wait_until(lambda: settled(a, *rows), timeout=30, what="given up")
+    assert [row.status for row in done] == ["failed", "failed"]
+    assert all("HERALD_ENCRYPTION_KEYS" in row.last_error for row in done)
+    assert receiver.received("/sealed") == []
+
+
 def test_an_endpoint_failing_for_days_is_disabled_and_its_admins_told_once(world, hooks):
     a = world.tenant_a
     with smtp_sink() as sink, webhook_receiver() as receiver:

@@ -151,7 +151,7 @@ class TestValidation:
 
     def test_update_changes_only_the_given_fields_and_validates_them(self, in_a):
         endpoint, _ = create(in_a, description="CRM", events=[NOTIFICATION_CREATED])
-        webhook_endpoint_update(endpoint=endpoint, types=["billing.invoice"])
+        webhook_endpoint_update(tenant=in_a, endpoint=endpoint, types=["billing.invoice"])
         fresh = WebhookEndpoint.objects.get(pk=endpoint.pk)
         assert (fresh.description, fresh.events, fresh.types) == (
             "CRM",
@@ -159,7 +159,7 @@ class TestValidation:
             ["billing.invoice"],
         )
         with pytest.raises(Invalid) as caught:
-            webhook_endpoint_update(endpoint=fresh, events=["nope"])
+            webhook_endpoint_update(tenant=in_a, endpoint=fresh, events=["nope"])
         assert list(caught.value.details) == ["events"]
         assert WebhookEndpoint.objects.get(pk=endpoint.pk).events == [NOTIFICATION_CREATED]
 
@@ -169,7 +169,7 @@ class TestValidation:
         endpoint.disabled_reason = "Failing for 5 days."
         endpoint.failing_since = timezone.now() - timedelta(days=5)
         endpoint.save()
-        webhook_endpoint_update(endpoint=endpoint, enabled=True)
+        webhook_endpoint_update(tenant=in_a, endpoint=endpoint, enabled=True)
         fresh = WebhookEndpoint.objects.get(pk=endpoint.pk)
         assert (fresh.enabled, fresh.disabled_reason, fresh.failing_since) == (True, "", None)
 
