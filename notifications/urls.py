@@ -1,6 +1,6 @@
 from django.urls import path
 
-from notifications import apis, webhook_apis
+from notifications import apis, push_apis, webhook_apis
 
 urlpatterns = [
     path("users/<str:external_id>", apis.UserDetailApi.as_view(), name="user-detail"),
@@ -57,4 +57,15 @@ urlpatterns = [
         webhook_apis.WebhookDeliveryRetryApi.as_view(),
         name="webhook-delivery-retry",
     ),
+    path(
+        "me/push-subscriptions",
+        push_apis.MePushSubscriptionsApi.as_view(),
+        name="me-push-subscriptions",
+    ),
+    path(
+        "me/push-subscriptions/<int:subscription_id>",
+        push_apis.MePushSubscriptionDetailApi.as_view(),
+        name="me-push-subscription-detail",
+    ),
+    path("push/public-key", push_apis.PushPublicKeyApi.as_view(), name="push-public-key"),
 ]
