@@ -18,12 +18,13 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from api_docs import docs
 from herald.fields import StrictSerializer, blank_or
-from tenants.permissions import IsAdmin, IsEndUser, IsServer
+from tenants.permissions import IsAdmin, IsAnyCaller, IsEndUser, IsServer
 
 _ACCEPTED_SCHEMES: dict[type, set[str]] = {
     IsServer: {"ApiKey", "AdminToken"},
     IsAdmin: {"AdminToken"},
     IsEndUser: {"EndUserToken"},
+    IsAnyCaller: {"ApiKey", "AdminToken", "EndUserToken"},
 }
 
 

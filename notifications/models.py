@@ -250,7 +250,7 @@ class DigestBatch(models.Model):
 
 
 class Delivery(models.Model):
-    """One recipient's copy of a send on one channel beyond in-app (today: email).
+    """One recipient's copy of a send on one channel beyond in-app (email, web push).
 
     Written in the send's transaction, before anything is enqueued (an outbox): a task that never
     ran, or a worker that died, leaves the row ``queued`` and the sweep enqueues it again.

@@ -23,6 +23,7 @@ from notifications.models import (
     Notification,
     NotificationType,
     Preference,
+    PushSubscription,
     Send,
 )
 from notifications.rules import UNREAD, unread_sql
@@ -203,3 +204,13 @@ def preferences_get(*, user: EndUser) -> dict[str, Any]:
         for type_id, key in NotificationType.objects.order_by("key").values_list("id", "key")
     }
     return {"channels": channels, "types": types}
+
+
+def push_subscription_list(*, user: EndUser) -> QuerySet[PushSubscription]:
+    """The user's own web push subscriptions."""
+    return PushSubscription.objects.filter(user=user)
+
+
+def push_subscription_get(*, user: EndUser, subscription_id: int) -> PushSubscription | None:
+    """One of the user's subscriptions; None for a missing one and for another user's alike."""
+    return PushSubscription.objects.filter(pk=subscription_id, user=user).first()

@@ -279,8 +279,10 @@ class TypeUpsertSerializer(StrictSerializer):
 
 
 class ChannelSwitchesSerializer(StrictSerializer):
-    email = StrictBooleanField(required=False)
-    in_app = StrictBooleanField(required=False)
+    """One optional switch per channel, as ``CHANNELS`` names them."""
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {channel: StrictBooleanField(required=False) for channel in CHANNELS}
 
 
 @extend_schema_field(
@@ -294,7 +296,7 @@ class ChannelSwitchesSerializer(StrictSerializer):
         "additionalProperties": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"email": {"type": "boolean"}, "in_app": {"type": "boolean"}},
+            "properties": {channel: {"type": "boolean"} for channel in CHANNELS},
         },
     }
 )

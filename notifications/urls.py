@@ -1,6 +1,6 @@
 from django.urls import path
 
-from notifications import apis
+from notifications import apis, push_apis
 
 urlpatterns = [
     path("users/<str:external_id>", apis.UserDetailApi.as_view(), name="user-detail"),
@@ -26,4 +26,15 @@ urlpatterns = [
     ),
     path("me/preferences", apis.MePreferencesApi.as_view(), name="me-preferences"),
     path("me/widget", apis.MeWidgetApi.as_view(), name="me-widget"),
+    path(
+        "me/push-subscriptions",
+        push_apis.MePushSubscriptionsApi.as_view(),
+        name="me-push-subscriptions",
+    ),
+    path(
+        "me/push-subscriptions/<int:subscription_id>",
+        push_apis.MePushSubscriptionDetailApi.as_view(),
+        name="me-push-subscription-detail",
+    ),
+    path("push/public-key", push_apis.PushPublicKeyApi.as_view(), name="push-public-key"),
 ]

@@ -42,3 +42,13 @@ class IsEndUser(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return isinstance(request.user, EndUserPrincipal)
+
+
+class IsAnyCaller(BasePermission):
+    """Any credential of the tenant: a secret API key, an admin or an end user (for what every
+    kind of caller may read, such as the web push public key)."""
+
+    message = "This endpoint needs a secret API key, an admin token or an end-user token."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return IsServer().has_permission(request, view) or IsEndUser().has_permission(request, view)

@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 from django import template
 
+from notifications.channels.names import CHANNEL_LABELS
+
 register = template.Library()
 
 BASE = "/dashboard"
@@ -59,8 +61,7 @@ def send_url(send_id: int) -> str:
 STATUS_LABELS = {
     "skipped_preference": "opted out",
     "suppressed_quota": "over quota",
-    "in_app": "In-app",
-    "email": "Email",
+    **CHANNEL_LABELS,
 }
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 IN_APP = "in_app"
 EMAIL = "email"
+PUSH = "push"
 
 # name -> label, in fan-out order
-CHANNEL_LABELS: dict[str, str] = {IN_APP: "In-app", EMAIL: "Email"}
+CHANNEL_LABELS: dict[str, str] = {IN_APP: "In-app", EMAIL: "Email", PUSH: "Web push"}
 
 CHANNELS: tuple[str, ...] = tuple(CHANNEL_LABELS)
 CHANNEL_CHOICES: list[tuple[str, str]] = list(CHANNEL_LABELS.items())

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from django.utils.module_loading import import_string
 
 from notifications.channels.base import Channel
-from notifications.channels.names import EMAIL, IN_APP
+from notifications.channels.names import EMAIL, IN_APP, PUSH
 
 if TYPE_CHECKING:
     from billing_stub.limits import Limits
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 PLUGINS = {
     IN_APP: "notifications.channels.in_app.channel.InAppChannel",
     EMAIL: "notifications.channels.email.channel.EmailChannel",
+    PUSH: "notifications.channels.push.channel.PushChannel",
 }
 
 _loaded: dict[str, Channel] = {}

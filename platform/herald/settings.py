@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 
 import dj_database_url
@@ -27,6 +28,7 @@ from herald.env import (
     parse_email_url,
 )
 from herald.logs import log_format
+from notifications.channels.push.vapid import vapid_key_refusal, vapid_subject_valid
 
 # Django's generic classes (ModelAdmin, QuerySet, ...) take type arguments at run time too.
 django_stubs_ext.monkeypatch()
@@ -337,6 +339,36 @@ EMAIL_USE_SSL = _email.use_ssl
 EMAIL_TIMEOUT = _email.timeout
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"Herald <notifications@{PLATFORM_HOST}>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Web push (notifications.channels.push) -------------------------------------------------------
+# The VAPID key pair (RFC 8292) that signs every push request: a PEM P-256 private key (SEC 1 or
+# PKCS#8; "\n" escapes are read as line breaks, for one-line environment values). Unset: one
+# key derived from SECRET_KEY with HKDF (notifications.channels.push.vapid), the same in every
+# replica; changing SECRET_KEY then changes it, and browsers must subscribe again.
+VAPID_PRIVATE_KEY = (env_raw("VAPID_PRIVATE_KEY") or "").strip().replace("\\n", "\n")
+if VAPID_PRIVATE_KEY and (_refusal := vapid_key_refusal(VAPID_PRIVATE_KEY)):
+    raise ImproperlyConfigured(
+        f"VAPID_PRIVATE_KEY: {_refusal} Generate one with `python manage.py vapid_keygen` "
+        "or `openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt`."
+    )
+# Who runs this server, for push services to contact: a mailto: or https: URL.
+VAPID_SUBJECT = env_str(
+    "VAPID_SUBJECT",
+    "mailto:" + (parseaddr(DEFAULT_FROM_EMAIL)[1] or f"notifications@{PLATFORM_HOST}"),
+)
+if not vapid_subject_valid(VAPID_SUBJECT):
+    raise ImproperlyConfigured(
+        f"VAPID_SUBJECT={VAPID_SUBJECT!r} is not a mailto: address (mailto:ops@example.com) "
+        "or an https: URL (https://example.com/contact)."
+    )
+# How long a push service keeps a message for a browser that is offline (the TTL header).
+PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 24 * 3600)
+if not 0 <= PUSH_TTL_SECONDS <= 28 * 86400:
+    raise ImproperlyConfigured("PUSH_TTL_SECONDS must be 0 to 2419200 (28 days).")
+# Each request to a push service, from the lookup to the answer (at most 15 s).
+PUSH_TIMEOUT_SECONDS = env_float("PUSH_TIMEOUT_SECONDS", 10.0)
+if not 0 < PUSH_TIMEOUT_SECONDS <= 15:
+    raise ImproperlyConfigured("PUSH_TIMEOUT_SECONDS must be more than 0 and at most 15.")
 
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -18,6 +18,7 @@ import pytest
 from django.utils import timezone
 
 from tests.support.api import Caller
+from tests.support.push_service import Browser, b64url
 
 Body = dict[str, Any]
 
@@ -153,6 +154,20 @@ def test_every_documented_body_is_what_the_api_returns(shapes, alice_key, alice_
     choices["types"][type_key] = {"email": False}
     check("put", path, user.put(path, choices), 200)
     check("get", "/api/v1/me/widget", user.get("/api/v1/me/widget"), 200)
+
+    # Web push: the server's public key, and a browser's subscription (saved twice: updated).
+    check("get", "/api/v1/push/public-key", user.get("/api/v1/push/public-key"), 200)
+    browser = Browser()
+    subscription = {
+        "endpoint": f"https://8.8.8.8/push/{browser.token}",
+        "keys": {"p256dh": browser.p256dh, "auth": b64url(browser.auth)},
+    }
+    path = "/api/v1/me/push-subscriptions"
+    created = check("post", path, user.post(path, subscription), 201)
+    check("post", path, user.post(path, subscription), 200)
+    check("get", path, user.get(path), 200)
+    path = f"{path}/{created['id']}"
+    check("delete", path, user.delete(path), 204)
 
     # The tenant, its keys, its usage, its admin's tokens.
     check("get", "/api/v1/tenant", admin.get("/api/v1/tenant"), 200)

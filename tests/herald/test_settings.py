@@ -209,3 +209,68 @@ def test_email_url(url, expected):
 def test_email_url_with_unknown_scheme():
     with pytest.raises(ImproperlyConfigured, match="scheme 'http'"):
         parse_email_url("http://example.com")
+
+
+def _vapid_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import herald.settings as s; "
+        "from notifications.channels.push.vapid import vapid_public_key; "
+        "print(s.VAPID_SUBJECT, vapid_public_key())"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=process_env(**env),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_vapid_settings_are_checked_and_a_generated_key_is_used(tmp_path):
+    default = _vapid_settings()
+    assert default.returncode == 0, default.stderr
+    subject, derived = default.stdout.split()
+    assert subject == "mailto:notifications@" + process_env()["PLATFORM_HOST"]
+    # Another process with the same SECRET_KEY derives the same key.
+    assert _vapid_settings().stdout.split()[1] == derived
+
+    generated = subprocess.run(
+        [sys.executable, "manage.py", "vapid_keygen", "--one-line"], cwd=ROOT,
+        env=process_env(DJANGO_SETTINGS_MODULE="herald.settings"),
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    one_line = generated.stdout.strip()
+    public = generated.stderr.strip().removeprefix("Public key: ")
+    assert "\n" not in one_line
+    configured = _vapid_settings(VAPID_PRIVATE_KEY=one_line, VAPID_SUBJECT="https://ops.example/c")
+    assert configured.returncode == 0, configured.stderr
+    assert configured.stdout.split() == ["https://ops.example/c", public]
+    (tmp_path / "vapid.pem").write_text(one_line.replace("\\n", "\n"))
+    from_file = _vapid_settings(VAPID_PRIVATE_KEY_FILE=str(tmp_path / "vapid.pem"))
+    assert from_file.stdout.split()[1] == public
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VAPID_PRIVATE_KEY": "not a key"}, "VAPID_PRIVATE_KEY: not a PEM private key"),
+        ({"VAPID_SUBJECT": "ops@example.com"}, "VAPID_SUBJECT='ops@example.com' is not"),
+        ({"VAPID_SUBJECT": "http://example.com"}, "is not a mailto: address"),
+        ({"VAPID_SUBJECT": "mailto:nobody"}, "is not a mailto: address"),
+    ],
+)
+def test_bad_vapid_settings_stop_startup(env, message):
+    result = _vapid_settings(**env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_a_vapid_key_on_another_curve_stops_startup():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    result = _vapid_settings(VAPID_PRIVATE_KEY=pem.decode())
+    assert result.returncode != 0
+    assert "not a P-256" in result.stderr

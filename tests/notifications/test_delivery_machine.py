@@ -132,7 +132,7 @@ def come_due(send_id: int) -> None:
 def test_the_registry_serves_exactly_the_named_channels_in_order():
     assert [c.name for c in registry.channels()] == list(CHANNELS)
     assert [name for name, _label in CHANNEL_CHOICES] == list(CHANNELS)
-    assert [c.name for c in registry.queued_channels()] == ["email"]
+    assert [c.name for c in registry.queued_channels()] == ["email", "push"]
 
 
 def test_what_the_transport_raises_decides_each_rows_outcome(db, world, fake):

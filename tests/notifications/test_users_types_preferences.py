@@ -176,15 +176,15 @@ class TestPreferences:
     def test_defaults_are_on_for_every_type(self, alice_key, erin):
         alice_key.put("/api/v1/types/news", {})
         body = erin.get("/api/v1/me/preferences").json()
-        assert body["channels"] == {"email": True, "in_app": True}
-        assert body["types"]["news"] == {"email": True, "in_app": True}
+        assert body["channels"] == {"email": True, "in_app": True, "push": True}
+        assert body["types"]["news"] == {"email": True, "in_app": True, "push": True}
 
     def test_put_changes_only_what_it_names(self, alice_key, erin):
         alice_key.put("/api/v1/types/news", {})
         erin.put("/api/v1/me/preferences", {"channels": {"email": False}})
         body = erin.put("/api/v1/me/preferences", {"types": {"news": {"in_app": False}}}).json()
-        assert body["channels"] == {"email": False, "in_app": True}
-        assert body["types"]["news"] == {"email": True, "in_app": False}
+        assert body["channels"] == {"email": False, "in_app": True, "push": True}
+        assert body["types"]["news"] == {"email": True, "in_app": False, "push": True}
 
     @pytest.mark.parametrize(
         "body",
@@ -200,7 +200,7 @@ class TestPreferences:
 
     def test_a_type_not_sent_yet_is_created_and_keeps_the_switch(self, alice_key, erin):
         body = erin.put("/api/v1/me/preferences", {"types": {"launch": {"email": False}}}).json()
-        assert body["types"]["launch"] == {"email": False, "in_app": True}
+        assert body["types"]["launch"] == {"email": False, "in_app": True, "push": True}
         created = alice_key.get("/api/v1/types/launch").json()
         assert (created["name"], created["channels"]) == ("launch", ["in_app"])  # as a send would
 
