@@ -21,12 +21,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+from django.conf import settings
 from playwright.sync_api import Page, expect
 
-from tests.support.processes import http, wait_until
+from tests.support.processes import Server, http, running_web, running_worker, wait_until
+from tests.support.push_service import Browser, push_service
 from tests.widget.conftest import new_user
+
+ALLOWED = "127.0.0.2/32"  # the local push service's address, as WEBHOOK_ALLOWED_CIDRS
+QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
 
 ENABLE = "Enable browser notifications"
 
@@ -258,3 +265,129 @@ def test_no_control_when_notifications_are_denied(page, shop, make_tenant):
     bell(page).click()
     expect(page.get_by_text("You're all caught up")).to_be_visible()
     expect(page.get_by_role("button", name=ENABLE)).to_have_count(0)
+
+
+FAILING_SUBSCRIBE = """
+PushManager.prototype.getSubscription = () => Promise.resolve(null);
+PushManager.prototype.subscribe = () =>
+  Promise.reject(new DOMException("Registration failed - push service error", "AbortError"));
+"""
+
+
+def test_a_failed_subscription_says_so_and_can_be_retried(page, shop, make_tenant):
+    site = make_tenant("wgt-swfail", origins=[shop.origin])
+    shop.service_worker = served_copy(site)
+    page.context.grant_permissions(["notifications"], origin=shop.origin)
+    page.add_init_script(FAILING_SUBSCRIBE)
+    open_with_worker(page, shop, site, new_user(), locale="de")
+    page.get_by_role("button", name=re.compile(r"^Benachrichtigungen")).click()
+    enable = page.get_by_role("button", name="Browser-Benachrichtigungen aktivieren")
+    enable.click()
+    expect(page.get_by_role("status").filter(has_text="nicht aktiviert")).to_be_visible()
+    expect(enable).to_be_enabled()
+    outcome = events(page, "push")
+    assert outcome[-1]["state"] == "failed"
+    assert "push service error" in outcome[-1]["error"]
+    assert page.evaluate("window.__violations") == []
+
+
+# Only the browser's link to its push service is replaced: the subscription names the local push
+# service and the keys the test's Browser made. The widget, the API, the worker and the
+# encryption are real. sessionStorage keeps the subscription across a reload, as the browser would.
+FAKE_PUSH_SERVICE = """
+(() => {
+  const json = %s;
+  const made = () => ({ endpoint: json.endpoint, toJSON: () => json });
+  window.__subscribeCalls = [];
+  PushManager.prototype.getSubscription = () =>
+    Promise.resolve(sessionStorage.getItem("subscribed") ? made() : null);
+  PushManager.prototype.subscribe = (options) => {
+    const key = new Uint8Array(options.applicationServerKey);
+    window.__subscribeCalls.push({
+      userVisibleOnly: options.userVisibleOnly,
+      key: btoa(String.fromCharCode(...key)).replace(/\\+/g, "-").replace(/\\//g, "_")
+        .replace(/=+$/, ""),
+    });
+    sessionStorage.setItem("subscribed", "1");
+    return Promise.resolve(made());
+  };
+})();
+"""
+
+
+@pytest.fixture
+def push_web(world, django_db_blocker) -> Iterator[Server]:
+    """A web process that accepts push endpoints on the local push service's address."""
+    with django_db_blocker.unblock(), running_web(WEBHOOK_ALLOWED_CIDRS=ALLOWED) as server:
+        yield server
+
+
+def test_the_button_subscribes_and_a_send_is_pushed_to_the_browser(
+    page, shop, make_tenant, push_web
+):
+    site = make_tenant("wgt-swpush", origins=[shop.origin], server=push_web)
+    user = new_user()
+    token = site.token(user)
+    shop.service_worker = served_copy(site)
+    page.context.grant_permissions(["notifications"], origin=shop.origin)
+    browser = Browser()
+    with push_service() as service:
+        page.add_init_script(FAKE_PUSH_SERVICE % json.dumps(service.subscription(browser)))
+        open_with_worker(page, shop, site, user)
+        bell(page).click()
+        page.get_by_role("button", name=ENABLE).click()
+        expect(
+            page.get_by_role("status").filter(has_text="Browser notifications are on")
+        ).to_be_visible()
+        expect(page.get_by_role("button", name=ENABLE)).to_have_count(0)
+        assert events(page, "push") == [{"state": "on"}]
+        public_key = site.call("GET", "/api/v1/push/public-key", token=token)["vapid_public_key"]
+        assert page.evaluate("window.__subscribeCalls") == [
+            {"userVisibleOnly": True, "key": public_key}
+        ]
+        [row] = site.call("GET", "/api/v1/me/push-subscriptions", token=token)["results"]
+        assert row["endpoint"] == service.endpoint(browser)
+
+        # Already subscribed on the next visit: said at once, and the server still has one row.
+        open_with_worker(page, shop, site, user)
+        bell(page).click()
+        expect(
+            page.get_by_role("status").filter(has_text="Browser notifications are on")
+        ).to_be_visible()
+        assert events(page, "push") == [{"state": "on"}]
+        assert len(site.call("GET", "/api/v1/me/push-subscriptions", token=token)["results"]) == 1
+
+        with running_worker(QUEUE, WEBHOOK_ALLOWED_CIDRS=ALLOWED):
+            site.send(
+                user,
+                "Ada replied",
+                title="Ada mentioned you",
+                url=f"{shop.origin}/next",
+                channels=["in_app", "push"],
+            )
+            wait_until(lambda: service.received(browser), timeout=30, what="the push")
+    [push] = service.received(browser)
+    assert push.problem is None, push.problem
+    [notification] = site.inbox(token)
+    assert {k: push.payload[k] for k in ("id", "title", "message", "url")} == {
+        "id": notification["id"],
+        "title": "Ada mentioned you",
+        "message": "Ada replied",
+        "url": f"{shop.origin}/next",
+    }
+
+    # What the push service would hand the browser, the worker shows.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {
+            "origin": shop.origin,
+            "registrationId": registration_id(page, cdp, f"{shop.origin}/"),
+            "data": json.dumps(push.payload),
+        },
+    )
+    wait_until(lambda: page.evaluate(SHOWN), timeout=5, what="the notification to be shown")
+    [shown] = page.evaluate(SHOWN)
+    assert shown["title"] == "Ada mentioned you"
+    assert shown["body"] == "Ada replied"
+    assert shown["data"] == {"url": f"{shop.origin}/next", "id": notification["id"]}
