@@ -28,6 +28,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Page, expect
 
+from tests.support.browser import screenshot
 from tests.support.processes import Server, http, running_web, running_worker, wait_until
 from tests.support.push_service import Browser, push_service
 from tests.widget.conftest import new_user
@@ -51,6 +52,14 @@ def served_copy(site) -> str:
     response = http("GET", f"{site.server.url}/widget/v1/herald-sw.js", headers={"Host": site.host})
     assert response.status == 200
     return response.body
+
+
+def shot(page: Page, name: str) -> None:
+    """A screenshot once the panel's fade-in has finished."""
+    page.locator("herald-widget").evaluate(
+        "h => Promise.all(h.shadowRoot.getAnimations().map((a) => a.finished))"
+    )
+    screenshot(page, name, full_page=False)
 
 
 def one_line_import(site) -> str:
@@ -285,6 +294,7 @@ def test_a_failed_subscription_says_so_and_can_be_retried(page, shop, make_tenan
     enable.click()
     expect(page.get_by_role("status").filter(has_text="nicht aktiviert")).to_be_visible()
     expect(enable).to_be_enabled()
+    shot(page, "widget-push-failed")
     outcome = events(page, "push")
     assert outcome[-1]["state"] == "failed"
     assert "push service error" in outcome[-1]["error"]
@@ -340,6 +350,7 @@ def test_the_button_subscribes_and_a_send_is_pushed_to_the_browser(
             page.get_by_role("status").filter(has_text="Browser notifications are on")
         ).to_be_visible()
         expect(page.get_by_role("button", name=ENABLE)).to_have_count(0)
+        shot(page, "widget-push-on")
         assert events(page, "push") == [{"state": "on"}]
         public_key = site.call("GET", "/api/v1/push/public-key", token=token)["vapid_public_key"]
         assert page.evaluate("window.__subscribeCalls") == [
@@ -391,3 +402,18 @@ def test_the_button_subscribes_and_a_send_is_pushed_to_the_browser(
     assert shown["title"] == "Ada mentioned you"
     assert shown["body"] == "Ada replied"
     assert shown["data"] == {"url": f"{shop.origin}/next", "id": notification["id"]}
+
+
+def test_a_refusal_at_the_prompt_says_where_to_allow_them(page, shop, make_tenant):
+    site = make_tenant("wgt-swrefused", origins=[shop.origin])
+    shop.service_worker = served_copy(site)
+    # The user answers the browser's prompt with "Block" (headless Chromium shows no prompt).
+    page.add_init_script('Notification.requestPermission = () => Promise.resolve("denied");')
+    open_with_worker(page, shop, site, new_user())
+    bell(page).click()
+    enable = page.get_by_role("button", name=ENABLE)
+    shot(page, "widget-push-offer")
+    enable.click()
+    expect(page.get_by_role("status").filter(has_text="blocked in this browser")).to_be_visible()
+    expect(enable).to_have_count(0)
+    assert events(page, "push") == [{"state": "denied"}]

@@ -173,9 +173,10 @@ time{color:var(--_muted);font-size:12px}
 .more{padding:14px;text-align:center;color:var(--_muted);font-size:13px}
 .retry{margin-top:6px;padding:6px 12px;border-radius:6px;border:1px solid var(--_line);color:var(--_fg)}
 .retry:hover{background:var(--_hover)}
-.push{display:flex;align-items:center;gap:8px;padding:8px 16px;border-top:1px solid var(--_line);
-  color:var(--_muted);font-size:12px}
-.push .all{margin:0}
+.push{display:flex;flex-direction:column;align-items:flex-start;gap:2px;padding:6px 16px;
+  border-top:1px solid var(--_line);color:var(--_muted);font-size:12px}
+.push .all{margin:0 0 0 -8px}
+.push span:empty{display:none}
 .foot{display:flex;align-items:center;gap:6px;min-height:42px;padding:6px 8px 6px 16px;border-top:1px solid var(--_line);
   color:var(--_muted);font-size:12px}
 .state{width:7px;height:7px;border-radius:50%;background:#9ca3af}
