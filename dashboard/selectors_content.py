@@ -27,6 +27,7 @@ from notifications.models import (
     EndUser,
     Notification,
     NotificationType,
+    PushSubscription,
     Send,
 )
 from notifications.selectors import send_channel_summaries
@@ -224,10 +225,12 @@ def user_deliveries(
 
 
 def user_counts(*, user: EndUser) -> dict[str, int]:
-    """How much erasing ``user`` removes: notifications and deliveries."""
+    """How much erasing ``user`` removes: notifications, deliveries, browsers subscribed to
+    web push."""
     return {
         "notifications": Notification.objects.filter(recipient=user).count(),
         "deliveries": Delivery.objects.filter(recipient=user).count(),
+        "push_subscriptions": PushSubscription.objects.filter(user=user).count(),
     }
 
 

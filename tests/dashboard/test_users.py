@@ -14,6 +14,7 @@ from tests.dashboard.conftest import log_in
 from tests.dashboard.content_helpers import counted_get, dashboard, put_type, put_user, send
 from tests.support.api import Caller
 from tests.support.browser import screenshot
+from tests.support.push_service import Browser, b64url
 
 XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 ODD_ID = "team/a%b c?d#e"
@@ -90,6 +91,20 @@ def test_a_user_detail_shows_inbox_preferences_and_deliveries_in_fixed_queries(
     assert body.count('<span class="badge queued">queued</span>') == 20  # deliveries page
     older = re.search(r'href="(\?before=\d+)"', body).group(1)
     assert "First" in alice.get(user_url("ud-person") + older).content.decode()
+
+
+def test_a_user_detail_counts_their_push_subscriptions(alice, alice_key):
+    token = alice_key.post("/api/v1/users/push-person/token").json()["token"]
+    user = Caller(host=alice_key.host, token=token)
+    for _ in range(2):
+        browser = Browser()
+        subscription = {
+            "endpoint": f"https://8.8.8.8/push/{browser.token}",
+            "keys": {"p256dh": browser.p256dh, "auth": b64url(browser.auth)},
+        }
+        assert user.post("/api/v1/me/push-subscriptions", subscription).status_code == 201
+    body = alice.get(user_url("push-person")).content.decode()
+    assert "<dt>Push subscriptions</dt><dd>2</dd>" in body
 
 
 @pytest.mark.parametrize("external_id", [ODD_ID, "..", ".", "x/erase", "ünï 💡", "a//b/"])

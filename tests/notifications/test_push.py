@@ -333,3 +333,17 @@ def test_a_user_who_turned_push_off_is_skipped(alpha, allowed):
         [row] = wait_until(lambda: settled(alpha, send_id, 1), timeout=30, what="settled")
     assert row["status"] == "skipped_preference"
     assert service.received(browser) == []
+
+
+def test_the_address_is_checked_again_when_pushing(alpha, allowed):
+    """A subscription saved while its address was allowed is not pushed to once it is not
+    (the worker here allows no private network): failed for good, nothing sent."""
+    key = push_type(alpha)
+    with push_service() as service, running_worker(QUEUE, WEBHOOK_ALLOWED_CIDRS=""):
+        external_id, [browser] = subscribed(alpha, service, ())
+        send_id = send(alpha, key, [external_id], channels=["push"])
+        [row] = wait_until(lambda: settled(alpha, send_id, 1), timeout=30, what="settled")
+    assert (row["status"], row["attempts"]) == ("failed", 1)
+    assert "127.0.0.2 is not a public address" in row["last_error"]
+    assert service.received(browser) == []
+    assert len(end_user(alpha, external_id).get(SUBSCRIPTIONS).json()["results"]) == 1  # kept
