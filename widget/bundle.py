@@ -2,7 +2,9 @@
 
 The source is hand-written (``widget/src/herald.js``, no build step). Its URL for customers is
 ``/widget/v1/herald.js`` (short cache, revalidated by ETag); ``/widget/v1/herald.<hash8>.js`` is
-the same bytes under a content-addressed URL that can be cached for a year.
+the same bytes under a content-addressed URL that can be cached for a year. The service worker
+for browser notifications (``widget/src/herald-sw.js``) is served the same way at
+``/widget/v1/herald-sw.js``, short cache only: customers copy it or ``importScripts`` it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parent / "src" / "herald.js"
+SERVICE_WORKER_SOURCE = SOURCE.with_name("herald-sw.js")
 VERSION_PATTERN = re.compile(r'const VERSION = "([0-9.]+)"')
 
 
@@ -50,3 +53,9 @@ def bundle_from_bytes(body: bytes) -> Bundle:
 def widget_bundle() -> Bundle:
     """The served script. Read once per process: a deploy restarts the processes."""
     return bundle_from_bytes(SOURCE.read_bytes())
+
+
+@functools.cache
+def service_worker_bundle() -> Bundle:
+    """The served service worker, read once per process like the script."""
+    return bundle_from_bytes(SERVICE_WORKER_SOURCE.read_bytes())

@@ -11,6 +11,7 @@ urlpatterns = [
     re_path(
         r"^v1/herald\.(?P<digest>[0-9a-f]{8})\.js$", views.script_immutable, name="script-immutable"
     ),
+    path("v1/herald-sw.js", views.service_worker, name="service-worker"),
     path("v1/manifest.json", views.manifest, name="manifest"),
     path("demo", demo.demo_page, name="demo"),
     path("demo/token", demo.demo_token, name="demo-token"),

@@ -5,6 +5,11 @@
 - ``/widget/v1/herald.<hash8>.js``: the same bytes, cached for a year (``immutable``).
 - ``/widget/v1/manifest.json``: the current immutable URL and its Subresource Integrity value,
   for customers who pin the script.
+- ``/widget/v1/herald-sw.js``: the service worker for browser notifications, short cache and
+  ETag like the script. A service worker only receives pushes for the origin it is served from,
+  so customers serve a copy (or a one-line ``importScripts`` of this URL) from their own origin;
+  this URL is never registered as it stands. Hence no ``Service-Worker-Allowed`` header: it
+  widens the scope of a worker registered from the URL's own origin, which is Herald's.
 
 Gzip is served to clients that accept it. ``Access-Control-Allow-Origin: *``: it is public code.
 """
@@ -19,7 +24,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from widget.bundle import Bundle, widget_bundle
+from widget.bundle import Bundle, service_worker_bundle, widget_bundle
 
 SHORT_CACHE = "public, max-age=300"
 LONG_CACHE = "public, max-age=31536000, immutable"
@@ -45,8 +50,8 @@ def _matches(if_none_match: str, bundle: Bundle) -> bool:
     return False
 
 
-def _serve(request: HttpRequest, cache_control: str) -> HttpResponse:
-    bundle = widget_bundle()
+def _serve(request: HttpRequest, cache_control: str, bundle: Bundle | None = None) -> HttpResponse:
+    bundle = bundle or widget_bundle()
     use_gzip = bool(GZIP_RE.search(request.headers.get("Accept-Encoding", "")))
     etag = bundle.etag[:-1] + '-gzip"' if use_gzip else bundle.etag
     if _matches(request.headers.get("If-None-Match", ""), bundle):
@@ -77,6 +82,12 @@ def script_immutable(request: HttpRequest, digest: str) -> HttpResponse:
     if digest != widget_bundle().digest:
         raise Http404("No such widget build.")
     return _serve(request, LONG_CACHE)
+
+
+@csrf_exempt  # public, read-only: a POST is answered 405, not a CSRF page
+@require_safe
+def service_worker(request: HttpRequest) -> HttpResponse:
+    return _serve(request, SHORT_CACHE, service_worker_bundle())
 
 
 def immutable_path() -> str:

@@ -37,7 +37,8 @@ document.addEventListener("securitypolicyviolation", (event) => {
 });
 const params = new URLSearchParams(location.search);
 const slot = document.getElementById("bell");
-for (const type of ["unread", "notification", "connection", "select", "error", "open", "close"]) {
+const types = ["unread", "notification", "connection", "select", "error", "open", "close", "push"];
+for (const type of types) {
   slot.addEventListener(`herald:${type}`, (event) => {
     window.__events.push({ type, detail: JSON.parse(JSON.stringify(event.detail || null)) });
     if (type === "select" && params.get("stay")) event.preventDefault();
@@ -50,7 +51,18 @@ const options = {
 if (params.get("locale")) options.locale = params.get("locale");
 if (params.get("poll")) options.pollInterval = Number(params.get("poll"));
 if (params.get("size")) options.pageSize = Number(params.get("size"));
-window.__handle = Herald.mount(slot, options);
+const mount = () => (window.__handle = Herald.mount(slot, options));
+if (params.get("sw")) {
+  // As a customer would: register the service worker served from this origin, then mount.
+  // The page enforces Trusted Types, so the worker's URL goes through a policy of the shop's.
+  const policy = trustedTypes.createPolicy("shop", { createScriptURL: (url) => url });
+  navigator.serviceWorker.register(policy.createScriptURL("/herald-sw.js")).then(mount, (error) => {
+    window.__swError = String(error);
+    mount();
+  });
+} else {
+  mount();
+}
 """
 
 # A page whose CSS would wreck any widget that shared its styles.
@@ -107,6 +119,7 @@ class Shop:
     tokens: list[str] = field(default_factory=list)  # handed out in order; the last one repeats
     token_requests: int = 0
     hostile_css: bool = False
+    service_worker: str | None = None  # the body of /herald-sw.js; None: 404
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -156,6 +169,8 @@ def _handler(shop: Shop) -> type[BaseHTTPRequestHandler]:
                 self._send(200, APP_JS, "text/javascript")
             elif url.path == "/host.css":
                 self._send(200, HOSTILE_CSS if shop.hostile_css else APP_CSS, "text/css")
+            elif url.path == "/herald-sw.js" and shop.service_worker is not None:
+                self._send(200, shop.service_worker, "text/javascript")
             elif url.path == "/token":
                 self._send(200, json.dumps({"token": shop.next_token()}), "application/json")
             elif url.path == "/favicon.ico":

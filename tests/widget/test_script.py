@@ -1,5 +1,5 @@
-"""Serving herald.js: on every host, cacheable, revalidated by ETag, gzipped, small, and free of
-the constructs a strict CSP forbids."""
+"""Serving herald.js (and its service worker, herald-sw.js): on every host, cacheable, revalidated
+by ETag, gzipped, small, and free of the constructs a strict CSP forbids."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.support.processes import http
-from widget.bundle import SOURCE, widget_bundle
+from widget.bundle import SERVICE_WORKER_SOURCE, SOURCE, widget_bundle
 
 SIZE_BUDGET = 15 * 1024  # gzipped bytes
 
@@ -92,10 +92,32 @@ def test_an_unknown_host_gets_404(web):
     )
 
 
+def test_the_service_worker_script_is_served_like_the_widget(web, hosts):
+    url, host = f"{web.url}/widget/v1/herald-sw.js", {"Host": hosts["tenant"]}
+    response = http("GET", url, headers=host)
+    headers = {name.lower(): value for name, value in response.headers.items()}
+    assert response.status == 200
+    assert headers["content-type"] == "text/javascript; charset=utf-8"
+    assert headers["cache-control"] == "public, max-age=300"
+    assert headers["access-control-allow-origin"] == "*"
+    assert "service-worker-allowed" not in headers
+    assert response.body.encode() == SERVICE_WORKER_SOURCE.read_bytes()
+    assert http("GET", url, headers={**host, "If-None-Match": headers["etag"]}).status == 304
+    gzipped = http("GET", url, headers={**host, "Accept-Encoding": "gzip"})
+    assert {k.lower(): v for k, v in gzipped.headers.items()}["content-encoding"] == "gzip"
+    assert http("POST", url, headers=host, body={}).status == 405
+
+
 def test_the_source_uses_nothing_a_strict_csp_or_escaping_forbids():
     source = SOURCE.read_text()
     code = re.sub(r"/\*.*?\*/|^\s*//.*$", "", source, flags=re.S | re.M)
     forbidden = ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("]
     forbidden += ["new Function", 'setAttribute("style"', 'setTimeout("', "import("]
     for construct in forbidden:
+        assert construct not in code, construct
+
+
+def test_the_service_worker_uses_no_eval_either():
+    code = re.sub(r"/\*.*?\*/|^\s*//.*$", "", SERVICE_WORKER_SOURCE.read_text(), flags=re.S | re.M)
+    for construct in ["eval(", "new Function", "import("]:
         assert construct not in code, construct

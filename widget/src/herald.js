@@ -48,6 +48,10 @@
       polling: "Checking every {n} s",
       forbidden: "This site may not show these notifications.",
       signedOut: "Signed out of notifications.",
+      pushAsk: "Enable browser notifications",
+      pushOn: "Browser notifications are on",
+      pushDenied: "Notifications are blocked in this browser's settings.",
+      pushFailed: "Browser notifications could not be turned on.",
     },
     de: {
       title: "Benachrichtigungen",
@@ -68,6 +72,10 @@
       polling: "Prüft alle {n} s",
       forbidden: "Diese Seite darf die Benachrichtigungen nicht zeigen.",
       signedOut: "Von Benachrichtigungen abgemeldet.",
+      pushAsk: "Browser-Benachrichtigungen aktivieren",
+      pushOn: "Browser-Benachrichtigungen sind an",
+      pushDenied: "Benachrichtigungen sind in den Browser-Einstellungen blockiert.",
+      pushFailed: "Browser-Benachrichtigungen konnten nicht aktiviert werden.",
     },
     fr: {
       title: "Notifications",
@@ -88,6 +96,10 @@
       polling: "Vérifie toutes les {n} s",
       forbidden: "Ce site ne peut pas afficher ces notifications.",
       signedOut: "Déconnecté des notifications.",
+      pushAsk: "Activer les notifications du navigateur",
+      pushOn: "Notifications du navigateur activées",
+      pushDenied: "Les notifications sont bloquées dans les réglages du navigateur.",
+      pushFailed: "Impossible d'activer les notifications du navigateur.",
     },
   };
 
@@ -161,6 +173,10 @@ time{color:var(--_muted);font-size:12px}
 .more{padding:14px;text-align:center;color:var(--_muted);font-size:13px}
 .retry{margin-top:6px;padding:6px 12px;border-radius:6px;border:1px solid var(--_line);color:var(--_fg)}
 .retry:hover{background:var(--_hover)}
+.push{display:flex;flex-direction:column;align-items:flex-start;gap:2px;padding:6px 16px;
+  border-top:1px solid var(--_line);color:var(--_muted);font-size:12px}
+.push .all{margin:0 0 0 -8px}
+.push span:empty{display:none}
 .foot{display:flex;align-items:center;gap:6px;min-height:42px;padding:6px 8px 6px 16px;border-top:1px solid var(--_line);
   color:var(--_muted);font-size:12px}
 .state{width:7px;height:7px;border-radius:50%;background:#9ca3af}
@@ -274,6 +290,25 @@ time{color:var(--_muted);font-size:12px}
     return format.format(0, "second");
   }
 
+  /** Run ``fn(store)`` on the service worker's store of clicked notification ids (see
+   * herald-sw.js, which writes it) and resolve with its request's result. */
+  const pendingReads = (mode, fn) =>
+    new Promise((resolve, reject) => {
+      const open = indexedDB.open("herald", 1);
+      open.onupgradeneeded = () => open.result.createObjectStore("pending-reads");
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const db = open.result;
+        const tx = db.transaction("pending-reads", mode);
+        const request = fn(tx.objectStore("pending-reads"));
+        tx.oncomplete = tx.onerror = tx.onabort = () => {
+          db.close();
+          if (tx.error) reject(tx.error);
+          else resolve(request.result);
+        };
+      };
+    });
+
   class ApiError extends Error {
     constructor(status, body) {
       super((body && body.error && body.error.message) || `HTTP ${status}`);
@@ -379,10 +414,18 @@ time{color:var(--_muted);font-size:12px}
       this.more.setAttribute("aria-hidden", "true");
       this.body.append(this.list, this.note, this.more);
 
+      this.pushRow = el("div", "push");
+      this.pushRow.hidden = true;
+      this.pushText = el("span");
+      this.pushText.setAttribute("role", "status");
+      this.pushButton = el("button", "all", this.t("pushAsk"));
+      this.pushButton.type = "button";
+      this.pushRow.append(this.pushButton, this.pushText);
+
       this.foot = el("div", "foot");
       this.stateText = el("span");
       this.foot.append(el("span", "state"), this.stateText, this.markAll);
-      panel.append(head, this.body, this.foot);
+      panel.append(head, this.body, this.pushRow, this.foot);
 
       this.live = el("div", "sr");
       this.live.setAttribute("aria-live", "polite");
@@ -425,6 +468,12 @@ time{color:var(--_muted);font-size:12px}
       on(this.closer, "click", () => this.close(true));
       on(this.markAll, "click", () => this.readAll());
       on(this.list, "click", (event) => this.select(event));
+      on(this.pushButton, "click", () => this.enablePush());
+      if (navigator.serviceWorker) {
+        on(navigator.serviceWorker, "message", (event) => {
+          if (this.worker && event.data && event.data.type === "herald:read") this.readPending();
+        });
+      }
       on(this.root, "keydown", (event) => this.key(event));
       on(this.root, "focusout", (event) => {
         const next = event.relatedTarget;
@@ -466,6 +515,7 @@ time{color:var(--_muted);font-size:12px}
       this.bell.setAttribute("aria-expanded", "true");
       this.panel.focus();
       if (!this.loaded && !this.loading) this.loadFirst();
+      if (!this.worker) this.findWorker(); // registered after the mount
       this.refreshTimes();
       this.tick = setInterval(() => this.refreshTimes(), 30000);
       this.emit("open");
@@ -711,6 +761,7 @@ time{color:var(--_muted);font-size:12px}
       this.fetchBranding();
       this.loadCount();
       this.connect();
+      this.findWorker();
     }
 
     async fetchBranding() {
@@ -735,6 +786,8 @@ time{color:var(--_muted);font-size:12px}
       this.heading.firstChild.textContent = this.t("title");
       this.list.setAttribute("aria-label", this.t("title"));
       this.markAll.textContent = this.t("markAll");
+      this.pushButton.textContent = this.t("pushAsk");
+      if (this.pushState) this.pushText.textContent = this.t(this.pushState);
       this.closer.setAttribute("aria-label", this.t("close"));
       for (const entry of this.items.values()) {
         entry.sr.textContent = this.t("unread");
@@ -861,6 +914,78 @@ time{color:var(--_muted);font-size:12px}
       } catch (error) {
         this.failed(error);
         this.loadCount();
+      }
+    }
+
+    // --- browser notifications (web push through the page's herald-sw.js) ----------------------
+
+    /** Find the page's registration of herald-sw.js; with one, read what its clicks left, and
+     * offer browser notifications where they are possible and not refused. */
+    async findWorker() {
+      try {
+        if (!window.PushManager || !window.Notification || Notification.permission === "denied") return;
+        const all = await navigator.serviceWorker.getRegistrations();
+        const worker = all.find((r) =>
+          /\/herald-sw\.js(\?|$)/.test((r.active || r.waiting || r.installing || {}).scriptURL));
+        if (!worker || this.worker || this.dead) return;
+        this.worker = worker;
+        this.readPending();
+        this.pushRow.hidden = false;
+        if (Notification.permission === "granted" && (await worker.pushManager.getSubscription())) {
+          this.enablePush(); // the server may not know it yet (another user, a lost row): idempotent
+        }
+      } catch (_) {
+        // no service worker access (a sandboxed frame, a private window): no browser notifications
+      }
+    }
+
+    async enablePush() {
+      this.pushButton.disabled = true;
+      let state = "pushOn";
+      let error;
+      try {
+        if ((await Notification.requestPermission()) !== "granted") state = "pushDenied";
+        else {
+          const manager = this.worker.pushManager;
+          let subscription = await manager.getSubscription();
+          if (!subscription) {
+            const key = (await this.call("GET", "/push/public-key")).vapid_public_key;
+            const applicationServerKey = Uint8Array.from(
+              atob(key.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+            subscription = await manager.subscribe({ userVisibleOnly: true, applicationServerKey });
+          }
+          await this.call("POST", "/me/push-subscriptions", { body: subscription.toJSON() });
+        }
+      } catch (failure) {
+        if (failure instanceof ApiError ? this.failed(failure) : this.dead) return;
+        state = "pushFailed";
+        error = String((failure && failure.message) || failure);
+      }
+      this.pushState = state;
+      this.pushText.textContent = this.t(state);
+      this.pushButton.hidden = state !== "pushFailed";
+      this.pushButton.disabled = false;
+      this.emit("push", { state: { pushOn: "on", pushDenied: "denied" }[state] || "failed", error });
+    }
+
+    /** Mark read what was clicked in a browser notification (ids the service worker stored). */
+    async readPending() {
+      try {
+        const ids = await pendingReads("readonly", (store) => store.getAllKeys());
+        for (const id of ids) {
+          try {
+            await this.call("PATCH", `/me/notifications/${id}`, { body: { is_read: true } });
+          } catch (error) {
+            // Not this user's (or no such id): drop it. Anything else: try again next time.
+            if (!(error instanceof ApiError && [400, 404].includes(error.status))) continue;
+          }
+          await pendingReads("readwrite", (store) => store.delete(id));
+          this.markLocal([id]);
+          this.broadcast({ read: [id] });
+        }
+        if (ids.length) this.loadCount();
+      } catch (_) {
+        // IndexedDB unavailable: nothing to read
       }
     }
 
