@@ -27,6 +27,7 @@ DEDICATED = {
     "SENTRY_DSN": ({"secrets": {"sentryDsn": "https://k@sentry/1"}}, "https://k@sentry/1", ALL),
     "METRICS_TOKEN": ({"secrets": {"metricsToken": "t0ken"}}, "t0ken", ALL),
     "VAPID_PRIVATE_KEY": ({"secrets": {"vapidPrivateKey": "pem"}}, "pem", ALL),
+    "HERALD_ENCRYPTION_KEYS": ({"secrets": {"encryptionKeys": "k1,k2"}}, "k1,k2", ALL),
     "WEB_CONCURRENCY": ({"web": {"concurrency": 3}}, "3", ("web",)),
     "FORWARDED_ALLOW_IPS": ({"web": {"forwardedAllowIps": "10.0.0.0/8"}}, "10.0.0.0/8", ("web",)),
     "CELERY_WORKER_CONCURRENCY": ({"worker": {"concurrency": 6}}, "6", ("worker",)),

@@ -77,7 +77,7 @@ Variables the chart sets itself from a dedicated value; `env` maps may not set t
 source of the same variable would silently lose to one of them).
 */}}
 {{- define "herald.reservedEnv" -}}
-{{- list "PLATFORM_HOST" "PORT" "WEB_CONCURRENCY" "FORWARDED_ALLOW_IPS" "CELERY_WORKER_CONCURRENCY" "METRICS_PORT" "PROMETHEUS_MULTIPROC_DIR" "SECRET_KEY" "DATABASE_URL" "REDIS_URL" "EMAIL_URL" "SENTRY_DSN" "METRICS_TOKEN" "VAPID_PRIVATE_KEY" | toJson -}}
+{{- list "PLATFORM_HOST" "PORT" "WEB_CONCURRENCY" "FORWARDED_ALLOW_IPS" "CELERY_WORKER_CONCURRENCY" "METRICS_PORT" "PROMETHEUS_MULTIPROC_DIR" "SECRET_KEY" "DATABASE_URL" "REDIS_URL" "EMAIL_URL" "SENTRY_DSN" "METRICS_TOKEN" "VAPID_PRIVATE_KEY" "HERALD_ENCRYPTION_KEYS" | toJson -}}
 {{- end -}}
 
 {{/* Refuses values that contradict each other, with a message that says what to change. */}}
@@ -131,7 +131,7 @@ for the migration hook and the pods' checksum all carry the same key.
 {{/* The chart's Secret's data (base64), for the Secret, its hook copy and the checksum. */}}
 {{- define "herald.secretData" -}}
 {{- $data := dict "SECRET_KEY" (include "herald.secretKey" .) -}}
-{{- $named := dict "DATABASE_URL" .Values.secrets.databaseUrl "REDIS_URL" .Values.secrets.redisUrl "EMAIL_URL" .Values.secrets.emailUrl "SENTRY_DSN" .Values.secrets.sentryDsn "METRICS_TOKEN" .Values.secrets.metricsToken "VAPID_PRIVATE_KEY" .Values.secrets.vapidPrivateKey -}}
+{{- $named := dict "DATABASE_URL" .Values.secrets.databaseUrl "REDIS_URL" .Values.secrets.redisUrl "EMAIL_URL" .Values.secrets.emailUrl "SENTRY_DSN" .Values.secrets.sentryDsn "METRICS_TOKEN" .Values.secrets.metricsToken "VAPID_PRIVATE_KEY" .Values.secrets.vapidPrivateKey "HERALD_ENCRYPTION_KEYS" .Values.secrets.encryptionKeys -}}
 {{- range $name, $value := merge $named .Values.secrets.extra -}}
 {{- if $value -}}
 {{- $_ := set $data $name $value -}}
