@@ -11,10 +11,13 @@ from herald.realtime import publish_on_commit
 from notifications.events import InboxChangedMessage, inbox_changed_message
 from notifications.models import EndUser, Notification
 from notifications.unread import unread_changed_on_commit, unread_count
+from notifications.webhooks.events import NOTIFICATION_READ
 from notifications.webhooks.outbox import (
+    folded,
     read_events_sql,
     webhook_events_for_read,
     webhook_events_written,
+    webhooks_subscribed,
 )
 from tenants.entry import current_schema, in_schema
 from tenants.models import Tenant
@@ -80,9 +83,13 @@ def inbox_mark_read(
     """
     only = "" if ids is None else "AND id = ANY(%(ids)s)"
     now = timezone.now()
+    webhooked, webhook_count = folded(
+        _READ_EVENTS, subscribed=webhooks_subscribed(NOTIFICATION_READ)
+    )
     # Not rules.UNREAD: archived notifications that were never read are marked read too, so
     # that unarchiving one does not bring back an unread item the user already cleared.
-    # The same statement writes their notification.read webhook events.
+    # The same statement writes their notification.read webhook events, if any endpoint
+    # takes them.
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -90,9 +97,8 @@ def inbox_mark_read(
                 UPDATE {Notification._meta.db_table}
                 SET read_at = %(now)s, seen_at = coalesce(seen_at, %(now)s)
                 WHERE recipient_id = %(user)s AND read_at IS NULL {only}
-                RETURNING id, type_id),
-            webhooked AS ({_READ_EVENTS})
-            SELECT array_agg(id), (SELECT count(*) FROM webhooked) FROM changed
+                RETURNING id, type_id){webhooked}
+            SELECT array_agg(id), {webhook_count} FROM changed
             """,
             {"now": now, "user": user.pk, "ids": list(ids or [])},
         )

@@ -10,13 +10,16 @@ its first attempt and signs it with the event's ``msg_id``.
 
 Every writer is one ``INSERT ... SELECT`` for a whole batch of the event's subjects, joined
 with the tenant's enabled endpoints whose ``events`` is empty or names the event and whose
-``types`` is empty or names the subject's type key; never a loop over recipients. On the hot
-paths (a send's fan-out, marking read) the insert is a data-modifying CTE of the statement that
-writes the cause, over that statement's ``RETURNING`` rows: a tenant without a subscribed
-endpoint (the common case) pays no extra round trip, only the scan of its empty endpoint table,
-and the subjects are never read (the join's outer side is the endpoints). The rows are
-``queued`` with ``msg_id`` made by PostgreSQL (the form of ``events.webhook_message_id``) and
-``occurred_at``, ``created_at`` and ``updated_at`` the event's time; ``body`` is left blank.
+``types`` is empty or names the subject's type key; never a loop over recipients. Where the
+cause is written by one statement (a send's notifications, marking all read), the insert is a
+data-modifying CTE of that statement over its ``RETURNING`` rows (``folded``), so the subjects
+are never read again. The hottest of them (a send's fast path, marking all read) first ask, in
+one trivial query, whether any endpoint takes the event at all (``webhooks_subscribed``), and
+fold the insert in only then: for a tenant without a subscribed endpoint (the common case) that
+round trip costs less than planning the insert and starting it on an indexed table, every time.
+The rows are ``queued``, with ``msg_id`` made by PostgreSQL (the form of
+``events.webhook_message_id``), ``occurred_at``, ``created_at`` and ``updated_at`` the event's
+time, and ``body`` blank.
 
 Call inside the tenant's schema, in the transaction that writes the cause.
 """
@@ -107,6 +110,32 @@ def read_events_sql(*, changed: str, now: str) -> str:
     return _insert_sql(
         NOTIFICATION_READ, subjects=changed, subject="notification_id", type_key=type_key, now=now
     )
+
+
+def webhooks_subscribed(event: WebhookEventName, type_key: str | None = None) -> bool:
+    """Whether an enabled endpoint takes ``event`` (of type ``type_key``, if given): one query
+    over the tenant's few endpoints, before the statement that writes the event's cause."""
+    types = "" if type_key is None else "AND (cardinality(types) = 0 OR %(type_key)s = ANY(types))"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT EXISTS (
+                SELECT 1 FROM {WebhookEndpoint._meta.db_table}
+                WHERE enabled AND (cardinality(events) = 0 OR %(event)s = ANY(events)) {types})
+            """,  # noqa: S608 -- a table name and SQL of this module; values are bound
+            {"event": event, "type_key": type_key},
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def folded(insert_sql: str, *, subscribed: bool) -> tuple[str, str]:
+    """What a statement that writes an event's cause adds for its events (``insert_sql``, from
+    ``created_events_sql`` or ``read_events_sql``): a data-modifying CTE to append to its
+    ``WITH`` list (it starts with a comma), and the SQL of the number of rows it wrote, to
+    select for ``webhook_events_written``. Nothing, and ``0``, when not ``subscribed``."""
+    if not subscribed:
+        return "", "0"
+    return f", webhooked AS ({insert_sql})", "(SELECT count(*) FROM webhooked)"
 
 
 def webhook_events_written(*, tenant: Tenant, count: int, now: datetime) -> int:

@@ -27,7 +27,11 @@ from tenants.models import Tenant
 _REACHES = reaches_sql(
     user="r.id", channel="%(channel)s", type_id="%(type)s", critical="%(critical)s"
 )
-# The ``notification.created`` webhook events of the rows written (``webhooks.outbox``).
+# The ``notification.created`` webhook events of the rows written (``webhooks.outbox``), always
+# folded in: a send reaches the fan-out after its fast path's statement found a recipient
+# missing, having asked whether any endpoint takes them already, so asking again would be a
+# second query; beside a fan-out's other work (the user upsert, preferences) the fold's own cost
+# is small.
 _CREATED_EVENTS = created_events_sql(created="created", type_key="%(type_key)s", now="%(now)s")
 
 
