@@ -57,6 +57,16 @@ DELIVERY_EVENTS: dict[str, Literal["delivery.sent", "delivery.failed"]] = {
 }
 
 
+def _takes(*, event: str, type_key: str | None) -> str:
+    """SQL: endpoint ``e`` is enabled and takes ``event`` (SQL) of type ``type_key`` (SQL; None:
+    of some type). The one rule of what an endpoint receives: empty ``events`` or ``types``
+    means all of them."""
+    types = (
+        "" if type_key is None else f"AND (cardinality(e.types) = 0 OR {type_key} = ANY(e.types))"
+    )
+    return f"e.enabled AND (cardinality(e.events) = 0 OR {event} = ANY(e.events)) {types}"
+
+
 def _insert_sql(
     event: WebhookEventName,
     *,
@@ -81,9 +91,7 @@ def _insert_sql(
                {now}, '{WebhookDelivery.Status.QUEUED.value}', 0, '', {now}, {now}
         FROM {WebhookEndpoint._meta.db_table} AS e
         JOIN {subjects} AS s ON true
-        WHERE e.enabled
-          AND (cardinality(e.events) = 0 OR '{event}' = ANY(e.events))
-          AND (cardinality(e.types) = 0 OR {type_key} = ANY(e.types))
+        WHERE {_takes(event=f"'{event}'", type_key=type_key)}
         ORDER BY s.id, e.id
         RETURNING 1
     """  # noqa: S608 -- interpolates table names, event names and SQL of the callers; values are bound
@@ -115,14 +123,10 @@ def read_events_sql(*, changed: str, now: str) -> str:
 def webhooks_subscribed(event: WebhookEventName, type_key: str | None = None) -> bool:
     """Whether an enabled endpoint takes ``event`` (of type ``type_key``, if given): one query
     over the tenant's few endpoints, before the statement that writes the event's cause."""
-    types = "" if type_key is None else "AND (cardinality(types) = 0 OR %(type_key)s = ANY(types))"
+    takes = _takes(event="%(event)s", type_key=None if type_key is None else "%(type_key)s")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            SELECT EXISTS (
-                SELECT 1 FROM {WebhookEndpoint._meta.db_table}
-                WHERE enabled AND (cardinality(events) = 0 OR %(event)s = ANY(events)) {types})
-            """,  # noqa: S608 -- a table name and SQL of this module; values are bound
+            f"SELECT EXISTS (SELECT 1 FROM {WebhookEndpoint._meta.db_table} e WHERE {takes})",  # noqa: S608 -- a table name and SQL of this module; values are bound
             {"event": event, "type_key": type_key},
         )
         return bool(cursor.fetchone()[0])
