@@ -31,6 +31,7 @@ from notifications.services.leases import Holding
 from notifications.services.preferences import opted_out, optout_sql, switches_off
 from notifications.services.turns import turns_request
 from notifications.services.users import int_array
+from notifications.webhooks.outbox import webhook_events_for_deliveries
 from notifications.webhooks.pending import webhooks_due
 from tenants.due import due_hint
 from tenants.models import Tenant
@@ -140,9 +141,10 @@ class _Row:
 
     metered = True
 
-    def __init__(self, delivery: Delivery) -> None:
+    def __init__(self, delivery: Delivery, tenant: Tenant) -> None:
         self.pk = delivery.pk
         self.attempts = delivery.attempts
+        self.tenant = tenant
 
     def _held(self) -> QuerySet[Delivery]:
         return Delivery.objects.filter(pk=self.pk, status=Delivery.Status.QUEUED)
@@ -151,14 +153,21 @@ class _Row:
         self._held().update(last_error=error, locked_until=until, updated_at=now)
 
     def finish(self, outcome: machine.Outcome, now: datetime) -> int:
+        """Store the final outcome, with its ``delivery.sent``/``delivery.failed`` webhook
+        events in the same transaction (``webhooks.outbox``)."""
         sent = outcome.status == Delivery.Status.SENT
-        return self._held().update(
+        stored = self._held().update(
             status=outcome.status,
             last_error=outcome.error,
             locked_until=None,
             updated_at=now,
             sent_at=now if sent else None,
         )
+        if stored:
+            webhook_events_for_deliveries(
+                tenant=self.tenant, delivery_ids=[self.pk], status=outcome.status, now=now
+            )
+        return stored
 
 
 def _deliver_channel(tenant: Tenant, channel: Channel, holding: Holding, limit: int) -> int:
@@ -203,7 +212,7 @@ def _record(
     holding.let_go(QUEUE, delivery.pk)
     machine.record(
         tenant=tenant,
-        unit=_Row(delivery),
+        unit=_Row(delivery, tenant),
         outcome=outcome,
         now=timezone.now(),
         channel=channel.name,

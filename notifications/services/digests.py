@@ -32,6 +32,7 @@ from notifications.models import EMAIL, Delivery, DigestBatch, NotificationType,
 from notifications.services import delivery_machine as machine
 from notifications.services.leases import Holding
 from notifications.services.preferences import opted_out, switches_off
+from notifications.webhooks.outbox import webhook_events_for_deliveries
 from tenants.due import due_hint
 from tenants.models import Tenant
 
@@ -155,7 +156,7 @@ def digests_flush_due(*, tenant: Tenant, limit: int, holding: Holding | None = N
             holding.let_go(QUEUE, batch.pk)
             machine.record(
                 tenant=tenant,
-                unit=_Digest(batch, items),
+                unit=_Digest(batch, items, tenant),
                 outcome=outcome,
                 now=timezone.now(),
                 channel=EMAIL,
@@ -210,9 +211,10 @@ class _Digest:
     """A claimed batch with its items, as a unit of the state machine: one email, metered
     once, whose outcome is every item's."""
 
-    def __init__(self, batch: DigestBatch, items: list[Delivery]) -> None:
+    def __init__(self, batch: DigestBatch, items: list[Delivery], tenant: Tenant) -> None:
         self.batch = batch
         self.items = items
+        self.tenant = tenant
         self.attempts = batch.attempts
         self.metered = bool(items)
 
@@ -227,10 +229,16 @@ class _Digest:
             last_error=outcome.error,
             sent_at=now if sent else None,
         )
-        return Delivery.objects.filter(pk__in=[item.pk for item in self.items]).update(
+        ids = [item.pk for item in self.items]
+        stored = Delivery.objects.filter(pk__in=ids).update(
             status=outcome.status,
             attempts=self.batch.attempts,
             last_error=outcome.error,
             updated_at=now,
             sent_at=now if sent else None,
         )
+        # Each item is a delivery: its webhook event, in the same transaction.
+        webhook_events_for_deliveries(
+            tenant=self.tenant, delivery_ids=ids, status=outcome.status, now=now
+        )
+        return stored

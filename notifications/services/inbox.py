@@ -11,8 +11,18 @@ from herald.realtime import publish_on_commit
 from notifications.events import InboxChangedMessage, inbox_changed_message
 from notifications.models import EndUser, Notification
 from notifications.unread import unread_changed_on_commit, unread_count
+from notifications.webhooks.events import NOTIFICATION_READ
+from notifications.webhooks.outbox import (
+    folded,
+    read_events_sql,
+    webhook_events_for_read,
+    webhook_events_written,
+    webhooks_subscribed,
+)
 from tenants.entry import current_schema, in_schema
 from tenants.models import Tenant
+
+_READ_EVENTS = read_events_sql(changed="changed", now="%(now)s")
 
 
 def _publish_inbox_changed(*, tenant: Tenant, user: EndUser, read_ids: list[int]) -> None:
@@ -57,6 +67,7 @@ def inbox_update(
         notification.save(update_fields=fields)
         unread_changed_on_commit(tenant_id=tenant.pk, user_ids=[user.pk])
         read_ids = [notification.pk] if "read_at" in fields and notification.read_at else []
+        webhook_events_for_read(tenant=tenant, notification_ids=read_ids, now=now)
         _publish_inbox_changed(tenant=tenant, user=user, read_ids=read_ids)
     return notification
 
@@ -71,19 +82,29 @@ def inbox_mark_read(
     notifications are ignored.
     """
     only = "" if ids is None else "AND id = ANY(%(ids)s)"
+    now = timezone.now()
+    webhooked, webhook_count = folded(
+        _READ_EVENTS, subscribed=webhooks_subscribed(NOTIFICATION_READ)
+    )
     # Not rules.UNREAD: archived notifications that were never read are marked read too, so
     # that unarchiving one does not bring back an unread item the user already cleared.
+    # The same statement writes their notification.read webhook events, if any endpoint
+    # takes them.
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {Notification._meta.db_table}
-            SET read_at = %(now)s, seen_at = coalesce(seen_at, %(now)s)
-            WHERE recipient_id = %(user)s AND read_at IS NULL {only}
-            RETURNING id
+            WITH changed AS (
+                UPDATE {Notification._meta.db_table}
+                SET read_at = %(now)s, seen_at = coalesce(seen_at, %(now)s)
+                WHERE recipient_id = %(user)s AND read_at IS NULL {only}
+                RETURNING id, type_id){webhooked}
+            SELECT array_agg(id), {webhook_count} FROM changed
             """,
-            {"now": timezone.now(), "user": user.pk, "ids": list(ids or [])},
+            {"now": now, "user": user.pk, "ids": list(ids or [])},
         )
-        changed = [row[0] for row in cursor.fetchall()]
+        ids_changed, webhooked = cursor.fetchone()
+    changed: list[int] = ids_changed or []
+    webhook_events_written(tenant=tenant, count=webhooked, now=now)
     if changed:
         unread_changed_on_commit(tenant_id=tenant.pk, user_ids=[user.pk])
         _publish_inbox_changed(tenant=tenant, user=user, read_ids=changed)

@@ -38,12 +38,21 @@ from notifications.services.users import (
     recipients_lookup_sql,
     recipients_upsert,
 )
+from notifications.webhooks.events import NOTIFICATION_CREATED
+from notifications.webhooks.outbox import (
+    created_events_sql,
+    folded,
+    webhook_events_written,
+    webhooks_subscribed,
+)
 from tenants.due import due_hint
 from tenants.models import Tenant
 
 DUE_SENDS = "send"
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# The fast path's ``notification.created`` webhook events (``webhooks.outbox``).
+_CREATED_EVENTS = created_events_sql(created="created", type_key="%(type_key)s", now="%(now)s")
 KEY_REUSED = "This Idempotency-Key was already used with a different request body."
 
 
@@ -228,6 +237,9 @@ def _send(
         channels=request.channels,
         metering=metering,
         recipients=to_known,
+        # Only the fast path asks first (see webhooks.outbox); the fan-out writes its events
+        # unasked, so that a send that falls back to it makes one query more, not two.
+        webhooks=to_known is not None and webhooks_subscribed(NOTIFICATION_CREATED, request.type),
     )
     fan_out = insert()
     if fan_out is None:
@@ -241,13 +253,14 @@ def _send(
         return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
     known = None
     if to_known is not None:
-        written, count, joined_ids, deliveries, positions, found = fan_out
+        written, count, joined_ids, deliveries, positions, found, webhooked = fan_out
         if written:
             send.in_app_count = count
             after_fan_out(
                 tenant=tenant, send=send, now=now, count=count, joined_ids=joined_ids,
                 deliveries=deliveries,
             )  # fmt: skip
+            webhook_events_written(tenant=tenant, count=webhooked, now=now)
             return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
         known = ids_in_order(len(to_known), positions, found)
     recipients = recipients_upsert(request.recipients, lock=True, known=known)
@@ -265,6 +278,7 @@ def _send_insert(
     channels: list[str] | None,
     metering: tuple[str, dict[str, Any]],
     recipients: list[RecipientInput] | None = None,
+    webhooks: bool = False,
 ) -> tuple[Any, ...] | None:
     """Insert ``send`` as of type ``type_key`` (its channels: ``channels``, else the type's)
     with its usage record (``metering``, reading the inserted row) and its 202 response, in one
@@ -278,13 +292,15 @@ def _send_insert(
     With ``recipients`` (a send due now, to recipients without details) the same statement
     looks them up, locking each FOR KEY SHARE until commit (as ``recipients_upsert(lock=True)``
     does), and, when every one exists and the send is in-app only (no other channel), writes their
-    in-app rows (as ``fan_out_in_app`` does) and the send's in-app count. Returns ``(written,
-    count, joined ids, deliveries, positions, ids)``: whether it wrote them, and what
-    (``after_fan_out``); else the lookup, as two arrays (``ids_in_order``), for
-    ``recipients_upsert(known=...)``. The common send is so one statement, where it was three:
-    two round trips fewer, and no recipient ids to Python and back (20,000 integers read and
-    10,000 written for 10,000 recipients). The send row is this statement's own, so it needs
-    no lock; its in-app count is known before it is inserted."""
+    in-app rows (as ``fan_out_in_app`` does), their ``notification.created`` webhook events
+    if ``webhooks`` (an endpoint takes them: ``webhooks.outbox``) and the send's in-app count.
+    Returns ``(written, count, joined ids, deliveries, positions, ids, webhook events)``:
+    whether it wrote them, and what (``after_fan_out``, ``webhook_events_written``); else the
+    lookup, as two arrays (``ids_in_order``), for ``recipients_upsert(known=...)``. The common
+    send is so one statement, where it was three: two round trips fewer, and no recipient ids
+    to Python and back (20,000 integers read and 10,000 written for 10,000 recipients). The
+    send row is this statement's own, so it needs no lock; its in-app count is known before it
+    is inserted."""
     table = Send._meta.db_table
     skipped: tuple[str, ...] = ("id", "response", "type_id", "channels")
     if recipients is not None:
@@ -307,6 +323,7 @@ def _send_insert(
     if recipients is None:
         fan_out = in_app_count = outputs = ""
     else:
+        webhooked, webhook_count = folded(_CREATED_EVENTS, subscribed=webhooks)
         params.update(
             recipients_lookup_params([r.external_id for r in recipients]),
             title=send.title,
@@ -338,13 +355,14 @@ def _send_insert(
                   AND {reaches}
                 ORDER BY r.i
                 RETURNING id, recipient_id),
-            written AS (SELECT {WRITTEN} FROM created),
+            written AS (SELECT {WRITTEN} FROM created){webhooked},
         """
         in_app_count = ", (SELECT written FROM written)"
-        outputs = """,
+        outputs = f""",
             go.yes, written.*,
             CASE WHEN NOT go.yes THEN (SELECT array_agg(i) FROM found) END,
-            CASE WHEN NOT go.yes THEN (SELECT array_agg(id) FROM found) END
+            CASE WHEN NOT go.yes THEN (SELECT array_agg(id) FROM found) END,
+            {webhook_count}
         """
     with connection.cursor() as cursor:
         cursor.execute(

@@ -83,16 +83,17 @@ class TestAccepted:
         alice_key.post("/api/v1/notifications", SEND)  # the type exists from here on
         alice_key.post("/api/v1/notifications", SEND)  # host and key come from the registry cache
         recipients = [f"bulk-{n}" for n in range(size)]
-        # search_path, savepoint, send (with its type, response and usage record, and the
-        # users looked up), insert the new ones (returning their ids), in-app rows (with the
-        # send's in-app count), release savepoint: the same for 1 or 10,000
-        with django_assert_num_queries(6):
+        # search_path, savepoint, whether a webhook endpoint takes notification.created, send
+        # (with its type, response and usage record, and the users looked up), insert the new
+        # ones (returning their ids), in-app rows (with the send's in-app count and webhook
+        # events), release savepoint: the same for 1 or 10,000
+        with django_assert_num_queries(7):
             response = alice_key.post("/api/v1/notifications", {**SEND, "recipients": recipients})
         assert response.status_code == 202, response.content
         assert response.json()["recipients"] == size
         # When every recipient exists, the statement that inserts the send also writes their
-        # in-app rows: search_path, savepoint, send, release savepoint.
-        with django_assert_num_queries(4):
+        # in-app rows: search_path, savepoint, webhook endpoints, send, release savepoint.
+        with django_assert_num_queries(5):
             again = alice_key.post("/api/v1/notifications", {**SEND, "recipients": recipients})
         assert again.status_code == 202, again.content
         with in_schema(world.tenant_a):

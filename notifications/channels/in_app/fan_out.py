@@ -20,12 +20,19 @@ from notifications.models import EndUser, Notification, NotificationType, Send
 from notifications.services.preferences import reaches_sql
 from notifications.services.users import int_array
 from notifications.unread import unread_changed_on_commit, unread_changed_on_commit_joined
+from notifications.webhooks.outbox import created_events_sql, webhook_events_written
 from tenants.models import Tenant
 
 # Whether recipient ``r.id`` gets an in-app row, over the parameters of ``_row_params``.
 _REACHES = reaches_sql(
     user="r.id", channel="%(channel)s", type_id="%(type)s", critical="%(critical)s"
 )
+# The ``notification.created`` webhook events of the rows written (``webhooks.outbox``), always
+# folded in: a send reaches the fan-out after its fast path's statement found a recipient
+# missing, having asked whether any endpoint takes them already, so asking again would be a
+# second query; beside a fan-out's other work (the user upsert, preferences) the fold's own cost
+# is small.
+_CREATED_EVENTS = created_events_sql(created="created", type_key="%(type_key)s", now="%(now)s")
 
 
 def fan_out_in_app(
@@ -39,7 +46,8 @@ def fan_out_in_app(
 ) -> list[tuple[int, int]]:
     """Insert the in-app rows of ``send`` for ``user_ids`` in one statement; returns
     ``(notification id, user id)`` pairs, and set the send row's ``in_app_count`` to their
-    number in the same statement. Users who turned in-app off (for this type or at all) get no
+    number in the same statement, with their ``notification.created`` webhook events
+    (``webhooks.outbox``). Users who turned in-app off (for this type or at all) get no
     row, unless the type is critical; users erased since the send was accepted are skipped.
 
     This is the only writer of notifications, and it keeps what foreign keys would check per row
@@ -104,19 +112,23 @@ def fan_out_in_app_count(
                 RETURNING id, recipient_id),
             counted AS (
                 UPDATE {Send._meta.db_table} SET in_app_count = (SELECT count(*) FROM created)
-                WHERE id = %(send)s)
-            SELECT {WRITTEN}, CASE WHEN %(fresh)s THEN array_agg(recipient_id) END
+                WHERE id = %(send)s),
+            webhooked AS ({_CREATED_EVENTS})
+            SELECT {WRITTEN}, CASE WHEN %(fresh)s THEN array_agg(recipient_id) END,
+                   (SELECT count(*) FROM webhooked)
             FROM created
             """,  # noqa: S608 -- interpolates table names and SQL of this module; values are bound
             {
                 **_row_params(send, now),
                 "users": int_array(user_ids),
                 "fresh": bool(fresh),
+                "type_key": send.type.key,
             },
         )
-        count, joined_ids, deliveries, recipient_ids = cursor.fetchone()
+        count, joined_ids, deliveries, recipient_ids, webhooked = cursor.fetchone()
     count = int(count)
     send.in_app_count = count
+    webhook_events_written(tenant=tenant, count=webhooked, now=now)
     if fresh:
         unread_changed_on_commit(
             tenant_id=tenant.pk, user_ids=[u for u in recipient_ids or () if u not in fresh]
