@@ -27,6 +27,7 @@ from notifications.webhooks.delivery import WebhookSchedule, webhooks_enqueue
 from notifications.webhooks.events import NOTIFICATION_CREATED, webhook_message_id
 from notifications.webhooks.signing import webhook_secret_new, webhook_secret_seal
 from tests.billing.test_limits import override
+from tests.conftest import _end_user_caller
 from tests.support.api import Caller
 from tests.support.processes import running_worker, wait_until
 from tests.support.smtp import smtp_sink
@@ -173,6 +174,32 @@ def test_a_queued_event_is_posted_signed_and_logged_by_a_worker_of_its_tenant_on
     assert "ok" in attempt.response_excerpt
     assert fresh(b, row_b).status == "queued"
     assert receiver.received("/b") == []
+
+
+def test_a_send_and_a_read_reach_an_endpoint_registered_through_the_api(alpha, world, hooks):
+    """The whole path: endpoint by the API, event rows written by the send and the read,
+    POSTed signed by a worker, with the secret the API showed once."""
+    with webhook_receiver() as receiver, running_worker(QUEUE, **ALLOWED):
+        created = alpha.post("/api/v1/webhook-endpoints", {"url": receiver.url("/e2e")})
+        assert created.status_code == 201, created.content
+        receiver.expect("/e2e", created.json()["secret"])
+        notification = a_notification(alpha, world.tenant_a)
+        [made] = wait_until(lambda: receiver.received("/e2e"), timeout=30, what="created")
+        reader = _end_user_caller(alpha, "user-1")
+        read = reader.patch(f"/api/v1/me/notifications/{notification.pk}", {"is_read": True})
+        assert read.status_code == 200, read.content
+        both = wait_until(
+            lambda: (got := receiver.received("/e2e"))[1:] and got, timeout=30, what="read"
+        )
+
+    assert [request.verified for request in both] == [True, True]
+    bodies = [json.loads(request.body) for request in both]
+    assert [body["type"] for body in bodies] == ["notification.created", "notification.read"]
+    assert {body["data"]["id"] for body in bodies} == {notification.pk}
+    assert bodies[0]["data"]["is_read"] is False
+    assert bodies[1]["data"]["is_read"] is True
+    assert bodies[1]["data"]["recipient"] == "user-1"
+    assert made.msg_id != both[1].msg_id
 
 
 def test_a_server_error_is_retried_within_seconds_with_the_same_id_and_body(alpha, world, hooks):
