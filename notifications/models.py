@@ -57,6 +57,9 @@ class NotificationType(models.Model):
     email_subject = models.CharField(max_length=300, blank=True)
     email_text = models.TextField(blank=True)
     email_html = models.TextField(blank=True)
+    # Per-locale texts: {"de-AT": {"title": ..., "message": ..., "email_subject": ...}}, keys
+    # normalised BCP 47 tags, values Liquid templates (``notifications.localisation``).
+    locales = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
