@@ -21,6 +21,9 @@
     if (!form || !button) return;
     var subject = document.getElementById("preview-subject");
     var text = document.getElementById("preview-text");
+    var title = document.getElementById("preview-title");
+    var message = document.getElementById("preview-message");
+    var locale = document.getElementById("id_preview_locale");
     var error = document.getElementById("preview-error");
     var status = document.getElementById("preview-status");
     var unsaved = document.getElementById("unsaved-note");
@@ -54,6 +57,12 @@
             showError("");
             subject.textContent = body.subject;
             text.textContent = body.text;
+            if (title) title.textContent = body.title;
+            if (message) message.textContent = body.message;
+            Object.keys(body.sources || {}).forEach(function (field) {
+              var label = document.getElementById("source-" + field);
+              if (label) label.textContent = body.sources[field];
+            });
           }
           status.textContent = body.error ? "Template error" : "Up to date";
         })
@@ -65,7 +74,8 @@
     }
 
     function changed(event) {
-      if (event.target && event.target.name && event.target.name.indexOf("sample_") !== 0) {
+      var name = event.target && event.target.name;
+      if (name && name.indexOf("sample_") !== 0 && name !== "preview_locale") {
         unsaved.classList.remove("hidden");
       }
       clearTimeout(timer);
@@ -74,6 +84,8 @@
 
     form.addEventListener("input", changed);
     form.addEventListener("change", changed);
+    // The preview's locale sits in the preview pane, outside the form (form="type-form").
+    if (locale) locale.addEventListener("input", changed);
     // The button still works by hand; keep its JSON half in step.
     button.addEventListener("click", function (event) {
       if (event.isTrusted) {
