@@ -63,6 +63,8 @@ def test_locales_are_saved_normalised_and_can_be_removed(alice, world):
     page = alice.get("/dashboard/types/order.shipped").content.decode()
     assert "Hallo {{ user.name }}" in page
     assert 'value="de-AT"' in page
+    listed = alice.get("/dashboard/types/").content.decode()
+    assert '<span class="badge mono">de-AT</span> <span class="badge mono">fr</span>' in listed
 
     edit = {
         "name": "Order shipped",
@@ -245,3 +247,25 @@ def test_add_a_language_and_preview_it_for_a_regional_locale(page, make_site):
     with schema_context(site.tenant.schema_name):
         saved = NotificationType.objects.get(key="order.shipped")
         assert saved.locales == {"de": {"title": "Hallo {{ user.name }}: {{ title }}"}}
+
+
+def test_a_refusal_of_the_service_lands_on_the_locale_field_it_names():
+    from dashboard.forms_locales import locale_formset
+
+    formset = locale_formset(locale_forms({"tag": "de_at", "title": "Hallo"}), {})
+    assert formset.is_valid()
+    assert formset.locales() == {
+        "de-AT": {
+            "title": "Hallo",
+            "message": "",
+            "email_subject": "",
+            "email_text": "",
+            "email_html": "",
+        }
+    }
+    shown = formset.apply_refusal(
+        Invalid("No.", details={"locales.de_at.title": ["Too German."], "name": ["x"]})
+    )
+    assert shown
+    assert formset.forms[0].errors == {"title": ["Too German."]}
+    assert not formset.apply_refusal(Invalid("No.", details={"name": ["x"]}))
