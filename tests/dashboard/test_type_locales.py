@@ -240,13 +240,24 @@ def test_add_a_language_and_preview_it_for_a_regional_locale(page, make_site):
         "Hallo Ada Lovelace: Your report is ready"
     )  # the default subject is the resolved title
 
+    page.get_by_role("button", name="Add another locale").click()
+    page.locator("[name=locales-1-tag]").fill("fr")
+    page.locator("[name=locales-1-message]").fill("Votre {{ data.report }}")
+    page.get_by_label("Recipient's locale").fill("fr-CA")
+    expect(page.locator("#preview-message")).to_have_text("Votre March revenue")
+    expect(page.locator("#source-message")).to_have_text("from fr (language)")
+    expect(page.locator("#source-title")).to_have_text("from the send's text")
+
     page.get_by_role("button", name="Save changes").click()
     expect(page.get_by_role("status")).to_contain_text("Type order.shipped saved.")
     expect(page.locator("legend", has_text="Locale de")).to_be_visible()
     screenshot(page, "dash-type-locales")
     with schema_context(site.tenant.schema_name):
         saved = NotificationType.objects.get(key="order.shipped")
-        assert saved.locales == {"de": {"title": "Hallo {{ user.name }}: {{ title }}"}}
+        assert saved.locales == {
+            "de": {"title": "Hallo {{ user.name }}: {{ title }}"},
+            "fr": {"message": "Votre {{ data.report }}"},
+        }
 
 
 def test_a_refusal_of_the_service_lands_on_the_locale_field_it_names():

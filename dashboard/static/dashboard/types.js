@@ -82,6 +82,24 @@
       timer = setTimeout(refresh, DELAY_MS);
     }
 
+    // "Add another locale": one more blank block, from the formset's empty form.
+    var addLocale = document.getElementById("add-locale");
+    var blank = document.getElementById("locale-template");
+    var total = form.querySelector("input[name=locales-TOTAL_FORMS]");
+    if (addLocale && blank && total) {
+      addLocale.classList.remove("hidden");
+      addLocale.addEventListener("click", function () {
+        var index = parseInt(total.value, 10) || 0;
+        var holder = document.createElement("div");
+        holder.innerHTML = blank.innerHTML.replace(/__prefix__/g, String(index));
+        var block = holder.firstElementChild;
+        addLocale.parentNode.parentNode.insertBefore(block, addLocale.parentNode);
+        total.value = String(index + 1);
+        var tag = block.querySelector("input[name$='-tag']");
+        if (tag) tag.focus();
+      });
+    }
+
     form.addEventListener("input", changed);
     form.addEventListener("change", changed);
     // The preview's locale sits in the preview pane, outside the form (form="type-form").
