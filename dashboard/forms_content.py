@@ -17,10 +17,12 @@ from django import forms
 from django.http import HttpRequest
 from django.utils import timezone
 
+from dashboard.forms_locales import posted_locales
 from dashboard.selectors_content import SendFilters, type_choices
 from dashboard.services_content import Sample
 from herald import safejson
 from notifications import selectors
+from notifications.localisation import locale_normalise
 from notifications.models import CHANNEL_CHOICES, EndUser, NotificationType, Send
 from notifications.rules import type_key_valid
 from notifications.serializers import SendSerializer, TypeUpsertSerializer
@@ -304,6 +306,28 @@ class PreviewForm(forms.Form):
     sample_data = forms.CharField(
         required=False, max_length=16_384, label="Data (JSON object)", strip=False
     )
+    preview_locale = forms.CharField(
+        required=False,
+        max_length=64,
+        label="Recipient's locale",
+        help_text="Preview for a recipient with this locale, e.g. de-AT.",
+    )
+
+    def clean_preview_locale(self) -> str:
+        raw = self.cleaned_data["preview_locale"].strip()
+        if not raw:
+            return Sample().user_locale
+        tag = locale_normalise(raw)
+        if not tag:
+            raise forms.ValidationError("Not a valid language tag, e.g. de or de-AT.")
+        return tag
+
+    def locale(self) -> str:
+        return str(self.cleaned_data["preview_locale"])
+
+    def locales(self) -> dict[str, dict[str, str]]:
+        """The per-locale texts the editor holds now (saved or not)."""
+        return posted_locales(self.data)
 
     def clean_sample_data(self) -> dict[str, Any]:
         raw = self.cleaned_data["sample_data"].strip()
@@ -335,6 +359,7 @@ class PreviewForm(forms.Form):
             user_id=defaults.user_id,
             user_name=defaults.user_name,
             user_email=defaults.user_email,
+            user_locale=self.locale(),
         )
 
     def error_text(self) -> str:
@@ -353,6 +378,7 @@ def sample_initial() -> dict[str, str]:
         "sample_message": sample.message,
         "sample_url": sample.url,
         "sample_data": json.dumps(sample.data, indent=2),
+        "preview_locale": sample.user_locale,
     }
 
 

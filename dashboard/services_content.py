@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import smtplib
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from email.utils import formataddr
 from typing import Any
 
@@ -23,10 +24,11 @@ from herald.redisio import redis_key, shared_redis
 from herald.text import display_name_clean
 from notifications.channels.email.rendering import RenderedEmail
 from notifications.channels.email.sending import compose_email
+from notifications.localisation import LOCALISED_FIELDS, text_for
 from notifications.models import EndUser, NotificationType
 from notifications.services.sending import SendInput, notification_send, request_fingerprint
 from notifications.services.users import RecipientInput
-from notifications.templating import TemplateError
+from notifications.templating import TemplateError, plain_context, render, render_deadline
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,92 @@ def email_preview(
     message = _render(tenant=tenant, key=key, templates=templates, sample=sample, host=host)
     return RenderedEmail(
         subject=message.subject, text=message.body, html=message.alternatives[0][0]
+    )
+
+
+@dataclass(frozen=True)
+class LocalisedPreview:
+    """What a recipient with ``locale`` gets: the in-app title and message, the email, and
+    where each of the five texts came from (``source_label``), keyed by field."""
+
+    locale: str
+    title: str
+    message: str
+    email: RenderedEmail
+    sources: dict[str, str]
+
+
+def source_label(source: str, locale: str) -> str:
+    """Where a text came from, for the admin: ``text_for``'s source for ``locale``."""
+    if source == "type":
+        return "from the type"
+    if source == "send":
+        return "from the send's text"
+    if source != locale and "-" not in source:
+        return f"from {source} (language)"
+    return f"from {source}"
+
+
+def localised_preview(
+    *,
+    tenant: Tenant,
+    key: str,
+    templates: tuple[str, str, str],
+    locales: Mapping[str, Mapping[str, str]],
+    locale: str,
+    sample: Sample,
+    host: str,
+) -> LocalisedPreview:
+    """The texts a recipient with ``locale`` (normalised) gets from a type with the email
+    ``templates`` (subject, text, html) and per-locale texts ``locales``, for ``sample``.
+    Each text is resolved as a send resolves it (``text_for``); the email sees the resolved
+    title and message. Raises TemplateError naming the part that failed."""
+    own = dict(zip(("email_subject", "email_text", "email_html"), templates, strict=True))
+    chosen: dict[str, str | None] = {}
+    sources: dict[str, str] = {}
+    for name in LOCALISED_FIELDS:
+        text, source = text_for(locales, name, locale, type_text=own.get(name, ""))
+        chosen[name] = text
+        sources[name] = source_label(source, locale)
+    context = plain_context(
+        {
+            "title": sample.title,
+            "message": sample.message,
+            "url": sample.url,
+            "data": sample.data,
+            "type": key,
+            "user": {
+                "id": sample.user_id,
+                "name": sample.user_name,
+                "email": sample.user_email,
+                "locale": locale,
+            },
+            "tenant": {"name": tenant.name},
+        }
+    )
+    deadline = render_deadline()
+    texts = {"title": sample.title, "message": sample.message}
+    for name in ("title", "message"):
+        template = chosen[name]
+        if template is not None:
+            try:
+                texts[name] = render(template, context, html=False, deadline=deadline)
+            except TemplateError as exc:
+                raise type(exc)(f"{name} ({sources[name]}): {exc}") from exc
+    localised = replace(sample, title=texts["title"], message=texts["message"], user_locale=locale)
+    email = email_preview(
+        tenant=tenant,
+        key=key,
+        templates=(
+            chosen["email_subject"] or "",
+            chosen["email_text"] or "",
+            chosen["email_html"] or "",
+        ),
+        sample=localised,
+        host=host,
+    )
+    return LocalisedPreview(
+        locale=locale, title=texts["title"], message=texts["message"], email=email, sources=sources
     )
 
 

@@ -7,6 +7,7 @@ instead of the dashboard's, and may only be framed by the dashboard's own pages.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib import messages
@@ -26,19 +27,20 @@ from dashboard.forms_content import (
     pager,
     sample_initial,
 )
+from dashboard.forms_locales import BaseLocaleFormSet, locale_formset, posted_locales
 from dashboard.refusals import form_refusal
 from dashboard.selectors_content import type_page
 from dashboard.services_content import (
     TEST_EMAILS_PER_MINUTE,
     EmailTestError,
+    LocalisedPreview,
     Sample,
-    email_preview,
     email_test_send,
     email_test_wait,
+    localised_preview,
 )
 from dashboard.templatetags.content_links import type_url
 from herald.domain import DomainError, NotInPlan
-from notifications.channels.email.rendering import RenderedEmail
 from notifications.channels.email.sending import sender
 from notifications.models import IN_APP, NotificationType
 from notifications.services.types import type_upsert
@@ -124,12 +126,13 @@ def type_list(request: HttpRequest) -> HttpResponse:
 def type_create(request: HttpRequest) -> HttpResponse:
     tenant = dashboard_tenant(request)
     form = TypeForm(request.POST or None, creating=True, initial={"channels": [IN_APP]})
-    if form.is_bound and form.is_valid():
+    locales = locale_formset(request.POST, {})
+    if form.is_bound and _valid(form, locales):
         key = form.cleaned_data["key"]
-        if _saved(form, tenant=tenant, key=key):
+        if _saved(form, locales, tenant=tenant, key=key):
             messages.success(request, f"Type {key} created.")
             return redirect(type_url(key))
-    return _editor(request, tenant, form, None)
+    return _editor(request, tenant, form, locales, None)
 
 
 @admin_required
@@ -148,10 +151,11 @@ def type_edit(request: HttpRequest, key: str) -> HttpResponse:
             **{name: getattr(notification_type, name) for name in TEMPLATE_FIELDS},
         },
     )
-    if form.is_bound and form.is_valid() and _saved(form, tenant=tenant, key=key):
+    locales = locale_formset(request.POST, notification_type.locales)
+    if form.is_bound and _valid(form, locales) and _saved(form, locales, tenant=tenant, key=key):
         messages.success(request, f"Type {key} saved.")
         return redirect(type_url(key))
-    return _editor(request, tenant, form, notification_type)
+    return _editor(request, tenant, form, locales, notification_type)
 
 
 # The editor says what to do about a refused digest window.
@@ -160,41 +164,61 @@ TYPE_WORDING: dict[type[DomainError], str] = {
 }
 
 
-def _saved(form: TypeForm, *, tenant: Tenant, key: str) -> bool:
-    """Save the valid ``form`` as type ``key``; False, with the refusal on the form, if the
-    service refused it."""
+def _valid(form: TypeForm, locales: BaseLocaleFormSet) -> bool:
+    """Both parts valid; both checked, so one submission shows every problem."""
+    form_ok = form.is_valid()
+    return (locales.is_valid() or not locales.is_bound) and form_ok
+
+
+def _saved(form: TypeForm, locales: BaseLocaleFormSet, *, tenant: Tenant, key: str) -> bool:
+    """Save the valid ``form`` and ``locales`` as type ``key``; False, with the refusal on the
+    forms, if the service refused it."""
     try:
-        type_upsert(tenant=tenant, key=key, fields=form.fields_for_upsert(key))
+        type_upsert(
+            tenant=tenant, key=key, fields=form.fields_for_upsert(key), locales=locales.locales()
+        )
     except DomainError as exc:
-        form_refusal(form, exc, TYPE_WORDING)
+        if not locales.apply_refusal(exc):
+            form_refusal(form, exc, TYPE_WORDING)
         return False
     return True
 
 
 def _editor(
-    request: HttpRequest, tenant: Tenant, form: TypeForm, notification_type: NotificationType | None
+    request: HttpRequest,
+    tenant: Tenant,
+    form: TypeForm,
+    locales: BaseLocaleFormSet,
+    notification_type: NotificationType | None,
 ) -> HttpResponse:
     """The editor page; 400 when a posted form was refused (nothing was written)."""
     preview = PreviewForm(request.POST or None, initial=sample_initial())
     if form.is_bound:
         templates = tuple(form.data.get(name, "") for name in TEMPLATE_FIELDS)
+        texts = posted_locales(form.data)
     elif notification_type is not None:
         templates = tuple(getattr(notification_type, name) for name in TEMPLATE_FIELDS)
+        texts = notification_type.locales
     else:
         templates = ("", "", "")
+        texts = {}
     rendered, error = _preview(
-        tenant, notification_type.key if notification_type else "preview", templates, Sample(),
-        _host(request, tenant),
+        tenant, notification_type.key if notification_type else "preview", templates, texts,
+        Sample().user_locale, Sample(), _host(request, tenant),
     )  # fmt: skip
+    refused = form.is_bound and (bool(form.errors) or locales.total_error_count() > 0)
     return render(
         request,
         "dashboard/types/edit.html",
         {
             "section": "types",
             "form": form,
+            "locale_forms": locales,
+            "refused": refused,
             "preview_form": preview,
             "type": notification_type,
-            "rendered": rendered,
+            "rendered": rendered.email if rendered else None,
+            "localised": rendered,
             "preview_error": error,
             "sample": Sample(),
             "sender": sender(tenant),
@@ -209,20 +233,32 @@ def _editor(
 
 
 def _preview(
-    tenant: Tenant, key: str, templates: tuple[str, str, str], sample: Sample, host: str
-) -> tuple[RenderedEmail | None, str]:
+    tenant: Tenant,
+    key: str,
+    templates: tuple[str, ...],
+    locales: Mapping[str, Mapping[str, str]],
+    locale: str,
+    sample: Sample,
+    host: str,
+) -> tuple[LocalisedPreview | None, str]:
     try:
-        rendered = email_preview(
-            tenant=tenant, key=key, templates=templates, sample=sample, host=host
+        rendered = localised_preview(
+            tenant=tenant,
+            key=key,
+            templates=(templates[0], templates[1], templates[2]),
+            locales=locales,
+            locale=locale,
+            sample=sample,
+            host=host,
         )
     except TemplateError as exc:
         return None, str(exc)
     return rendered, ""
 
 
-def _preview_document(request: HttpRequest, rendered: RenderedEmail | None, error: str) -> Any:
+def _preview_document(request: HttpRequest, rendered: LocalisedPreview | None, error: str) -> Any:
     if rendered is not None:
-        response = HttpResponse(rendered.html, content_type="text/html; charset=utf-8")
+        response = HttpResponse(rendered.email.html, content_type="text/html; charset=utf-8")
     else:
         body = render_to_string("dashboard/types/preview_error.html", {"error": error}, request)
         response = HttpResponse(body, content_type="text/html; charset=utf-8", status=400)
@@ -242,20 +278,26 @@ def type_preview(request: HttpRequest) -> HttpResponse:
     as_json = request.GET.get("format") == "json"
     if request.method == "GET":
         rendered, error = _preview(
-            tenant, "preview", ("", "", ""), Sample(), _host(request, tenant)
-        )
+            tenant, "preview", ("", "", ""), {}, Sample().user_locale, Sample(),
+            _host(request, tenant),
+        )  # fmt: skip
         return _preview_document(request, rendered, error)
     form = PreviewForm(request.POST)
     if form.is_valid():
         rendered, error = _preview(
-            tenant, form.key_for_preview(), form.templates(), form.sample(), _host(request, tenant)
-        )
+            tenant, form.key_for_preview(), form.templates(), form.locales(), form.locale(),
+            form.sample(), _host(request, tenant),
+        )  # fmt: skip
     else:
         rendered, error = None, form.error_text()
     if as_json:
         body = {
-            "subject": rendered.subject if rendered else None,
-            "text": rendered.text if rendered else None,
+            "subject": rendered.email.subject if rendered else None,
+            "text": rendered.email.text if rendered else None,
+            "locale": rendered.locale if rendered else None,
+            "title": rendered.title if rendered else None,
+            "message": rendered.message if rendered else None,
+            "sources": rendered.sources if rendered else None,
             "error": error or None,
         }
         return JsonResponse(body, status=200 if rendered else 400)
@@ -270,7 +312,10 @@ def type_saved_preview(request: HttpRequest, key: str) -> HttpResponse:
     tenant = dashboard_tenant(request)
     notification_type = object_or_404(NotificationType.objects.all(), key=key)
     templates = tuple(getattr(notification_type, name) for name in TEMPLATE_FIELDS)
-    rendered, error = _preview(tenant, key, templates, Sample(), _host(request, tenant))
+    rendered, error = _preview(
+        tenant, key, templates, notification_type.locales, Sample().user_locale, Sample(),
+        _host(request, tenant),
+    )  # fmt: skip
     return _preview_document(request, rendered, error)
 
 

@@ -11,10 +11,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard.access import admin_required, object_or_404
 from dashboard.forms_content import SearchForm, page_param, pager
+from dashboard.forms_locales import UserLocaleForm
 from dashboard.selectors_content import user_counts, user_deliveries, user_inbox, user_list
+from dashboard.templatetags.content_links import user_url
 from notifications.models import CHANNEL_CHOICES, EndUser
 from notifications.selectors import preferences_get
-from notifications.services.users import user_erase
+from notifications.services.users import user_erase, user_upsert
 
 
 @admin_required
@@ -43,13 +45,33 @@ def user_list_view(request: HttpRequest) -> HttpResponse:
 
 
 @admin_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def user_detail(request: HttpRequest, external_id: str) -> HttpResponse:
-    return _detail_page(request, external_id)
-
-
-def _detail_page(request: HttpRequest, external_id: str) -> HttpResponse:
+    """GET: the user's page. POST: change their locale and time zone."""
+    if request.method == "GET":
+        return _detail_page(request, external_id)
     user = object_or_404(EndUser.objects.all(), external_id=external_id)
+    form = UserLocaleForm(request.POST)
+    if not form.is_valid():
+        return _detail_page(request, external_id, form=form, status=400)
+    user_upsert(
+        external_id=user.external_id,
+        fields={"locale": form.cleaned_data["locale"], "timezone": form.cleaned_data["timezone"]},
+    )
+    messages.success(request, "Locale and time zone saved.")
+    return redirect(user_url(user.external_id))
+
+
+def _detail_page(
+    request: HttpRequest,
+    external_id: str,
+    *,
+    form: UserLocaleForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = object_or_404(EndUser.objects.all(), external_id=external_id)
+    if form is None:
+        form = UserLocaleForm(initial={"locale": user.locale, "timezone": user.timezone})
     inbox_before, bad_inbox = page_param(request, "before")
     deliveries_before, bad_deliveries = page_param(request, "deliveries_before")
     preferences = preferences_get(user=user)
@@ -78,7 +100,9 @@ def _detail_page(request: HttpRequest, external_id: str) -> HttpResponse:
                 if not all(switches.values())
             ],
             "counts": user_counts(user=user),
+            "locale_form": form,
         },
+        status=status,
     )
 
 

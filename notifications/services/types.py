@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import connection
 
 from billing_stub.limits import limits_for
-from herald.domain import NotInPlan
+from herald.domain import Invalid, NotInPlan
+from notifications.localisation import LOCALISED_FIELDS, locale_normalise
 from notifications.models import NotificationType
+from notifications.templating import compile_errors
 from tenants.models import Tenant
 
 TYPE_FIELDS = (
@@ -23,15 +25,80 @@ TYPE_FIELDS = (
 )
 
 
+# The longest template each localised field may hold, as for the type's own email fields.
+LOCALISED_MAX_LENGTH = {
+    "title": 300,
+    "message": 10_000,
+    "email_subject": 300,
+    "email_text": 100_000,
+    "email_html": 200_000,
+}
+
+
+def type_locales_clean(locales: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """``locales`` as a type stores them: keys normalised (``de_at`` -> ``de-AT``), blank
+    texts dropped, and a locale left with no text dropped. Raises ``Invalid`` with every
+    problem at once, keyed ``locales.<tag as given>`` (a bad or repeated tag) or
+    ``locales.<tag as given>.<field>`` (an unknown field, a text that is not a string, too
+    long, or a template that does not parse)."""
+    details: dict[str, list[str]] = {}
+    cleaned: dict[str, dict[str, str]] = {}
+    given: dict[str, str] = {}
+    for tag, texts in locales.items():
+        where = f"locales.{tag}"
+        normal = locale_normalise(tag) if isinstance(tag, str) else None
+        if not normal:
+            details[where] = ["Use a language tag such as 'de' or 'pt-BR'."]
+            continue
+        if normal in given:
+            details[where] = [f"The same locale as {given[normal]!r} ({normal})."]
+            continue
+        given[normal] = tag
+        if not isinstance(texts, Mapping):
+            details[where] = ['Give an object of texts, e.g. {"title": "..."}.']
+            continue
+        entry: dict[str, str] = {}
+        for field, text in texts.items():
+            at = f"{where}.{field}"
+            if field not in LOCALISED_FIELDS:
+                details[at] = [f"Not a localised field: use {', '.join(LOCALISED_FIELDS)}."]
+            elif not isinstance(text, str):
+                details[at] = ["Give a template as a string."]
+            elif len(text) > LOCALISED_MAX_LENGTH[field]:
+                details[at] = [
+                    f"Ensure this field has at most {LOCALISED_MAX_LENGTH[field]} characters."
+                ]
+            elif text:
+                error = compile_errors(text, html=field == "email_html")
+                if error is not None:
+                    details[at] = [error]
+                else:
+                    entry[field] = text
+        if entry:
+            cleaned[normal] = entry
+    if details:
+        raise Invalid("Some locale texts are not valid.", details=details)
+    return cleaned
+
+
 def type_upsert(
-    *, tenant: Tenant, key: str, fields: dict[str, Any]
+    *,
+    tenant: Tenant,
+    key: str,
+    fields: dict[str, Any],
+    locales: Mapping[str, Any] | None = None,
 ) -> tuple[NotificationType, bool]:
     """Create or update a notification type; only the given fields change. ``key`` is valid
     (``rules.type_key_valid``) and ``fields`` validated (``TypeUpsertSerializer``).
 
+    ``locales``, when given, replaces the type's per-locale texts after
+    ``type_locales_clean``: ``Invalid`` if it refuses them, and nothing changes.
+
     Setting a digest window needs a plan with digests: ``NotInPlan`` otherwise, and nothing
     changes."""
     changes = {name: value for name, value in fields.items() if name in TYPE_FIELDS}
+    if locales is not None:
+        changes["locales"] = type_locales_clean(locales)
     if changes.get("digest_window_seconds") and not limits_for(tenant).digest_allowed:
         raise NotInPlan(
             "Your plan does not include digests.",

@@ -50,6 +50,7 @@ def object_urls(objects):
         "POST": [
             f"/dashboard/notifications/{objects['scheduled']}/cancel",
             user_erase_url(A_USER),
+            user_url(A_USER),
             type_url(A_TYPE),
             type_sub_url(A_TYPE, "test-email"),
         ],

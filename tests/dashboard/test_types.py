@@ -337,12 +337,12 @@ def test_create_a_type_with_templates_and_watch_the_preview(page, make_site):
 
     page.get_by_label("Key").fill("parcel.shipped")
     page.get_by_label("Name").fill("Parcel shipped")
-    page.get_by_label("Email").check()
-    page.get_by_label("Subject").fill("{{ title }}, {{ user.name }}")
+    page.get_by_role("checkbox", name="Email", exact=True).check()
+    page.locator("#id_email_subject").fill("{{ title }}, {{ user.name }}")
     expect(subject).to_have_text("Your report is ready, Ada Lovelace")
-    page.get_by_label("Plain text").fill("<script>alert(3)</script> {{ message }}")
+    page.locator("#id_email_text").fill("<script>alert(3)</script> {{ message }}")
     expect(text).to_contain_text("<script>alert(3)</script> The March revenue report")
-    page.get_by_label("HTML").fill(
+    page.locator("#id_email_html").fill(
         f'<h1 style="color:#0f766e">Hello {{{{ user.name }}}}</h1><p>{{{{ data.report }}}}</p>{XSS}'
     )
     expect(frame.locator("h1")).to_have_text("Hello Ada Lovelace")
@@ -352,17 +352,17 @@ def test_create_a_type_with_templates_and_watch_the_preview(page, make_site):
     page.get_by_label("Data (JSON object)").fill('{"report": "Q3 <b>numbers</b>"}')
     expect(frame.locator("p")).to_have_text("Q3 <b>numbers</b>")  # escaped in HTML emails
 
-    page.get_by_label("Subject").fill("{% if %}")
+    page.locator("#id_email_subject").fill("{% if %}")
     expect(page.locator("#preview-error")).to_contain_text("Template syntax error")
     expect(frame.locator("body")).to_contain_text("could not be rendered")
-    page.get_by_label("Subject").fill("{{ title }} · {{ tenant.name }}")
+    page.locator("#id_email_subject").fill("{{ title }} · {{ tenant.name }}")
     expect(page.locator("#preview-error")).to_be_hidden()
     expect(subject).to_have_text("Your report is ready · Acme Parcels")
 
     page.get_by_role("button", name="Create type").click()
     expect(page).to_have_url(site.url("/dashboard/types/parcel.shipped"))
     expect(page.get_by_role("status")).to_contain_text("Type parcel.shipped created.")
-    expect(page.get_by_label("HTML")).to_have_value(re.compile(re.escape(XSS)))
+    expect(page.locator("#id_email_html")).to_have_value(re.compile(re.escape(XSS)))
     expect(frame.locator("h1")).to_have_text("Hello Ada Lovelace")
     screenshot(page, "dash-type-edit")
     with schema_context(site.tenant.schema_name):
@@ -385,11 +385,11 @@ def test_bad_input_in_the_browser_shows_errors_and_saves_nothing(page, make_site
     page.goto(site.url("/dashboard/types/new"))
     page.get_by_label("Key").fill("Not A Key")
     page.get_by_label("In-app").uncheck()
-    page.get_by_label("HTML").fill("{% block %}")
+    page.locator("#id_email_html").fill("{% block %}")
     page.get_by_role("button", name="Create type").click()
     expect(page.get_by_role("alert").first).to_contain_text("Nothing was saved")
     expect(page.locator(".errorlist").first).to_contain_text("1 to 100 lowercase letters")
-    expect(page.get_by_label("HTML")).to_have_value("{% block %}")  # kept for fixing
+    expect(page.locator("#id_email_html")).to_have_value("{% block %}")  # kept for fixing
     expect(page.locator(".has-error")).to_have_count(3)
     with schema_context(site.tenant.schema_name):
         assert not NotificationType.objects.exists()

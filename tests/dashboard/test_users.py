@@ -144,6 +144,55 @@ def test_an_unknown_user_is_404(alice):
     assert alice.get(user_url("nobody-at-all")).status_code == 404
 
 
+def stored_user(world, external_id):
+    with schema_context(world.tenant_a.schema_name):
+        return EndUser.objects.get(external_id=external_id)
+
+
+def test_an_admin_sets_a_users_locale_normalised_and_time_zone(alice, alice_key, world):
+    send(alice_key, "loc", [{"id": ODD_ID, "name": "Lena"}])  # an id the API cannot PUT
+    page = alice.get(user_url(ODD_ID)).content.decode()
+    assert 'name="locale"' in page
+    assert '<option value="Europe/Vienna">' in page
+    response = alice.post(user_url(ODD_ID), {"locale": "de_at", "timezone": "Europe/Vienna"})
+    assert response.status_code == 302
+    assert response["Location"] == user_url(ODD_ID)
+    user = stored_user(world, ODD_ID)
+    assert (user.locale, user.timezone, user.name) == ("de-AT", "Europe/Vienna", "Lena")
+    assert alice.post(user_url(ODD_ID), {"locale": "", "timezone": ""}).status_code == 302
+    assert (stored_user(world, ODD_ID).locale, stored_user(world, ODD_ID).timezone) == ("", "")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"locale": "not a tag", "timezone": ""}, "Not a valid language tag"),
+        ({"locale": "qq-ZZ", "timezone": ""}, "Not a valid language tag"),
+        ({"locale": "de", "timezone": "Mars/Olympus"}, "Select a valid choice"),
+        ({"locale": "x" * 65, "timezone": ""}, "at most 64 characters"),
+    ],
+)
+def test_a_bad_locale_or_time_zone_is_refused_on_its_field(
+    alice, alice_key, world, fields, message
+):
+    put_user(alice_key, "loc-user", locale="fr", timezone="Europe/Paris")
+    response = alice.post(user_url("loc-user"), fields)
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Nothing was saved" in body
+    assert message in body
+    user = stored_user(world, "loc-user")
+    assert (user.locale, user.timezone) == ("fr", "Europe/Paris")
+
+
+def test_another_tenants_admin_cannot_change_a_users_locale(world, alice_key, db):
+    put_user(alice_key, "loc-private", locale="fr")
+    bob = dashboard(world.tenant_b, world.bob.email)
+    response = bob.post(user_url("loc-private"), {"locale": "de", "timezone": ""})
+    assert response.status_code == 404
+    assert stored_user(world, "loc-private").locale == "fr"
+
+
 # --- In the browser ------------------------------------------------------------------------------
 
 

@@ -21,6 +21,9 @@
     if (!form || !button) return;
     var subject = document.getElementById("preview-subject");
     var text = document.getElementById("preview-text");
+    var title = document.getElementById("preview-title");
+    var message = document.getElementById("preview-message");
+    var locale = document.getElementById("id_preview_locale");
     var error = document.getElementById("preview-error");
     var status = document.getElementById("preview-status");
     var unsaved = document.getElementById("unsaved-note");
@@ -54,6 +57,12 @@
             showError("");
             subject.textContent = body.subject;
             text.textContent = body.text;
+            if (title) title.textContent = body.title;
+            if (message) message.textContent = body.message;
+            Object.keys(body.sources || {}).forEach(function (field) {
+              var label = document.getElementById("source-" + field);
+              if (label) label.textContent = body.sources[field];
+            });
           }
           status.textContent = body.error ? "Template error" : "Up to date";
         })
@@ -65,15 +74,36 @@
     }
 
     function changed(event) {
-      if (event.target && event.target.name && event.target.name.indexOf("sample_") !== 0) {
+      var name = event.target && event.target.name;
+      if (name && name.indexOf("sample_") !== 0 && name !== "preview_locale") {
         unsaved.classList.remove("hidden");
       }
       clearTimeout(timer);
       timer = setTimeout(refresh, DELAY_MS);
     }
 
+    // "Add another locale": one more blank block, from the formset's empty form.
+    var addLocale = document.getElementById("add-locale");
+    var blank = document.getElementById("locale-template");
+    var total = form.querySelector("input[name=locales-TOTAL_FORMS]");
+    if (addLocale && blank && total) {
+      addLocale.classList.remove("hidden");
+      addLocale.addEventListener("click", function () {
+        var index = parseInt(total.value, 10) || 0;
+        var holder = document.createElement("div");
+        holder.innerHTML = blank.innerHTML.replace(/__prefix__/g, String(index));
+        var block = holder.firstElementChild;
+        addLocale.parentNode.parentNode.insertBefore(block, addLocale.parentNode);
+        total.value = String(index + 1);
+        var tag = block.querySelector("input[name$='-tag']");
+        if (tag) tag.focus();
+      });
+    }
+
     form.addEventListener("input", changed);
     form.addEventListener("change", changed);
+    // The preview's locale sits in the preview pane, outside the form (form="type-form").
+    if (locale) locale.addEventListener("input", changed);
     // The button still works by hand; keep its JSON half in step.
     button.addEventListener("click", function (event) {
       if (event.isTrusted) {
