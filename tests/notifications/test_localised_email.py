@@ -147,6 +147,7 @@ def test_a_digest_speaks_the_recipients_language(alpha, world):
     from notifications.tasks import close_due_digests
 
     key = digest_type(alpha)
+    _set_locales(world, key, {"de": {"title": "DE {{ title }}", "message": "Ada antwortete"}})
     person = _recipient(alpha, "Anna", "de-AT")
     first = send(alpha, key, [person["id"]], title="One", batch_key="k")
     second = send(alpha, key, [person["id"]], batch_key="k")
@@ -156,7 +157,8 @@ def test_a_digest_speaks_the_recipients_language(alpha, world):
         for send_id in (first, second):
             wait_until(lambda s=send_id: settled(alpha, s, 1), timeout=30, what="digest sent")
     [digest] = sink.to(person["email"])
-    assert digest["Subject"] == "2 neue Benachrichtigungen"
+    assert digest["Subject"] == "2 neue Benachrichtigungen: DE"  # the latest item's title
+    assert "- DE One: Ada antwortete" in _text(digest)
     assert digest["Content-Language"] == "de-AT"
     assert '<html lang="de-AT">' in _html(digest)
     assert "Diese E-Mails abbestellen" in _text(digest)

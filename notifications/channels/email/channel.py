@@ -147,7 +147,12 @@ class EmailSender:
         if self._host is None:
             self._host = tenant.primary_host()
         try:
-            texts = email_texts(tenant=tenant, delivery=delivery)
+            texts = email_texts(
+                tenant=tenant,
+                send=send,
+                user=delivery.recipient,
+                notification=delivery.notification if delivery.notification_id else None,
+            )
             return compose_email(
                 tenant=tenant,
                 user=delivery.recipient,

@@ -1,5 +1,6 @@
 """A digest's email: one message listing a batch's items (``services.digests`` batches them),
-its headings and footer in the recipient's language (``sending``).
+its headings and footer in the recipient's language (``sending``), each item's title and
+message the recipient's (``texts``).
 
 A digest lists its latest items, each message cut short, so that a busy window stays a readable
 email within the template limits (loop turns, output size) like any other; ``more`` counts the
@@ -17,6 +18,7 @@ from django.utils.translation import ngettext
 
 from notifications.channels.email.rendering import herald_text, html_footer, html_open, text_footer
 from notifications.channels.email.sending import compose_email
+from notifications.channels.email.texts import email_texts
 from notifications.models import Delivery, DigestBatch
 from tenants.models import Tenant
 
@@ -65,21 +67,30 @@ def compose_digest(
     latest = items[-1].send
     shown = items[-DIGEST_ITEMS_SHOWN:]
     count, more = len(items), len(items) - len(shown)
+    texts = []
+    for item in shown:
+        item.send.type = batch.type  # a batch holds one type's sends
+        notification = item.notification if item.notification_id else None
+        texts.append(
+            email_texts(
+                tenant=tenant, send=item.send, user=batch.recipient, notification=notification
+            )
+        )
     context = {
         "count": count,
         "more": more,
         "items": [
             {
-                "title": i.send.title,
-                "message": _shortened(i.send.message),
+                "title": text.title,
+                "message": _shortened(text.message),
                 "url": i.send.url,
                 "data": i.send.data,
                 "created_at": i.created_at,
             }
-            for i in shown
+            for i, text in zip(shown, texts, strict=True)
         ],
-        "title": latest.title,
-        "message": latest.message,
+        "title": texts[-1].title,
+        "message": texts[-1].message,
         "url": latest.url,
         "data": latest.data,
         "batch_key": batch.batch_key,

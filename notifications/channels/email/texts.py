@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from notifications.localisation import text_for
-from notifications.models import Delivery, EndUser, NotificationType, Send
+from notifications.models import EndUser, Notification, NotificationType, Send
 from notifications.templating import TemplateError, plain_context, render
 from tenants.models import Tenant
 
@@ -59,11 +59,12 @@ def email_templates(
     return (subject or "", text or "", html or ""), locale
 
 
-def email_texts(*, tenant: Tenant, delivery: Delivery) -> EmailTexts:
-    """The title and message ``delivery``'s email templates see. Raises TemplateError when a
-    locale's title or message does not render."""
-    send, user = delivery.send, delivery.recipient
-    notification = delivery.notification if delivery.notification_id else None
+def email_texts(
+    *, tenant: Tenant, send: Send, user: EndUser, notification: Notification | None
+) -> EmailTexts:
+    """The title and message an email of ``send`` to ``user`` shows (``notification``: the
+    user's in-app copy, if any). Raises TemplateError when a locale's title or message does
+    not render."""
     if notification is not None:
         return EmailTexts(notification.title, notification.message)
     locales = send.type.locales or {}
