@@ -41,9 +41,9 @@ def herald_languages() -> frozenset[str]:
 
 
 def language_for(tag: str) -> str | None:
-    """Herald's language for a recipient whose locale is ``tag`` (normalised): the most
-    specific of its tags Herald speaks; None when it speaks none of them."""
-    for candidate in locale_chain(tag):
+    """Herald's language for a recipient whose locale is ``tag``: the most specific of its
+    tags Herald speaks; None when it speaks none of them (or ``tag`` is not a valid tag)."""
+    for candidate in locale_chain(locale_normalise(tag) or ""):
         if candidate.lower() in herald_languages():
             return candidate.lower()
     return None

@@ -24,6 +24,7 @@ def test_herald_speaks_the_languages_it_has_a_catalogue_for():
     assert herald_languages() >= {"en", "de"}
     assert language_for("de-AT") == "de"
     assert language_for("en") == "en"
+    assert language_for("de_at") == "de"  # as a user might have been saved before
     assert language_for("fr") is None
     assert language_for("") is None
 

@@ -18,6 +18,7 @@ from django.utils import translation
 
 from herald.text import display_name_clean
 from notifications.channels.email.rendering import default_templates, render_email
+from notifications.channels.email.texts import user_context
 from notifications.channels.email.unsubscribe import unsubscribe_token, unsubscribe_url
 from notifications.languages import DEFAULT_LOCALE, SOURCE_LANGUAGE, language_for, text_direction
 from notifications.models import EndUser, NotificationType
@@ -62,12 +63,7 @@ def compose_email(
         context={
             **context,
             "type": notification_type.key,
-            "user": {
-                "id": user.external_id,
-                "name": user.name,
-                "email": user.email,
-                "locale": user.locale,
-            },
+            "user": user_context(user),
             "tenant": {"name": tenant.name},
             "unsubscribe_url": link,
         },

@@ -26,6 +26,11 @@ class EmailTexts:
     message: str
 
 
+def user_context(user: EndUser) -> dict[str, str]:
+    """What templates see of their recipient: ``user``."""
+    return {"id": user.external_id, "name": user.name, "email": user.email, "locale": user.locale}
+
+
 def base_context(*, tenant: Tenant, send: Send, user: EndUser) -> dict[str, Any]:
     """What a template of ``send`` for ``user`` sees, but ``unsubscribe_url``."""
     return {
@@ -34,12 +39,7 @@ def base_context(*, tenant: Tenant, send: Send, user: EndUser) -> dict[str, Any]
         "url": send.url,
         "data": send.data,
         "type": send.type.key,
-        "user": {
-            "id": user.external_id,
-            "name": user.name,
-            "email": user.email,
-            "locale": user.locale,
-        },
+        "user": user_context(user),
         "tenant": {"name": tenant.name},
     }
 
