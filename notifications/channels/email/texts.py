@@ -17,8 +17,6 @@ from notifications.models import EndUser, Notification, NotificationType, Send
 from notifications.templating import TemplateError, plain_context, render
 from tenants.models import Tenant
 
-EMAIL_FIELDS = ("email_subject", "email_text", "email_html")
-
 
 @dataclass(frozen=True)
 class EmailTexts:
