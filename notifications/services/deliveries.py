@@ -180,7 +180,7 @@ def _deliver_channel(tenant: Tenant, channel: Channel, holding: Holding, limit: 
     rows = {
         d.pk: d
         for d in Delivery.objects.filter(pk__in=[c.id for c in claims]).select_related(
-            "send", "send__type", "recipient"
+            "send", "send__type", "recipient", "notification"
         )
     }
     exhausted = [c.id for c in claims if c.exhausted]

@@ -179,7 +179,7 @@ def _collect(batch: DigestBatch, *, first_claim: bool) -> list[Delivery]:
         ).update(batch=batch)
     return list(
         Delivery.objects.filter(batch=batch, status=Delivery.Status.BATCHED)
-        .select_related("send")
+        .select_related("send", "notification")
         .order_by("id")
     )
 

@@ -194,10 +194,11 @@ def test_a_full_digest_stays_within_the_limits():
         "unsubscribe_url": "https://u",
     }
     email = render_email(
-        subject=digests.DEFAULT_DIGEST_SUBJECT,
-        text=digests.DEFAULT_DIGEST_TEXT,
-        html=digests.DEFAULT_DIGEST_HTML,
+        subject="",
+        text="",
+        html="",
         context=context,
+        defaults=digests.digest_templates(count=150, more=50),
     )
     assert email.subject == "150 new notifications: Hi"
     assert email.text.count("\n- ") == digests.DIGEST_ITEMS_SHOWN - 1

@@ -27,8 +27,10 @@ from billing_stub.rates import email_tokens_return, email_tokens_take
 from notifications.channels.base import Suppressed, TransportError
 from notifications.channels.email.digest import compose_digest
 from notifications.channels.email.sending import compose_email
+from notifications.channels.email.texts import email_templates, email_texts
 from notifications.channels.email.transport import SmtpTransport
 from notifications.channels.names import EMAIL
+from notifications.localisation import text_for
 from notifications.models import Delivery, DigestBatch, Send
 from notifications.services.deliveries import deliveries_enqueue, deliveries_write
 from notifications.services.digests import digest_batches_open
@@ -133,29 +135,37 @@ class EmailSender:
         self._smtp.close()
 
     def _message(self, delivery: Delivery) -> EmailMultiAlternatives:
-        """The delivery's message. Raises a permanent TransportError when its templates do not
-        render."""
+        """The delivery's message, in the recipient's language (``texts``). Raises a permanent
+        TransportError when its templates do not render."""
         tenant, send, notification_type = self._tenant, delivery.send, delivery.send.type
-        templates = (notification_type.email_subject, notification_type.email_text,
-                     notification_type.email_html)  # fmt: skip
-        key = (tenant.schema_name, delivery.send_id, hash(templates))
+        templates, locale = email_templates(notification_type, delivery.recipient.locale)
+        titles = text_for(notification_type.locales or {}, "title", delivery.recipient.locale)
+        messages = text_for(notification_type.locales or {}, "message", delivery.recipient.locale)
+        key = (tenant.schema_name, delivery.send_id, hash((templates, titles, messages)))
         if key in _timed_out:
             raise TransportError(_timed_out[key], permanent=True)
         if self._host is None:
             self._host = tenant.primary_host()
         try:
+            texts = email_texts(
+                tenant=tenant,
+                send=send,
+                user=delivery.recipient,
+                notification=delivery.notification if delivery.notification_id else None,
+            )
             return compose_email(
                 tenant=tenant,
                 user=delivery.recipient,
                 notification_type=notification_type,
                 host=self._host,
                 context={
-                    "title": send.title,
-                    "message": send.message,
+                    "title": texts.title,
+                    "message": texts.message,
                     "url": send.url,
                     "data": send.data,
                 },
                 templates=templates,
+                locale=locale,
                 message_id=f"delivery.{delivery.pk}",
                 headers={"X-Herald-Delivery": str(delivery.pk)},
             )

@@ -1,17 +1,26 @@
 """Composing one email: the tenant's sender, the type's templates, the one-click unsubscribe
-headers. Used for single deliveries (``channel``) and digests (``digest``)."""
+headers, the language. Used for single deliveries (``channel``) and digests (``digest``).
+
+An email's language: its texts are in ``locale`` (the locale key of the type its subject came
+from, else the recipient's locale, else ``en``), which the ``Content-Language`` header and the
+``<html lang dir>`` of Herald's layouts say; Herald's own words in it are in the recipient's
+language when Herald has a catalogue for it (``notifications.languages``), else English."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.utils import formataddr, parseaddr
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.utils import translation
 
 from herald.text import display_name_clean
-from notifications.channels.email.rendering import render_email
+from notifications.channels.email.rendering import default_templates, render_email
+from notifications.channels.email.texts import user_context
 from notifications.channels.email.unsubscribe import unsubscribe_token, unsubscribe_url
+from notifications.languages import DEFAULT_LOCALE, SOURCE_LANGUAGE, language_for, text_direction
 from notifications.models import EndUser, NotificationType
 from tenants.models import Tenant
 
@@ -32,26 +41,29 @@ def compose_email(
     templates: tuple[str, str, str],
     message_id: str,
     headers: dict[str, str],
+    locale: str = "",
+    defaults: Callable[..., tuple[str, str, str]] = default_templates,
 ) -> EmailMultiAlternatives:
-    """An email to ``user`` from the tenant, rendered from ``templates`` (subject, text, html)
+    """An email to ``user`` from the tenant, rendered from ``templates`` (subject, text, html;
+    blank ones take ``defaults(lang=..., direction=...)``, built in the recipient's language)
     with ``context`` plus ``type``, ``user``, ``tenant`` and ``unsubscribe_url``, carrying the
-    one-click unsubscribe headers. Raises TemplateError."""
+    one-click unsubscribe headers and ``Content-Language``. ``locale``: the language of the
+    texts (default: the recipient's locale, else ``en``). Raises TemplateError."""
     token = unsubscribe_token(tenant_id=tenant.pk, user_id=user.pk, type_id=notification_type.pk)
     link = unsubscribe_url(host=host, token=token)
     subject, text, html = templates
+    lang = locale or user.locale or DEFAULT_LOCALE
+    with translation.override(language_for(user.locale) or SOURCE_LANGUAGE):
+        fallbacks = defaults(lang=lang, direction=text_direction(lang))
     rendered = render_email(
         subject=subject,
         text=text,
         html=html,
+        defaults=fallbacks,
         context={
             **context,
             "type": notification_type.key,
-            "user": {
-                "id": user.external_id,
-                "name": user.name,
-                "email": user.email,
-                "locale": user.locale,
-            },
+            "user": user_context(user),
             "tenant": {"name": tenant.name},
             "unsubscribe_url": link,
         },
@@ -67,6 +79,7 @@ def compose_email(
             # Stable per delivery or digest: should a retry ever repeat an email, receivers
             # can tell.
             "Message-ID": f"<{message_id}.{tenant.schema_name}@{settings.PLATFORM_HOST}>",
+            "Content-Language": lang,
             **headers,
         },
     )
