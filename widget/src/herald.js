@@ -175,7 +175,8 @@ time{color:var(--_muted);font-size:12px}
     return svg;
   }
 
-  const fill = (template, values) => template.replace(/\{(\w)\}/g, (_, key) => values[key]);
+  const fill = (template, values) =>
+    template.replace(/\{(\w)\}/g, (match, key) => (key in values ? values[key] : match));
 
   /** The notification's url if it is an absolute http(s) URL, else null (never clickable). */
   function safeUrl(value) {
