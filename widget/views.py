@@ -110,7 +110,9 @@ def locale_catalogue(request: HttpRequest, language: str) -> HttpResponse:
             status=404,
         )
         return _public(missing, SHORT_CACHE)
-    return _serve(request, SHORT_CACHE, bundle, "application/json; charset=utf-8")
+    response = _serve(request, SHORT_CACHE, bundle, "application/json; charset=utf-8")
+    del response["X-Herald-Widget-Version"]  # a catalogue is not a build of the script
+    return response
 
 
 def immutable_path() -> str:

@@ -63,6 +63,7 @@ def test_a_catalogue_is_served_public_cacheable_and_revalidated(web, world, host
     assert headers["content-type"] == "application/json; charset=utf-8"
     assert headers["cache-control"] == "public, max-age=300"
     assert headers["access-control-allow-origin"] == "*"
+    assert "x-herald-widget-version" not in headers
     assert response.body == json.loads((LOCALES_DIR / "de.json").read_text(encoding="utf-8"))
     again = http("GET", url, headers={"Host": host, "If-None-Match": headers["etag"]})
     assert again.status == 304
