@@ -42,6 +42,7 @@ from notifications.services.users import user_erase, user_upsert
 from notifications.unread import unread_count
 from tenants.permissions import IsEndUser, IsServer
 from tenants.requests import EndUserRequest, TenantRequest
+from tenants.serializers import WidgetStringsField
 from tenants.tokens import USER_GONE, end_user_token_issue
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -379,12 +380,16 @@ WIDGET_SETTINGS = inline_serializer(
         "locale": serializers.CharField(
             help_text="The user's locale, or '': the widget's language when the page sets none."
         ),
+        "strings": WidgetStringsField(
+            help_text="The tenant's replacements of the widget's strings, by language or tag."
+        ),
     },
 )
 
 
 class MeWidgetApi(MeApi):
-    """What the widget needs besides the inbox: the tenant's branding and the user's locale."""
+    """What the widget needs besides the inbox: the tenant's branding, the user's locale and
+    the tenant's replacements of the widget's strings."""
 
     @extend_schema(responses=WIDGET_SETTINGS, operation_id="me_widget_retrieve")
     def get(self, request: EndUserRequest) -> Response:
@@ -395,6 +400,7 @@ class MeWidgetApi(MeApi):
                 "brand_color": tenant.brand_color,
                 "logo_url": tenant.logo_url,
                 "locale": self.me(request).locale,
+                "strings": tenant.widget_strings,
             }
         )
 

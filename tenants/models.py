@@ -28,6 +28,9 @@ class Tenant(TenantMixin):
         max_length=7, default="#4f46e5", validators=[RegexValidator(BRAND_COLOR_PATTERN)]
     )
     logo_url = models.URLField(max_length=500, blank=True)
+    # The widget's UI strings replaced per language or tag: {"de": {"title": "Mitteilungen"}}
+    # (validated by widget.locales.widget_overrides).
+    widget_strings = models.JSONField(default=dict, blank=True)
     limit_overrides = models.JSONField(
         default=dict,
         blank=True,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing_stub.models import Plan
@@ -15,11 +16,23 @@ from herald.fields import (
 )
 from tenants.models import ApiKey, Tenant
 from tenants.selectors import tenant_domains
+from widget.locales import overrides_schema, widget_overrides
 
 # An origin as a client may write it (any case in the host, one trailing slash); it is stored
 # lowercase and without the slash.
 ORIGIN_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"
 BRAND_COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+
+
+@extend_schema_field(overrides_schema())
+class WidgetStringsField(serializers.JSONField):
+    """A tenant's replacements of the widget's strings (``widget.locales.widget_overrides``)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, dict[str, str]]:
+        try:
+            return widget_overrides(data)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
 
 
 class TenantSerializer(serializers.ModelSerializer[Tenant]):
@@ -28,6 +41,7 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
     )
     domains = serializers.SerializerMethodField()
     sender_email = EmailOrBlankField(read_only=True, help_text="The sender's address, or ''.")
+    widget_strings = WidgetStringsField(read_only=True)
     logo_url = PatternField(
         HTTP_URL_PATTERN,
         message="",
@@ -48,6 +62,7 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
             "sender_email",
             "brand_color",
             "logo_url",
+            "widget_strings",
             "is_active",
             "created_at",
         ]
@@ -85,6 +100,8 @@ class TenantUpdateSerializer(StrictSerializer):
         allow_blank=True,
         required=False,
     )
+
+    widget_strings = WidgetStringsField(required=False)
 
     def validate_brand_color(self, value: str) -> str:
         return value.lower()

@@ -285,8 +285,16 @@ def api_key_mark_used(*, api_key: ApiKey, recorded: bool = False) -> None:
 
 
 def tenant_update(*, tenant: Tenant, fields: dict[str, object]) -> Tenant:
-    """Change the tenant's widget origins, email sender and branding (validated by the caller)."""
-    allowed = {"allowed_origins", "sender_name", "sender_email", "brand_color", "logo_url"}
+    """Change the tenant's widget origins, email sender, branding and widget strings (validated
+    by the caller)."""
+    allowed = {
+        "allowed_origins",
+        "sender_name",
+        "sender_email",
+        "brand_color",
+        "logo_url",
+        "widget_strings",
+    }
     changes = {name: value for name, value in fields.items() if name in allowed}
     for name, value in changes.items():
         setattr(tenant, name, value)

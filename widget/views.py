@@ -5,6 +5,8 @@
 - ``/widget/v1/herald.<hash8>.js``: the same bytes, cached for a year (``immutable``).
 - ``/widget/v1/manifest.json``: the current immutable URL and its Subresource Integrity value,
   for customers who pin the script.
+- ``/widget/v1/locales/<language>.json``: the widget's strings in one language (see
+  ``widget.locales``), short cache and ETag like the script; 404 for a language not shipped.
 - ``/widget/v1/herald-sw.js``: the service worker for browser notifications, short cache and
   ETag like the script. A service worker only receives pushes for the origin it is served from,
   so customers serve a copy (or a one-line ``importScripts`` of this URL) from their own origin;
@@ -25,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from widget.bundle import Bundle, service_worker_bundle, widget_bundle
+from widget.locales import catalogue_bundles
 
 SHORT_CACHE = "public, max-age=300"
 LONG_CACHE = "public, max-age=31536000, immutable"
@@ -50,7 +53,12 @@ def _matches(if_none_match: str, bundle: Bundle) -> bool:
     return False
 
 
-def _serve(request: HttpRequest, cache_control: str, bundle: Bundle | None = None) -> HttpResponse:
+def _serve(
+    request: HttpRequest,
+    cache_control: str,
+    bundle: Bundle | None = None,
+    content_type: str = "text/javascript; charset=utf-8",
+) -> HttpResponse:
     bundle = bundle or widget_bundle()
     use_gzip = bool(GZIP_RE.search(request.headers.get("Accept-Encoding", "")))
     etag = bundle.etag[:-1] + '-gzip"' if use_gzip else bundle.etag
@@ -60,7 +68,7 @@ def _serve(request: HttpRequest, cache_control: str, bundle: Bundle | None = Non
         body = bundle.gzipped if use_gzip else bundle.body
         response = HttpResponse(
             b"" if request.method == "HEAD" else body,
-            content_type="text/javascript; charset=utf-8",
+            content_type=content_type,
         )
         response["Content-Length"] = str(len(body))
         if use_gzip:
@@ -88,6 +96,23 @@ def script_immutable(request: HttpRequest, digest: str) -> HttpResponse:
 @require_safe
 def service_worker(request: HttpRequest) -> HttpResponse:
     return _serve(request, SHORT_CACHE, service_worker_bundle())
+
+
+@csrf_exempt  # public, read-only: a POST is answered 405, not a CSRF page
+@require_safe
+def locale_catalogue(request: HttpRequest, language: str) -> HttpResponse:
+    """The URL pattern admits only a language subtag; anything not shipped is 404 (with the
+    CORS header, so the widget sees the status and stays in English)."""
+    bundle = catalogue_bundles().get(language)
+    if bundle is None:
+        missing = JsonResponse(
+            {"error": {"code": "not_found", "message": "No catalogue for this language."}},
+            status=404,
+        )
+        return _public(missing, SHORT_CACHE)
+    response = _serve(request, SHORT_CACHE, bundle, "application/json; charset=utf-8")
+    del response["X-Herald-Widget-Version"]  # a catalogue is not a build of the script
+    return response
 
 
 def immutable_path() -> str:

@@ -1,7 +1,9 @@
-"""The widget page: the install snippet for this tenant, its allowed origins, a live preview."""
+"""The widget page: the install snippet for this tenant, its allowed origins, its replacements of
+the widget's strings, a live preview."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -16,6 +18,7 @@ from herald.errors import http_status
 from herald.ratelimits import measure
 from notifications.services.sending import SendInput, notification_send, request_fingerprint
 from notifications.services.users import RecipientInput, user_upsert
+from tenants.models import Tenant
 from tenants.requests import AdminHttpRequest
 from tenants.serializers import TenantUpdateSerializer
 from tenants.services import tenant_update
@@ -36,7 +39,15 @@ def widget(request: HttpRequest) -> HttpResponse:
     tenant = dashboard_tenant(request)
     errors: list[str] = []
     origins_text = "\n".join(tenant.allowed_origins)
-    if request.method == "POST":
+    strings_text = _strings_text(tenant.widget_strings)
+    strings_errors: list[str] = []
+    if request.method == "POST" and "widget_strings" in request.POST:
+        strings_text = request.POST.get("widget_strings", "")
+        strings_errors = _save_strings(tenant, strings_text)
+        if not strings_errors:
+            messages.success(request, "Widget strings saved.")
+            return redirect("dashboard:widget")
+    elif request.method == "POST":
         origins_text = request.POST.get("allowed_origins", "")
         lines = [line.strip() for line in origins_text.splitlines() if line.strip()]
         serializer = TenantUpdateSerializer(data={"allowed_origins": lines})
@@ -52,8 +63,27 @@ def widget(request: HttpRequest) -> HttpResponse:
         "script_url": f"{origin}/widget/v1/herald.js",
         "origins_text": origins_text,
         "origin_errors": errors,
+        "strings_text": strings_text,
+        "strings_errors": strings_errors,
     }
     return render(request, "dashboard/widget.html", context)
+
+
+def _strings_text(strings: dict[str, Any]) -> str:
+    return json.dumps(strings, ensure_ascii=False, indent=2) if strings else ""
+
+
+def _save_strings(tenant: Tenant, text: str) -> list[str]:
+    """Validate the JSON as PATCH /api/v1/tenant would and save it; the errors, if any."""
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError as error:
+        return [f"Not valid JSON: {error}"]
+    serializer = TenantUpdateSerializer(data={"widget_strings": value})
+    if not serializer.is_valid():
+        return [str(message) for message in serializer.errors.get("widget_strings", [])]
+    tenant_update(tenant=tenant, fields=serializer.validated_data)
+    return []
 
 
 def _origin_errors(lines: list[str], raw: Any) -> list[str]:

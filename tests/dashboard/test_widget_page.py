@@ -44,6 +44,31 @@ def test_allowed_origins_are_saved_normalised_and_bad_lines_are_named(page, make
     ]
 
 
+def test_widget_strings_are_edited_as_json_and_checked_like_the_api(page, make_site):
+    site = make_site("dash-wstr")
+    log_in(page, site)
+    page.goto(site.url("/dashboard/widget/"))
+    field = page.get_by_label("Widget strings")
+    save = page.get_by_role("button", name="Save strings")
+    field.fill('{"de": {"titel": "Mitteilungen"}}')
+    save.click()
+    expect(page.get_by_role("alert")).to_contain_text("'titel' is not a widget string")
+    field.fill('{"de": {"title": "Mitteilungen"')
+    save.click()
+    expect(page.get_by_role("alert")).to_contain_text("Not valid JSON")
+    assert Tenant.objects.get(pk=site.tenant.pk).widget_strings == {}
+
+    field.fill('{"de": {"title": "Mitteilungen"}}')
+    save.click()
+    expect(page.get_by_role("status").first).to_contain_text("Widget strings saved")
+    assert Tenant.objects.get(pk=site.tenant.pk).widget_strings == {"de": {"title": "Mitteilungen"}}
+    expect(page.get_by_label("Widget strings")).to_have_value(re.compile("Mitteilungen"))
+    field.fill("")
+    save.click()
+    expect(page.get_by_role("status").first).to_contain_text("Widget strings saved")
+    assert Tenant.objects.get(pk=site.tenant.pk).widget_strings == {}
+
+
 def test_the_live_preview_runs_the_real_widget_and_shows_a_sent_notification(page, make_site):
     site = make_site("dash-wprev")
     log_in(page, site)

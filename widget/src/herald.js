@@ -28,80 +28,34 @@
     done: ["M22 11.08V12a10 10 0 1 1-5.93-9.14", "M22 4 12 14.01l-3-3"],
   };
 
-  const STRINGS = {
-    en: {
-      title: "Notifications",
-      bellUnread: "Notifications, {n} unread",
-      markAll: "Mark all as read",
-      close: "Close",
-      empty: "You're all caught up",
-      emptyHint: "New notifications will show up here.",
-      loading: "Loading…",
-      failed: "Notifications could not be loaded.",
-      retry: "Try again",
-      unread: "Unread: ",
-      newOne: "New notification: {t}",
-      newMany: "{n} new notifications",
-      live: "Live",
-      connecting: "Connecting…",
-      offline: "Offline, reconnecting…",
-      polling: "Checking every {n} s",
-      forbidden: "This site may not show these notifications.",
-      signedOut: "Signed out of notifications.",
-      pushAsk: "Enable browser notifications",
-      pushOn: "Browser notifications are on",
-      pushDenied: "Notifications are blocked in this browser's settings.",
-      pushFailed: "Browser notifications could not be turned on.",
-    },
-    de: {
-      title: "Benachrichtigungen",
-      bellUnread: "Benachrichtigungen, {n} ungelesen",
-      markAll: "Alle als gelesen markieren",
-      close: "Schließen",
-      empty: "Alles gelesen",
-      emptyHint: "Neue Benachrichtigungen erscheinen hier.",
-      loading: "Wird geladen …",
-      failed: "Benachrichtigungen konnten nicht geladen werden.",
-      retry: "Erneut versuchen",
-      unread: "Ungelesen: ",
-      newOne: "Neue Benachrichtigung: {t}",
-      newMany: "{n} neue Benachrichtigungen",
-      live: "Live",
-      connecting: "Verbinde …",
-      offline: "Offline, verbinde neu …",
-      polling: "Prüft alle {n} s",
-      forbidden: "Diese Seite darf die Benachrichtigungen nicht zeigen.",
-      signedOut: "Von Benachrichtigungen abgemeldet.",
-      pushAsk: "Browser-Benachrichtigungen aktivieren",
-      pushOn: "Browser-Benachrichtigungen sind an",
-      pushDenied: "Benachrichtigungen sind in den Browser-Einstellungen blockiert.",
-      pushFailed: "Browser-Benachrichtigungen konnten nicht aktiviert werden.",
-    },
-    fr: {
-      title: "Notifications",
-      bellUnread: "Notifications, {n} non lues",
-      markAll: "Tout marquer comme lu",
-      close: "Fermer",
-      empty: "Vous êtes à jour",
-      emptyHint: "Les nouvelles notifications apparaîtront ici.",
-      loading: "Chargement…",
-      failed: "Impossible de charger les notifications.",
-      retry: "Réessayer",
-      unread: "Non lue : ",
-      newOne: "Nouvelle notification : {t}",
-      newMany: "{n} nouvelles notifications",
-      live: "En direct",
-      connecting: "Connexion…",
-      offline: "Hors ligne, reconnexion…",
-      polling: "Vérifie toutes les {n} s",
-      forbidden: "Ce site ne peut pas afficher ces notifications.",
-      signedOut: "Déconnecté des notifications.",
-      pushAsk: "Activer les notifications du navigateur",
-      pushOn: "Notifications du navigateur activées",
-      pushDenied: "Les notifications sont bloquées dans les réglages du navigateur.",
-      pushFailed: "Impossible d'activer les notifications du navigateur.",
-    },
+  // English: every UI string, and the fallback for each. Other languages are catalogues with
+  // exactly these keys, served by Herald at /widget/v1/locales/<language>.json.
+  const EN = {
+    title: "Notifications",
+    bellUnread: "Notifications, {n} unread",
+    markAll: "Mark all as read",
+    close: "Close",
+    empty: "You're all caught up",
+    emptyHint: "New notifications will show up here.",
+    loading: "Loading…",
+    failed: "Notifications could not be loaded.",
+    retry: "Try again",
+    unread: "Unread: ",
+    newOne: "New notification: {t}",
+    newMany: "{n} new notifications",
+    live: "Live",
+    connecting: "Connecting…",
+    offline: "Offline, reconnecting…",
+    polling: "Checking every {n} s",
+    forbidden: "This site may not show these notifications.",
+    signedOut: "Signed out of notifications.",
+    pushAsk: "Enable browser notifications",
+    pushOn: "Browser notifications are on",
+    pushDenied: "Notifications are blocked in this browser's settings.",
+    pushFailed: "Browser notifications could not be turned on.",
   };
+  // Languages written right to left: the widget's root gets dir="rtl".
+  const RTL = /^(ar|arc|ckb|dv|fa|he|iw|ks|ps|sd|syr|ug|ur|yi)$/;
 
   const CSS = `
 :host{all:initial!important;display:inline-block!important;position:relative!important;
@@ -127,23 +81,23 @@ svg{display:block;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:ro
 .bell{position:relative;display:grid;place-items:center;width:40px;height:40px;border-radius:999px;color:var(--herald-bell)}
 .bell:hover,.bell[aria-expanded=true]{background:rgba(127,127,127,.14)}
 .bell svg{width:22px;height:22px}
-.badge{position:absolute;top:2px;right:1px;min-width:18px;height:18px;padding:0 5px;border-radius:9px;
+.badge{position:absolute;top:2px;inset-inline-end:1px;min-width:18px;height:18px;padding:0 5px;border-radius:9px;
   background:var(--_badge);color:#fff;font-size:11px;font-weight:600;line-height:18px;text-align:center;
   box-shadow:0 0 0 2px var(--herald-badge-ring,#fff)}
-.panel{position:absolute;top:calc(100% + 8px);right:0;z-index:var(--herald-z,2147483000);display:flex;
+.panel{position:absolute;top:calc(100% + 8px);inset-inline-end:0;z-index:var(--herald-z,2147483000);display:flex;
   flex-direction:column;width:var(--herald-width,380px);max-width:calc(100vw - 16px);max-height:min(520px,75vh);
   background:var(--_bg);color:var(--_fg);border:1px solid var(--_line);border-radius:var(--_radius);
-  box-shadow:0 12px 32px rgba(15,23,42,.18),0 2px 6px rgba(15,23,42,.08);overflow:hidden;text-align:left}
+  box-shadow:0 12px 32px rgba(15,23,42,.18),0 2px 6px rgba(15,23,42,.08);overflow:hidden;text-align:start}
 .panel:focus{outline:none}
-.root.start .panel{right:auto;left:0}
+.root.start .panel{inset-inline-end:auto;inset-inline-start:0}
 @media (prefers-reduced-motion:no-preference){.panel{animation:in .14s ease-out}
   @keyframes in{from{opacity:0;transform:translateY(-4px)}}}
 @media (max-width:480px){.panel{position:fixed;top:60px;left:8px;right:8px;width:auto}}
-.head{display:flex;align-items:center;gap:8px;padding:12px 12px 12px 16px;border-bottom:1px solid var(--_line)}
+.head{display:flex;align-items:center;gap:8px;padding:12px;padding-inline-start:16px;border-bottom:1px solid var(--_line)}
 h2{flex:1;margin:0;font-size:15px;font-weight:650;letter-spacing:-.01em}
-.count{margin-left:6px;padding:1px 7px;border-radius:999px;background:var(--_accent);color:var(--_on-accent);
+.count{margin-inline-start:6px;padding:1px 7px;border-radius:999px;background:var(--_accent);color:var(--_on-accent);
   font-size:11px;font-weight:600;vertical-align:2px}
-.all{margin-left:auto;padding:5px 8px;border-radius:6px;color:var(--_link);font-size:13px;font-weight:550}
+.all{margin-inline-start:auto;padding:5px 8px;border-radius:6px;color:var(--_link);font-size:13px;font-weight:550}
 .all:hover{background:var(--_hover)}
 .all:disabled{color:var(--_muted);cursor:default;background:none;opacity:.7}
 .x{display:grid;place-items:center;width:28px;height:28px;border-radius:6px;color:var(--_muted)}
@@ -152,7 +106,7 @@ h2{flex:1;margin:0;font-size:15px;font-weight:650;letter-spacing:-.01em}
 .body{flex:1;min-height:0;overflow-y:auto;overscroll-behavior:contain}
 ul{list-style:none;margin:0;padding:0}
 li+li{border-top:1px solid var(--_line)}
-.item{position:relative;display:flex;gap:10px;width:100%;padding:12px 16px 12px 14px;text-align:left;
+.item{position:relative;display:flex;gap:10px;width:100%;padding:12px 16px;padding-inline-start:14px;text-align:start;
   text-decoration:none;color:var(--_fg)}
 .item:hover{background:var(--_hover)}
 .item:focus-visible{outline-offset:-2px}
@@ -175,9 +129,9 @@ time{color:var(--_muted);font-size:12px}
 .retry:hover{background:var(--_hover)}
 .push{display:flex;flex-direction:column;align-items:flex-start;gap:2px;padding:6px 16px;
   border-top:1px solid var(--_line);color:var(--_muted);font-size:12px}
-.push .all{margin:0 0 0 -8px}
+.push .all{margin:0;margin-inline-start:-8px}
 .push span:empty{display:none}
-.foot{display:flex;align-items:center;gap:6px;min-height:42px;padding:6px 8px 6px 16px;border-top:1px solid var(--_line);
+.foot{display:flex;align-items:center;gap:6px;min-height:42px;padding:6px 8px;padding-inline-start:16px;border-top:1px solid var(--_line);
   color:var(--_muted);font-size:12px}
 .state{width:7px;height:7px;border-radius:50%;background:#9ca3af}
 .foot.live .state{background:#16a34a}
@@ -221,7 +175,8 @@ time{color:var(--_muted);font-size:12px}
     return svg;
   }
 
-  const fill = (template, values) => template.replace(/\{(\w)\}/g, (_, key) => values[key]);
+  const fill = (template, values) =>
+    template.replace(/\{(\w)\}/g, (match, key) => (key in values ? values[key] : match));
 
   /** The notification's url if it is an absolute http(s) URL, else null (never clickable). */
   function safeUrl(value) {
@@ -254,23 +209,59 @@ time{color:var(--_muted);font-size:12px}
     }
   }
 
-  /** Strings and Intl formats for the first supported of: the option, the page, the browser. */
-  function pickLocale(wanted) {
-    for (const raw of [wanted, document.documentElement.lang, navigator.language, "en"]) {
-      const tag = typeof raw === "string" ? raw.trim().replace(/_/g, "-") : "";
-      const strings = STRINGS[tag.toLowerCase().split("-")[0]];
-      if (!strings) continue;
-      try {
-        return {
-          strings,
-          time: new Intl.RelativeTimeFormat(tag, { numeric: "auto" }),
-          date: new Intl.DateTimeFormat(tag, { dateStyle: "medium", timeStyle: "short" }),
-        };
-      } catch (_) {
-        // a malformed tag such as "de-"; try the next one
-      }
+  /** ``raw`` as a canonical BCP 47 tag (de_at -> de-AT), or "" when it is not one. */
+  function canonical(raw) {
+    try {
+      return Intl.getCanonicalLocales(String(raw || "").trim().replace(/_/g, "-"))[0] || "";
+    } catch (_) {
+      return "";
     }
-    return pickLocale("en");
+  }
+
+  // Catalogues asked for on this page: "<api> <language>" -> promise of its strings (or null).
+  const catalogues = new Map();
+
+  function catalogue(api, language) {
+    const key = `${api} ${language}`;
+    if (language === "en") return Promise.resolve(EN);
+    if (!catalogues.has(key)) {
+      const url = `${api}/widget/v1/locales/${encodeURIComponent(language)}.json`;
+      const loading = fetch(url, { mode: "cors", credentials: "omit" })
+        .then((response) => (response.ok ? response.json() : null))
+        .catch(() => {
+          catalogues.delete(key); // a network failure: the next mount asks again
+          return null;
+        });
+      catalogues.set(key, loading);
+    }
+    return catalogues.get(key);
+  }
+
+  /** Strings, direction and Intl formats for ``tag``: English, under the language's catalogue
+   * (null: none), under the tenant's overrides for the language, then for each longer prefix. */
+  function localeFor(tag, found, overrides) {
+    const parts = tag.split("-");
+    const strings = { ...EN };
+    const layer = (source) => {
+      for (const key of Object.keys(EN)) {
+        if (source && typeof source[key] === "string") strings[key] = source[key];
+      }
+    };
+    overrides = overrides && typeof overrides === "object" ? overrides : {};
+    if (!found) layer(overrides.en);
+    layer(found);
+    for (let n = 1; n <= parts.length; n++) layer(overrides[parts.slice(0, n).join("-")]);
+    try {
+      return {
+        strings,
+        lang: found ? tag : "en",
+        rtl: RTL.test(parts[0]),
+        time: new Intl.RelativeTimeFormat(tag, { numeric: "auto" }),
+        date: new Intl.DateTimeFormat(tag, { dateStyle: "medium", timeStyle: "short" }),
+      };
+    } catch (_) {
+      return localeFor("en", EN, overrides);
+    }
   }
 
   const UNITS = [
@@ -340,7 +331,10 @@ time{color:var(--_muted);font-size:12px}
       this.wsUrl = api.replace(/^http/i, "ws") + "/ws/v1/notifications";
       this.pageSize = Math.min(100, Math.max(5, options.pageSize | 0 || 20));
       this.pollEvery = Math.max(1, Number(options.pollInterval) || 20) * 1000;
-      this.locale = pickLocale(options.locale);
+      // English until the locale's catalogue arrives; dates and direction follow it at once.
+      this.wanted = canonical(options.locale);
+      this.locale = localeFor(this.wanted || canonical(navigator.language) || "en", null);
+      if (this.wanted) catalogue(api, this.wanted.split("-")[0]); // ahead of /me/widget
       this.items = new Map(); // id -> {n, li, item}
       this.order = []; // ids, newest first
       this.count = 0;
@@ -432,11 +426,17 @@ time{color:var(--_muted);font-size:12px}
       this.live.setAttribute("role", "status");
 
       root.append(bell, panel, this.live);
+      this.direction();
       this.shadow.appendChild(root);
       this.target.appendChild(this.host);
       this.setCount(0);
       this.setState("connecting");
       this.renderNote();
+    }
+
+    direction() {
+      this.root.dir = this.locale.rtl ? "rtl" : "ltr";
+      this.root.lang = this.locale.lang;
     }
 
     applyTheme(theme) {
@@ -507,9 +507,11 @@ time{color:var(--_muted);font-size:12px}
 
     open() {
       if (!this.panel.hidden || this.dead) return;
-      // Open towards the wider side of the viewport, unless the page chose a side.
+      // Open towards the wider side of the viewport, unless the page chose a side. "start" and
+      // "end" follow the widget's direction: in right-to-left, "start" is the right edge.
       const box = this.bell.getBoundingClientRect();
-      const align = this.options.align || (box.left + box.width / 2 < innerWidth / 2 ? "start" : "end");
+      const leftHalf = box.left + box.width / 2 < innerWidth / 2;
+      const align = this.options.align || (leftHalf !== this.locale.rtl ? "start" : "end");
       this.root.classList.toggle("start", align === "start");
       this.panel.hidden = false;
       this.bell.setAttribute("aria-expanded", "true");
@@ -764,25 +766,29 @@ time{color:var(--_muted);font-size:12px}
       this.findWorker();
     }
 
+    /** Branding and overrides from Herald; then the locale: the page's, else the user's, else
+     * the browser's. */
     async fetchBranding() {
+      let brand = null;
       try {
-        const brand = await this.call("GET", "/me/widget");
-        if (this.dead || !brand) return;
-        if (/^#[0-9a-f]{6}$/i.test(brand.brand_color || "")) {
-          this.root.style.setProperty("--herald-brand", brand.brand_color);
-        }
-        if (!this.options.locale && brand.locale) {
-          const chosen = pickLocale(brand.locale);
-          if (chosen.strings !== this.locale.strings) this.relabel(chosen);
-        }
+        brand = await this.call("GET", "/me/widget");
       } catch (error) {
         this.failed(error);
       }
+      if (this.dead) return;
+      brand = brand || {};
+      if (/^#[0-9a-f]{6}$/i.test(brand.brand_color || "")) {
+        this.root.style.setProperty("--herald-brand", brand.brand_color);
+      }
+      const tag = this.wanted || canonical(brand.locale) || canonical(navigator.language) || "en";
+      const found = await catalogue(this.api, tag.split("-")[0]);
+      if (!this.dead) this.relabel(localeFor(tag, found, brand.strings));
     }
 
     relabel(locale) {
-      // The user's own locale (from Herald) arrived after the first paint: redo the texts.
+      // The locale's strings arrived after the first paint: redo the texts.
       this.locale = locale;
+      this.direction();
       this.heading.firstChild.textContent = this.t("title");
       this.list.setAttribute("aria-label", this.t("title"));
       this.markAll.textContent = this.t("markAll");
