@@ -245,6 +245,9 @@ def fan_out(api: Api, key: str, schema: str, recipients: int, rounds: int) -> No
             spread = [{"id": external_id, "locale": BENCH_LOCALES[n % len(BENCH_LOCALES)]}
                       for n, external_id in enumerate(new("l", round_))]  # fmt: skip
             seconds["api new 5 locales"].append(api_send_seconds(api, key, LOCALISED_TYPE, spread))
+            # The same recipient objects to a type without locales: what the objects cost.
+            spread = [{**recipient, "id": f"o{recipient['id']}"} for recipient in spread]
+            seconds["api new objects"].append(api_send_seconds(api, key, IN_APP_TYPE, spread))
             seconds["api new+email"].append(
                 api_send_seconds(api, key, EMAIL_TYPE, new("m", round_))
             )
@@ -288,6 +291,7 @@ FAN_OUT_LABELS = {
     "api new": "Herald API, new recipients, in-app",
     "copy new": "raw COPY: users + notifications",
     "api new 5 locales": "Herald API, new recipients in 5 locales, in-app, localised",
+    "api new objects": "Herald API, the same recipient objects, in-app, no locales",
     "api new+email": "Herald API, new recipients, in-app + email",
     "copy new+email": "raw COPY: users + notifications + deliveries",
     "api existing": "Herald API, existing recipients, in-app",
@@ -298,6 +302,7 @@ FAN_OUT_LABELS = {
 FAN_OUT_TARGETS = (
     ("api new", "copy new", 0.5, "%"),
     ("api new 5 locales", "api new", 0.9, "%"),
+    ("api new 5 locales", "api new objects", 0.9, "%"),
     ("api new+email", "copy new+email", 0.5, "%"),
     ("api existing", "copy existing", 0.6, "%"),
     ("api new", "dnhq", 25, "x"),

@@ -76,6 +76,29 @@ class TestResolution:
         assert _inbox(alice_key, "obj-1")[0]["message"] == "Grüß Gott: x"
         assert _inbox(alice_key, "obj-2")[0]["message"] == "x"
 
+    def test_templates_render_once_per_locale_group_not_per_recipient(self, alice_key, monkeypatch):
+        from notifications.channels.in_app import localised
+
+        calls: list[str] = []
+        real = localised.render
+
+        def counting(source: str, *args: object, **kwargs: object) -> str:
+            calls.append(source)
+            return real(source, *args, **kwargs)
+
+        monkeypatch.setattr(localised, "render", counting)
+        _type(alice_key, "greet", LOCALES)
+        recipients = [{"id": f"g-{n}", "locale": ("de-AT", "fr", "")[n % 3]} for n in range(12)]
+        response = alice_key.post(
+            "/api/v1/notifications", {"type": "greet", "recipients": recipients, "message": "m"}
+        )
+        assert response.status_code == 202
+        # de-AT: title and message; fr: message only; no locale: nothing to render.
+        assert sorted(calls) == sorted(
+            [LOCALES["de-AT"]["title"], LOCALES["de-AT"]["message"], LOCALES["fr"]["message"]]
+        )
+        assert _inbox(alice_key, "g-3")[0]["message"] == "Grüß Gott: m"
+
     def test_a_per_user_template_renders_per_recipient(self, alice_key):
         _type(alice_key, "hello", {"en": {"message": "Hi {{ user.name }} ({{ user.id }})"}})
         for external_id, name in (("pu-1", "Ann"), ("pu-2", "Bo")):
