@@ -214,6 +214,15 @@ NOTIFICATION_TYPE = inline_serializer(
         "email_subject": serializers.CharField(help_text=TEMPLATE_HELP),
         "email_text": serializers.CharField(help_text=TEMPLATE_HELP),
         "email_html": serializers.CharField(help_text=TEMPLATE_HELP + " HTML-escaped output."),
+        "locales": serializers.DictField(
+            child=serializers.DictField(child=serializers.CharField()),
+            help_text='{"<language tag>": {"title"?, "message"?, "email_subject"?, '
+            '"email_text"?, "email_html"?}}, as saved (tags normalised: de_at -> de-AT). A '
+            "recipient with locale de-AT gets each text from de-AT, else de, else the type's own "
+            "field (email), else the send's title/message. Liquid templates over the context "
+            "above; the date_local, number_local and currency_local filters format for the "
+            "recipient's locale and time zone.",
+        ),
         "created_at": serializers.DateTimeField(),
         "updated_at": serializers.DateTimeField(),
     },
@@ -223,6 +232,12 @@ PREFERENCES = inline_serializer(
     fields={
         "channels": _switches("ChannelSwitches"),
         "types": serializers.DictField(child=_switches("TypeChannelSwitches")),
+        "locale": serializers.CharField(
+            help_text="The user's own language tag ('' for none): picks the texts they receive."
+        ),
+        "timezone": serializers.CharField(
+            help_text="The user's own IANA time zone ('' for none), for dates in templates."
+        ),
     },
 )
 COUNT = inline_serializer(name="Count", fields={"count": serializers.IntegerField()})

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -58,12 +59,14 @@ BENCH_QUEUE = "herald-bench-send"  # the sends' Celery tasks, dropped at the end
 
 TITLE = "Benchmark"
 MESSAGE = "A notification-shaped message of ordinary length, as apps send them."
-IN_APP_TYPE, EMAIL_TYPE = "bench", "bench-email"
+IN_APP_TYPE, EMAIL_TYPE, LOCALISED_TYPE = "bench", "bench-email", "bench-locales"
+# Five locales, each with its own title and message templates (over the send's own texts).
+BENCH_LOCALES = ("de-AT", "de", "fr", "pt-BR", "ja")
 NOTIFICATION_COLUMNS = "send_id, recipient_id, type_id, title, message, url, data, created_at"
 WHEN = "2026-01-01T00:00:00Z"
 
 
-def api_send_seconds(api: Api, key: str, type_key: str, recipients: list[str]) -> float:
+def api_send_seconds(api: Api, key: str, type_key: str, recipients: list[Any]) -> float:
     """One send through the HTTP API, until its 202: seconds."""
     body = {"type": type_key, "recipients": recipients, "title": TITLE, "message": MESSAGE}
     return api.timed("POST", "/api/v1/notifications", key, body)
@@ -222,6 +225,10 @@ def fan_out(api: Api, key: str, schema: str, recipients: int, rounds: int) -> No
     api.call("PUT", f"/api/v1/types/{EMAIL_TYPE}", key,
              {"name": "Bench email", "channels": ["in_app", "email"]})  # fmt: skip
     api_send_seconds(api, key, EMAIL_TYPE, ["warm-up"])
+    locales = {tag: {"title": f"[{tag}] {{{{ title }}}}", "message": f"{{{{ message }}}} ({tag})"}
+               for tag in BENCH_LOCALES}  # fmt: skip
+    api.call("PUT", f"/api/v1/types/{LOCALISED_TYPE}", key, {"locales": locales})
+    api_send_seconds(api, key, LOCALISED_TYPE, ["warm-up"])
     existing = [f"e-{n}" for n in range(recipients)]
     api_send_seconds(api, key, IN_APP_TYPE, existing)  # creates them
     copy = CopyBaseline(schema)
@@ -235,6 +242,12 @@ def fan_out(api: Api, key: str, schema: str, recipients: int, rounds: int) -> No
         for round_ in range(rounds):
             seconds["api new"].append(api_send_seconds(api, key, IN_APP_TYPE, new("r", round_)))
             seconds["copy new"].append(copy.seconds(IN_APP_TYPE, new=new("c", round_)))
+            spread = [{"id": external_id, "locale": BENCH_LOCALES[n % len(BENCH_LOCALES)]}
+                      for n, external_id in enumerate(new("l", round_))]  # fmt: skip
+            seconds["api new 5 locales"].append(api_send_seconds(api, key, LOCALISED_TYPE, spread))
+            # The same recipient objects to a type without locales: what the objects cost.
+            spread = [{**recipient, "id": f"o{recipient['id']}"} for recipient in spread]
+            seconds["api new objects"].append(api_send_seconds(api, key, IN_APP_TYPE, spread))
             seconds["api new+email"].append(
                 api_send_seconds(api, key, EMAIL_TYPE, new("m", round_))
             )
@@ -277,6 +290,8 @@ def fan_out(api: Api, key: str, schema: str, recipients: int, rounds: int) -> No
 FAN_OUT_LABELS = {
     "api new": "Herald API, new recipients, in-app",
     "copy new": "raw COPY: users + notifications",
+    "api new 5 locales": "Herald API, new recipients in 5 locales, in-app, localised",
+    "api new objects": "Herald API, the same recipient objects, in-app, no locales",
     "api new+email": "Herald API, new recipients, in-app + email",
     "copy new+email": "raw COPY: users + notifications + deliveries",
     "api existing": "Herald API, existing recipients, in-app",
@@ -286,6 +301,8 @@ FAN_OUT_LABELS = {
 # (API figure, baseline, target on the median of per-round ratios, unit)
 FAN_OUT_TARGETS = (
     ("api new", "copy new", 0.5, "%"),
+    ("api new 5 locales", "api new", 0.9, "%"),
+    ("api new 5 locales", "api new objects", 0.9, "%"),
     ("api new+email", "copy new+email", 0.5, "%"),
     ("api existing", "copy existing", 0.6, "%"),
     ("api new", "dnhq", 25, "x"),

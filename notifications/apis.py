@@ -418,5 +418,11 @@ class MePreferencesApi(MeApi):
     def put(self, request: EndUserRequest) -> Response:
         user = self.me(request)
         changes = validated(PreferencesSerializer, request.data)
-        preferences_set(user=user, channels=changes.get("channels"), types=changes.get("types"))
+        preferences_set(
+            user=user,
+            channels=changes.get("channels"),
+            types=changes.get("types"),
+            locale=changes.get("locale"),
+            timezone=changes.get("timezone"),
+        )
         return Response(selectors.preferences_get(user=user))

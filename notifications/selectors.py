@@ -189,7 +189,8 @@ def delivery_list(
 
 
 def preferences_get(*, user: EndUser) -> dict[str, Any]:
-    """The user's switches: global ones, and for every type (missing rows are on)."""
+    """The user's switches: global ones, and for every type (missing rows are on); and their
+    own ``locale`` and ``timezone``."""
     channels = dict.fromkeys(CHANNELS, True)
     per_type: dict[int, dict[str, bool]] = {}
     for type_id, channel, enabled in Preference.objects.filter(user=user).values_list(
@@ -203,7 +204,7 @@ def preferences_get(*, user: EndUser) -> dict[str, Any]:
         key: {**dict.fromkeys(CHANNELS, True), **per_type.get(type_id, {})}
         for type_id, key in NotificationType.objects.order_by("key").values_list("id", "key")
     }
-    return {"channels": channels, "types": types}
+    return {"channels": channels, "types": types, "locale": user.locale, "timezone": user.timezone}
 
 
 def push_subscription_list(*, user: EndUser) -> QuerySet[PushSubscription]:

@@ -28,15 +28,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import decimal
 import functools
 import threading
 import time
+import zoneinfo
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import babel
 import liquid
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
 from django.conf import settings
 from liquid import BoundTemplate, Environment, RenderContext
 from liquid.exceptions import (
@@ -45,6 +50,7 @@ from liquid.exceptions import (
     LoopIterationLimitError,
     ResourceLimitError,
 )
+from liquid.filter import with_context
 from liquid.output import LimitedStringIO
 from liquid.tag import Tag
 from liquid.utils import ReadOnlyChainMap
@@ -93,13 +99,16 @@ def limits() -> Limits:
 
 
 class _Budget:
-    """Shared by a render's contexts: when it must end, and the loop turns it has left."""
+    """Shared by a render's contexts: when it must end, the loop turns it has left, and the
+    recipient's locale and time zone (read by the ``*_local`` filters)."""
 
-    __slots__ = ("deadline", "loop_turns_left")
+    __slots__ = ("deadline", "locale", "loop_turns_left", "timezone")
 
-    def __init__(self, deadline: float, loop_turns: int) -> None:
+    def __init__(self, deadline: float, loop_turns: int, locale: str = "", tz: str = "") -> None:
         self.deadline = deadline
         self.loop_turns_left = loop_turns
+        self.locale = locale
+        self.timezone = tz
 
 
 class _BoundedContext(RenderContext):
@@ -218,6 +227,115 @@ class _RefusedRender(_Refused):
     name = "render"
 
 
+def _recipient(context: RenderContext) -> tuple[babel.Locale, datetime.tzinfo]:
+    """The Babel locale and time zone of the recipient a render is for: 'en' and UTC when
+    unknown or unset."""
+    budget: _Budget | None = getattr(context, "_budget", None)
+    return _babel_locale(budget.locale if budget else ""), _zone(budget.timezone if budget else "")
+
+
+@functools.lru_cache(maxsize=256)
+def _babel_locale(tag: str) -> babel.Locale:
+    try:
+        return babel.Locale.parse(tag.replace("-", "_")) if tag else babel.Locale("en")
+    except (ValueError, babel.UnknownLocaleError):
+        language = tag.split("-")[0]
+        try:
+            return babel.Locale.parse(language)
+        except (ValueError, babel.UnknownLocaleError):
+            return babel.Locale("en")
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> datetime.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(name) if name else datetime.UTC
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return datetime.UTC
+
+
+_DATE_FORMATS = frozenset({"short", "medium", "long", "full"})
+# A Babel pattern is short and made of letters, spaces and punctuation: a pattern of repeated
+# letters cannot make the output larger than its own length times a small factor.
+_PATTERN_MAX = 64
+
+
+def _as_datetime(value: object) -> datetime.datetime | datetime.date | None:
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value
+    if isinstance(value, str) and len(value) <= 64:
+        text = value.strip()
+        try:
+            if len(text) == 10:  # a date alone: no time to shift into a time zone
+                return datetime.date.fromisoformat(text)
+            return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+@with_context
+def _date_local(value: object, style: object = "medium", *, context: RenderContext) -> object:
+    """``{{ data.due | date_local: "medium" }}``: a date or date-time (ISO 8601 string or
+    date) in the recipient's locale and time zone; short, medium, long, full or a Babel
+    pattern. A value that is not a date is output as it is."""
+    moment = _as_datetime(value)
+    if moment is None:
+        return value
+    pattern = str(style)[:_PATTERN_MAX] or "medium"
+    locale, zone = _recipient(context)
+    if isinstance(moment, datetime.datetime):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return babel_dates.format_datetime(moment, pattern, tzinfo=zone, locale=locale)
+    return babel_dates.format_date(moment, pattern, locale=locale)
+
+
+def _as_number(value: object) -> decimal.Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        value = str(value)
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            number = decimal.Decimal(value.strip())
+        except decimal.InvalidOperation:
+            return None
+        # Bounded: no exponent can blow a number up into a million digits.
+        return number if number.is_finite() and abs(number.adjusted()) <= 40 else None
+    return None
+
+
+@with_context
+def _number_local(value: object, *, context: RenderContext) -> object:
+    """``{{ data.count | number_local }}``: a decimal number in the recipient's locale."""
+    number = _as_number(value)
+    if number is None:
+        return value
+    locale = _recipient(context)[0]
+    return babel_numbers.format_decimal(number, locale=locale)
+
+
+@with_context
+def _currency_local(value: object, currency: object = "", *, context: RenderContext) -> object:
+    """``{{ data.amount | currency_local: "EUR" }}``: an amount in an ISO 4217 currency, in
+    the recipient's locale."""
+    number = _as_number(value)
+    code = str(currency).upper()
+    if number is None or len(code) != 3 or not code.isalpha():
+        return value
+    locale = _recipient(context)[0]
+    return babel_numbers.format_currency(number, code, locale=locale)
+
+
+# Locale-aware formatting, available to every template.
+LOCAL_FILTERS: dict[str, Callable[..., object]] = {
+    "date_local": _date_local,
+    "number_local": _number_local,
+    "currency_local": _currency_local,
+}
+
+
 @functools.lru_cache(maxsize=4)
 def _environment(*, html: bool, bounds: Limits) -> Environment:
     env = Environment(autoescape=html, strict_filters=True)
@@ -232,6 +350,8 @@ def _environment(*, html: bool, bounds: Limits) -> Environment:
     env.add_tag(_RefusedRender)
     for name, size in (("replace", _replaced_size), ("join", _joined_size)):
         env.add_filter(name, _size_checked(env.filters[name], bounds.output_bytes, size))
+    for name, local_filter in LOCAL_FILTERS.items():
+        env.add_filter(name, local_filter)
     return env
 
 
@@ -311,17 +431,27 @@ def render_deadline() -> float:
 
 
 def render(
-    source: str, context: Mapping[str, Any], *, html: bool, deadline: float | None = None
+    source: str,
+    context: Mapping[str, Any],
+    *,
+    html: bool,
+    deadline: float | None = None,
+    locale: str = "",
+    timezone: str = "",
 ) -> str:
     """Render ``source`` with ``context`` (pass it through ``plain_context`` first). HTML
     templates escape what they output, unless marked ``| safe``. ``deadline`` (monotonic) lets
     several renders share one time limit; by default this render has a limit of its own.
+    ``locale`` and ``timezone`` are the recipient's (``EndUser.locale``, ``.timezone``), for
+    the ``date_local``, ``number_local`` and ``currency_local`` filters ('' -> en, UTC).
     Raises TemplateError."""
     bounds = limits()
     template = _compiled(source, html, _parse_key(bounds))
     budget = _Budget(
         deadline if deadline is not None else time.monotonic() + bounds.render_seconds,
         bounds.loop_iterations,
+        locale,
+        timezone,
     )
     render_context = _BoundedContext(template, globals=template.make_globals(dict(context)))
     render_context._budget = budget

@@ -24,11 +24,23 @@ def preferences_set(
     user: EndUser,
     channels: dict[str, bool] | None = None,
     types: dict[str, dict[str, bool]] | None = None,
+    locale: str | None = None,
+    timezone: str | None = None,
 ) -> None:
-    """Set global channel switches and per-type switches. Keys were validated by the caller.
+    """Set global channel switches and per-type switches, and the user's own ``locale``
+    (normalised) and ``timezone`` when given. Keys and values were validated by the caller.
 
     A type key that names no type yet creates it with defaults, as a send naming it would: a
     user can turn off what they have not been sent yet, and it stays off when it arrives."""
+    changed = [
+        name
+        for name, value in (("locale", locale), ("timezone", timezone))
+        if value is not None and getattr(user, name) != value
+    ]
+    if changed:
+        user.locale = user.locale if locale is None else locale
+        user.timezone = user.timezone if timezone is None else timezone
+        user.save(update_fields=[*changed, "updated_at"])
     for channel, enabled in (channels or {}).items():
         Preference.objects.update_or_create(
             user=user, type=None, channel=channel, defaults={"enabled": enabled}

@@ -341,10 +341,11 @@ def _send_insert(
             found AS ({recipients_lookup_sql(lock=True)}),
             go AS (
                 SELECT (SELECT count(*) FROM found) = %(count)s
+                       AND t.locales = '{{}}'::jsonb
                        AND %(in_app)s = ANY(ch.channels)
                        AND ch.channels <@ ARRAY[%(in_app)s]::varchar(16)[]
                        AS yes
-                FROM ch),
+                FROM ch, t),
             created AS (
                 INSERT INTO {Notification._meta.db_table}
                     (send_id, recipient_id, type_id, title, message, url, data, created_at)

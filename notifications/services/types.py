@@ -22,6 +22,7 @@ TYPE_FIELDS = (
     "email_subject",
     "email_text",
     "email_html",
+    "locales",
 )
 
 

@@ -18,6 +18,7 @@ class RecipientInput(NamedTuple):
     external_id: str
     email: str | None = None
     name: str | None = None
+    locale: str | None = None  # normalised (``localisation.locale_normalise``)
 
 
 class Recipients(NamedTuple):
@@ -31,7 +32,8 @@ def int_array(values: list[int]) -> str:
 
 
 def user_upsert(*, external_id: str, fields: dict[str, Any]) -> tuple[EndUser, bool]:
-    """Create or update one end user; only the given fields change. Returns (user, created)."""
+    """Create or update one end user; only the given fields change. Returns (user, created).
+    A ``locale`` is normalised (``localisation.locale_normalise``) by the caller."""
     changes = {name: value for name, value in fields.items() if name in USER_FIELDS}
     user, created = EndUser.objects.get_or_create(external_id=external_id, defaults=changes)
     if not created and changes:
@@ -54,8 +56,11 @@ def user_erase(*, user: EndUser) -> None:
 
 
 def has_details(recipients: list[RecipientInput]) -> bool:
-    """Whether any recipient comes with an email or a name (the upsert then updates users)."""
-    return any(r.email is not None or r.name is not None for r in recipients)
+    """Whether any recipient comes with an email, a name or a locale (the upsert then updates
+    users)."""
+    return any(
+        r.email is not None or r.name is not None or r.locale is not None for r in recipients
+    )
 
 
 def recipients_upsert(
@@ -100,20 +105,22 @@ def recipients_upsert(
                 key=lambda r: r.external_id,
             )
             if with_details:
-                rows = """(SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name
+                rows = """(SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name,
+                                 r->>3 AS locale
                           FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t(r, n)
                           ORDER BY n)"""
-                document: list[Any] = [[r.external_id, r.email, r.name] for r in missing]
-                columns, email, name = "r", "r.email", "r.name"
+                document: list[Any] = [[r.external_id, r.email, r.name, r.locale] for r in missing]
+                columns, email, name, locale = "r", "r.email", "r.name", "r.locale"
             else:  # plain ids, the common case
                 rows = "jsonb_array_elements_text(%(rows)s::jsonb)"
                 document = [r.external_id for r in missing]
-                columns, email, name = "r(external_id)", "NULL", "NULL"
+                columns, email, name, locale = "r(external_id)", "NULL", "NULL", "NULL"
             cursor.execute(
                 f"""
                 INSERT INTO {table} (external_id, email, name, locale, timezone, data,
                                      created_at, updated_at)
-                SELECT r.external_id, coalesce({email}, ''), coalesce({name}, ''), '', '',
+                SELECT r.external_id, coalesce({email}, ''), coalesce({name}, ''),
+                       coalesce({locale}, ''), '',
                        '{{}}'::jsonb, %(now)s, %(now)s
                 FROM {rows} AS {columns}
                 ON CONFLICT (external_id) DO NOTHING
@@ -140,15 +147,19 @@ def recipients_upsert(
                     f"""
                     UPDATE {table} AS u
                     SET email = coalesce(r.email, u.email), name = coalesce(r.name, u.name),
-                        updated_at = %(now)s
-                    FROM (SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name
+                        locale = coalesce(r.locale, u.locale), updated_at = %(now)s
+                    FROM (SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name,
+                                 r->>3 AS locale
                           FROM jsonb_array_elements(%(rows)s::jsonb) AS t(r)) AS r
                     WHERE u.external_id = r.external_id
                       AND (u.email <> coalesce(r.email, u.email)
-                           OR u.name <> coalesce(r.name, u.name))
+                           OR u.name <> coalesce(r.name, u.name)
+                           OR u.locale <> coalesce(r.locale, u.locale))
                     """,
                     {
-                        "rows": json.dumps([[r.external_id, r.email, r.name] for r in existing]),
+                        "rows": json.dumps(
+                            [[r.external_id, r.email, r.name, r.locale] for r in existing]
+                        ),
                         "now": now,
                     },
                 )

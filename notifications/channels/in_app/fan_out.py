@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection
 
 from herald.realtime import encode, publish_encoded_on_commit
+from notifications.channels.in_app.localised import GroupedTexts, localised_texts
 from notifications.channels.names import IN_APP
 from notifications.events import created_message_text, notification_payload
 from notifications.models import EndUser, Notification, NotificationType, Send
@@ -95,17 +96,38 @@ def fan_out_in_app_count(
     sets ``send.in_app_count`` to it."""
     users = EndUser._meta.db_table
     users_exist = f"EXISTS (SELECT 1 FROM {users} u WHERE u.id = r.id FOR KEY SHARE)"  # noqa: S608 -- a table name
+    localised = localised_texts(tenant=tenant, send=send, user_ids=user_ids)
+    params = {
+        **_row_params(send, now),
+        "users": int_array(user_ids),
+        "fresh": bool(fresh),
+        "type_key": send.type.key,
+    }
+    if localised is None:
+        title, message = "%(title)s", "%(message)s"
+        recipients = "unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)"
+    else:
+        # Each row's texts by its group's number: two small arrays, not 20,000 strings.
+        title, message = "(%(titles)s::text[])[r.g]", "(%(messages)s::text[])[r.g]"
+        recipients = (
+            "unnest(%(users)s::bigint[], %(groups)s::int[]) WITH ORDINALITY AS r(id, g, ord)"
+        )
+        params.update(
+            groups=int_array(localised.groups),
+            titles=[t for t, _m in localised.texts],
+            messages=[m for _t, m in localised.texts],
+        )
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             WITH created AS (
                 INSERT INTO {Notification._meta.db_table}
                     (send_id, recipient_id, type_id, title, message, url, data, created_at)
-                SELECT s.id, r.id, s.type_id, %(title)s, %(message)s, %(url)s, %(data)s::jsonb,
+                SELECT s.id, r.id, s.type_id, {title}, {message}, %(url)s, %(data)s::jsonb,
                        %(now)s
                 FROM (SELECT id, type_id FROM {Send._meta.db_table}
                       WHERE id = %(send)s AND type_id = %(type)s FOR KEY SHARE) AS s,
-                     unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
+                     {recipients}
                 WHERE ({"true" if users_locked else users_exist})
                   AND {_REACHES}
                 ORDER BY r.ord
@@ -118,12 +140,7 @@ def fan_out_in_app_count(
                    (SELECT count(*) FROM webhooked)
             FROM created
             """,  # noqa: S608 -- interpolates table names and SQL of this module; values are bound
-            {
-                **_row_params(send, now),
-                "users": int_array(user_ids),
-                "fresh": bool(fresh),
-                "type_key": send.type.key,
-            },
+            params,
         )
         count, joined_ids, deliveries, recipient_ids, webhooked = cursor.fetchone()
     count = int(count)
@@ -133,10 +150,13 @@ def fan_out_in_app_count(
         unread_changed_on_commit(
             tenant_id=tenant.pk, user_ids=[u for u in recipient_ids or () if u not in fresh]
         )
-        _publish_created(tenant=tenant, send=send, now=now, count=count, deliveries=deliveries)
     else:
-        after_fan_out(
-            tenant=tenant, send=send, now=now, count=count, joined_ids=joined_ids,
+        unread_changed_on_commit_joined(tenant_id=tenant.pk, joined_ids=joined_ids, count=count)
+    if localised is None:
+        _publish_created(tenant=tenant, send=send, now=now, count=count, deliveries=deliveries)
+    elif count:
+        _publish_localised(
+            tenant=tenant, send=send, now=now, user_ids=user_ids, localised=localised,
             deliveries=deliveries,
         )  # fmt: skip
     if pairs is not None and count:
@@ -180,18 +200,48 @@ def after_fan_out(
     _publish_created(tenant=tenant, send=send, now=now, count=count, deliveries=deliveries)
 
 
-def _publish_created(
-    *, tenant: Tenant, send: Send, now: datetime, count: int, deliveries: str
+def _publish_localised(
+    *,
+    tenant: Tenant,
+    send: Send,
+    now: datetime,
+    user_ids: list[int],
+    localised: GroupedTexts,
+    deliveries: str,
 ) -> None:
-    """Publish the ``created`` bus message of ``count`` rows once the transaction commits."""
+    """Publish one ``created`` bus message per group of texts, each carrying its rows."""
+    group_of = dict(zip(user_ids, localised.groups, strict=True))
+    by_group: dict[int, list[list[int]]] = {}
+    for pair in json.loads(deliveries):
+        by_group.setdefault(group_of[pair[0]], []).append(pair)
+    for group, pairs in by_group.items():
+        title, message = localised.texts[group - 1]
+        _publish_created(
+            tenant=tenant, send=send, now=now, count=len(pairs),
+            deliveries=json.dumps(pairs, separators=(",", ":")), title=title, message=message,
+        )  # fmt: skip
+
+
+def _publish_created(
+    *,
+    tenant: Tenant,
+    send: Send,
+    now: datetime,
+    count: int,
+    deliveries: str,
+    title: str | None = None,
+    message: str | None = None,
+) -> None:
+    """Publish the ``created`` bus message of ``count`` rows once the transaction commits
+    (their texts: ``title`` and ``message``, by default the send's)."""
     if not count:
         return
     shared = notification_payload(
         {
             "id": None,
             "type_key": send.type.key,
-            "title": send.title,
-            "message": send.message,
+            "title": send.title if title is None else title,
+            "message": send.message if message is None else message,
             "url": send.url,
             "data": send.data,
             "created_at": now,
