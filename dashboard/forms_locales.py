@@ -16,9 +16,8 @@ from django import forms
 from django.forms import formset_factory
 
 from herald.domain import DomainError
-from notifications.localisation import LOCALISED_FIELDS, locale_normalise
+from notifications.localisation import LOCALISED_FIELDS, LOCALISED_MAX_LENGTH, locale_normalise
 from notifications.serializers import TIME_ZONES
-from notifications.services.types import LOCALISED_MAX_LENGTH
 from notifications.templating import compile_errors
 
 PREFIX = "locales"
@@ -90,7 +89,7 @@ class LocaleForm(forms.Form):
         return data
 
     def texts(self) -> dict[str, str]:
-        return {name: self.cleaned_data[name] for name in LOCALISED_FIELDS}
+        return {name: text for name in LOCALISED_FIELDS if (text := self.cleaned_data[name])}
 
 
 def _removed(form: forms.Form) -> bool:

@@ -26,6 +26,16 @@ from babel import localedata
 LOCALE_MAX_LENGTH: Final = 35
 # The fields a type's ``locales`` entry may hold, in the order the API documents them.
 LOCALISED_FIELDS: Final = ("title", "message", "email_subject", "email_text", "email_html")
+# The most locales a type may hold, and the longest text each field may: as the type's own email
+# fields, and as a send's title and message.
+MAX_TYPE_LOCALES: Final = 50
+LOCALISED_MAX_LENGTH: Final = {
+    "title": 300,
+    "message": 10_000,
+    "email_subject": 300,
+    "email_text": 100_000,
+    "email_html": 200_000,
+}
 
 _TAG = re.compile(
     r"^(?P<language>[A-Za-z]{2,3})"

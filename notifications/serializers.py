@@ -29,7 +29,8 @@ from herald.fields import (
 from herald.text import DISPLAY_NAME_PATTERN, display_name_error
 from notifications.localisation import (
     LOCALE_MAX_LENGTH,
-    LOCALISED_FIELDS,
+    LOCALISED_MAX_LENGTH,
+    MAX_TYPE_LOCALES,
     locale_normalise,
     locale_schema_pattern,
 )
@@ -129,18 +130,6 @@ class LocaleField(StrictCharField):
         return normalised
 
 
-MAX_TYPE_LOCALES = 50
-# The longest text each localised field may hold: as the type's own email fields, and as a
-# send's title and message.
-LOCALISED_MAX_LENGTHS = {
-    "title": 300,
-    "message": 10_000,
-    "email_subject": 300,
-    "email_text": 100_000,
-    "email_html": 200_000,
-}
-
-
 @extend_schema_field(
     {
         "type": "object",
@@ -155,64 +144,23 @@ LOCALISED_MAX_LENGTHS = {
             "additionalProperties": False,
             "properties": {
                 name: {"type": "string", "maxLength": length}
-                for name, length in LOCALISED_MAX_LENGTHS.items()
+                for name, length in LOCALISED_MAX_LENGTH.items()
             },
         },
     }
 )
 class LocalesField(serializers.Field[dict[str, Any], Any, dict[str, Any], Any]):
-    """``{"<tag>": {"title"?, "message"?, "email_subject"?, "email_text"?, "email_html"?}}``:
-    keys normalised, every text compiled as a Liquid template. Errors are keyed by the path
-    given (``locales`` -> ``<key>`` -> ``<field>``)."""
+    """``{"<tag>": {"title"?, "message"?, "email_subject"?, "email_text"?, "email_html"?}}``."""
 
-    def to_internal_value(self, data: Any) -> dict[str, dict[str, str]]:
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        # Its contents are checked by the service (``services.types.type_locales_clean``),
+        # the one check the dashboard shares.
         if not isinstance(data, dict):
             raise serializers.ValidationError("Must be a JSON object keyed by language tag.")
-        if len(data) > MAX_TYPE_LOCALES:
-            raise serializers.ValidationError(f"Give at most {MAX_TYPE_LOCALES} locales.")
-        locales: dict[str, dict[str, str]] = {}
-        errors: dict[str, Any] = {}
-        for key, texts in data.items():
-            tag = locale_normalise(key) if isinstance(key, str) else None
-            if not tag:
-                errors[key] = [LOCALE_MESSAGE]
-                continue
-            if tag in locales:
-                errors[key] = [f"Names the same locale as another key ('{tag}')."]
-                continue
-            parsed = _localised_texts(texts)
-            if isinstance(parsed, dict) and all(isinstance(v, str) for v in parsed.values()):
-                locales[tag] = parsed
-            else:
-                errors[key] = parsed
-        if errors:
-            raise serializers.ValidationError(errors)
-        return locales
+        return data
 
     def to_representation(self, value: Any) -> Any:
         return value
-
-
-def _localised_texts(texts: Any) -> dict[str, Any] | list[str]:
-    """One locale's texts, or why they are invalid (a list, or a dict keyed by field)."""
-    if not isinstance(texts, dict):
-        return ["Must be a JSON object of texts."]
-    errors: dict[str, list[str]] = {}
-    for name in sorted(set(texts) - set(LOCALISED_FIELDS)):
-        errors[name] = ["Unknown field."]
-    for name in LOCALISED_FIELDS:
-        if name not in texts:
-            continue
-        value = texts[name]
-        if not isinstance(value, str):
-            errors[name] = ["Must be a string."]
-        elif len(value) > LOCALISED_MAX_LENGTHS[name]:
-            errors[name] = [f"At most {LOCALISED_MAX_LENGTHS[name]} characters."]
-        elif "\x00" in value:
-            errors[name] = ["Null characters are not allowed."]
-        elif (error := compile_errors(value, html=name == "email_html")) is not None:
-            errors[name] = [error]
-    return errors or dict(texts)
 
 
 @extend_schema_field({"type": "string", "enum": ["", *TIME_ZONES]})

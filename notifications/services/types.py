@@ -9,7 +9,12 @@ from django.db import connection
 
 from billing_stub.limits import limits_for
 from herald.domain import Invalid, NotInPlan
-from notifications.localisation import LOCALISED_FIELDS, locale_normalise
+from notifications.localisation import (
+    LOCALISED_FIELDS,
+    LOCALISED_MAX_LENGTH,
+    MAX_TYPE_LOCALES,
+    locale_normalise,
+)
 from notifications.models import NotificationType
 from notifications.templating import compile_errors
 from tenants.models import Tenant
@@ -22,26 +27,22 @@ TYPE_FIELDS = (
     "email_subject",
     "email_text",
     "email_html",
-    "locales",
 )
 
 
-# The longest template each localised field may hold, as for the type's own email fields.
-LOCALISED_MAX_LENGTH = {
-    "title": 300,
-    "message": 10_000,
-    "email_subject": 300,
-    "email_text": 100_000,
-    "email_html": 200_000,
-}
-
-
 def type_locales_clean(locales: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """``locales`` as a type stores them: keys normalised (``de_at`` -> ``de-AT``), blank
-    texts dropped, and a locale left with no text dropped. Raises ``Invalid`` with every
-    problem at once, keyed ``locales.<tag as given>`` (a bad or repeated tag) or
-    ``locales.<tag as given>.<field>`` (an unknown field, a text that is not a string, too
-    long, or a template that does not parse)."""
+    """``locales`` as a type stores them, the one check of them (API and dashboard): keys
+    normalised (``de_at`` -> ``de-AT``), texts as given (a blank one resolves as absent).
+    Raises ``Invalid`` with every problem at once, keyed ``locales`` (not an object, too many),
+    ``locales.<tag as given>`` (a bad or repeated tag) or ``locales.<tag as given>.<field>``
+    (an unknown field, a text that is not a string, too long, or a template that does not
+    parse)."""
+    if not isinstance(locales, Mapping):
+        raise Invalid("Invalid locales.", details={"locales": ["Give an object keyed by tag."]})
+    if len(locales) > MAX_TYPE_LOCALES:
+        raise Invalid(
+            "Too many locales.", details={"locales": [f"At most {MAX_TYPE_LOCALES} locales."]}
+        )
     details: dict[str, list[str]] = {}
     cleaned: dict[str, dict[str, str]] = {}
     given: dict[str, str] = {}
@@ -69,14 +70,13 @@ def type_locales_clean(locales: Mapping[str, Any]) -> dict[str, dict[str, str]]:
                 details[at] = [
                     f"Ensure this field has at most {LOCALISED_MAX_LENGTH[field]} characters."
                 ]
-            elif text:
-                error = compile_errors(text, html=field == "email_html")
-                if error is not None:
-                    details[at] = [error]
-                else:
-                    entry[field] = text
-        if entry:
-            cleaned[normal] = entry
+            elif "\x00" in text:
+                details[at] = ["Null characters are not allowed."]
+            elif text and (error := compile_errors(text, html=field == "email_html")):
+                details[at] = [error]
+            else:
+                entry[field] = text
+        cleaned[normal] = entry
     if details:
         raise Invalid("Some locale texts are not valid.", details=details)
     return cleaned
@@ -92,12 +92,13 @@ def type_upsert(
     """Create or update a notification type; only the given fields change. ``key`` is valid
     (``rules.type_key_valid``) and ``fields`` validated (``TypeUpsertSerializer``).
 
-    ``locales``, when given, replaces the type's per-locale texts after
-    ``type_locales_clean``: ``Invalid`` if it refuses them, and nothing changes.
+    ``locales`` (or ``fields["locales"]``), when given, replaces the type's per-locale texts
+    after ``type_locales_clean``: ``Invalid`` if it refuses them, and nothing changes.
 
     Setting a digest window needs a plan with digests: ``NotInPlan`` otherwise, and nothing
     changes."""
     changes = {name: value for name, value in fields.items() if name in TYPE_FIELDS}
+    locales = fields.get("locales", locales)
     if locales is not None:
         changes["locales"] = type_locales_clean(locales)
     if changes.get("digest_window_seconds") and not limits_for(tenant).digest_allowed:

@@ -211,3 +211,20 @@ def test_unsubscribe_pages_speak_the_users_language(alpha, world, web):
     forged = http("GET", web.url + paths["de"][:-3] + "xyz", headers=german)
     assert forged.status == 404
     assert "Link ungültig" in forged.body
+
+
+def test_dates_in_an_email_follow_the_recipients_locale_and_time_zone(alpha, world):
+    key = email_type(alpha)
+    subject = "Fällig {{ data.due | date_local: 'medium' }}, {{ data.n | number_local }}"
+    _set_locales(world, key, {"de": {"email_subject": subject}})
+    person = _recipient(alpha, "Anna", "de-AT")
+    assert (
+        alpha.put(f"/api/v1/users/{person['id']}", {"timezone": "Europe/Vienna"}).status_code == 200
+    )
+    with smtp_sink() as sink, running_worker(QUEUE, EMAIL_URL=sink.url):
+        send_id = send(
+            alpha, key, [person["id"]], data={"due": "2026-03-01T23:30:00Z", "n": 1234.5}
+        )
+        wait_until(lambda: settled(alpha, send_id, 1), timeout=30, what="sent")
+    [message] = sink.to(person["email"])
+    assert message["Subject"] == "Fällig 02.03.2026, 00:30:00, 1.234,5"

@@ -197,9 +197,7 @@ class TestTypeLocales:
         response = alice_key.put("/api/v1/types/bad-loc", {"locales": locales})
         assert response.status_code == 400
         assert error_code(response) == "invalid"
-        details = response.json()["error"]["details"]["locales"]
-        for step in path:
-            details = details[step]
+        details = response.json()["error"]["details"][".".join(["locales", *path])]
         assert isinstance(details, list)
         assert details[0]
         assert alice_key.get("/api/v1/types/bad-loc").status_code == 404

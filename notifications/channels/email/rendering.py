@@ -96,9 +96,12 @@ def render_email(
     html: str,
     context: dict[str, Any],
     defaults: tuple[str, str, str] | None = None,
+    locale: str = "",
+    timezone: str = "",
 ) -> RenderedEmail:
     """Render a type's templates (blank ones take ``defaults``, by default Herald's English
-    ones) within one render-time limit. Raises TemplateError naming the part that failed."""
+    ones) within one render-time limit, with the recipient's ``locale`` and ``timezone`` for
+    the ``*_local`` filters. Raises TemplateError naming the part that failed."""
     if defaults is None:
         defaults = default_templates(lang="en", direction="ltr")
     plain = plain_context(context)
@@ -110,7 +113,9 @@ def render_email(
         ("email_html", html or defaults[2], True),
     ):
         try:
-            parts[name] = render(source, plain, html=is_html, deadline=deadline)
+            parts[name] = render(
+                source, plain, html=is_html, deadline=deadline, locale=locale, timezone=timezone
+            )
         except TemplateError as exc:
             raise type(exc)(f"{name}: {exc}") from exc
     # A subject is one line: headers cannot carry newlines.

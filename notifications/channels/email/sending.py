@@ -60,6 +60,8 @@ def compose_email(
         text=text,
         html=html,
         defaults=fallbacks,
+        locale=user.locale,
+        timezone=user.timezone,
         context={
             **context,
             "type": notification_type.key,

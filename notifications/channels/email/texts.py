@@ -75,7 +75,9 @@ def email_texts(
             if source is None:
                 continue
             try:
-                rendered = render(source, context, html=False)
+                rendered = render(
+                    source, context, html=False, locale=user.locale, timezone=user.timezone
+                )
             except TemplateError as exc:
                 raise type(exc)(f"{name}: {exc}") from exc
             if name == "title":
