@@ -125,7 +125,7 @@ def test_a_push_shows_a_notification_from_the_worker_served_on_the_page_origin(
         "ServiceWorker.deliverPushMessage",
         {"origin": shop.origin, "registrationId": worker, "data": json.dumps(payload)},
     )
-    wait_until(lambda: page.evaluate(SHOWN), timeout=5, what="the notification to be shown")
+    wait_until(lambda: page.evaluate(SHOWN), timeout=15, what="the notification to be shown")
     assert page.evaluate(SHOWN) == [
         {
             "title": "Export ready",
@@ -136,12 +136,18 @@ def test_a_push_shows_a_notification_from_the_worker_served_on_the_page_origin(
     ]
 
     # A payload that is not what Herald sends still shows something, and never a bad link.
-    for data in ["not json", json.dumps({"message": "Only a message", "url": "javascript:x"})]:
+    # One at a time: each push is shown before the next is delivered.
+    bad = ["not json", json.dumps({"message": "Only a message", "url": "javascript:x"})]
+    for count, data in enumerate(bad, start=2):
         cdp.send(
             "ServiceWorker.deliverPushMessage",
             {"origin": shop.origin, "registrationId": worker, "data": data},
         )
-    wait_until(lambda: len(page.evaluate(SHOWN)) == 3, timeout=5, what="two more notifications")
+        wait_until(
+            lambda count=count: len(page.evaluate(SHOWN)) == count,
+            timeout=15,
+            what=f"notification {count}",
+        )
     shown = sorted(page.evaluate(SHOWN), key=lambda n: n["title"])
     assert shown[1:] == [
         {"title": "Only a message", "body": "", "tag": "", "data": {"url": None, "id": None}},
@@ -397,7 +403,7 @@ def test_the_button_subscribes_and_a_send_is_pushed_to_the_browser(
             "data": json.dumps(push.payload),
         },
     )
-    wait_until(lambda: page.evaluate(SHOWN), timeout=5, what="the notification to be shown")
+    wait_until(lambda: page.evaluate(SHOWN), timeout=15, what="the notification to be shown")
     [shown] = page.evaluate(SHOWN)
     assert shown["title"] == "Ada mentioned you"
     assert shown["body"] == "Ada replied"
