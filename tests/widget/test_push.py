@@ -28,10 +28,23 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import screenshot
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshot
 from tests.support.processes import Server, http, running_web, running_worker, wait_until
 from tests.support.push_service import Browser, push_service
 from tests.widget.conftest import new_user
+
+
+@pytest.fixture(scope="module")
+def browser(browser: Any) -> Iterator[Any]:
+    """A Chromium of this module's own, from the session's Playwright. After some pages of
+    earlier tests (the right-to-left widget's, in the whole suite's order), the session's
+    browser showed a service worker's first push and none after it; a fresh one does not."""
+    own = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    try:
+        yield own
+    finally:
+        own.close()
+
 
 ALLOWED = "127.0.0.2/32"  # the local push service's address, as WEBHOOK_ALLOWED_CIDRS
 QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
