@@ -60,11 +60,50 @@ class NotificationType(models.Model):
     # Per-locale texts: {"de-AT": {"title": ..., "message": ..., "email_subject": ...}}, keys
     # normalised BCP 47 tags, values Liquid templates (``notifications.localisation``).
     locales = models.JSONField(default=dict, blank=True)
+    # Delayed channels and escalation: {"email": {"delay_seconds": 900, "only_if_unread": true}},
+    # checked by ``notifications.channel_rules``; a send's own rules override these.
+    channel_rules = models.JSONField(default=dict, db_default={}, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return self.key
+
+
+class Topic(models.Model):
+    """An audience a send can name instead of listing recipients: everyone subscribed to it
+    (a project's followers, a workspace's members). ``self_service``: end users may subscribe
+    and unsubscribe themselves (``/api/v1/me/topics``)."""
+
+    key = models.CharField(
+        max_length=100, unique=True, validators=[RegexValidator(TYPE_KEY_PATTERN)]
+    )
+    name = models.CharField(max_length=200, blank=True)
+    self_service = models.BooleanField(default=False, db_default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class TopicSubscription(models.Model):
+    """One end user subscribed to one topic."""
+
+    # topic leads topic_one_subscription: no index of its own.
+    topic = models.ForeignKey(
+        Topic, on_delete=models.CASCADE, related_name="subscriptions", db_index=False
+    )
+    user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="topic_subscriptions")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["topic", "user"], name="topic_one_subscription"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on {self.topic_id}"
 
 
 class Send(models.Model):
@@ -83,6 +122,12 @@ class Send(models.Model):
     channels = ArrayField(models.CharField(max_length=16, choices=CHANNEL_CHOICES))
     send_at = models.DateTimeField(null=True, blank=True)
     batch_key = models.CharField(max_length=200, blank=True)
+    # The send's own channel rules (they override its type's per channel).
+    channel_rules = models.JSONField(default=dict, db_default={}, blank=True)
+    # An audience: the topic's subscribers at release, besides any listed recipients.
+    topic = models.ForeignKey(
+        Topic, on_delete=models.SET_NULL, null=True, blank=True, related_name="sends"
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACCEPTED)
     recipient_count = models.PositiveIntegerField(default=0)
     recipient_ids = ArrayField(
@@ -266,6 +311,7 @@ class Delivery(models.Model):
         SENT = "sent"
         FAILED = "failed"
         SKIPPED_PREFERENCE = "skipped_preference"
+        SKIPPED_READ = "skipped_read"  # only_if_unread, and read or archived before release
         SUPPRESSED_QUOTA = "suppressed_quota"
         BATCHED = "batched"
 
@@ -287,6 +333,11 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
+    # A delayed channel (``channel_rules``): the row waits, queued, until then; with
+    # ``only_if_unread`` it is skipped (``skipped_read``) if the in-app copy was read or
+    # archived by then.
+    deliver_at = models.DateTimeField(null=True, blank=True)
+    only_if_unread = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)

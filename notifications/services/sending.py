@@ -67,6 +67,10 @@ class SendInput:
     channels: list[str] | None = None
     send_at: datetime | None = None
     batch_key: str = ""
+    # The send's own channel rules, checked (``notifications.channel_rules``); {} for none.
+    channel_rules: dict[str, Any] = field(default_factory=dict)
+    # A topic's key: its subscribers at release are recipients too, each once.
+    topic: str | None = None
 
 
 @dataclass(frozen=True)
