@@ -8,35 +8,35 @@ B. Fairness: tenant B sends single emails at a steady rate; its latency (commit 
    while nothing else runs, then while tenant A floods. Target: flooded p99 <= 2x quiet p99.
 
 The SMTP sink (aiosmtpd) runs in this process and only reads each message's headers. The
-throwaway database ``herald_bench_email`` and the run's Celery queue are removed afterwards.
+throwaway database (``--database``, default ``herald_bench_email``) and the run's Celery queue
+are removed afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import secrets
 import socket
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.parser import BytesHeaderParser
-from pathlib import Path
 from typing import Any
 
-import psycopg
-import redis
-from benchdb import database_url, drop_database, recreate_database, setup_django
-from benchworkers import wait_for, workers
+from benchdb import recreate_database, setup_django
+from benchworkers import (
+    clean_up,
+    print_machine,
+    unlimited_tenants,
+    wait_for,
+    worker_env,
+    workers,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 DB = "herald_bench_email"
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 FAIRNESS_TARGET = 2.0
 
 
@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=20_000, help="tenant A's flood")
     parser.add_argument("--pings", type=int, default=100)
     parser.add_argument("--rate", type=float, default=10.0, help="tenant B's emails per second")
+    parser.add_argument("--database", default=DB, help="the throwaway database (dropped after)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -149,17 +150,12 @@ def main() -> None:
 
     started = time.perf_counter()
     queue = f"herald-bench-email-{secrets.token_hex(3)}"
-    recreate_database(DB)
+    recreate_database(args.database)
     try:
         with smtp_sink() as (sink, port):
             run(args, sink, port, queue)
     finally:
-        drop_database(DB)
-        client = redis.Redis.from_url(REDIS_URL)
-        for pattern in (f"herald:{DB}:*",):  # its keys, caches included (herald.redisio)
-            for key in client.scan_iter(match=pattern, count=1000):
-                client.delete(key)
-        client.delete(queue)
+        clean_up(args.database, queue)
     print(f"Total runtime: {time.perf_counter() - started:.0f} s")
 
 
@@ -169,45 +165,12 @@ def run(args: argparse.Namespace, sink: Sink, port: int, queue: str) -> None:
         EMAIL_URL=f"smtp://127.0.0.1:{port}",
         LOG_LEVEL="WARNING",
     )
-    setup_django(DB)
+    setup_django(args.database)
     from django.conf import settings
-    from django.core.management import call_command
 
-    from billing_stub.models import Plan
-    from tenants.services import tenant_provision
-
-    call_command("migrate", interactive=False, verbosity=0)
-    unlimited = Plan.objects.create(
-        code="bench-unlimited", name="Unlimited", monthly_notification_quota=10**9,
-        monthly_email_quota=10**9, api_requests_per_second=10**6, api_burst=10**6,
-        websocket_connection_limit=10**6, max_recipients_per_send=10**6,
-        email_send_rate_per_second=10**6,
-    )  # fmt: skip
-    tenants = []
-    for slug in ("flooder", "quiet"):
-        result = tenant_provision(
-            slug=slug, name=slug.title(), admin_email=f"admin@{slug}.test",
-            admin_password=secrets.token_urlsafe(16), plan_code="enterprise",
-        )  # fmt: skip
-        result.tenant.plan = unlimited
-        result.tenant.save(update_fields=["plan"])
-        tenants.append(result.tenant)
-    flooder, quiet = tenants
-
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "herald.settings",
-        "PYTHONPATH": f"{ROOT / 'platform'}{os.pathsep}{ROOT}",
-        "DATABASE_URL": database_url(DB),
-        "REDIS_URL": REDIS_URL,
-        "SECRET_KEY": secrets.token_urlsafe(40),
-        "DEBUG": "false",
-        "SENTRY_DSN": "",
-    }
-    with psycopg.connect(database_url("postgres")) as conn:
-        pg_version = conn.execute("SHOW server_version").fetchone()[0]
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, PostgreSQL {pg_version}")  # fmt: skip
+    flooder, quiet = unlimited_tenants("flooder", "quiet")
+    env = worker_env(args.database)
+    print_machine()
     print(
         f"Workers: celery --pool solo processes; {settings.DELIVERY_BATCH_SIZE} emails per turn;"
         " SMTP sink (aiosmtpd) in the bench process"

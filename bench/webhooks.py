@@ -13,8 +13,8 @@ B. Fairness: tenant B queues single events at a steady rate; the delay from each
 
 The receiver (``http.server``, threaded) runs in this process on 127.0.0.2, answers 200 at
 once (tenant A's slow path: after the timeout) and only reads each request's ``webhook-id``.
-Events carry a prebuilt body, as a test event does. The throwaway database
-``herald_bench_webhooks`` and the run's Celery queue are removed afterwards.
+Events carry a prebuilt body, as a test event does. The throwaway database (``--database``,
+default ``herald_bench_webhooks``) and the run's Celery queue are removed afterwards.
 """
 
 from __future__ import annotations
@@ -22,27 +22,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import secrets
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-import psycopg
-import redis
-from benchdb import database_url, drop_database, recreate_database, setup_django
-from benchworkers import wait_for, workers
+from benchdb import recreate_database, setup_django
+from benchworkers import (
+    clean_up,
+    print_machine,
+    unlimited_tenants,
+    wait_for,
+    worker_env,
+    workers,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 DB = "herald_bench_webhooks"
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 HOST = "127.0.0.2"
 
 
@@ -178,6 +177,7 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=60)
     parser.add_argument("--rate", type=float, default=2.0, help="tenant B's events per second")
     parser.add_argument("--timeout", type=float, default=10.0, help="WEBHOOK_TIMEOUT_SECONDS")
+    parser.add_argument("--database", default=DB, help="the throwaway database (dropped after)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -185,16 +185,12 @@ def main() -> None:
 
     started = time.perf_counter()
     celery_queue = f"herald-bench-webhooks-{secrets.token_hex(3)}"
-    recreate_database(DB)
+    recreate_database(args.database)
     try:
         with receiver(slow_seconds=args.timeout + 5) as (sink, port):
             run(args, sink, port, celery_queue)
     finally:
-        drop_database(DB)
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(match=f"herald:{DB}:*", count=1000):
-            client.delete(key)
-        client.delete(celery_queue)
+        clean_up(args.database, celery_queue)
     print(f"Total runtime: {time.perf_counter() - started:.0f} s")
 
 
@@ -203,46 +199,14 @@ def run(args: argparse.Namespace, sink: Receiver, port: int, celery_queue: str) 
     os.environ.update(
         CELERY_DEFAULT_QUEUE=celery_queue, LOG_LEVEL="WARNING", SECRET_KEY=secrets.token_urlsafe(40)
     )
-    setup_django(DB)
+    setup_django(args.database)
     from django.conf import settings
-    from django.core.management import call_command
 
-    from billing_stub.models import Plan
-    from tenants.services import tenant_provision
-
-    call_command("migrate", interactive=False, verbosity=0)
-    unlimited = Plan.objects.create(
-        code="bench-unlimited", name="Unlimited", monthly_notification_quota=10**9,
-        monthly_email_quota=10**9, monthly_webhook_quota=10**9, max_webhook_endpoints=10**6,
-        api_requests_per_second=10**6, api_burst=10**6, websocket_connection_limit=10**6,
-        max_recipients_per_send=10**6, email_send_rate_per_second=10**6,
-    )  # fmt: skip
-    tenants = []
-    for slug in ("busy", "quiet"):
-        result = tenant_provision(
-            slug=slug, name=slug.title(), admin_email=f"admin@{slug}.test",
-            admin_password=secrets.token_urlsafe(16), plan_code="enterprise",
-        )  # fmt: skip
-        result.tenant.plan = unlimited
-        result.tenant.save(update_fields=["plan"])
-        tenants.append(result.tenant)
-    busy, quiet = tenants
-
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "herald.settings",
-        "PYTHONPATH": f"{ROOT / 'platform'}{os.pathsep}{ROOT}",
-        "DATABASE_URL": database_url(DB),
-        "REDIS_URL": REDIS_URL,
-        "DEBUG": "false",
-        "SENTRY_DSN": "",
-        "WEBHOOK_ALLOWED_CIDRS": f"{HOST}/32",
-        "WEBHOOK_TIMEOUT_SECONDS": str(args.timeout),
-    }
-    with psycopg.connect(database_url("postgres")) as conn:
-        pg_version = conn.execute("SHOW server_version").fetchone()[0]
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, PostgreSQL {pg_version}")  # fmt: skip
+    busy, quiet = unlimited_tenants("busy", "quiet")
+    env = worker_env(
+        args.database, WEBHOOK_ALLOWED_CIDRS=f"{HOST}/32", WEBHOOK_TIMEOUT_SECONDS=str(args.timeout)
+    )
+    print_machine()
     print(
         f"Workers: celery --pool solo processes; {settings.WEBHOOK_TURN_ENDPOINTS} endpoints"
         f" per turn, {settings.WEBHOOK_BATCH_SIZE} events each; receiver in the bench process"

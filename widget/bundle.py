@@ -5,6 +5,9 @@ The source is hand-written (``widget/src/herald.js``, no build step). Its URL fo
 the same bytes under a content-addressed URL that can be cached for a year. The service worker
 for browser notifications (``widget/src/herald-sw.js``) is served the same way at
 ``/widget/v1/herald-sw.js``, short cache only: customers copy it or ``importScripts`` it.
+The settings view (``widget/src/herald-settings.js``) is served at
+``/widget/v1/herald-settings.js``, short cache, and loaded by herald.js on first use with a
+Subresource Integrity value written in herald.js (``SETTINGS``), so a pinned herald.js pins it too.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parent / "src" / "herald.js"
 SERVICE_WORKER_SOURCE = SOURCE.with_name("herald-sw.js")
+SETTINGS_SOURCE = SOURCE.with_name("herald-settings.js")
 VERSION_PATTERN = re.compile(r'const VERSION = "([0-9.]+)"')
 
 
@@ -29,6 +33,7 @@ class Bundle:
     digest: str  # first 8 hex characters of the SHA-256: the immutable URL's name
     etag: str  # strong ETag of the identity encoding; the gzip encoding adds "-gzip"
     integrity: str  # Subresource Integrity value (sha384) for <script integrity=...>
+    integrity_sha256: str  # the same in sha256, as herald.js pins herald-settings.js
     version: str
 
     @property
@@ -45,6 +50,7 @@ def bundle_from_bytes(body: bytes) -> Bundle:
         digest=sha256[:8],
         etag=f'"{sha256[:32]}"',
         integrity="sha384-" + base64.b64encode(hashlib.sha384(body).digest()).decode(),
+        integrity_sha256="sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode(),
         version=match.group(1) if match else "1",
     )
 
@@ -59,3 +65,9 @@ def widget_bundle() -> Bundle:
 def service_worker_bundle() -> Bundle:
     """The served service worker, read once per process like the script."""
     return bundle_from_bytes(SERVICE_WORKER_SOURCE.read_bytes())
+
+
+@functools.cache
+def settings_bundle() -> Bundle:
+    """The served settings view, read once per process like the script."""
+    return bundle_from_bytes(SETTINGS_SOURCE.read_bytes())

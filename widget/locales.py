@@ -1,7 +1,8 @@
-"""The widget's UI strings: English inside ``herald.js``, other languages as catalogues.
+"""The widget's UI strings: English inside the scripts, other languages as catalogues.
 
-- ``widget/src/herald.js`` holds the English strings (its ``EN`` object): the list of keys and
-  the fallback for each. They stay inline so the widget never waits for English.
+- ``widget/src/herald.js``, ``herald-settings.js`` (the settings view) and ``herald-sw.js`` (the
+  service worker's fallback title) each hold their English strings (an ``EN`` object): together
+  the list of keys and the fallback for each. They stay inline so nothing waits for English.
 - ``widget/src/locales/<language>.json`` holds one language's strings, with exactly the English
   keys. Adding a language is adding a file; the widget fetches it from
   ``/widget/v1/locales/<language>.json`` when its locale's language is not English.
@@ -17,7 +18,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from widget.bundle import SOURCE, Bundle, bundle_from_bytes
+from widget.bundle import (
+    SERVICE_WORKER_SOURCE,
+    SETTINGS_SOURCE,
+    SOURCE,
+    Bundle,
+    bundle_from_bytes,
+)
 
 LOCALES_DIR = SOURCE.parent / "locales"
 LANGUAGE_PATTERN = r"[a-z]{2,3}"  # the catalogues' names: a language subtag, lower case
@@ -35,16 +42,17 @@ OVERRIDE_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
 @functools.cache
 def english() -> dict[str, str]:
-    """The English strings as herald.js holds them (its values are JSON string literals)."""
-    block = _ENGLISH_BLOCK.search(SOURCE.read_text(encoding="utf-8"))
-    if block is None:
-        raise RuntimeError("herald.js has no `const EN = {...};` block")
-    strings = {}
-    for line in block.group(1).splitlines():
-        entry = _ENGLISH_ENTRY.match(line)
-        if entry is None:
-            raise RuntimeError(f"herald.js: unexpected line in the English strings: {line!r}")
-        strings[entry.group(1)] = json.loads(entry.group(2))
+    """The English strings as the scripts hold them (their values are JSON string literals)."""
+    strings: dict[str, str] = {}
+    for source in (SOURCE, SETTINGS_SOURCE, SERVICE_WORKER_SOURCE):
+        block = _ENGLISH_BLOCK.search(source.read_text(encoding="utf-8"))
+        if block is None:
+            raise RuntimeError(f"{source.name} has no `const EN = {{...}};` block")
+        for line in block.group(1).splitlines():
+            entry = _ENGLISH_ENTRY.match(line)
+            if entry is None or entry.group(1) in strings:
+                raise RuntimeError(f"{source.name}: unexpected or repeated English string {line!r}")
+            strings[entry.group(1)] = json.loads(entry.group(2))
     return strings
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
         r"^v1/herald\.(?P<digest>[0-9a-f]{8})\.js$", views.script_immutable, name="script-immutable"
     ),
     path("v1/herald-sw.js", views.service_worker, name="service-worker"),
+    path("v1/herald-settings.js", views.settings_script, name="settings"),
     re_path(
         rf"^v1/locales/(?P<language>{LANGUAGE_PATTERN})\.json$",
         views.locale_catalogue,

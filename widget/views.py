@@ -12,6 +12,8 @@
   so customers serve a copy (or a one-line ``importScripts`` of this URL) from their own origin;
   this URL is never registered as it stands. Hence no ``Service-Worker-Allowed`` header: it
   widens the scope of a worker registered from the URL's own origin, which is Herald's.
+- ``/widget/v1/herald-settings.js``: the widget's settings view, which herald.js loads on first
+  use (CORS mode, with its integrity value); short cache and ETag like the script.
 
 Gzip is served to clients that accept it. ``Access-Control-Allow-Origin: *``: it is public code.
 """
@@ -26,7 +28,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from widget.bundle import Bundle, service_worker_bundle, widget_bundle
+from widget.bundle import Bundle, service_worker_bundle, settings_bundle, widget_bundle
 from widget.locales import catalogue_bundles
 
 SHORT_CACHE = "public, max-age=300"
@@ -96,6 +98,12 @@ def script_immutable(request: HttpRequest, digest: str) -> HttpResponse:
 @require_safe
 def service_worker(request: HttpRequest) -> HttpResponse:
     return _serve(request, SHORT_CACHE, service_worker_bundle())
+
+
+@csrf_exempt  # public, read-only: a POST is answered 405, not a CSRF page
+@require_safe
+def settings_script(request: HttpRequest) -> HttpResponse:
+    return _serve(request, SHORT_CACHE, settings_bundle())
 
 
 @csrf_exempt  # public, read-only: a POST is answered 405, not a CSRF page

@@ -37,7 +37,8 @@ document.addEventListener("securitypolicyviolation", (event) => {
 });
 const params = new URLSearchParams(location.search);
 const slot = document.getElementById("bell");
-const types = ["unread", "notification", "connection", "select", "error", "open", "close", "push"];
+const types = ["unread", "notification", "connection", "select", "error", "open", "close", "push",
+  "settings"];
 for (const type of types) {
   slot.addEventListener(`herald:${type}`, (event) => {
     window.__events.push({ type, detail: JSON.parse(JSON.stringify(event.detail || null)) });

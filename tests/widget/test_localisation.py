@@ -180,7 +180,7 @@ def test_arabic_is_laid_out_right_to_left(page, shop, make_tenant):
     site.call("PUT", f"/api/v1/users/{user}", {"locale": "ar-EG"})
     site.send(user, "مرحبا", title="رسالة")
     open_page(page, shop, site, user)
-    bell = page.get_by_role("button", name="الإشعارات، 1 غير مقروءة")
+    bell = page.get_by_role("button", name="الإشعارات، غير المقروءة: 1")
     expect(bell).to_be_visible()
     expect(root(page)).to_have_attribute("dir", "rtl")
     expect(root(page)).to_have_attribute("lang", "ar-EG")

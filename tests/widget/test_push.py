@@ -168,6 +168,60 @@ def test_a_push_shows_a_notification_from_the_worker_served_on_the_page_origin(
     ]
 
 
+STORED_TITLE = """
+(remove) => new Promise((resolve, reject) => {
+  const open = indexedDB.open("herald-strings", 1);
+  open.onupgradeneeded = () => open.result.createObjectStore("herald-strings");
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const tx = open.result.transaction("herald-strings", "readwrite");
+    const store = tx.objectStore("herald-strings");
+    const request = remove ? store.delete("pushTitle") : store.get("pushTitle");
+    tx.oncomplete = () => { open.result.close(); resolve(request.result ?? null); };
+  };
+})
+"""
+
+
+def test_a_push_without_title_or_message_gets_a_title_in_the_widget_language(
+    page, shop, make_tenant
+):
+    site = make_tenant("wgt-swtitle", origins=[shop.origin])
+    shop.service_worker = one_line_import(site)
+    page.context.grant_permissions(["notifications"], origin=shop.origin)
+    cdp = page.context.new_cdp_session(page)
+    user = new_user()
+    site.call("PUT", f"/api/v1/users/{user}", {"locale": "de"})
+    open_with_worker(page, shop, site, user)
+    worker = registration_id(page, cdp, f"{shop.origin}/")
+    expect(page.get_by_role("button", name="Benachrichtigungen")).to_be_visible()
+    # The widget leaves the worker its fallback title in the user's language.
+    wait_until(
+        lambda: page.evaluate(STORED_TITLE, False) == "Neue Benachrichtigung",
+        timeout=15,
+        what="the widget to store the German fallback title",
+    )
+
+    def push(data: dict[str, Any], count: int) -> None:
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {"origin": shop.origin, "registrationId": worker, "data": json.dumps(data)},
+        )
+        wait_until(
+            lambda: len(page.evaluate(SHOWN)) == count, timeout=15, what=f"notification {count}"
+        )
+
+    push({"id": 7}, 1)
+    assert [n["title"] for n in page.evaluate(SHOWN)] == ["Neue Benachrichtigung"]
+    # Nothing stored (no widget has run on this origin yet): English.
+    page.evaluate(STORED_TITLE, True)
+    push({"id": 8, "url": "javascript:x"}, 2)
+    assert sorted(n["title"] for n in page.evaluate(SHOWN)) == [
+        "Neue Benachrichtigung",
+        "New notification",
+    ]
+
+
 def test_a_click_in_the_worker_marks_the_notification_read_through_the_widget(
     page, shop, make_tenant
 ):

@@ -8,12 +8,17 @@
  * The worker holds no token, so it cannot mark a notification read itself: a click records the
  * id in IndexedDB (database "herald", store "pending-reads", key = the id) and tells the open
  * pages; the widget marks the ids read through the API and deletes them. herald.js opens the
- * same store: keep the names in step.
+ * same store: keep the names in step. The widget also leaves the fallback title in its language
+ * (database "herald-strings", store "herald-strings", key "pushTitle"); English otherwise.
  */
 "use strict";
 
 (() => {
   const STORE = "pending-reads";
+  // English: the title of a push that brings none. Catalogues carry it in other languages.
+  const EN = {
+    pushTitle: "New notification",
+  };
 
   /** The url if it is an absolute http(s) URL, else null: nothing else is ever opened. */
   const httpUrl = (value) => {
@@ -59,14 +64,36 @@
       };
     });
 
-  self.addEventListener("push", (event) => {
-    const data = payload(event.data);
+  /** The fallback title the widget stored in the user's language; "" when there is none. */
+  const storedTitle = () =>
+    new Promise((resolve) => {
+      const open = indexedDB.open("herald-strings", 1);
+      open.onupgradeneeded = () => open.result.createObjectStore("herald-strings");
+      open.onerror = () => resolve("");
+      open.onsuccess = () => {
+        const db = open.result;
+        try {
+          const request = db.transaction("herald-strings").objectStore("herald-strings").get("pushTitle");
+          request.onsuccess = () => resolve(text(request.result));
+          request.onerror = () => resolve("");
+        } catch (_) {
+          resolve("");
+        }
+        db.close(); // closes once the transaction is done
+      };
+    });
+
+  const show = async (data) => {
     const id = Number.isInteger(data.id) && data.id > 0 ? data.id : null;
     const message = text(data.message);
-    const title = text(data.title) || message || "New notification";
+    const title = text(data.title) || message || (await storedTitle().catch(() => "")) || EN.pushTitle;
     const options = { body: title === message ? "" : message, data: { url: httpUrl(data.url), id } };
     if (id) options.tag = `herald-${id}`;
-    event.waitUntil(self.registration.showNotification(title, options));
+    return self.registration.showNotification(title, options);
+  };
+
+  self.addEventListener("push", (event) => {
+    event.waitUntil(show(payload(event.data)));
   });
 
   self.addEventListener("notificationclick", (event) => {

@@ -1,8 +1,7 @@
 /*! Herald notification widget v1 | served at /widget/v1/herald.js | no dependencies */
 /*
- * Herald.mount(element, {apiUrl, getToken, locale?, theme?, pollInterval?, pageSize?, align?,
- *   linkTarget?}) renders a bell with an unread badge; its panel lists the user's notifications.
- * Herald.unmount(element) removes it. Guide: api_docs/widget.md.
+ * Herald.mount(element, options) renders a bell with an unread badge; its panel lists the
+ * user's notifications. Herald.unmount(element) removes it. Guide: api_docs/widget.md.
  *
  * Safety rules this file keeps: notification content only ever goes into textContent or
  * attributes, never HTML; only http(s) links are clickable; styles are constructable
@@ -13,7 +12,7 @@
   if (window.Herald && window.Herald.mount) return; // the script was included twice
 
   const VERSION = "1.0.0";
-  const BACKOFF_BASE = 500; // ms; reconnect delays are random in [0, min(cap, base * 2^n)]
+  const BACKOFF_BASE = 500; // ms; reconnects wait a full-jitter backoff
   const BACKOFF_CAP = 30000;
   const FAILS_BEFORE_POLLING = 3; // failed sockets in a row, while REST answers, mean "blocked"
   const WS_RETRY_POLLS = 3; // while polling, try the socket again every third poll
@@ -53,9 +52,12 @@
     pushOn: "Browser notifications are on",
     pushDenied: "Notifications are blocked in this browser's settings.",
     pushFailed: "Browser notifications could not be turned on.",
+    settings: "Settings",
   };
   // Languages written right to left: the widget's root gets dir="rtl".
   const RTL = /^(ar|arc|ckb|dv|fa|he|iw|ks|ps|sd|syr|ug|ur|yi)$/;
+  // herald-settings.js's Subresource Integrity value (a test keeps them in step).
+  const SETTINGS = "sha256-XQTLmtRt9qpOxo9OKJ4fyoS+Ml/dlQOcMefPyyKzfXU=";
 
   const CSS = `
 :host{all:initial!important;display:inline-block!important;position:relative!important;
@@ -130,6 +132,7 @@ time{color:var(--_muted);font-size:12px}
 .push{display:flex;flex-direction:column;align-items:flex-start;gap:2px;padding:6px 16px;
   border-top:1px solid var(--_line);color:var(--_muted);font-size:12px}
 .push .all{margin:0;margin-inline-start:-8px}
+.all+.all{margin-inline-start:0}
 .push span:empty{display:none}
 .foot{display:flex;align-items:center;gap:6px;min-height:42px;padding:6px 8px;padding-inline-start:16px;border-top:1px solid var(--_line);
   color:var(--_muted);font-size:12px}
@@ -189,24 +192,19 @@ time{color:var(--_muted);font-size:12px}
     }
   }
 
-  /** Seconds until a JWT expires (null when it cannot be read: then the server decides). */
-  function tokenTtl(token) {
+  /** A JWT's claims ({} when they cannot be read). */
+  function claims(token) {
     try {
-      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-      const exp = JSON.parse(atob(part)).exp;
-      return typeof exp === "number" ? exp - Date.now() / 1000 : null;
+      return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))) || {};
     } catch (_) {
-      return null;
+      return {};
     }
   }
 
-  function tokenSubject(token) {
-    try {
-      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-      return String(JSON.parse(atob(part)).sub || "");
-    } catch (_) {
-      return "";
-    }
+  /** Seconds until a JWT expires (null when it cannot be read: then the server decides). */
+  function tokenTtl(token) {
+    const exp = claims(token).exp;
+    return typeof exp === "number" ? exp - Date.now() / 1000 : null;
   }
 
   /** ``raw`` as a canonical BCP 47 tag (de_at -> de-AT), or "" when it is not one. */
@@ -237,14 +235,14 @@ time{color:var(--_muted);font-size:12px}
     return catalogues.get(key);
   }
 
-  /** Strings, direction and Intl formats for ``tag``: English, under the language's catalogue
-   * (null: none), under the tenant's overrides for the language, then for each longer prefix. */
+  /** Strings, direction and Intl formats for ``tag``: English < the catalogue (null: none) <
+   * the tenant's overrides for the language, then for each longer prefix. */
   function localeFor(tag, found, overrides) {
     const parts = tag.split("-");
     const strings = { ...EN };
     const layer = (source) => {
-      for (const key of Object.keys(EN)) {
-        if (source && typeof source[key] === "string") strings[key] = source[key];
+      for (const key of Object.keys(source || {})) {
+        if (typeof source[key] == "string") strings[key] = source[key];
       }
     };
     overrides = overrides && typeof overrides === "object" ? overrides : {};
@@ -281,17 +279,17 @@ time{color:var(--_muted);font-size:12px}
     return format.format(0, "second");
   }
 
-  /** Run ``fn(store)`` on the service worker's store of clicked notification ids (see
-   * herald-sw.js, which writes it) and resolve with its request's result. */
-  const pendingReads = (mode, fn) =>
+  /** Run ``fn(store)`` on a database shared with herald-sw.js; resolves with its result. */
+  const store = (name, mode, fn) =>
     new Promise((resolve, reject) => {
-      const open = indexedDB.open("herald", 1);
-      open.onupgradeneeded = () => open.result.createObjectStore("pending-reads");
+      const table = name == "herald" ? "pending-reads" : name;
+      const open = indexedDB.open(name, 1);
+      open.onupgradeneeded = () => open.result.createObjectStore(table);
       open.onerror = () => reject(open.error);
       open.onsuccess = () => {
         const db = open.result;
-        const tx = db.transaction("pending-reads", mode);
-        const request = fn(tx.objectStore("pending-reads"));
+        const tx = db.transaction(table, mode);
+        const request = fn(tx.objectStore(table));
         tx.oncomplete = tx.onerror = tx.onabort = () => {
           db.close();
           if (tx.error) reject(tx.error);
@@ -302,9 +300,11 @@ time{color:var(--_muted);font-size:12px}
 
   class ApiError extends Error {
     constructor(status, body) {
-      super((body && body.error && body.error.message) || `HTTP ${status}`);
+      const error = (body && body.error) || {};
+      super(error.message || `HTTP ${status}`);
       this.status = status;
-      this.code = (body && body.error && body.error.code) || "error";
+      this.code = error.code || "error";
+      this.details = error.details;
     }
   }
 
@@ -315,6 +315,7 @@ time{color:var(--_muted);font-size:12px}
 
   let serial = 0;
   const mounted = new WeakMap();
+  let settingsFile;
 
   class Widget {
     constructor(target, options) {
@@ -418,7 +419,9 @@ time{color:var(--_muted);font-size:12px}
 
       this.foot = el("div", "foot");
       this.stateText = el("span");
-      this.foot.append(el("span", "state"), this.stateText, this.markAll);
+      this.gear = el("button", "all", this.t("settings"));
+      this.gear.type = "button";
+      this.foot.append(el("span", "state"), this.stateText, this.markAll, this.gear);
       panel.append(head, this.body, this.pushRow, this.foot);
 
       this.live = el("div", "sr");
@@ -469,6 +472,7 @@ time{color:var(--_muted);font-size:12px}
       on(this.markAll, "click", () => this.readAll());
       on(this.list, "click", (event) => this.select(event));
       on(this.pushButton, "click", () => this.enablePush());
+      on(this.gear, "click", () => this.settings());
       if (navigator.serviceWorker) {
         on(navigator.serviceWorker, "message", (event) => {
           if (this.worker && event.data && event.data.type === "herald:read") this.readPending();
@@ -780,9 +784,43 @@ time{color:var(--_muted);font-size:12px}
       if (/^#[0-9a-f]{6}$/i.test(brand.brand_color || "")) {
         this.root.style.setProperty("--herald-brand", brand.brand_color);
       }
-      const tag = this.wanted || canonical(brand.locale) || canonical(navigator.language) || "en";
+      this.strings = brand.strings;
+      this.useLocale(this.wanted || brand.locale);
+    }
+
+    /** Switch to ``tag`` ("": the browser's language) once its catalogue is here. */
+    async useLocale(tag) {
+      tag = canonical(tag) || canonical(navigator.language) || "en";
       const found = await catalogue(this.api, tag.split("-")[0]);
-      if (!this.dead) this.relabel(localeFor(tag, found, brand.strings));
+      if (!this.dead) this.relabel(localeFor(tag, found, this.strings));
+    }
+
+    /** The settings view: herald-settings.js, loaded once, called with the widget. */
+    async settings() {
+      try {
+        settingsFile = settingsFile || new Promise((resolve, reject) => {
+          const script = el("script");
+          let url = `${this.api}/widget/v1/herald-settings.js`;
+          const types = window.trustedTypes;
+          if (types) url = types.createPolicy("herald", { createScriptURL: () => url }).createScriptURL("");
+          addEventListener("herald-settings-ready", (event) => resolve(event.detail), { once: true });
+          script.onerror = reject;
+          script.crossOrigin = "anonymous";
+          script.integrity = SETTINGS;
+          script.src = url;
+          document.head.append(script);
+        });
+        (await settingsFile)(this);
+      } catch (error) {
+        settingsFile = null;
+        this.emit("error", { code: "network", message: "herald-settings.js not loaded" });
+      }
+    }
+
+    /** The service worker's fallback title, in this language. */
+    keepTitle() {
+      const title = this.locale.strings.pushTitle || "";
+      if (this.worker) store("herald-strings", "readwrite", (s) => s.put(title, "pushTitle")).catch(() => 0);
     }
 
     relabel(locale) {
@@ -793,6 +831,8 @@ time{color:var(--_muted);font-size:12px}
       this.list.setAttribute("aria-label", this.t("title"));
       this.markAll.textContent = this.t("markAll");
       this.pushButton.textContent = this.t("pushAsk");
+      this.gear.textContent = this.t("settings");
+      this.keepTitle();
       if (this.pushState) this.pushText.textContent = this.t(this.pushState);
       this.closer.setAttribute("aria-label", this.t("close"));
       for (const entry of this.items.values()) {
@@ -925,8 +965,8 @@ time{color:var(--_muted);font-size:12px}
 
     // --- browser notifications (web push through the page's herald-sw.js) ----------------------
 
-    /** Find the page's registration of herald-sw.js; with one, read what its clicks left, and
-     * offer browser notifications where they are possible and not refused. */
+    /** Find the page's herald-sw.js; with one, read what its clicks left and offer browser
+     * notifications where possible and not refused. */
     async findWorker() {
       try {
         if (!window.PushManager || !window.Notification || Notification.permission === "denied") return;
@@ -935,13 +975,14 @@ time{color:var(--_muted);font-size:12px}
           /\/herald-sw\.js(\?|$)/.test((r.active || r.waiting || r.installing || {}).scriptURL));
         if (!worker || this.worker || this.dead) return;
         this.worker = worker;
+        this.keepTitle();
         this.readPending();
         this.pushRow.hidden = false;
         if (Notification.permission === "granted" && (await worker.pushManager.getSubscription())) {
-          this.enablePush(); // the server may not know it yet (another user, a lost row): idempotent
+          this.enablePush(); // idempotent; the server may have lost it
         }
       } catch (_) {
-        // no service worker access (a sandboxed frame, a private window): no browser notifications
+        // no service worker access (a sandboxed frame, a private window)
       }
     }
 
@@ -977,7 +1018,7 @@ time{color:var(--_muted);font-size:12px}
     /** Mark read what was clicked in a browser notification (ids the service worker stored). */
     async readPending() {
       try {
-        const ids = await pendingReads("readonly", (store) => store.getAllKeys());
+        const ids = await store("herald", "readonly", (s) => s.getAllKeys());
         for (const id of ids) {
           try {
             await this.call("PATCH", `/me/notifications/${id}`, { body: { is_read: true } });
@@ -985,7 +1026,7 @@ time{color:var(--_muted);font-size:12px}
             // Not this user's (or no such id): drop it. Anything else: try again next time.
             if (!(error instanceof ApiError && [400, 404].includes(error.status))) continue;
           }
-          await pendingReads("readwrite", (store) => store.delete(id));
+          await store("herald", "readwrite", (s) => s.delete(id));
           this.markLocal([id]);
           this.broadcast({ read: [id] });
         }
@@ -1156,10 +1197,10 @@ time{color:var(--_muted);font-size:12px}
       }
     }
 
-    // --- other tabs of the same user (the server's frames cover tabs with a socket) ------------------
+    // --- other tabs of the same user ------------------------------------------------------------------
 
     subscribeTabs(token) {
-      const subject = tokenSubject(token);
+      const subject = String(claims(token).sub || "");
       if (typeof BroadcastChannel !== "function" || !subject || this.channelFor === subject) return;
       if (this.channel) this.channel.close();
       this.channelFor = subject;
