@@ -425,6 +425,29 @@ def compile_errors(source: str, *, html: bool = True) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class TemplateNames:
+    """What a template reads, from python-liquid's analysis of the parsed template: the
+    variables it takes from its context (``user``, ``data``, ...; not those it assigns or loops
+    over) and the filters it applies. Words in text or in string literals are neither."""
+
+    globals: frozenset[str]
+    filters: frozenset[str]
+
+
+@functools.lru_cache(maxsize=1024)
+def template_names(source: str) -> TemplateNames:
+    """``TemplateNames`` of ``source`` (compiled once, as ``render`` compiles it). A template
+    that does not parse reads nothing: it never renders (its callers keep their own text)."""
+    try:
+        template = _compiled(source, False, _parse_key(limits()))
+    except TemplateError:
+        return TemplateNames(frozenset(), frozenset())
+    # No partials: ``include`` and ``render`` are refused at parse time (no loader).
+    analysis = template.analyze(include_partials=False)
+    return TemplateNames(frozenset(analysis.globals), frozenset(analysis.filters))
+
+
 def render_deadline() -> float:
     """The monotonic time by which a render starting now must end."""
     return time.monotonic() + limits().render_seconds

@@ -105,15 +105,11 @@ def recipients_upsert(
                 key=lambda r: r.external_id,
             )
             if with_details:
-                rows = """(SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name,
-                                 r->>3 AS locale
-                          FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t(r, n)
-                          ORDER BY n)"""
-                document: list[Any] = [[r.external_id, r.email, r.name, r.locale] for r in missing]
-                columns, email, name, locale = "r", "r.email", "r.name", "r.locale"
+                rows, params = _DETAILS, _details_params(missing)
+                columns, email, name, locale = _DETAILS_ALIAS, "r.email", "r.name", "r.locale"
             else:  # plain ids, the common case
                 rows = "jsonb_array_elements_text(%(rows)s::jsonb)"
-                document = [r.external_id for r in missing]
+                params = {"rows": json.dumps([r.external_id for r in missing])}
                 columns, email, name, locale = "r(external_id)", "NULL", "NULL", "NULL"
             cursor.execute(
                 f"""
@@ -126,7 +122,7 @@ def recipients_upsert(
                 ON CONFLICT (external_id) DO NOTHING
                 RETURNING external_id, id
                 """,
-                {"rows": json.dumps(document), "now": now},
+                {**params, "now": now},
             )
             inserted = dict(cursor.fetchall())
             created = set(inserted.values())
@@ -148,22 +144,41 @@ def recipients_upsert(
                     UPDATE {table} AS u
                     SET email = coalesce(r.email, u.email), name = coalesce(r.name, u.name),
                         locale = coalesce(r.locale, u.locale), updated_at = %(now)s
-                    FROM (SELECT r->>0 AS external_id, r->>1 AS email, r->>2 AS name,
-                                 r->>3 AS locale
-                          FROM jsonb_array_elements(%(rows)s::jsonb) AS t(r)) AS r
+                    FROM {_DETAILS} AS {_DETAILS_ALIAS}
                     WHERE u.external_id = r.external_id
                       AND (u.email <> coalesce(r.email, u.email)
                            OR u.name <> coalesce(r.name, u.name)
                            OR u.locale <> coalesce(r.locale, u.locale))
                     """,
-                    {
-                        "rows": json.dumps(
-                            [[r.external_id, r.email, r.name, r.locale] for r in existing]
-                        ),
-                        "now": now,
-                    },
+                    {**_details_params(existing), "now": now},
                 )
     return Recipients(ids=ids, created=created)
+
+
+# Recipients with details, from one JSON array per field (``_details_params``), read side by
+# side: rows ``r(external_id, email, name, locale)``, null for a detail not given. An array of
+# a field no recipient gives is empty (ROWS FROM pads it with nulls). Against one JSON array
+# of four per recipient, for 10,000 recipients with locales: half the encoding (3 against
+# 6 ms) and no list per recipient in Python, and an insert of ~185 against ~235 ms (plain ids:
+# ~165; best of 11 on a loaded 2-core machine).
+_DETAILS = """ROWS FROM (
+    jsonb_array_elements_text(%(ids)s::jsonb), jsonb_array_elements_text(%(emails)s::jsonb),
+    jsonb_array_elements_text(%(names)s::jsonb), jsonb_array_elements_text(%(locales)s::jsonb))"""
+_DETAILS_ALIAS = "r(external_id, email, name, locale)"
+
+
+def _details_params(recipients: list[RecipientInput]) -> dict[str, str]:
+    """``_DETAILS``' parameters for ``recipients``."""
+    params = {}
+    for key, values in (
+        ("ids", [r.external_id for r in recipients]),
+        ("emails", [r.email for r in recipients]),
+        ("names", [r.name for r in recipients]),
+        ("locales", [r.locale for r in recipients]),
+    ):
+        given = any(value is not None for value in values)
+        params[key] = json.dumps(values) if given else "[]"
+    return params
 
 
 def _user_ids_in_order(

@@ -9,7 +9,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from notifications.models import EndUser, Notification
-from notifications.templating import render
+from notifications.templating import render, template_names
 from tests.notifications.test_realtime import Live, frame, frames_until, new_user
 from tests.support.api import Caller, error_code
 
@@ -110,6 +110,37 @@ class TestResolution:
         assert _inbox(alice_key, "pu-1")[0]["message"] == "Hi Ann (pu-1)"
         assert _inbox(alice_key, "pu-2")[0]["message"] == "Hi Bo (pu-2)"
 
+    @pytest.mark.parametrize(
+        ("template", "per_user"),
+        [
+            ("Hi {{ username }}, a message for every user", False),
+            ("{{ 'user' }} {{ data.user_count }} {% assign users = 2 %}{{ users }}", False),
+            ("Hi {{ user.name }}", True),
+            ("{% assign who = user %}{{ who.email }}", True),
+            ("{% if user %}x{% endif %}", True),
+        ],
+    )
+    def test_only_a_template_that_reads_user_renders_per_recipient(
+        self, alice_key, monkeypatch, template, per_user
+    ):
+        from notifications.channels.in_app import localised
+
+        calls: list[str] = []
+        real = localised.render
+
+        def counting(source: str, *args: object, **kwargs: object) -> str:
+            calls.append(source)
+            return real(source, *args, **kwargs)
+
+        monkeypatch.setattr(localised, "render", counting)
+        _type(alice_key, "words", {"de": {"message": template}})
+        recipients = [{"id": f"w-{n}", "locale": "de"} for n in range(4)]
+        response = alice_key.post(
+            "/api/v1/notifications", {"type": "words", "recipients": recipients, "message": "m"}
+        )
+        assert response.status_code == 202, response.content
+        assert calls == [template] * (4 if per_user else 1)
+
     def test_dates_and_numbers_follow_each_recipients_locale_and_time_zone(self, alice_key):
         template = "{{ data.due | date_local: 'medium' }} / {{ data.n | number_local }}"
         _type(alice_key, "due", {"de": {"message": template}, "en": {"message": template}})
@@ -137,6 +168,33 @@ class TestResolution:
         assert response.status_code == 202
         assert _inbox(alice_key, "loop-1")[0]["message"] == "own"
         assert "locales.de.message" in caplog.text
+
+
+class TestTemplateNames:
+    """What a template reads, from python-liquid's analysis (``templating.template_names``)."""
+
+    @pytest.mark.parametrize(
+        ("source", "reads_user"),
+        [
+            ("{{ user.name }}", True),
+            ("{{ data[user.id] }}", True),
+            ("{% for x in user.tags %}{{ x }}{% endfor %}", True),
+            ("{{ username }}", False),
+            ("user text, {{ 'user' }}, {{ data.user }}", False),
+            ("{% assign user_name = 'x' %}{{ user_name }}", False),
+        ],
+    )
+    def test_user(self, source, reads_user):
+        assert ("user" in template_names(source).globals) is reads_user
+
+    def test_local_filters(self):
+        assert "date_local" in template_names("{{ data.due | date_local }}").filters
+        assert not template_names("date_local, {{ 'number_local' }}").filters
+
+    def test_a_template_that_does_not_parse_reads_nothing(self):
+        names = template_names("{{ user.name ")
+        assert not names.globals
+        assert not names.filters
 
 
 class TestFilters:
@@ -237,6 +295,34 @@ class TestUserLocales:
         assert response.status_code == 202, response.content
         assert alice_key.get("/api/v1/users/r-1").json()["locale"] == "de-CH"
         assert alice_key.get("/api/v1/users/r-2").json()["locale"] == "pt-BR"
+
+    @pytest.mark.parametrize(
+        "items",
+        [
+            ["a", {"id": "b"}, {"id": "c", "locale": "de_at"}, {"id": "d", "locale": None},
+             {"id": "e", "locale": ""}],
+            [{"id": "f", "locale": "fr", "name": "F"}, "g", {"id": "h", "email": "h@x.test"}],
+        ],
+    )  # fmt: skip
+    def test_recipient_objects_parse_as_each_would_alone(self, items):
+        from notifications.serializers import RecipientsField, _recipient
+
+        assert RecipientsField().to_internal_value(items) == [_recipient(i) for i in items]
+
+    @pytest.mark.parametrize(
+        "item",
+        [{"id": "a", "locale": 5}, {"id": "", "locale": "de"}, {"id": "x\x00", "locale": "de"},
+         {"id": "b", "locale": "not a tag!"}, {"id": "c", "locale": False}, {"id": 7},
+         {"locale": "de"}, {"id": "d", "locale": "de", "extra": 1}, ["e"], "", None],
+    )  # fmt: skip
+    def test_an_invalid_recipient_gets_its_own_error_among_objects(self, item):
+        from rest_framework.exceptions import ValidationError
+
+        from notifications.serializers import RecipientsField, _recipient
+
+        with pytest.raises(ValidationError) as raised:
+            RecipientsField().to_internal_value([{"id": "ok", "locale": "de"}, item, "ok-2"])
+        assert raised.value.detail == {1: [_recipient(item)]}
 
     def test_a_recipient_object_with_an_invalid_locale_is_400(self, alice_key):
         response = alice_key.post(

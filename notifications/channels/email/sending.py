@@ -18,8 +18,8 @@ from django.utils import translation
 
 from herald.text import display_name_clean
 from notifications.channels.email.rendering import default_templates, render_email
-from notifications.channels.email.texts import user_context
 from notifications.channels.email.unsubscribe import unsubscribe_token, unsubscribe_url
+from notifications.channels.in_app.localised import user_context
 from notifications.languages import DEFAULT_LOCALE, SOURCE_LANGUAGE, language_for, text_direction
 from notifications.models import EndUser, NotificationType
 from tenants.models import Tenant

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from notifications.channels.in_app.localised import send_context, user_context
 from notifications.localisation import text_for
 from notifications.models import EndUser, Notification, NotificationType, Send
 from notifications.templating import TemplateError, plain_context, render
@@ -24,22 +25,10 @@ class EmailTexts:
     message: str
 
 
-def user_context(user: EndUser) -> dict[str, str]:
-    """What templates see of their recipient: ``user``."""
-    return {"id": user.external_id, "name": user.name, "email": user.email, "locale": user.locale}
-
-
 def base_context(*, tenant: Tenant, send: Send, user: EndUser) -> dict[str, Any]:
-    """What a template of ``send`` for ``user`` sees, but ``unsubscribe_url``."""
-    return {
-        "title": send.title,
-        "message": send.message,
-        "url": send.url,
-        "data": send.data,
-        "type": send.type.key,
-        "user": user_context(user),
-        "tenant": {"name": tenant.name},
-    }
+    """What a template of ``send`` for ``user`` sees, but ``unsubscribe_url``: what in-app texts
+    see (``send_context``, ``user_context``), one definition for both channels."""
+    return {**send_context(tenant=tenant, send=send), "user": user_context(user)}
 
 
 def email_templates(

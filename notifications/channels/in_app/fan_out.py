@@ -14,7 +14,7 @@ from typing import Any
 from django.db import connection
 
 from herald.realtime import encode, publish_encoded_on_commit
-from notifications.channels.in_app.localised import GroupedTexts, localised_texts
+from notifications.channels.in_app.localised import localised_texts
 from notifications.channels.names import IN_APP
 from notifications.events import created_message_text, notification_payload
 from notifications.models import EndUser, Notification, NotificationType, Send
@@ -103,20 +103,30 @@ def fan_out_in_app_count(
         "fresh": bool(fresh),
         "type_key": send.type.key,
     }
+    returning = groups = ""
     if localised is None:
         title, message = "%(title)s", "%(message)s"
         recipients = "unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)"
     else:
-        # Each row's texts by its group's number: two small arrays, not 20,000 strings.
-        title, message = "(%(titles)s::text[])[r.g]", "(%(messages)s::text[])[r.g]"
+        # Each row's texts by its group's number: two small arrays, not 20,000 strings. (Group 0,
+        # the send's own texts: a recipient erased meanwhile, whose row is not written anyway.)
+        title = "coalesce((%(titles)s::text[])[r.g], %(title)s)"
+        message = "coalesce((%(messages)s::text[])[r.g], %(message)s)"
         recipients = (
             "unnest(%(users)s::bigint[], %(groups)s::int[]) WITH ORDINALITY AS r(id, g, ord)"
         )
         params.update(
-            groups=int_array(localised.groups),
+            groups=localised.groups,
             titles=[t for t, _m in localised.texts],
             messages=[m for _t, m in localised.texts],
         )
+        # The rows of each distinct pair of texts, for one ``created`` message each.
+        returning = ", title, message"
+        groups = f""",
+            (SELECT json_agg(json_build_array(title, message, n, deliveries) ORDER BY first)
+             FROM (SELECT title, message, count(*) AS n, min(id) AS first,
+                          {_DELIVERIES} AS deliveries
+                   FROM created GROUP BY title, message) AS texts)"""  # noqa: S608 -- SQL of this module; values are bound
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -131,18 +141,18 @@ def fan_out_in_app_count(
                 WHERE ({"true" if users_locked else users_exist})
                   AND {_REACHES}
                 ORDER BY r.ord
-                RETURNING id, recipient_id),
+                RETURNING id, recipient_id{returning}),
             counted AS (
                 UPDATE {Send._meta.db_table} SET in_app_count = (SELECT count(*) FROM created)
                 WHERE id = %(send)s),
             webhooked AS ({_CREATED_EVENTS})
             SELECT {WRITTEN}, CASE WHEN %(fresh)s THEN array_agg(recipient_id) END,
-                   (SELECT count(*) FROM webhooked)
+                   (SELECT count(*) FROM webhooked){groups}
             FROM created
             """,  # noqa: S608 -- interpolates table names and SQL of this module; values are bound
             params,
         )
-        count, joined_ids, deliveries, recipient_ids, webhooked = cursor.fetchone()
+        count, joined_ids, deliveries, recipient_ids, webhooked, *texts = cursor.fetchone()
     count = int(count)
     send.in_app_count = count
     webhook_events_written(tenant=tenant, count=webhooked, now=now)
@@ -155,10 +165,7 @@ def fan_out_in_app_count(
     if localised is None:
         _publish_created(tenant=tenant, send=send, now=now, count=count, deliveries=deliveries)
     elif count:
-        _publish_localised(
-            tenant=tenant, send=send, now=now, user_ids=user_ids, localised=localised,
-            deliveries=deliveries,
-        )  # fmt: skip
+        _publish_localised(tenant=tenant, send=send, now=now, texts=texts[0])
     if pairs is not None and count:
         pairs.extend(
             (notification_id, user_id) for user_id, notification_id in json.loads(deliveries)
@@ -170,9 +177,10 @@ def fan_out_in_app_count(
 # (for ``unread_changed_on_commit_joined``); and ``[[user id,notification id],...]`` as JSON
 # (for ``created_message_text``). Aggregated in the same pass, so aligned; built by PostgreSQL,
 # since 10,000 pairs cost Python ~10 ms as lists and their encoding.
-WRITTEN = """
+_DELIVERIES = "'[[' || string_agg(recipient_id::text || ',' || id::text, '],[') || ']]'"
+WRITTEN = f"""
     count(*) AS written, string_agg(recipient_id::text, ',') AS user_ids,
-    '[[' || string_agg(recipient_id::text || ',' || id::text, '],[') || ']]' AS deliveries
+    {_DELIVERIES} AS deliveries
 """
 
 
@@ -201,24 +209,15 @@ def after_fan_out(
 
 
 def _publish_localised(
-    *,
-    tenant: Tenant,
-    send: Send,
-    now: datetime,
-    user_ids: list[int],
-    localised: GroupedTexts,
-    deliveries: str,
+    *, tenant: Tenant, send: Send, now: datetime, texts: list[list[Any]]
 ) -> None:
-    """Publish one ``created`` bus message per group of texts, each carrying its rows."""
-    group_of = dict(zip(user_ids, localised.groups, strict=True))
-    by_group: dict[int, list[list[int]]] = {}
-    for pair in json.loads(deliveries):
-        by_group.setdefault(group_of[pair[0]], []).append(pair)
-    for group, pairs in by_group.items():
-        title, message = localised.texts[group - 1]
+    """Publish one ``created`` bus message per distinct title and message, each carrying its
+    rows: ``texts`` is ``[[title, message, count, deliveries], ...]`` as the fan-out's statement
+    aggregated them (so 10,000 pairs are neither parsed nor encoded here)."""
+    for title, message, count, deliveries in texts:
         _publish_created(
-            tenant=tenant, send=send, now=now, count=len(pairs),
-            deliveries=json.dumps(pairs, separators=(",", ":")), title=title, message=message,
+            tenant=tenant, send=send, now=now, count=count, deliveries=deliveries, title=title,
+            message=message,
         )  # fmt: skip
 
 

@@ -3,18 +3,20 @@
 Recipients are grouped by what their texts depend on: the locale keys their title and message
 resolve to (``localisation.text_for``), plus their locale and time zone when a template formats
 dates or numbers (the ``*_local`` filters), plus the user themself when a template reads
-``user``. Each group's texts are rendered once; a plain send to 10,000 users in five locales
-renders ten templates. A template that fails to render (a limit) gives its group the send's own
-text, with a warning: a send never fails for it.
+``user``. What a template reads is python-liquid's analysis of the parsed template
+(``templating.template_names``): ``{{ user.name }}`` reads ``user``; ``{{ username }}`` or the
+word "user" in text does not. Each group's texts are rendered once; a plain send to 10,000
+users in five locales renders ten templates. A template that fails to render (a limit) gives
+its group the send's own text, with a warning: a send never fails for it.
 
 The fan-out writes the rows from the recipients' group numbers and the groups' texts, in its
-one statement (``fan_out_in_app_count``).
+one statement (``fan_out_in_app_count``), and publishes one ``created`` message per distinct
+pair of texts, as that statement aggregated them.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,29 +27,27 @@ from notifications.localisation import text_for
 from notifications.models import EndUser, Send
 from notifications.services.users import int_array
 from notifications.templating import (
+    LOCAL_FILTERS,
     RenderTimeout,
     TemplateError,
     plain_context,
     render,
     render_deadline,
+    template_names,
 )
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
 IN_APP_FIELDS = ("title", "message")
-# Conservative: any mention of ``user`` (in a tag, a filter argument or even text) renders
-# per recipient. Reading the parsed template would miss nothing more and cost a walk per send.
-_PER_USER = re.compile(r"\buser\b")
-_LOCAL_FILTER = re.compile(r"_local\b")
 
 
 @dataclass(frozen=True)
 class GroupedTexts:
-    """Each recipient's group (``groups[i]`` for ``user_ids[i]``, numbered from 1, as SQL
-    arrays are) and each group's ``(title, message)``."""
+    """Each recipient's group (element ``i`` of the array literal ``groups`` for
+    ``user_ids[i]``, numbered from 1, as SQL arrays are) and each group's ``(title, message)``."""
 
-    groups: list[int]
+    groups: str
     texts: list[tuple[str, str]]
 
 
@@ -61,7 +61,8 @@ def user_context(user: EndUser | Mapping[str, Any]) -> dict[str, Any]:
 
 def send_context(*, tenant: Tenant, send: Send) -> dict[str, Any]:
     """What every template of ``send`` sees besides ``user`` (and email's ``unsubscribe_url``):
-    the send's ``title``, ``message``, ``url``, ``data``, its ``type`` key and the ``tenant``."""
+    the send's ``title``, ``message``, ``url``, ``data``, its ``type`` key and the ``tenant``.
+    In-app texts and emails (``channels.email.texts``) alike."""
     return {
         "title": send.title,
         "message": send.message,
@@ -75,61 +76,64 @@ def send_context(*, tenant: Tenant, send: Send) -> dict[str, Any]:
 def localised_texts(*, tenant: Tenant, send: Send, user_ids: list[int]) -> GroupedTexts | None:
     """The in-app texts of ``send`` for ``user_ids``, grouped; None when its type has no
     localised title or message (then every recipient gets the send's own). One query reads the
-    recipients' locales (and, for per-user templates, names and emails)."""
+    recipients' distinct locales and time zones (or, for per-user templates, every recipient's
+    details)."""
     locales: dict[str, dict[str, str]] = send.type.locales or {}
     sources = [text for texts in locales.values() for f in IN_APP_FIELDS if (text := texts.get(f))]
     if not sources or not user_ids:
         return None
-    per_user = any(_PER_USER.search(text) for text in sources)
-    formats = any(_LOCAL_FILTER.search(text) for text in sources)
-    users = _users(user_ids) if per_user else _users_by_locale(user_ids)
+    names = [template_names(text) for text in sources]
+    per_user = any("user" in n.globals for n in names)
+    formats = any(not n.filters.isdisjoint(LOCAL_FILTERS) for n in names)
     base = send_context(tenant=tenant, send=send)
     timed_out: set[str] = set()  # templates that ran out of time: not tried again in this send
     index: dict[Hashable, int] = {}
-    # Without per-user templates, a recipient's group follows from their locale and time zone:
-    # resolved once per pair, not per recipient.
-    by_pair: dict[tuple[str, str], int] = {}
     texts: list[tuple[str, str]] = []
-    groups: list[int] = []
-    for user_id in user_ids:
-        external_id, name, email, locale, zone = users.get(user_id, _NOBODY)
-        if not per_user and (group := by_pair.get((locale, zone))) is not None:
-            groups.append(group)
-            continue
+
+    def group(
+        user_id: int | None, external_id: str, name: str, email: str, locale: str, zone: str
+    ) -> int:
         resolved = tuple(text_for(locales, f, locale) for f in IN_APP_FIELDS)
         key: Hashable = (
             tuple(source for _text, source in resolved),
             (locale, zone) if formats else None,
-            user_id if per_user else None,
+            user_id,
         )
-        group = index.get(key)
-        if group is None:
+        number = index.get(key)
+        if number is None:
             user = {"id": external_id, "name": name, "email": email, "locale": locale}
             texts.append(
                 _rendered(send, base, user, resolved, locale=locale, zone=zone, timed_out=timed_out)
             )
-            group = index[key] = len(texts)
-        by_pair[locale, zone] = group
-        groups.append(group)
-    return GroupedTexts(groups=groups, texts=texts)
+            number = index[key] = len(texts)
+        return number
+
+    if not per_user:
+        # A recipient's group follows from their locale and time zone: one per distinct pair.
+        group_of: dict[int, int] = {}
+        for locale, zone, ids in _users_by_locale(user_ids):
+            group_of.update(dict.fromkeys(ids, group(None, "", "", "", locale, zone)))
+        groups = [group_of.get(user_id, 0) for user_id in user_ids]
+    else:
+        users = _users(user_ids)
+        groups = [group(user_id, *users.get(user_id, _NOBODY)) for user_id in user_ids]
+    return GroupedTexts(groups=int_array(groups), texts=texts)
 
 
 _NOBODY = ("", "", "", "", "")  # a recipient erased meanwhile: no row is written for them
 
 
-def _users_by_locale(user_ids: list[int]) -> dict[int, tuple[str, str, str, str, str]]:
-    """Each user's locale and time zone (as ``_users``, without details): read as one row per
-    distinct pair, so 10,000 users in five locales are five rows."""
+def _users_by_locale(user_ids: list[int]) -> list[tuple[str, str, list[int]]]:
+    """The users of ``user_ids`` by locale and time zone: one row per distinct pair, so 10,000
+    users in five locales are five rows."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT locale, timezone, array_agg(id) FROM {EndUser._meta.db_table} "  # noqa: S608 -- a table name
             "WHERE id = ANY(%s::bigint[]) GROUP BY locale, timezone",
             [int_array(user_ids)],
         )
-        users: dict[int, tuple[str, str, str, str, str]] = {}
-        for locale, zone, ids in cursor.fetchall():
-            users.update(dict.fromkeys(ids, ("", "", "", locale, zone)))
-        return users
+        rows: list[tuple[str, str, list[int]]] = cursor.fetchall()
+        return rows
 
 
 def _users(user_ids: list[int]) -> dict[int, tuple[str, str, str, str, str]]:
