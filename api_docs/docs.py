@@ -14,10 +14,10 @@ from herald.pagination import (
     MAX_ID,
     MAX_LIMIT,
 )
+from notifications.channel_rules import MAX_DELAY_SECONDS
 from notifications.channels.names import CHANNELS
 from notifications.channels.registry import queued_channels
 from notifications.models import WebhookDelivery
-from notifications.serializers import ChannelRulesField
 from notifications.webhooks.events import WEBHOOK_EVENTS, WEBHOOK_TEST
 
 # Query parameters take one value each: a repeated one is refused with 400.
@@ -207,6 +207,15 @@ SEND = inline_serializer(
         ),
     },
 )
+_channel_rule = type(
+    inline_serializer(
+        name="ChannelRule",
+        fields={
+            "delay_seconds": serializers.IntegerField(min_value=0, max_value=MAX_DELAY_SECONDS),
+            "only_if_unread": serializers.BooleanField(),
+        },
+    )
+)
 TEMPLATE_HELP = (
     "A Liquid template over title, message, url, data, type, user {id, name, email, locale}, "
     "tenant {name} and unsubscribe_url; blank takes Herald's default. One that does not parse "
@@ -232,9 +241,11 @@ NOTIFICATION_TYPE = inline_serializer(
             "above; the date_local, number_local and currency_local filters format for the "
             "recipient's locale and time zone.",
         ),
-        "channel_rules": ChannelRulesField(
-            help_text='{"<channel>": {"delay_seconds", "only_if_unread"}}, as saved (both '
-            "fields filled in); {} for none. See the guide, 'Delayed channels and escalation'."
+        "channel_rules": serializers.DictField(
+            child=_channel_rule(),
+            help_text='{"<channel>": {"delay_seconds", "only_if_unread"}} (email, push), as '
+            "saved, both fields filled in; {} for none. A send's rule for a channel replaces "
+            "this one. See the guide, 'Delayed channels and escalation'.",
         ),
         "created_at": serializers.DateTimeField(),
         "updated_at": serializers.DateTimeField(),
