@@ -9,10 +9,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_tenants.utils import tenant_context
 
@@ -164,6 +165,41 @@ def test_archived_counts_as_read_and_a_sends_rules_override_its_types(alpha):
     held = the_row(alpha, unruled)
     assert held["status"] == "queued"
     assert 3590 <= (when(held["deliver_at"]) - when(held["created_at"])).total_seconds() <= 3610
+
+
+def test_a_scheduled_sends_delay_counts_from_its_send_at(alpha):
+    key = ruled_type(alpha, {"email": {"delay_seconds": 1, "only_if_unread": True}})
+    external_id, address = recipient()
+    send_at = timezone.now() + timedelta(seconds=2)
+    with (
+        smtp_sink() as sink,
+        running_beat(**SWEEP, BEAT_INTERVALS="release-due-sends=0.3"),
+        running_worker(QUEUE, EMAIL_URL=sink.url, **WORKER),
+    ):
+        send_id = send(
+            alpha, key, [{"id": external_id, "email": address}], send_at=send_at.isoformat()
+        )
+        assert deliveries(alpha, send_id) == []  # nothing before the release
+        [row] = wait_until(lambda: settled(alpha, send_id, 1), timeout=30, what="sent")
+    assert row["status"] == "sent"
+    assert when(row["deliver_at"]) == send_at + timedelta(seconds=1)
+    assert when(row["sent_at"]) >= send_at + timedelta(seconds=1)
+    assert len(sink.to(address)) == 1
+
+
+def test_a_critical_types_rules_still_apply(alpha):
+    """Critical only overrides opt-outs: its email still waits, and is skipped once read."""
+    key = ruled_type(alpha, {"email": {"delay_seconds": 2, "only_if_unread": True}}, critical=True)
+    external_id, address = recipient()
+    with smtp_sink() as sink, releasing(EMAIL_URL=sink.url):
+        send_id = send(alpha, key, [{"id": external_id, "email": address}])
+        row = the_row(alpha, send_id)
+        assert row["status"] == "queued"
+        user = end_user(alpha, external_id)
+        assert user.post("/api/v1/me/notifications/read_all").status_code == 200
+        [row] = wait_until(lambda: settled(alpha, send_id, 1), timeout=30, what="settled")
+    assert row["status"] == "skipped_read"
+    assert sink.to(address) == []
 
 
 def test_a_read_racing_the_release_never_both_wins_and_is_emailed(alpha, world):
