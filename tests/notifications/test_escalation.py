@@ -5,6 +5,7 @@ end users reading through their own API."""
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Iterator
@@ -15,10 +16,12 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django_tenants.utils import tenant_context
+from django_tenants.utils import schema_context, tenant_context
 
 from billing_stub.metering import EMAILS, usage_get
-from notifications.models import Delivery, DigestBatch
+from notifications.models import Delivery, DigestBatch, Notification, WebhookDelivery
+from notifications.services.deliveries import deliveries_deliver
+from notifications.services.webhook_endpoints import webhook_endpoint_create
 from tests.notifications.email_support import (
     FAST_RETRIES,
     QUEUE,
@@ -224,8 +227,8 @@ def test_a_read_racing_the_release_never_both_wins_and_is_emailed(alpha, world):
                 send_id = send(alpha, key, [{"id": external_id, "email": address}])
                 row = the_row(alpha, send_id)
                 cases.append((send_id, row, address, user))
-                # reads from 0.5 s before the release to 0.4 s after it
-                offset = (len(cases) % 10) / 10 - 0.5
+                # reads from 0.5 s before the release to 1.3 s after it
+                offset = (len(cases) % 10) * 0.2 - 0.5
                 reader = threading.Thread(target=_read_near_release, args=(row, user, offset))
                 readers.append(reader)
                 readers[-1].start()
@@ -361,6 +364,49 @@ def test_a_delayed_push_waits_then_is_pushed(alpha, settings):
         assert len(service.received(browser)) == 1
     assert row["status"] == "sent"
     assert when(row["sent_at"]) >= when(row["deliver_at"])
+
+
+def test_webhook_events_follow_the_delayed_delivery_and_none_for_a_read_one(
+    db, world, settings, alice_key, erin
+):
+    """In this process (a worker's turn called directly): the email that goes out after its
+    delay writes its delivery.sent event then; the one skipped as read writes none."""
+    settings.WEBHOOK_ALLOWED_CIDRS = (ipaddress.ip_network("127.0.0.2/32"),)
+    tenant = world.tenant_a
+    with schema_context(tenant.schema_name):
+        webhook_endpoint_create(
+            tenant=tenant,
+            url="http://127.0.0.2:9/herald",
+            events=["delivery.sent", "delivery.failed"],
+        )
+    key = ruled_type(alice_key, {"email": {"delay_seconds": 1, "only_if_unread": True}})
+    address = f"{unique('hook')}@example.com"
+    send_id = send(alice_key, key, ["user-1", {"id": unique("user"), "email": address}])
+    with schema_context(tenant.schema_name):
+        mine = Notification.objects.get(send_id=send_id, recipient__external_id="user-1")
+    read = erin.patch(f"/api/v1/me/notifications/{mine.pk}", {"is_read": True})
+    assert read.status_code == 200
+
+    with smtp_sink() as sink, tenant_context(tenant):
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
+        settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        assert not WebhookDelivery.objects.filter(delivery__send_id=send_id).exists()
+
+        def released() -> dict[str, str] | None:
+            deliveries_deliver(tenant=tenant)  # a worker's turn
+            rows = Delivery.objects.filter(send_id=send_id)
+            statuses = dict(rows.values_list("recipient__external_id", "status"))
+            return statuses if "queued" not in statuses.values() else None
+
+        statuses = wait_until(released, timeout=10, what="released")
+        hooks = list(WebhookDelivery.objects.filter(delivery__send_id=send_id))
+        sent = Delivery.objects.get(send_id=send_id, status="sent")
+    assert sorted(statuses.values()) == ["sent", "skipped_read"]
+    assert statuses["user-1"] == "skipped_read"
+    assert [(h.event, h.delivery_id) for h in hooks] == [("delivery.sent", sent.pk)]
+    assert len(sink.to(address)) == 1
 
 
 # --- The API: rules on types and sends, validation, tenants ----------------------------------
