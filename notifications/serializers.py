@@ -190,8 +190,8 @@ CHANNEL_RULES_SCHEMA: dict[str, Any] = {
 
 @extend_schema_field(CHANNEL_RULES_SCHEMA)
 class ChannelRulesField(serializers.Field[dict[str, Any], Any, dict[str, Any], Any]):
-    """``{"<channel>": {"delay_seconds"?, "only_if_unread"?}}``: checked whole by the
-    serializer's ``validate`` (``channel_rules_clean``), so that errors are keyed
+    """``{"<channel>": {"delay_seconds"?, "only_if_unread"?}}``: checked whole by its
+    serializer (``ChannelRulesChecked``), so that errors are keyed
     ``channel_rules.<channel>.<field>`` as the contract's details are."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
@@ -203,15 +203,20 @@ class ChannelRulesField(serializers.Field[dict[str, Any], Any, dict[str, Any], A
         return value
 
 
-def channel_rules_validated(attrs: dict[str, Any]) -> dict[str, Any]:
-    """``attrs`` with its ``channel_rules``, if any, as ``channel_rules_clean`` stores them; its
-    refusal as a 400 whose details name each rule's field."""
-    if "channel_rules" in attrs:
-        try:
-            attrs["channel_rules"] = channel_rules_clean(attrs["channel_rules"])
-        except Invalid as exc:
-            raise serializers.ValidationError(exc.details) from exc
-    return attrs
+class ChannelRulesChecked(serializers.Serializer[Any]):
+    """A serializer with a ``ChannelRulesField`` named ``channel_rules``: once its fields parsed,
+    the rules are checked whole and stored as ``channel_rules_clean`` returns them; a refusal is
+    a 400 whose details name each rule's field (``channel_rules.email.delay_seconds``). Done in
+    ``to_internal_value``, so that a serializer's own ``validate`` stays free."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        attrs = super().to_internal_value(data)
+        if "channel_rules" in attrs:
+            try:
+                attrs["channel_rules"] = channel_rules_clean(attrs["channel_rules"])
+            except Invalid as exc:
+                raise serializers.ValidationError(exc.details) from exc
+        return attrs
 
 
 @extend_schema_field({"type": "string", "enum": ["", *TIME_ZONES]})
@@ -343,7 +348,7 @@ class RecipientsField(serializers.Field[list[Any], Any, list[Any], Any]):
         return value
 
 
-class SendSerializer(StrictSerializer):
+class SendSerializer(ChannelRulesChecked, StrictSerializer):
     type = PatternField(TYPE_KEY_PATTERN, message=TYPE_KEY_MESSAGE, max_length=100)
     recipients = RecipientsField()
     title = StrictCharField(allow_blank=True, max_length=300, default="")
@@ -357,12 +362,9 @@ class SendSerializer(StrictSerializer):
     )
     data = JsonObjectField(default=dict)  # type: ignore[assignment]  # a field: DRF moves it off .data
     channels = ChannelListField(required=False)
+    channel_rules = ChannelRulesField(default=dict)
     send_at = serializers.DateTimeField(allow_null=True, default=None)
     batch_key = StrictCharField(allow_blank=True, max_length=200, default="")
-    channel_rules = ChannelRulesField(default=dict)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        return channel_rules_validated(attrs)
 
     def validate_recipients(self, value: list[RecipientInput]) -> list[RecipientInput]:
         """One notification per person: a repeated id keeps its first details."""
@@ -374,7 +376,7 @@ class SendSerializer(StrictSerializer):
         return list(unique.values())
 
 
-class TypeUpsertSerializer(StrictSerializer):
+class TypeUpsertSerializer(ChannelRulesChecked, StrictSerializer):
     """A type's fields. ``key``, ``created_at`` and ``updated_at`` are read-only: a body may
     carry them back as a GET returned them (read, change one field, write back); the view
     ignores them, and refuses a ``key`` other than the URL's."""
@@ -400,9 +402,6 @@ class TypeUpsertSerializer(StrictSerializer):
     )
     locales = LocalesField(required=False)
     channel_rules = ChannelRulesField(required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        return channel_rules_validated(attrs)
 
 
 class ChannelSwitchesSerializer(StrictSerializer):

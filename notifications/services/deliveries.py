@@ -132,11 +132,13 @@ def deliveries_write(
         cursor.execute(
             f"""
             INSERT INTO {Delivery._meta.db_table}
-                (send_id, notification_id, recipient_id, channel, status, attempts, last_error,
-                 created_at, updated_at, deliver_at, only_if_unread, locked_until)
-            SELECT %(send)s, n.id, r.id, %(channel)s,
+                (deliver_at, only_if_unread, locked_until,
+                 send_id, notification_id, recipient_id, channel, status, attempts, last_error,
+                 created_at, updated_at)
+            SELECT %(deliver_at)s, %(only_if_unread)s, %(held_until)s,
+                   %(send)s, n.id, r.id, %(channel)s,
                    CASE WHEN {opted_out_sql} THEN %(skipped)s ELSE %(pending)s END,
-                   0, '', %(now)s, %(now)s, %(deliver_at)s, %(only_if_unread)s, %(held_until)s
+                   0, '', %(now)s, %(now)s
             FROM unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
             LEFT JOIN {Notification._meta.db_table} n
                    ON n.send_id = %(send)s AND n.recipient_id = r.id
@@ -146,6 +148,9 @@ def deliveries_write(
             RETURNING id, status, recipient_id
             """,
             {
+                "deliver_at": hold.deliver_at,
+                "only_if_unread": hold.only_if_unread,
+                "held_until": hold.held_until,
                 "send": send.pk,
                 "type": send.type_id,
                 "channel": channel,
@@ -154,9 +159,6 @@ def deliveries_write(
                 "pending": status,
                 "now": now,
                 "users": int_array(user_ids),
-                "deliver_at": hold.deliver_at,
-                "only_if_unread": hold.only_if_unread,
-                "held_until": hold.held_until,
             },
         )
         rows: list[tuple[int, str, int]] = cursor.fetchall()
