@@ -14,6 +14,7 @@ from herald.pagination import (
     MAX_ID,
     MAX_LIMIT,
 )
+from notifications.channel_rules import MAX_DELAY_SECONDS
 from notifications.channels.names import CHANNELS
 from notifications.channels.registry import queued_channels
 from notifications.models import WebhookDelivery
@@ -125,15 +126,23 @@ DELIVERY = inline_serializer(
                 "sent",
                 "failed",
                 "skipped_preference",
+                "skipped_read",
                 "suppressed_quota",
                 "batched",
-            ]
+            ],
+            help_text="skipped_read: the channel's rule said only_if_unread, and the in-app "
+            "notification was read or archived before the delivery's release.",
         ),
         "attempts": serializers.IntegerField(),
         "last_error": serializers.CharField(),
         "created_at": serializers.DateTimeField(),
         "updated_at": serializers.DateTimeField(),
         "sent_at": serializers.DateTimeField(allow_null=True),
+        "deliver_at": serializers.DateTimeField(
+            allow_null=True,
+            help_text="A delayed channel's release (channel_rules): the row waits, queued, until "
+            "then. Null without a rule.",
+        ),
     },
 )
 # A serializer instance nested in two fields is documented in only one of them: each field gets
@@ -198,6 +207,15 @@ SEND = inline_serializer(
         ),
     },
 )
+_channel_rule = type(
+    inline_serializer(
+        name="ChannelRule",
+        fields={
+            "delay_seconds": serializers.IntegerField(min_value=0, max_value=MAX_DELAY_SECONDS),
+            "only_if_unread": serializers.BooleanField(),
+        },
+    )
+)
 TEMPLATE_HELP = (
     "A Liquid template over title, message, url, data, type, user {id, name, email, locale}, "
     "tenant {name} and unsubscribe_url; blank takes Herald's default. One that does not parse "
@@ -222,6 +240,12 @@ NOTIFICATION_TYPE = inline_serializer(
             "field (email), else the send's title/message. Liquid templates over the context "
             "above; the date_local, number_local and currency_local filters format for the "
             "recipient's locale and time zone.",
+        ),
+        "channel_rules": serializers.DictField(
+            child=_channel_rule(),
+            help_text='{"<channel>": {"delay_seconds", "only_if_unread"}} (email, push), as '
+            "saved, both fields filled in; {} for none. A send's rule for a channel replaces "
+            "this one. See the guide, 'Delayed channels and escalation'.",
         ),
         "created_at": serializers.DateTimeField(),
         "updated_at": serializers.DateTimeField(),
@@ -408,5 +432,16 @@ SEND_EXAMPLE = OpenApiExample(
         "message": "Bo replied to your post.",
         "url": "https://app.example.com/posts/42#c7",
         "data": {"post_id": 42},
+    },
+)
+ESCALATION_EXAMPLE = OpenApiExample(
+    "In-app now, email only if still unread after 15 minutes",
+    request_only=True,
+    value={
+        "type": "comment.created",
+        "recipients": ["user-1"],
+        "message": "Bo replied to your post.",
+        "channels": ["in_app", "email"],
+        "channel_rules": {"email": {"delay_seconds": 900, "only_if_unread": True}},
     },
 )

@@ -22,6 +22,8 @@ from dashboard.selectors_content import SendFilters, type_choices
 from dashboard.services_content import Sample
 from herald import safejson
 from notifications import selectors
+from notifications.channel_rules import RULED_CHANNELS
+from notifications.channels.names import CHANNEL_LABELS
 from notifications.localisation import locale_normalise
 from notifications.models import CHANNEL_CHOICES, EndUser, NotificationType, Send
 from notifications.rules import type_key_valid
@@ -213,6 +215,55 @@ class NotificationTestForm(forms.Form):
 TEMPLATE_FIELDS = ("email_subject", "email_text", "email_html")
 
 
+# A delayed channel's rule in plain words: "Send [immediately | after] [N] [minutes]" and
+# "[ ] only if still unread", one group of fields per channel (``TypeForm.rule_channels``).
+TIMING_CHOICES = [("now", "immediately"), ("after", "after")]
+UNITS = {"seconds": 1, "minutes": 60, "hours": 3600}
+RULE_PARTS = ("timing", "amount", "unit", "only_if_unread")
+
+
+def _rule_fields() -> dict[str, forms.Field]:
+    fields: dict[str, forms.Field] = {}
+    for channel in RULED_CHANNELS:
+        fields[f"rule_{channel}_timing"] = forms.ChoiceField(
+            choices=TIMING_CHOICES,
+            initial="now",
+            required=False,
+            widget=forms.RadioSelect,
+            label=f"Send {CHANNEL_LABELS[channel].lower()}",
+        )
+        fields[f"rule_{channel}_amount"] = forms.IntegerField(
+            required=False,
+            min_value=1,
+            label="How long",
+            widget=forms.NumberInput(attrs={"min": 1, "class": "short"}),
+        )
+        fields[f"rule_{channel}_unit"] = forms.ChoiceField(
+            choices=[(unit, unit) for unit in UNITS], initial="minutes", required=False
+        )
+        fields[f"rule_{channel}_only_if_unread"] = forms.BooleanField(
+            required=False, label="only if still unread (not read or archived by then)"
+        )
+    return fields
+
+
+def rules_initial(rules: dict[str, Any]) -> dict[str, Any]:
+    """The rule fields' initial values for a type's stored ``channel_rules``."""
+    initial: dict[str, Any] = {}
+    for channel, rule in rules.items():
+        if channel not in RULED_CHANNELS:
+            continue
+        delay = int(rule.get("delay_seconds", 0))
+        unit = next(u for u in ("hours", "minutes", "seconds") if delay % UNITS[u] == 0)
+        initial.update({
+            f"rule_{channel}_timing": "after" if delay else "now",
+            f"rule_{channel}_amount": delay // UNITS[unit] if delay else None,
+            f"rule_{channel}_unit": unit if delay else "minutes",
+            f"rule_{channel}_only_if_unread": bool(rule.get("only_if_unread")),
+        })  # fmt: skip
+    return initial
+
+
 class TypeForm(forms.Form):
     """Create (``key`` given) or edit a notification type with the API's rules, including the
     plan's: a digest window needs a plan with digests."""
@@ -255,6 +306,7 @@ class TypeForm(forms.Form):
         self.creating = creating
         if not creating:
             del self.fields["key"]
+        self.fields.update(_rule_fields())
         self.fields["email_subject"].widget.attrs["spellcheck"] = "false"
 
     def clean_key(self) -> str:
@@ -279,12 +331,54 @@ class TypeForm(forms.Form):
         name = (data.get("name") or "").strip() or data.get("key") or ""
         if name:  # editing with a blank name: the key stands in (fields_for_upsert)
             fields["name"] = name
+        fields["channel_rules"] = self._channel_rules()
         serializer = TypeUpsertSerializer(data=fields)
         if not serializer.is_valid():
-            _apply_serializer_errors(self, serializer.errors)
+            _apply_serializer_errors(self, serializer.errors, self._rule_error_fields())
             return data
         self.type_fields = dict(serializer.validated_data)
         return data
+
+    def rule_channels(self) -> list[dict[str, Any]]:
+        """Each ruled channel's label and bound fields, for the template."""
+        return [
+            {
+                "name": channel,
+                "label": CHANNEL_LABELS[channel],
+                **{part: self[f"rule_{channel}_{part}"] for part in RULE_PARTS},
+                "errors": [
+                    error for part in RULE_PARTS for error in self[f"rule_{channel}_{part}"].errors
+                ],
+            }
+            for channel in RULED_CHANNELS
+        ]
+
+    def _channel_rules(self) -> dict[str, dict[str, Any]]:
+        """The rule fields as the API's ``channel_rules``: a channel that goes out
+        immediately, whatever the notification's state, has no rule."""
+        data, rules = self.cleaned_data, {}
+        for channel in RULED_CHANNELS:
+            later = data.get(f"rule_{channel}_timing") == "after"
+            amount = data.get(f"rule_{channel}_amount")
+            only_if_unread = bool(data.get(f"rule_{channel}_only_if_unread"))
+            if later and amount is None:
+                if f"rule_{channel}_amount" not in self.errors:
+                    self.add_error(f"rule_{channel}_amount", "Say how long to wait.")
+                continue
+            unit = UNITS.get(data.get(f"rule_{channel}_unit") or "minutes", 60)
+            delay = amount * unit if later and amount else 0
+            if delay or only_if_unread:
+                rules[channel] = {"delay_seconds": delay, "only_if_unread": only_if_unread}
+        return rules
+
+    @staticmethod
+    def _rule_error_fields() -> dict[str, str]:
+        """The API's names of rule errors -> the fields that show them."""
+        return {
+            f"channel_rules.{channel}.{name}": f"rule_{channel}_{part}"
+            for channel in RULED_CHANNELS
+            for name, part in (("delay_seconds", "amount"), ("only_if_unread", "only_if_unread"))
+        }
 
     def fields_for_upsert(self, key: str) -> dict[str, Any]:
         """What ``type_upsert`` gets: every field, the name defaulting to the key."""

@@ -143,7 +143,7 @@ class NotificationsApi(APIView):
     @extend_schema(
         request=SendSerializer,
         responses={202: docs.SEND_ACCEPTED},
-        examples=[docs.SEND_EXAMPLE],
+        examples=[docs.SEND_EXAMPLE, docs.ESCALATION_EXAMPLE],
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",

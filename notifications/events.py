@@ -120,7 +120,7 @@ def notification_payload(row: dict[str, Any]) -> dict[str, Any]:
 
 DELIVERY_VALUES = (
     "id", "send_id", "notification_id", "recipient__external_id", "channel", "status",
-    "attempts", "last_error", "created_at", "updated_at", "sent_at",
+    "attempts", "last_error", "created_at", "updated_at", "sent_at", "deliver_at",
 )  # fmt: skip
 
 
@@ -138,6 +138,7 @@ def delivery_payload(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "sent_at": row["sent_at"],
+        "deliver_at": row["deliver_at"],
     }
 
 

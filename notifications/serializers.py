@@ -15,6 +15,7 @@ from django.core.validators import validate_email
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from herald.domain import Invalid
 from herald.fields import (
     HTTP_URL_PATTERN,
     DisplayNameField,
@@ -27,6 +28,7 @@ from herald.fields import (
     StrictSerializer,
 )
 from herald.text import DISPLAY_NAME_PATTERN, display_name_error
+from notifications.channel_rules import MAX_DELAY_SECONDS, RULED_CHANNELS, channel_rules_clean
 from notifications.localisation import (
     LOCALE_MAX_LENGTH,
     LOCALISED_MAX_LENGTH,
@@ -73,6 +75,7 @@ def type_payload(notification_type: NotificationType) -> dict[str, Any]:
         "email_text": notification_type.email_text,
         "email_html": notification_type.email_html,
         "locales": notification_type.locales,
+        "channel_rules": notification_type.channel_rules,
         "created_at": notification_type.created_at,
         "updated_at": notification_type.updated_at,
     }
@@ -161,6 +164,59 @@ class LocalesField(serializers.Field[dict[str, Any], Any, dict[str, Any], Any]):
 
     def to_representation(self, value: Any) -> Any:
         return value
+
+
+CHANNEL_RULES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Delayed channels and escalation, per channel (not in_app: the in-app copy "
+    "is created at once). A channel's delivery waits delay_seconds after the send is released "
+    "(a scheduled send's send_at); with only_if_unread it is skipped (status skipped_read) if "
+    "the in-app notification was read or archived by then. A send's rule for a channel "
+    "replaces its type's. Missing fields: 0 and false.",
+    "additionalProperties": False,
+    "properties": {
+        channel: {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "delay_seconds": {"type": "integer", "minimum": 0, "maximum": MAX_DELAY_SECONDS},
+                "only_if_unread": {"type": "boolean"},
+            },
+        }
+        for channel in RULED_CHANNELS
+    },
+}
+
+
+@extend_schema_field(CHANNEL_RULES_SCHEMA)
+class ChannelRulesField(serializers.Field[dict[str, Any], Any, dict[str, Any], Any]):
+    """``{"<channel>": {"delay_seconds"?, "only_if_unread"?}}``: checked whole by its
+    serializer (``ChannelRulesChecked``), so that errors are keyed
+    ``channel_rules.<channel>.<field>`` as the contract's details are."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be a JSON object keyed by channel.")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ChannelRulesChecked(serializers.Serializer[Any]):
+    """A serializer with a ``ChannelRulesField`` named ``channel_rules``: once its fields parsed,
+    the rules are checked whole and stored as ``channel_rules_clean`` returns them; a refusal is
+    a 400 whose details name each rule's field (``channel_rules.email.delay_seconds``). Done in
+    ``to_internal_value``, so that a serializer's own ``validate`` stays free."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        attrs = super().to_internal_value(data)
+        if "channel_rules" in attrs:
+            try:
+                attrs["channel_rules"] = channel_rules_clean(attrs["channel_rules"])
+            except Invalid as exc:
+                raise serializers.ValidationError(exc.details) from exc
+        return attrs
 
 
 @extend_schema_field({"type": "string", "enum": ["", *TIME_ZONES]})
@@ -323,7 +379,7 @@ class RecipientsField(serializers.Field[list[Any], Any, list[Any], Any]):
         return value
 
 
-class SendSerializer(StrictSerializer):
+class SendSerializer(ChannelRulesChecked, StrictSerializer):
     type = PatternField(TYPE_KEY_PATTERN, message=TYPE_KEY_MESSAGE, max_length=100)
     recipients = RecipientsField()
     title = StrictCharField(allow_blank=True, max_length=300, default="")
@@ -337,6 +393,7 @@ class SendSerializer(StrictSerializer):
     )
     data = JsonObjectField(default=dict)  # type: ignore[assignment]  # a field: DRF moves it off .data
     channels = ChannelListField(required=False)
+    channel_rules = ChannelRulesField(default=dict)
     send_at = serializers.DateTimeField(allow_null=True, default=None)
     batch_key = StrictCharField(allow_blank=True, max_length=200, default="")
 
@@ -350,7 +407,7 @@ class SendSerializer(StrictSerializer):
         return list(unique.values())
 
 
-class TypeUpsertSerializer(StrictSerializer):
+class TypeUpsertSerializer(ChannelRulesChecked, StrictSerializer):
     """A type's fields. ``key``, ``created_at`` and ``updated_at`` are read-only: a body may
     carry them back as a GET returned them (read, change one field, write back); the view
     ignores them, and refuses a ``key`` other than the URL's."""
@@ -375,6 +432,7 @@ class TypeUpsertSerializer(StrictSerializer):
         required=False, allow_blank=True, max_length=200_000, validators=[validate_template]
     )
     locales = LocalesField(required=False)
+    channel_rules = ChannelRulesField(required=False)
 
 
 class ChannelSwitchesSerializer(StrictSerializer):

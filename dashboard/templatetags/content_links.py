@@ -11,10 +11,12 @@ functions in views.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from django import template
 
+from notifications.channel_rules import channel_rules_sentences
 from notifications.channels.names import CHANNEL_LABELS
 
 register = template.Library()
@@ -60,6 +62,7 @@ def send_url(send_id: int) -> str:
 
 STATUS_LABELS = {
     "skipped_preference": "opted out",
+    "skipped_read": "skipped: read in time",
     "suppressed_quota": "over quota",
     **CHANNEL_LABELS,
 }
@@ -94,3 +97,9 @@ def duration(seconds: int | None) -> str:
         if count:
             parts.append(f"{count} {unit}")
     return " ".join(parts[:2])
+
+
+@register.filter
+def rule_sentence(rules: dict[str, Any] | None) -> str:
+    """A type's channel rules in words: "Email after 15 minutes, only if still unread"."""
+    return "; ".join(channel_rules_sentences(rules or {}))

@@ -21,7 +21,8 @@ from dashboard.selectors_content import (
 from dashboard.services_content import NotificationTest, notification_test_send
 from dashboard.templatetags.content_links import send_url
 from herald.domain import Conflict, DomainError
-from notifications.models import Send
+from notifications.channels.names import CHANNEL_LABELS
+from notifications.models import Delivery, Send
 from notifications.selectors import send_channel_summary
 from notifications.services.sending import send_cancel
 from tenants.requests import AdminHttpRequest
@@ -65,6 +66,12 @@ def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
     after, bad_cursor = page_param(request, "after")
     recipients = send_recipients(send=send, after=after)
     summary = send_channel_summary(send=send)
+    # what escalation saved: deliveries skipped because the notification was read in time
+    saved = [
+        _count_of(statuses[Delivery.Status.SKIPPED_READ], CHANNEL_LABELS[channel].lower())
+        for channel, statuses in summary.items()
+        if statuses.get(Delivery.Status.SKIPPED_READ)
+    ]
     can_cancel = send.status == Send.Status.SCHEDULED and send.send_at is not None
     return render(
         request,
@@ -73,6 +80,7 @@ def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
             "section": "notifications",
             "send": send,
             "summary": summary,
+            "escalation_saved": saved,
             "payload": json.dumps(send.data, indent=2, ensure_ascii=False, sort_keys=True),
             "recipients": recipients,
             "bad_cursor": bad_cursor,
@@ -80,6 +88,13 @@ def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
             "can_cancel": can_cancel,
         },
     )
+
+
+def _count_of(count: int, noun: str) -> str:
+    """``3 emails``, ``1 web push``, ``2 web pushes``."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun}{'es' if noun.endswith(('sh', 's')) else 's'}"
 
 
 @admin_required

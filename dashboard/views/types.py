@@ -25,6 +25,7 @@ from dashboard.forms_content import (
     TypeForm,
     page_param,
     pager,
+    rules_initial,
     sample_initial,
 )
 from dashboard.forms_locales import BaseLocaleFormSet, locale_formset, posted_locales
@@ -149,6 +150,7 @@ def type_edit(request: HttpRequest, key: str) -> HttpResponse:
             "critical": notification_type.critical,
             "digest_window_seconds": notification_type.digest_window_seconds,
             **{name: getattr(notification_type, name) for name in TEMPLATE_FIELDS},
+            **rules_initial(notification_type.channel_rules or {}),
         },
     )
     locales = locale_formset(request.POST, notification_type.locales)

@@ -8,6 +8,9 @@ The pipeline loops over channels (``registry``) and never names one:
 - in a worker's turn, for a ``queued`` channel, the delivery state machine
   (``services.delivery_machine``) claims a batch of its rows within ``budget``, opens one
   ``sender`` for the batch and calls ``deliver`` once per row; it records each outcome;
+- a channel may also provide ``released(*, tenant, deliveries, now) -> list[int]``: called
+  with the delayed rows (``channel_rules``) a turn just claimed for the first time, it takes
+  over those whose ids it returns (email: a digest type's join the digest open now);
 - ``deliver`` returns when the channel accepted the message, and otherwise raises one of the
   two errors below. The machine decides what follows: a transient ``TransportError`` is
   retried with backoff up to ``DELIVERY_MAX_ATTEMPTS``, a permanent one fails the row,

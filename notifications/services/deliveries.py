@@ -9,6 +9,16 @@ writes, and what a worker's turn does with them.
    each channel's budget (a plan's send rate), through the delivery state machine
    (``services.delivery_machine``): claim with a lease, check the opt-out again just before
    delivering, deliver, record, retry with backoff or give up.
+
+Delayed channels (``notifications.channel_rules``): a row of a delayed channel is written
+``queued`` with ``deliver_at`` (the send's release plus the delay) and held by its lease column
+``locked_until`` until then, so the claim's ready condition, the due-work index
+(``deliveries_next_due``) and the turns' wake-ups treat it as a retry that comes due. With
+``only_if_unread`` the row is checked at release, in the transaction that claims it
+(``_claim``): the claim locks its in-app copy ``FOR SHARE SKIP LOCKED`` and takes the row only if
+the copy is unread (a copy being marked read right now is left for a later turn), and rows whose
+copy was read or archived become ``skipped_read``. So a read that commits before the claim always
+wins, and one that commits after it lets the delivery go out. Retries are not checked again.
 """
 
 from __future__ import annotations
@@ -23,9 +33,12 @@ from django.db import connection, transaction
 from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
+from herald.metrics import DELIVERIES
+from notifications.channel_rules import channel_rule
 from notifications.channels import registry
 from notifications.channels.base import Channel
 from notifications.models import Delivery, EndUser, Notification, Send
+from notifications.rules import unread_sql
 from notifications.services import delivery_machine as machine
 from notifications.services.leases import Holding
 from notifications.services.preferences import opted_out, optout_sql, switches_off
@@ -39,24 +52,79 @@ from tenants.models import Tenant
 # The kind of due work (``tenants.due``) of queued deliveries; stored, so its value stays.
 DUE_DELIVERIES = "email"
 
+_DELIVERY, _NOTIFICATION = Delivery._meta.db_table, Notification._meta.db_table
+
+
+def _due_sql(alias: str = "") -> str:
+    """A row is due (``locked_until``: a claim's lease, a retry's wait or a delayed channel's
+    hold), over the delivery table aliased ``alias`` if given."""
+    d = f"{alias}." if alias else ""
+    return f"""{d}status = %(queued)s AND {d}channel = %(channel)s
+               AND ({d}locked_until IS NULL OR {d}locked_until <= %(now)s)"""
+
+
 QUEUE = machine.Queue(
     model=Delivery,
     held={"status": Delivery.Status.QUEUED},
-    ready="""status = %(queued)s AND channel = %(channel)s
-             AND (locked_until IS NULL OR locked_until <= %(now)s)""",
+    # ... and, if only_if_unread and released now (its first claim), its in-app copy is unread
+    # and not being changed: locked FOR SHARE until the claim commits, so a read waits for it.
+    ready=f"""{_due_sql()}
+              AND (NOT only_if_unread OR attempts > 0 OR notification_id IS NULL
+                   OR EXISTS (SELECT 1 FROM {_NOTIFICATION} n
+                              WHERE n.id = {_DELIVERY}.notification_id AND {unread_sql("n")}
+                              FOR SHARE OF n SKIP LOCKED))""",
     order="id",
     claimed=", updated_at = %(now)s",
     params={"queued": Delivery.Status.QUEUED},
 )
 
 
+@dataclass(frozen=True)
+class Hold:
+    """When a send's rows on one channel may go out (its ``channel_rules``): ``deliver_at``
+    (None: no rule), ``only_if_unread``, and ``held_until``, the time they wait for (None:
+    due at once)."""
+
+    deliver_at: datetime | None = None
+    only_if_unread: bool = False
+    held_until: datetime | None = None
+
+
+def delivery_hold(*, send: Send, channel: str, now: datetime) -> Hold:
+    """The hold of ``send``'s rows on ``channel``, fanned out at ``now``: its delay counts from
+    the send's release (a scheduled send's ``send_at``, else ``now``)."""
+    rule = channel_rule(
+        type_rules=send.type.channel_rules or {},
+        send_rules=send.channel_rules or {},
+        channel=channel,
+    )
+    if not rule.applies:
+        return Hold()
+    scheduled = send.status == Send.Status.SCHEDULED and send.send_at is not None
+    release = send.send_at if scheduled and send.send_at is not None else now
+    deliver_at = release + timedelta(seconds=rule.delay_seconds)
+    return Hold(
+        deliver_at=deliver_at,
+        only_if_unread=rule.only_if_unread,
+        held_until=deliver_at if deliver_at > now else None,
+    )
+
+
 def deliveries_write(
-    *, send: Send, channel: str, user_ids: list[int], now: datetime, status: str
+    *,
+    send: Send,
+    channel: str,
+    user_ids: list[int],
+    now: datetime,
+    status: str,
+    hold: Hold | None = None,
 ) -> list[tuple[int, str, int]]:
     """Write the ``channel`` outbox rows of ``send`` in one statement, each linked to the
     recipient's in-app copy if there is one: ``status``, or ``skipped_preference`` for users who
-    opted out of the channel for the type; none for erased users. Returns ``(id, status, user
-    id)`` of the rows written."""
+    opted out of the channel for the type; none for erased users. ``hold`` (default: the
+    send's, ``delivery_hold``) sets their ``deliver_at``, ``only_if_unread`` and, for a delay,
+    ``locked_until``. Returns ``(id, status, user id)`` of the rows written."""
+    hold = hold or delivery_hold(send=send, channel=channel, now=now)
     opted_out_sql = optout_sql(
         user="r.id", channel="%(channel)s", type_id="%(type)s", critical="%(critical)s"
     )
@@ -64,9 +132,11 @@ def deliveries_write(
         cursor.execute(
             f"""
             INSERT INTO {Delivery._meta.db_table}
-                (send_id, notification_id, recipient_id, channel, status, attempts, last_error,
+                (deliver_at, only_if_unread, locked_until,
+                 send_id, notification_id, recipient_id, channel, status, attempts, last_error,
                  created_at, updated_at)
-            SELECT %(send)s, n.id, r.id, %(channel)s,
+            SELECT %(deliver_at)s, %(only_if_unread)s, %(held_until)s,
+                   %(send)s, n.id, r.id, %(channel)s,
                    CASE WHEN {opted_out_sql} THEN %(skipped)s ELSE %(pending)s END,
                    0, '', %(now)s, %(now)s
             FROM unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
@@ -78,6 +148,9 @@ def deliveries_write(
             RETURNING id, status, recipient_id
             """,
             {
+                "deliver_at": hold.deliver_at,
+                "only_if_unread": hold.only_if_unread,
+                "held_until": hold.held_until,
                 "send": send.pk,
                 "type": send.type_id,
                 "channel": channel,
@@ -92,10 +165,16 @@ def deliveries_write(
     return rows
 
 
-def deliveries_enqueue(*, tenant: Tenant, count: int, now: datetime) -> None:
+def deliveries_enqueue(
+    *, tenant: Tenant, count: int, now: datetime, held_until: datetime | None = None
+) -> None:
     """``count`` rows were queued in this transaction: ask for enough turns once it commits,
-    and note the work as due, for the sweep."""
+    and note the work as due, for the sweep. Rows held until ``held_until`` (a delayed channel)
+    ask for no turn now: the due-work index wakes the tenant then."""
     if not count:
+        return
+    if held_until is not None:
+        due_hint(tenant_id=tenant.pk, kind=DUE_DELIVERIES, when=held_until)
         return
     turns = math.ceil(count / settings.DELIVERY_BATCH_SIZE)
     transaction.on_commit(lambda: turns_request(tenant_id=tenant.pk, wanted=turns))
@@ -173,7 +252,7 @@ class _Row:
 def _deliver_channel(tenant: Tenant, channel: Channel, holding: Holding, limit: int) -> int:
     """Claim and deliver up to ``limit`` of one channel's ready rows; returns how many it
     claimed to deliver (rows only given up on not counted)."""
-    claims = machine.claim(QUEUE, now=timezone.now(), limit=limit, channel=channel.name)
+    claims = _claim(channel.name, timezone.now(), limit)
     if not claims:
         return 0
     holding.hold(QUEUE, (c.id for c in claims))
@@ -188,6 +267,13 @@ def _deliver_channel(tenant: Tenant, channel: Channel, holding: Holding, limit: 
         delivery = rows.pop(row_id)
         outcome = machine.given_up(attempts=delivery.attempts, last_error=delivery.last_error)
         _record(tenant, channel, holding, delivery, outcome)
+    released = getattr(channel, "released", None)  # optional (``channels.base.Channel``)
+    if released is not None:
+        # a delayed row's first claim is its release
+        delayed = [d for d in rows.values() if d.deliver_at is not None and d.attempts == 1]
+        for row_id in released(tenant=tenant, deliveries=delayed, now=timezone.now()):
+            holding.let_go(QUEUE, row_id)
+            del rows[row_id]
     deliveries = sorted(rows.values(), key=lambda d: d.pk)
     if not deliveries:
         return 0
@@ -204,6 +290,39 @@ def _deliver_channel(tenant: Tenant, channel: Channel, holding: Holding, limit: 
                 )
             _record(tenant, channel, holding, delivery, outcome)
     return len(deliveries)
+
+
+def _claim(channel: str, now: datetime, limit: int) -> list[machine.Claim]:
+    """In one transaction: rows of ``channel`` released now whose in-app copy was read or
+    archived become ``skipped_read`` (no webhook event: nothing was delivered), then up to
+    ``limit`` ready rows are claimed (``QUEUE``)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                WITH read AS (
+                    SELECT d.id FROM {_DELIVERY} d
+                    JOIN {_NOTIFICATION} n ON n.id = d.notification_id
+                    WHERE {_due_sql("d")}
+                      AND d.only_if_unread AND d.attempts = 0 AND NOT ({unread_sql("n")})
+                    ORDER BY d.id
+                    LIMIT %(limit)s
+                    FOR UPDATE OF d SKIP LOCKED)
+                UPDATE {_DELIVERY} AS d
+                SET status = %(skipped)s, locked_until = NULL, updated_at = %(now)s
+                FROM read WHERE d.id = read.id
+                """,
+                {
+                    "queued": Delivery.Status.QUEUED,
+                    "channel": channel,
+                    "now": now,
+                    "limit": limit,
+                    "skipped": Delivery.Status.SKIPPED_READ,
+                },
+            )
+            if cursor.rowcount:
+                DELIVERIES.labels(channel, Delivery.Status.SKIPPED_READ).inc(cursor.rowcount)
+        return machine.claim(QUEUE, now=now, limit=limit, channel=channel)
 
 
 def _record(
@@ -227,8 +346,9 @@ class Pending:
 
 
 def deliveries_pending(*, now: datetime | None = None) -> Pending:
-    """What delivery work this tenant has left: its queued channels' rows and its webhook
-    events (``webhooks.pending``). Call in the tenant's schema."""
+    """What delivery work this tenant has left: its queued channels' rows (a delayed channel's
+    comes due at its ``locked_until``) and its webhook events (``webhooks.pending``). Call in
+    the tenant's schema."""
     now = now or timezone.now()
     queued = Delivery.objects.filter(
         status=Delivery.Status.QUEUED, channel__in=[c.name for c in registry.queued_channels()]

@@ -218,6 +218,7 @@ def _send(
         message=request.message,
         url=request.url,
         data=request.data,
+        channel_rules=request.channel_rules,
         send_at=request.send_at,
         batch_key=request.batch_key,
         status=Send.Status.SCHEDULED if scheduled else Send.Status.ACCEPTED,

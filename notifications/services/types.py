@@ -27,6 +27,7 @@ TYPE_FIELDS = (
     "email_subject",
     "email_text",
     "email_html",
+    "channel_rules",
 )
 
 

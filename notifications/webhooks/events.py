@@ -72,6 +72,7 @@ class DeliveryEventData(TypedDict):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    deliver_at: datetime | None  # a delayed channel's release (``channel_rules``)
 
 
 class NotificationEvent(TypedDict):

@@ -3,7 +3,8 @@
 Fan-out: one outbox row per recipient (``services.deliveries``). For a type with a digest
 window, on a plan that allows digests, the rows are ``batched`` into each user's open digest
 (``services.digests``) instead of queued; a plan without digests (say, after a downgrade)
-sends a digest type's emails one by one.
+sends a digest type's emails one by one. A delayed email (``channel_rules``) of a digest type
+waits queued until its release, then joins the batch open at that moment (``released``).
 
 Delivery: the plan's send rate is the budget of a turn; every email reserves one of the plan's
 monthly emails (``Suppressed`` once they are used up) and gives it back if it did not go out.
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
 
 from billing_stub.limits import Limits, limits_for
 from billing_stub.metering import EMAILS, QuotaExceeded, email_quota_reserve, quota_release
@@ -32,7 +34,11 @@ from notifications.channels.email.transport import SmtpTransport
 from notifications.channels.names import EMAIL
 from notifications.localisation import text_for
 from notifications.models import Delivery, DigestBatch, Send
-from notifications.services.deliveries import deliveries_enqueue, deliveries_write
+from notifications.services.deliveries import (
+    deliveries_enqueue,
+    deliveries_write,
+    delivery_hold,
+)
 from notifications.services.digests import digest_batches_open
 from notifications.templating import RenderTimeout, TemplateError
 from tenants.models import Tenant
@@ -62,21 +68,51 @@ class EmailChannel:
         users_locked: bool = False,
     ) -> int:
         status = Delivery.Status
-        digest = send.type.digest_window_seconds is not None and limits.digest_allowed
+        hold = delivery_hold(send=send, channel=EMAIL, now=now)
+        # a ruled email of a digest type joins the batch open at its release (``released``)
+        digest = (
+            send.type.digest_window_seconds is not None
+            and limits.digest_allowed
+            and hold.deliver_at is None
+        )
         rows = deliveries_write(
             send=send,
             channel=EMAIL,
             user_ids=user_ids,
             now=now,
             status=status.BATCHED if digest else status.QUEUED,
+            hold=hold,
         )
         if digest:
             batched = [user_id for _id, row_status, user_id in rows if row_status == status.BATCHED]
             digest_batches_open(tenant_id=tenant.pk, send=send, user_ids=batched, now=now)
             return 0
         queued = sum(row_status == status.QUEUED for _id, row_status, _user in rows)
-        deliveries_enqueue(tenant=tenant, count=queued, now=now)
+        deliveries_enqueue(tenant=tenant, count=queued, now=now, held_until=hold.held_until)
         return queued
+
+    def released(self, *, tenant: Tenant, deliveries: list[Delivery], now: datetime) -> list[int]:
+        """Delayed emails just released (claimed for the first time): those of a digest type,
+        on a plan with digests, join their recipient's digest batch open now (one is opened if
+        none is), instead of going out alone. Returns their ids."""
+        joining = [d for d in deliveries if d.send.type.digest_window_seconds is not None]
+        if not joining or not limits_for(tenant).digest_allowed:
+            return []
+        with transaction.atomic():
+            Delivery.objects.filter(
+                pk__in=[d.pk for d in joining], status=Delivery.Status.QUEUED
+            ).update(status=Delivery.Status.BATCHED, locked_until=None, updated_at=now)
+            by_send: dict[int, list[Delivery]] = {}
+            for delivery in joining:
+                by_send.setdefault(delivery.send_id, []).append(delivery)
+            for items in by_send.values():
+                digest_batches_open(
+                    tenant_id=tenant.pk,
+                    send=items[0].send,
+                    user_ids=[d.recipient_id for d in items],
+                    now=now,
+                )
+        return [d.pk for d in joining]
 
     def budget(self, *, tenant: Tenant, wanted: int) -> tuple[int, float]:
         rate = limits_for(tenant).email_send_rate_per_second

@@ -29,7 +29,11 @@ from notifications.channels.base import TransportError
 from notifications.channels.names import PUSH
 from notifications.channels.push.transport import PushTransport, SubscriptionGone
 from notifications.models import Delivery, PushSubscription, Send
-from notifications.services.deliveries import deliveries_enqueue, deliveries_write
+from notifications.services.deliveries import (
+    deliveries_enqueue,
+    deliveries_write,
+    delivery_hold,
+)
 from tenants.models import Tenant
 
 # Push services take at most 4096 bytes of encrypted body (RFC 8030 section 7.2). aes128gcm in
@@ -86,11 +90,17 @@ class PushChannel:
         fresh: Collection[int] = (),
         users_locked: bool = False,
     ) -> int:
+        hold = delivery_hold(send=send, channel=PUSH, now=now)
         rows = deliveries_write(
-            send=send, channel=PUSH, user_ids=user_ids, now=now, status=Delivery.Status.QUEUED
+            send=send,
+            channel=PUSH,
+            user_ids=user_ids,
+            now=now,
+            status=Delivery.Status.QUEUED,
+            hold=hold,
         )
         queued = sum(status == Delivery.Status.QUEUED for _id, status, _user in rows)
-        deliveries_enqueue(tenant=tenant, count=queued, now=now)
+        deliveries_enqueue(tenant=tenant, count=queued, now=now, held_until=hold.held_until)
         return queued
 
     def budget(self, *, tenant: Tenant, wanted: int) -> tuple[int, float]:
