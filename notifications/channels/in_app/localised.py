@@ -22,7 +22,7 @@ from typing import Any
 from django.db import connection
 
 from notifications.localisation import text_for
-from notifications.models import EndUser, Send
+from notifications.models import EndUser, NotificationType, Send
 from notifications.services.users import int_array
 from notifications.templating import (
     RenderTimeout,
@@ -77,7 +77,7 @@ def localised_texts(*, tenant: Tenant, send: Send, user_ids: list[int]) -> Group
     localised title or message (then every recipient gets the send's own). One query reads the
     recipients' locales (and, for per-user templates, names and emails)."""
     locales: dict[str, dict[str, str]] = send.type.locales or {}
-    sources = [text for texts in locales.values() for f in IN_APP_FIELDS if (text := texts.get(f))]
+    sources = in_app_sources(send.type)
     if not sources or not user_ids:
         return None
     per_user = any(_PER_USER.search(text) for text in sources)
@@ -112,6 +112,12 @@ def localised_texts(*, tenant: Tenant, send: Send, user_ids: list[int]) -> Group
         by_pair[locale, zone] = group
         groups.append(group)
     return GroupedTexts(groups=groups, texts=texts)
+
+
+def in_app_sources(notification_type: NotificationType) -> list[str]:
+    """The type's per-locale title and message templates ([] when it has none)."""
+    locales: dict[str, dict[str, str]] = notification_type.locales or {}
+    return [text for texts in locales.values() for f in IN_APP_FIELDS if (text := texts.get(f))]
 
 
 _NOBODY = ("", "", "", "", "")  # a recipient erased meanwhile: no row is written for them
