@@ -293,8 +293,11 @@ class RecipientsField(serializers.Field[list[Any], Any, list[Any], Any]):
 
 
 class SendSerializer(StrictSerializer):
+    """A send names ``recipients``, a ``topic`` (its subscribers at release), or both."""
+
     type = PatternField(TYPE_KEY_PATTERN, message=TYPE_KEY_MESSAGE, max_length=100)
-    recipients = RecipientsField()
+    recipients = RecipientsField(required=False)
+    topic = PatternField(TYPE_KEY_PATTERN, message=TYPE_KEY_MESSAGE, max_length=100, required=False)
     title = StrictCharField(allow_blank=True, max_length=300, default="")
     message = StrictCharField(max_length=10_000)
     url = PatternField(
@@ -317,6 +320,14 @@ class SendSerializer(StrictSerializer):
         for recipient in value:
             unique.setdefault(recipient.external_id, recipient)
         return list(unique.values())
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "recipients" not in attrs and "topic" not in attrs:
+            raise serializers.ValidationError(
+                {"recipients": ["Give recipients, a topic, or both."]}
+            )
+        attrs.setdefault("recipients", [])
+        return attrs
 
 
 class TypeUpsertSerializer(StrictSerializer):
