@@ -51,3 +51,8 @@ def self_service_topics(*, user: EndUser) -> QuerySet[Topic]:
 def user_topics(*, user: EndUser) -> QuerySet[Topic]:
     """The topics ``user`` is subscribed to."""
     return Topic.objects.filter(subscriptions__user=user).order_by("key")
+
+
+def topic_keys(*, limit: int = 200) -> list[str]:
+    """Topic keys by key, at most ``limit`` (for a picker)."""
+    return list(Topic.objects.order_by("key").values_list("key", flat=True)[:limit])
