@@ -297,7 +297,14 @@ class SendSerializer(StrictSerializer):
 
     type = PatternField(TYPE_KEY_PATTERN, message=TYPE_KEY_MESSAGE, max_length=100)
     recipients = RecipientsField(required=False)
-    topic = PatternField(TYPE_KEY_PATTERN, message=TYPE_KEY_MESSAGE, max_length=100, required=False)
+    topic = PatternField(
+        TYPE_KEY_PATTERN,
+        message=TYPE_KEY_MESSAGE,
+        max_length=100,
+        required=False,
+        help_text="A topic's key: its subscribers when the send is released are recipients "
+        "too, each once.",
+    )
     title = StrictCharField(allow_blank=True, max_length=300, default="")
     message = StrictCharField(max_length=10_000)
     url = PatternField(
