@@ -157,7 +157,7 @@ class NotificationsApi(APIView):
         description="Give `recipients`, a `topic`, or both. A topic's subscribers at the "
         "moment the send is released are recipients too, each once; `recipients` in the answer "
         "counts the audience at acceptance, which the plan's recipients per send bounds (400 "
-        "naming `topic` for a larger one). An unknown topic is 400 naming `topic`.",
+        "naming `topic` for a larger one). An unknown topic is 404 naming `topic`.",
     )
     def post(self, request: TenantRequest) -> Response:
         idempotency_key = request.headers.get("Idempotency-Key")

@@ -295,6 +295,7 @@ class RecipientsField(serializers.Field[list[Any], Any, list[Any], Any]):
 class SendSerializer(StrictSerializer):
     """A send names ``recipients``, a ``topic`` (its subscribers at release), or both."""
 
+    required_any_of = ("recipients", "topic")  # the schema says so too (``api_docs.schema``)
     type = PatternField(TYPE_KEY_PATTERN, message=TYPE_KEY_MESSAGE, max_length=100)
     recipients = RecipientsField(required=False)
     topic = PatternField(
@@ -329,7 +330,7 @@ class SendSerializer(StrictSerializer):
         return list(unique.values())
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if "recipients" not in attrs and "topic" not in attrs:
+        if not any(name in attrs for name in self.required_any_of):
             raise serializers.ValidationError(
                 {"recipients": ["Give recipients, a topic, or both."]}
             )

@@ -24,7 +24,7 @@ from billing_stub.metering import (
     quota_reserve,
     usage_record_sql,
 )
-from herald.domain import Conflict, Invalid, LimitExceeded, OverQuota
+from herald.domain import Conflict, LimitExceeded, NotFound, OverQuota
 from herald.metrics import NOTIFICATIONS_CREATED
 from notifications.channels.in_app.fan_out import WRITTEN, after_fan_out
 from notifications.channels.registry import channels_fan_out
@@ -110,7 +110,7 @@ def notification_send(
     key waits on the unique index until this one commits, then replays its response (same body)
     or gets ``Conflict`` (another body). A key older than 24 hours is released for reuse.
 
-    A send naming a ``topic`` (``Invalid`` if there is no such topic) counts its listed
+    A send naming a ``topic`` (``NotFound`` if there is no such topic) counts its listed
     recipients and the topic's other subscribers as they are now, against both limits; it
     reaches the subscribers of the moment it is released (``sends_release_due``).
     """
@@ -252,7 +252,7 @@ def _send(
     scheduled = due is not None
     topic, count = audience
     if topic is not None and not topic_hold(topic_id=topic.pk):
-        raise Invalid(NO_SUCH_TOPIC, details={"topic": ["The topic was deleted meanwhile."]})
+        raise NotFound(NO_SUCH_TOPIC, details={"topic": ["The topic was deleted meanwhile."]})
     send = Send(
         title=request.title,
         message=request.message,

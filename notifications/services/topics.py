@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from herald.domain import Invalid
+from herald.domain import Invalid, NotFound
 from notifications.models import EndUser, Send, Topic, TopicSubscription
 from notifications.rules import TYPE_KEY_MESSAGE, type_key_valid
 from notifications.services.users import RecipientInput, int_array, recipients_upsert
@@ -132,11 +132,12 @@ def my_topics_set(*, user: EndUser, keys: Collection[str]) -> list[str]:
 
 
 def topic_for_send(*, key: str) -> Topic:
-    """The topic a send names; ``Invalid`` (naming the ``topic`` field) if there is none: unlike
-    a type, a topic is never created by a send (it would have no subscribers)."""
+    """The topic a send names; ``NotFound`` (naming the ``topic`` field) if there is none, as
+    for any other missing or other tenant's topic. Unlike a type, a topic is never created by a
+    send: it would have no subscribers."""
     topic = Topic.objects.filter(key=key).first()
     if topic is None:
-        raise Invalid(NO_SUCH_TOPIC, details={"topic": [f"No topic {key!r}; create it first."]})
+        raise NotFound(NO_SUCH_TOPIC, details={"topic": [f"No topic {key!r}; create it first."]})
     return topic
 
 

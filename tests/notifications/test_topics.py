@@ -159,7 +159,7 @@ class TestAccess:
         assert bob_key.delete(f"/api/v1/topics/{project}/subscribers/user-1").status_code == 404
         assert bob_key.delete(f"/api/v1/topics/{project}").status_code == 404
         sent = bob_key.post("/api/v1/notifications", {**SEND, "topic": project})
-        assert sent.status_code == 400
+        assert sent.status_code == 404
         assert "topic" in sent.json()["error"]["details"]
         # Tenant A's key on tenant B's host is refused outright.
         stray = Caller(host=world.bob.host, token=world.alice.api_key)
@@ -240,12 +240,16 @@ class TestTopicSends:
         assert reached(world, body["id"]) == []
 
     @pytest.mark.parametrize(
-        ("extra", "field"),
-        [({}, "recipients"), ({"topic": "nope"}, "topic"), ({"topic": "Bad Key"}, "topic")],
+        ("extra", "field", "status"),
+        [
+            ({}, "recipients", 400),
+            ({"topic": "Bad Key"}, "topic", 400),
+            ({"topic": "nope"}, "topic", 404),
+        ],
     )
-    def test_neither_recipients_nor_a_known_topic_is_400(self, alice_key, world, extra, field):
+    def test_neither_recipients_nor_a_known_topic(self, alice_key, world, extra, field, status):
         response = alice_key.post("/api/v1/notifications", {**SEND, **extra})
-        assert response.status_code == 400
+        assert response.status_code == status
         assert field in response.json()["error"]["details"]
         with in_a(world):
             assert not Send.objects.exists()
