@@ -121,6 +121,15 @@ class TestTopicsApi:
         assert alice_key.put("/api/v1/topics/missing/subscribers/user-1").status_code == 404
         assert alice_key.get("/api/v1/topics/missing/subscribers").status_code == 404
 
+    def test_subscribers_list_in_a_fixed_number_of_queries(self, alice_key, project):
+        path = f"/api/v1/topics/{project}/subscribers"
+        subscribe(alice_key, project, *[f"q{n}" for n in range(10)])
+        with CaptureQueriesContext(connection) as few:
+            assert len(alice_key.get(path, {"limit": 2}).json()["results"]) == 2
+        with CaptureQueriesContext(connection) as more:
+            assert len(alice_key.get(path, {"limit": 10}).json()["results"]) == 10
+        assert len(more) == len(few)
+
     def test_bulk_subscribe(self, alice_key, project, world):
         path = f"/api/v1/topics/{project}/subscribers"
         body = {"subscribers": ["a", {"id": "b", "email": "b@example.com"}, "a", "user-1"]}
@@ -226,6 +235,12 @@ class TestTopicSends:
         detail = alice_key.get(f"/api/v1/sends/{body['id']}").json()
         assert detail["recipients"] == 3
         assert detail["channels"]["in_app"] == {"sent": 3}
+
+    def test_each_recipient_counts_against_the_monthly_quota(self, alice_key, project):
+        subscribe(alice_key, project, "s-1", "s-2", "s-3")
+        before = alice_key.get("/api/v1/usage").json()["notifications"]["used"]
+        alice_key.post("/api/v1/notifications", {**SEND, "topic": project, "recipients": ["s-1"]})
+        assert alice_key.get("/api/v1/usage").json()["notifications"]["used"] == before + 3
 
     def test_topic_alone(self, alice_key, project, world):
         subscribe(alice_key, project, "s-1", "s-2")
