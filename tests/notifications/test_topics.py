@@ -3,16 +3,19 @@ and sends that name a topic (reaching its subscribers at release, each once, wit
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from notifications.models import Delivery, EndUser, Notification, Send, Topic, TopicSubscription
 from notifications.services.sending import sends_release_due
+from notifications.services.topics import topic_hold, topic_subscribe
+from notifications.services.users import RecipientInput
 from tests.support.api import Caller, error_code
 
 SEND = {"type": "release", "title": "Out", "message": "Version 2 is out"}
@@ -392,3 +395,45 @@ class TestScheduledTopicSends:
         assert detail["status"] == "accepted"
         assert detail["recipients"] == 1
         assert detail["topic"] is None
+
+
+def test_a_send_reading_a_topic_holds_off_subscription_changes_not_other_sends(world, committed):
+    """What a send's channels read of a topic stays put until it commits: subscribing waits
+    for it (here: gives up after a lock timeout), while another send reads alongside."""
+    schema = world.tenant_a.schema_name
+
+    def on_another_connection(work):
+        outcome: list[object] = []
+
+        def run() -> None:
+            try:
+                with schema_context(schema):
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET lock_timeout = '300ms'")
+                    outcome.append(work())
+            except Exception as exc:  # asserted on below
+                outcome.append(exc)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(30)
+        return outcome[0]
+
+    with schema_context(schema):
+        topic = Topic.objects.create(key="held-topic")
+        try:
+            with transaction.atomic():
+                assert topic_hold(topic_id=topic.pk)
+                joined = on_another_connection(lambda: topic_hold(topic_id=topic.pk))
+                waited = on_another_connection(
+                    lambda: topic_subscribe(topic=topic, users=[RecipientInput("held-user")])
+                )
+            assert joined is True
+            assert isinstance(waited, OperationalError)
+            assert "lock timeout" in str(waited)
+            assert not TopicSubscription.objects.filter(topic=topic).exists()
+        finally:
+            topic.delete()
+            EndUser.objects.filter(external_id="held-user").delete()
