@@ -137,7 +137,8 @@ class TopicSubscribersApi(APIView):
         users = validated(SubscribersAddSerializer, request.data)["subscribers"]
         unique = list({user.external_id: user for user in reversed(users)}.values())[::-1]
         added = topic_subscribe(topic=topic, users=unique)
-        return Response({"subscribed": added, "subscribers": _counted(key).subscriber_count})  # type: ignore[attr-defined]  # annotated by topic_list
+        subscribers = getattr(_counted(key), "subscriber_count", 0)  # annotated by topic_list
+        return Response({"subscribed": added, "subscribers": subscribers})
 
 
 @extend_schema(parameters=[TOPIC_KEY, EXTERNAL_ID])

@@ -116,16 +116,15 @@ def my_topics_set(*, user: EndUser, keys: Collection[str]) -> list[str]:
             "Only self-service topics can be chosen.",
             details={"subscribed": [NOT_SELF_SERVICE.format(keys=", ".join(missing))]},
         )
-    current = set(
-        TopicSubscription.objects.filter(user=user, topic__self_service=True).values_list(
-            "topic__key", flat=True
-        )
-    )
-    for key in sorted(current - wanted):
-        topic = Topic.objects.filter(key=key).first()
-        if topic is not None:
-            topic_unsubscribe(topic=topic, user=user)
-    for key in sorted(wanted - current):
+    current = {
+        s.topic.key: s.topic
+        for s in TopicSubscription.objects.filter(
+            user=user, topic__self_service=True
+        ).select_related("topic")
+    }
+    for key in sorted(set(current) - wanted):
+        topic_unsubscribe(topic=current[key], user=user)
+    for key in sorted(wanted - set(current)):
         _lock_for_change(topics[key])
         TopicSubscription.objects.get_or_create(topic=topics[key], user=user)
     return sorted(wanted)
