@@ -200,6 +200,9 @@ SEND = inline_serializer(
         "recipients": serializers.IntegerField(),
         "created_at": serializers.DateTimeField(),
         "send_at": serializers.DateTimeField(allow_null=True),
+        "topic": serializers.CharField(
+            allow_null=True, help_text="The topic the send named; null for none (or deleted)."
+        ),
         "channels": serializers.DictField(
             child=serializers.DictField(child=serializers.IntegerField()),
             help_text='{"<channel>": {"<delivery status>": count}}; {} for a scheduled or '

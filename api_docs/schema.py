@@ -51,6 +51,7 @@ _EXTRA_ERRORS = {
     },
     "signup": {"404": _PLATFORM_HOST_ONLY},
     "signup_slug_check": {"404": _PLATFORM_HOST_ONLY},
+    "notifications_send": {"404": "The send names a topic that does not exist (`details.topic`)."},
 }
 
 
@@ -78,6 +79,9 @@ class HeraldAutoSchema(AutoSchema):
             # Read-only fields a body may carry back from a GET (and that are then ignored).
             for name in getattr(serializer, "echoed_read_only", ()):
                 schema["properties"][name]["readOnly"] = True
+            # At least one of these fields (e.g. a send's recipients or topic).
+            if alternatives := getattr(serializer, "required_any_of", ()):
+                schema["anyOf"] = [{"required": [name]} for name in alternatives]
         return schema
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:

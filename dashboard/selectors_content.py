@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from django.db.models import Q
 
+from notifications import topic_selectors
 from notifications.models import (
     Delivery,
     EndUser,
@@ -29,6 +30,8 @@ from notifications.models import (
     NotificationType,
     PushSubscription,
     Send,
+    Topic,
+    TopicSubscription,
 )
 from notifications.selectors import send_channel_summaries
 
@@ -247,3 +250,16 @@ def type_choices() -> list[tuple[str, str]]:
         (key, key if name in ("", key) else f"{key} · {name}")
         for key, name in NotificationType.objects.order_by("key").values_list("key", "name")
     ]
+
+
+# --- Topics -------------------------------------------------------------------------------------
+
+
+def topic_page(*, before: int | None, size: int) -> Page[Topic]:
+    """Topics, newest first, each with ``subscriber_count``."""
+    return _page(topic_selectors.topic_list(), before=before, size=size)
+
+
+def subscriber_page(*, topic: Topic, before: int | None, size: int) -> Page[TopicSubscription]:
+    """A topic's subscriptions with their users, the latest first."""
+    return _page(topic_selectors.topic_subscribers(topic=topic), before=before, size=size)

@@ -7,7 +7,7 @@ as one segment (they may hold ``/``), and a type keyed ``new`` or ``preview`` is
 
 from django.urls import path, register_converter
 
-from dashboard.views import sends, types, users
+from dashboard.views import sends, topics, types, users
 from notifications.rules import TYPE_KEY_REGEX
 
 
@@ -44,4 +44,14 @@ urlpatterns = [
     path("types/<type_key:key>/edit", types.type_edit, name="type-edit"),
     path("types/<type_key:key>/preview", types.type_saved_preview, name="type-saved-preview"),
     path("types/<type_key:key>/test-email", types.type_test_email, name="type-test-email"),
+    path("topics/", topics.topic_list, name="topics"),
+    # "_" starts no topic key: this URL never names a topic.
+    path("topics/_subscribe", topics.topic_picked_subscribe, name="topic-picked-subscribe"),
+    path("topics/<type_key:key>", topics.topic_detail, name="topic"),
+    path("topics/<type_key:key>/delete", topics.topic_delete_view, name="topic-delete"),
+    path(
+        "topics/<type_key:key>/subscribers",
+        topics.topic_subscribers_view,
+        name="topic-subscribers",
+    ),
 ]

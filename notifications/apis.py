@@ -11,7 +11,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api_docs import docs
+from api_docs import docs, topic_docs
 from herald.api import id_param, page_body, page_response, query_param, validated
 from herald.errors import ApiError
 from herald.pagination import decode_cursor, page_of_rows, parse_limit
@@ -143,7 +143,7 @@ class NotificationsApi(APIView):
     @extend_schema(
         request=SendSerializer,
         responses={202: docs.SEND_ACCEPTED},
-        examples=[docs.SEND_EXAMPLE, docs.ESCALATION_EXAMPLE],
+        examples=[docs.SEND_EXAMPLE, docs.ESCALATION_EXAMPLE, topic_docs.TOPIC_SEND_EXAMPLE],
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
@@ -154,6 +154,10 @@ class NotificationsApi(APIView):
             )
         ],
         operation_id="notifications_send",
+        description="Give `recipients`, a `topic`, or both. A topic's subscribers at the "
+        "moment the send is released are recipients too, each once; `recipients` in the answer "
+        "counts the audience at acceptance, which the plan's recipients per send bounds (400 "
+        "naming `topic` for a larger one). An unknown topic is 404 naming `topic`.",
     )
     def post(self, request: TenantRequest) -> Response:
         idempotency_key = request.headers.get("Idempotency-Key")
@@ -193,6 +197,7 @@ class SendDetailApi(APIView):
             "recipients": send.recipient_count,
             "created_at": send.created_at,
             "send_at": send.send_at,
+            "topic": send.topic.key if send.topic_id else None,
             "channels": selectors.send_channel_summary(send=send),
         }
 

@@ -45,7 +45,7 @@ def type_list() -> QuerySet[NotificationType]:
 
 
 def send_get(*, send_id: int) -> Send | None:
-    return Send.objects.select_related("type").filter(pk=send_id).first()
+    return Send.objects.select_related("type", "topic").filter(pk=send_id).first()
 
 
 def inbox(*, user: EndUser, status: InboxStatus) -> QuerySet[Notification]:

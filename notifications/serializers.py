@@ -380,8 +380,19 @@ class RecipientsField(serializers.Field[list[Any], Any, list[Any], Any]):
 
 
 class SendSerializer(ChannelRulesChecked, StrictSerializer):
+    """A send names ``recipients``, a ``topic`` (its subscribers at release), or both."""
+
+    required_any_of = ("recipients", "topic")  # the schema says so too (``api_docs.schema``)
     type = PatternField(TYPE_KEY_PATTERN, message=TYPE_KEY_MESSAGE, max_length=100)
-    recipients = RecipientsField()
+    recipients = RecipientsField(required=False)
+    topic = PatternField(
+        TYPE_KEY_PATTERN,
+        message=TYPE_KEY_MESSAGE,
+        max_length=100,
+        required=False,
+        help_text="A topic's key: its subscribers when the send is released are recipients "
+        "too, each once.",
+    )
     title = StrictCharField(allow_blank=True, max_length=300, default="")
     message = StrictCharField(max_length=10_000)
     url = PatternField(
@@ -405,6 +416,14 @@ class SendSerializer(ChannelRulesChecked, StrictSerializer):
         for recipient in value:
             unique.setdefault(recipient.external_id, recipient)
         return list(unique.values())
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not any(name in attrs for name in self.required_any_of):
+            raise serializers.ValidationError(
+                {"recipients": ["Give recipients, a topic, or both."]}
+            )
+        attrs.setdefault("recipients", [])
+        return attrs
 
 
 class TypeUpsertSerializer(ChannelRulesChecked, StrictSerializer):

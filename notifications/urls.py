@@ -1,6 +1,6 @@
 from django.urls import path
 
-from notifications import apis, push_apis, webhook_apis
+from notifications import apis, push_apis, topic_apis, webhook_apis
 
 urlpatterns = [
     path("users/<str:external_id>", apis.UserDetailApi.as_view(), name="user-detail"),
@@ -68,4 +68,17 @@ urlpatterns = [
         name="me-push-subscription-detail",
     ),
     path("push/public-key", push_apis.PushPublicKeyApi.as_view(), name="push-public-key"),
+    path("topics", topic_apis.TopicsApi.as_view(), name="topics"),
+    path("topics/<str:key>", topic_apis.TopicDetailApi.as_view(), name="topic-detail"),
+    path(
+        "topics/<str:key>/subscribers",
+        topic_apis.TopicSubscribersApi.as_view(),
+        name="topic-subscribers",
+    ),
+    path(
+        "topics/<str:key>/subscribers/<str:external_id>",
+        topic_apis.TopicSubscriberDetailApi.as_view(),
+        name="topic-subscriber-detail",
+    ),
+    path("me/topics", topic_apis.MeTopicsApi.as_view(), name="me-topics"),
 ]

@@ -17,6 +17,7 @@ from dashboard.templatetags.content_links import user_url
 from notifications.models import CHANNEL_CHOICES, EndUser
 from notifications.selectors import preferences_get
 from notifications.services.users import user_erase, user_upsert
+from notifications.topic_selectors import topic_keys, user_topics
 
 
 @admin_required
@@ -101,6 +102,8 @@ def _detail_page(
             ],
             "counts": user_counts(user=user),
             "locale_form": form,
+            "topics": user_topics(user=user),
+            "topic_keys": topic_keys(),
         },
         status=status,
     )

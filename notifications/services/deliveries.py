@@ -40,6 +40,7 @@ from notifications.channels.base import Channel
 from notifications.models import Delivery, EndUser, Notification, Send
 from notifications.rules import unread_sql
 from notifications.services import delivery_machine as machine
+from notifications.services.audience import audience_sql
 from notifications.services.leases import Holding
 from notifications.services.preferences import opted_out, optout_sql, switches_off
 from notifications.services.turns import turns_request
@@ -123,8 +124,10 @@ def deliveries_write(
     recipient's in-app copy if there is one: ``status``, or ``skipped_preference`` for users who
     opted out of the channel for the type; none for erased users. ``hold`` (default: the
     send's, ``delivery_hold``) sets their ``deliver_at``, ``only_if_unread`` and, for a delay,
-    ``locked_until``. Returns ``(id, status, user id)`` of the rows written."""
+    ``locked_until``. Returns ``(id, status, user id)`` of the rows written. A send naming a
+    topic writes them for its subscribers too (``services.audience``)."""
     hold = hold or delivery_hold(send=send, channel=channel, now=now)
+    audience, audience_params = audience_sql(send=send)
     opted_out_sql = optout_sql(
         user="r.id", channel="%(channel)s", type_id="%(type)s", critical="%(critical)s"
     )
@@ -139,7 +142,7 @@ def deliveries_write(
                    %(send)s, n.id, r.id, %(channel)s,
                    CASE WHEN {opted_out_sql} THEN %(skipped)s ELSE %(pending)s END,
                    0, '', %(now)s, %(now)s
-            FROM unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)
+            FROM {audience}
             LEFT JOIN {Notification._meta.db_table} n
                    ON n.send_id = %(send)s AND n.recipient_id = r.id
             WHERE EXISTS (SELECT 1 FROM {EndUser._meta.db_table} u WHERE u.id = r.id)
@@ -159,6 +162,7 @@ def deliveries_write(
                 "pending": status,
                 "now": now,
                 "users": int_array(user_ids),
+                **audience_params,
             },
         )
         rows: list[tuple[int, str, int]] = cursor.fetchall()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -23,12 +24,19 @@ from billing_stub.metering import (
     quota_reserve,
     usage_record_sql,
 )
-from herald.domain import Conflict, LimitExceeded, OverQuota
+from herald.domain import Conflict, LimitExceeded, NotFound, OverQuota
 from herald.metrics import NOTIFICATIONS_CREATED
 from notifications.channels.in_app.fan_out import WRITTEN, after_fan_out
 from notifications.channels.registry import channels_fan_out
-from notifications.models import IN_APP, Notification, NotificationType, Send
+from notifications.models import IN_APP, Notification, NotificationType, Send, Topic
+from notifications.services.audience import audience_count
 from notifications.services.preferences import reaches_sql
+from notifications.services.topics import (
+    NO_SUCH_TOPIC,
+    topic_audience_size,
+    topic_for_send,
+    topic_hold,
+)
 from notifications.services.types import type_columns, type_for_send, type_from_row
 from notifications.services.users import (
     RecipientInput,
@@ -47,6 +55,8 @@ from notifications.webhooks.outbox import (
 )
 from tenants.due import due_hint
 from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
 
 DUE_SENDS = "send"
 
@@ -99,6 +109,10 @@ def notification_send(
     With an ``idempotency_key`` the send row is inserted first: a concurrent request with the same
     key waits on the unique index until this one commits, then replays its response (same body)
     or gets ``Conflict`` (another body). A key older than 24 hours is released for reuse.
+
+    A send naming a ``topic`` (``NotFound`` if there is no such topic) counts its listed
+    recipients and the topic's other subscribers as they are now, against both limits; it
+    reaches the subscribers of the moment it is released (``sends_release_due``).
     """
     limits = limits_for(tenant)
     if len(request.recipients) > limits.max_recipients_per_send:
@@ -111,7 +125,25 @@ def notification_send(
         replay = _replay(idempotency_key, fingerprint)
         if replay is not None:
             return replay
-    reservation = _reserve_notifications(tenant, limits, len(request.recipients))
+    # After the replay: the topic of an accepted send may be gone, or larger, by its repeat.
+    topic = topic_for_send(key=request.topic) if request.topic else None
+    count = len(request.recipients)
+    if topic is not None:
+        count = topic_audience_size(
+            topic=topic, external_ids=[r.external_id for r in request.recipients]
+        )
+        if count > limits.max_recipients_per_send:
+            allowed = limits.max_recipients_per_send
+            raise LimitExceeded(
+                "Too many recipients for your plan.",
+                details={
+                    "topic": [
+                        f"This send would reach {count} recipients (the topic's subscribers "
+                        f"and those listed); your plan allows at most {allowed} per send."
+                    ]
+                },
+            )
+    reservation = _reserve_notifications(tenant, limits, count)
     try:
         outcome = _accept(
             tenant=tenant,
@@ -120,6 +152,7 @@ def notification_send(
             fingerprint=fingerprint,
             idempotency_key=idempotency_key,
             actor=actor,
+            audience=(topic, count),
         )
     except BaseException:
         quota_release(reservation)
@@ -127,7 +160,7 @@ def notification_send(
     if not outcome.created:
         quota_release(reservation)
     else:
-        NOTIFICATIONS_CREATED.inc(len(request.recipients))
+        NOTIFICATIONS_CREATED.inc(count)
     return outcome
 
 
@@ -171,6 +204,7 @@ def _accept(
     fingerprint: str,
     idempotency_key: str | None,
     actor: str,
+    audience: tuple[Topic | None, int],
 ) -> SendOutcome:
     for _attempt in range(3):
         try:
@@ -181,6 +215,7 @@ def _accept(
                 fingerprint=fingerprint,
                 key=idempotency_key,
                 actor=actor,
+                audience=audience,
             )
         except IntegrityError as exc:
             if not idempotency_key or "idempotency_key" not in str(exc):
@@ -209,10 +244,15 @@ def _send(
     fingerprint: str,
     key: str | None,
     actor: str,
+    audience: tuple[Topic | None, int],
 ) -> SendOutcome:
+    """``audience``: the send's topic, if any, and how many it reaches."""
     now = timezone.now()
     due = request.send_at if request.send_at is not None and request.send_at > now else None
     scheduled = due is not None
+    topic, count = audience
+    if topic is not None and not topic_hold(topic_id=topic.pk):
+        raise NotFound(NO_SUCH_TOPIC, details={"topic": ["The topic was deleted meanwhile."]})
     send = Send(
         title=request.title,
         message=request.message,
@@ -221,8 +261,9 @@ def _send(
         channel_rules=request.channel_rules,
         send_at=request.send_at,
         batch_key=request.batch_key,
+        topic=topic,
         status=Send.Status.SCHEDULED if scheduled else Send.Status.ACCEPTED,
-        recipient_count=len(request.recipients),
+        recipient_count=count,
         idempotency_key=key,
         request_fingerprint=fingerprint,
         created_by=actor,
@@ -233,8 +274,12 @@ def _send(
         source="inserted",
     )  # fmt: skip
     # The common send (now, to recipients without details): send row, lookup and in-app rows in
-    # one statement, when every recipient exists.
-    to_known = None if scheduled or has_details(request.recipients) else request.recipients
+    # one statement, when every recipient exists. A topic's subscribers are read by the fan-out.
+    to_known = (
+        None
+        if scheduled or topic is not None or has_details(request.recipients)
+        else request.recipients
+    )
     insert = functools.partial(
         _send_insert,
         send,
@@ -431,6 +476,11 @@ def sends_release_due(*, tenant: Tenant, now: datetime | None = None, batch: int
     """Release scheduled sends whose time has come: write their in-app rows. Returns how many.
 
     Claims rows with ``SKIP LOCKED``, so concurrent releasers never release a send twice.
+
+    A send naming a topic reaches the topic's subscribers of this moment, and its
+    ``recipient_count`` becomes their number (with the listed ones). If that passes the plan's
+    recipients-per-send limit now, the send is cancelled whole (status ``cancelled``, its
+    ``recipient_count`` the audience it found) rather than reach an arbitrary part of it.
     """
     now = now or timezone.now()
     limits = limits_for(tenant)
@@ -444,12 +494,35 @@ def sends_release_due(*, tenant: Tenant, now: datetime | None = None, batch: int
                 .order_by("send_at", "id")[:batch]
             )
             for send in due:
+                if send.topic_id is not None and not _topic_audience_allowed(send, limits):
+                    continue
                 channels_fan_out(
                     tenant=tenant, send=send, user_ids=send.recipient_ids, now=now, limits=limits
                 )
                 send.status = Send.Status.ACCEPTED
                 send.recipient_ids = []
-                send.save(update_fields=["status", "recipient_ids", "in_app_count"])
+                send.save(
+                    update_fields=["status", "recipient_ids", "in_app_count", "recipient_count"]
+                )
         released += len(due)
         if len(due) < batch:
             return released
+
+
+def _topic_audience_allowed(send: Send, limits: Limits) -> bool:
+    """Hold the topic of a send being released and count its audience now; False (the send
+    cancelled) if that passes the plan's recipients-per-send limit."""
+    if not topic_hold(topic_id=cast("int", send.topic_id)):
+        send.topic = None  # deleted meanwhile: the listed recipients remain
+    send.recipient_count = audience_count(send=send, user_ids=send.recipient_ids)
+    allowed = limits.max_recipients_per_send
+    if send.recipient_count <= allowed:
+        return True
+    logger.warning(
+        "Scheduled send %s cancelled at release: its topic's audience of %s passes the plan's "
+        "%s recipients per send.", send.pk, send.recipient_count, allowed,
+    )  # fmt: skip
+    send.status = Send.Status.CANCELLED
+    send.recipient_ids = []
+    send.save(update_fields=["status", "recipient_ids", "recipient_count", "topic"])
+    return False

@@ -160,6 +160,26 @@ def test_every_documented_body_is_what_the_api_returns(
     check("put", path, user.put(path, choices), 200)
     check("get", "/api/v1/me/widget", user.get("/api/v1/me/widget"), 200)
 
+    # Topics: one the user follows, chosen by themselves too; a send to it; then deleted.
+    topic = f"/api/v1/topics/{type_key}"
+    check("put", topic, key.put(topic, {"name": "Shaped", "self_service": True}), 201)
+    check("put", topic, key.put(topic, {"name": "Shaped"}), 200)
+    check("get", topic, key.get(topic), 200)
+    check("get", "/api/v1/topics", key.get("/api/v1/topics"), 200)
+    path = f"{topic}/subscribers/{user_id}"
+    check("put", path, key.put(path, None), 201)
+    check("put", path, key.put(path, None), 200)
+    more = {"subscribers": [user_id, f"{user_id}-2"]}
+    check("post", f"{topic}/subscribers", key.post(f"{topic}/subscribers", more), 200)
+    check("get", f"{topic}/subscribers", key.get(f"{topic}/subscribers"), 200)
+    to_topic = {"type": type_key, "topic": type_key, "message": "M"}
+    assert key.post("/api/v1/notifications", to_topic).json()["recipients"] == 2
+    check("get", "/api/v1/me/topics", user.get("/api/v1/me/topics"), 200)
+    chosen = user.put("/api/v1/me/topics", {"subscribed": [type_key]})
+    check("put", "/api/v1/me/topics", chosen, 200)
+    check("delete", path, key.delete(path), 204)
+    check("delete", topic, key.delete(topic), 204)
+
     # Web push: the server's public key, and a browser's subscription (saved twice: updated).
     check("get", "/api/v1/push/public-key", user.get("/api/v1/push/public-key"), 200)
     browser = Browser()

@@ -14,10 +14,11 @@ from typing import Any
 from django.db import connection
 
 from herald.realtime import encode, publish_encoded_on_commit
-from notifications.channels.in_app.localised import localised_texts
+from notifications.channels.in_app.localised import in_app_sources, localised_texts
 from notifications.channels.names import IN_APP
 from notifications.events import created_message_text, notification_payload
 from notifications.models import EndUser, Notification, NotificationType, Send
+from notifications.services.audience import LISTED, audience_ids, audience_sql
 from notifications.services.preferences import reaches_sql
 from notifications.services.users import int_array
 from notifications.unread import unread_changed_on_commit, unread_changed_on_commit_joined
@@ -96,17 +97,24 @@ def fan_out_in_app_count(
     sets ``send.in_app_count`` to it."""
     users = EndUser._meta.db_table
     users_exist = f"EXISTS (SELECT 1 FROM {users} u WHERE u.id = r.id FOR KEY SHARE)"  # noqa: S608 -- a table name
+    audience, audience_params = audience_sql(send=send)
+    if send.topic_id is not None:
+        users_locked = False  # the topic's subscribers are looked up and locked here
+        if in_app_sources(send.type):  # texts per locale group: rendered from the ids
+            user_ids = audience_ids(send=send, user_ids=user_ids)
+            audience, audience_params = LISTED, {}
     localised = localised_texts(tenant=tenant, send=send, user_ids=user_ids)
     params = {
         **_row_params(send, now),
         "users": int_array(user_ids),
         "fresh": bool(fresh),
         "type_key": send.type.key,
+        **audience_params,
     }
     returning = groups = ""
     if localised is None:
         title, message = "%(title)s", "%(message)s"
-        recipients = "unnest(%(users)s::bigint[]) WITH ORDINALITY AS r(id, ord)"
+        recipients = audience
     else:
         # Each row's texts by its group's number: two small arrays, not 20,000 strings. (Group 0,
         # the send's own texts: a recipient erased meanwhile, whose row is not written anyway.)

@@ -24,7 +24,7 @@ from typing import Any
 from django.db import connection
 
 from notifications.localisation import text_for
-from notifications.models import EndUser, Send
+from notifications.models import EndUser, NotificationType, Send
 from notifications.services.users import int_array
 from notifications.templating import (
     LOCAL_FILTERS,
@@ -79,7 +79,7 @@ def localised_texts(*, tenant: Tenant, send: Send, user_ids: list[int]) -> Group
     recipients' distinct locales and time zones (or, for per-user templates, every recipient's
     details)."""
     locales: dict[str, dict[str, str]] = send.type.locales or {}
-    sources = [text for texts in locales.values() for f in IN_APP_FIELDS if (text := texts.get(f))]
+    sources = in_app_sources(send.type)
     if not sources or not user_ids:
         return None
     names = [template_names(text) for text in sources]
@@ -118,6 +118,12 @@ def localised_texts(*, tenant: Tenant, send: Send, user_ids: list[int]) -> Group
         users = _users(user_ids)
         groups = [group(user_id, *users.get(user_id, _NOBODY)) for user_id in user_ids]
     return GroupedTexts(groups=int_array(groups), texts=texts)
+
+
+def in_app_sources(notification_type: NotificationType) -> list[str]:
+    """The type's per-locale title and message templates ([] when it has none)."""
+    locales: dict[str, dict[str, str]] = notification_type.locales or {}
+    return [text for texts in locales.values() for f in IN_APP_FIELDS if (text := texts.get(f))]
 
 
 _NOBODY = ("", "", "", "", "")  # a recipient erased meanwhile: no row is written for them
