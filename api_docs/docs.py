@@ -203,6 +203,11 @@ SEND = inline_serializer(
         "topic": serializers.CharField(
             allow_null=True, help_text="The topic the send named; null for none (or deleted)."
         ),
+        "cancel_reason": serializers.CharField(
+            allow_null=True,
+            help_text="Why a cancelled send was cancelled (on request, its topic's audience "
+            "passed the plan's limit at release, its topic was deleted); null otherwise.",
+        ),
         "channels": serializers.DictField(
             child=serializers.DictField(child=serializers.IntegerField()),
             help_text='{"<channel>": {"<delivery status>": count}}; {} for a scheduled or '

@@ -198,6 +198,7 @@ class SendDetailApi(APIView):
             "created_at": send.created_at,
             "send_at": send.send_at,
             "topic": send.topic.key if send.topic_id else None,
+            "cancel_reason": send.cancel_reason or None,
             "channels": selectors.send_channel_summary(send=send),
         }
 

@@ -101,6 +101,8 @@ class TopicSubscription(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["topic", "user"], name="topic_one_subscription"),
         ]
+        # The subscriber list pages a topic's subscriptions by id: a range scan, not a sort.
+        indexes = [models.Index(fields=["topic", "id"], name="topic_subscription_page")]
 
     def __str__(self) -> str:
         return f"{self.user_id} on {self.topic_id}"
@@ -129,6 +131,8 @@ class Send(models.Model):
         Topic, on_delete=models.SET_NULL, null=True, blank=True, related_name="sends"
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACCEPTED)
+    # Why a send is ``cancelled``, in words for the API and the dashboard.
+    cancel_reason = models.CharField(max_length=300, blank=True, db_default="", default="")
     recipient_count = models.PositiveIntegerField(default=0)
     recipient_ids = ArrayField(
         models.BigIntegerField(),

@@ -453,11 +453,14 @@ def _send_insert(
     return tuple(row[at + 2 :])
 
 
+CANCELLED_BY_REQUEST = "Cancelled on request before it was due."
+
+
 def send_cancel(*, send: Send) -> Send:
     """Cancel a scheduled send that is not yet due. Raises Conflict otherwise."""
     updated = Send.objects.filter(
         pk=send.pk, status=Send.Status.SCHEDULED, send_at__gt=timezone.now()
-    ).update(status=Send.Status.CANCELLED, recipient_ids=[])
+    ).update(status=Send.Status.CANCELLED, recipient_ids=[], cancel_reason=CANCELLED_BY_REQUEST)
     if not updated:
         raise Conflict("Only a scheduled send that is not yet due can be cancelled.")
     send.refresh_from_db()
@@ -523,6 +526,12 @@ def _topic_audience_allowed(send: Send, limits: Limits) -> bool:
         "%s recipients per send.", send.pk, send.recipient_count, allowed,
     )  # fmt: skip
     send.status = Send.Status.CANCELLED
+    send.cancel_reason = (
+        f"At its release its audience was {send.recipient_count} recipients, more than the "
+        f"plan's {allowed} per send; nothing was delivered."
+    )
     send.recipient_ids = []
-    send.save(update_fields=["status", "recipient_ids", "recipient_count", "topic"])
+    send.save(
+        update_fields=["status", "recipient_ids", "recipient_count", "topic", "cancel_reason"]
+    )
     return False

@@ -57,6 +57,8 @@ def topic_delete(*, topic: Topic) -> int:
             UPDATE {Send._meta.db_table}
             SET status = CASE WHEN cardinality(recipient_ids) = 0 THEN %(cancelled)s
                               ELSE status END,
+                cancel_reason = CASE WHEN cardinality(recipient_ids) = 0 THEN %(reason)s
+                                     ELSE cancel_reason END,
                 recipient_count = cardinality(recipient_ids), topic_id = NULL
             WHERE topic_id = %(topic)s AND status = %(scheduled)s
             RETURNING status
@@ -65,6 +67,7 @@ def topic_delete(*, topic: Topic) -> int:
                 "topic": topic.pk,
                 "cancelled": Send.Status.CANCELLED,
                 "scheduled": Send.Status.SCHEDULED,
+                "reason": f"Its topic {topic.key!r} was deleted, and it listed no recipients.",
             },
         )
         cancelled = sum(status == Send.Status.CANCELLED for (status,) in cursor.fetchall())

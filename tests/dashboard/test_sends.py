@@ -151,6 +151,7 @@ def test_a_scheduled_send_is_cancelled_once(alice, alice_key, world):
     )
     assert "Only a scheduled send that is not yet due can be cancelled." in again.content.decode()
     assert "Cancel send" not in again.content.decode()
+    assert "Cancelled on request before it was due." in again.content.decode()
 
 
 def test_the_test_form_sends_through_the_api_path_once(alice, alice_key, world):

@@ -351,7 +351,9 @@ class TestScheduled:
         held = alice_key.post("/api/v1/notifications", {**SEND, "send_at": later}).json()
         cancelled = alice_key.post("/api/v1/notifications", {**SEND, "send_at": later}).json()
         assert held["status"] == "scheduled"
-        assert alice_key.delete(f"/api/v1/sends/{cancelled['id']}").json()["status"] == "cancelled"
+        answer = alice_key.delete(f"/api/v1/sends/{cancelled['id']}").json()
+        assert answer["status"] == "cancelled"
+        assert answer["cancel_reason"] == "Cancelled on request before it was due."
         assert alice_key.delete(f"/api/v1/sends/{cancelled['id']}").status_code == 409
         with in_schema(world.tenant_a):
             assert not Notification.objects.filter(send_id=held["id"]).exists()

@@ -374,6 +374,10 @@ class TestScheduledTopicSends:
         detail = bob_key.get(f"/api/v1/sends/{body['id']}").json()
         assert detail["status"] == "cancelled"
         assert detail["recipients"] == 1001
+        assert detail["cancel_reason"] == (
+            "At its release its audience was 1001 recipients, more than the plan's 1000 per "
+            "send; nothing was delivered."
+        )
 
     def test_deleting_the_topic_keeps_listed_recipients_and_cancels_topic_only_sends(
         self, alice_key, project, world
@@ -387,12 +391,17 @@ class TestScheduledTopicSends:
             "/api/v1/notifications", {**SEND, "topic": project, "send_at": self.later()}
         ).json()
         assert alice_key.delete(f"/api/v1/topics/{project}").status_code == 204
-        assert alice_key.get(f"/api/v1/sends/{topic_only['id']}").json()["status"] == "cancelled"
+        cancelled = alice_key.get(f"/api/v1/sends/{topic_only['id']}").json()
+        assert cancelled["status"] == "cancelled"
+        assert cancelled["cancel_reason"] == (
+            f"Its topic {project!r} was deleted, and it listed no recipients."
+        )
         with in_a(world):
             sends_release_due(tenant=world.tenant_a, now=timezone.now() + timedelta(hours=2))
         assert reached(world, with_listed["id"]) == ["user-1"]
         detail = alice_key.get(f"/api/v1/sends/{with_listed['id']}").json()
         assert detail["status"] == "accepted"
+        assert detail["cancel_reason"] is None
         assert detail["recipients"] == 1
         assert detail["topic"] is None
 
