@@ -27,6 +27,7 @@ from billing_stub.metering import (
 from herald.domain import Conflict, LimitExceeded, NotFound, OverQuota
 from herald.metrics import NOTIFICATIONS_CREATED
 from notifications.channels.in_app.fan_out import WRITTEN, after_fan_out
+from notifications.channels.in_app.localised import locales_known
 from notifications.channels.registry import channels_fan_out
 from notifications.models import IN_APP, Notification, NotificationType, Send, Topic
 from notifications.services.audience import audience_count
@@ -314,10 +315,12 @@ def _send(
             return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
         known = ids_in_order(len(to_known), positions, found)
     recipients = recipients_upsert(request.recipients, lock=True, known=known)
+    locales_known(send, recipients.locales)  # those of the users just created: not read again
     channels_fan_out(
         tenant=tenant, send=send, user_ids=recipients.ids, now=now, limits=limits,
         fresh=recipients.created, users_locked=True,
     )  # fmt: skip
+    locales_known(send, None)
     return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
 
 

@@ -24,6 +24,9 @@ class RecipientInput(NamedTuple):
 class Recipients(NamedTuple):
     ids: list[int]  # in the order of the recipients given
     created: set[int]  # the ids of users this call created
+    # With details: the locale and time zone of each user this call created, by id, as its
+    # insert wrote them (``localised_texts`` then reads only the others').
+    locales: dict[int, tuple[str, str]] | None = None
 
 
 def int_array(values: list[int]) -> str:
@@ -98,6 +101,7 @@ def recipients_upsert(
             else known
         )
         created: set[int] = set()
+        locales: dict[int, tuple[str, str]] | None = None
         ids = cast("list[int]", found)  # unless None is in it: then set below
         if None in found:
             missing = sorted(
@@ -120,11 +124,16 @@ def recipients_upsert(
                        '{{}}'::jsonb, %(now)s, %(now)s
                 FROM {rows} AS {columns}
                 ON CONFLICT (external_id) DO NOTHING
-                RETURNING external_id, id
+                RETURNING external_id, id{", locale, timezone" if with_details else ""}
                 """,
                 {**params, "now": now},
             )
-            inserted = dict(cursor.fetchall())
+            if with_details:
+                rows_inserted = cursor.fetchall()
+                inserted = {row[0]: row[1] for row in rows_inserted}
+                locales = {row[1]: (row[2], row[3]) for row in rows_inserted}
+            else:
+                inserted = dict(cursor.fetchall())
             created = set(inserted.values())
             raced = [r.external_id for r in missing if r.external_id not in inserted]
             if raced:
@@ -152,7 +161,7 @@ def recipients_upsert(
                     """,
                     {**_details_params(existing), "now": now},
                 )
-    return Recipients(ids=ids, created=created)
+    return Recipients(ids=ids, created=created, locales=locales)
 
 
 # Recipients with details, from one JSON array per field (``_details_params``), read side by

@@ -76,6 +76,49 @@ class TestResolution:
         assert _inbox(alice_key, "obj-1")[0]["message"] == "Grüß Gott: x"
         assert _inbox(alice_key, "obj-2")[0]["message"] == "x"
 
+    def test_new_and_existing_recipients_mixed_get_their_locales_texts(
+        self, alice_key, world, monkeypatch
+    ):
+        from notifications.channels.in_app import localised
+
+        read: list[int] = []
+        real = localised._users_by_locale
+
+        def recording(user_ids: list[int]) -> list[tuple[str, str, list[int]]]:
+            read.extend(user_ids)
+            return real(user_ids)
+
+        _type(alice_key, "greet", LOCALES)
+        alice_key.put("/api/v1/users/mx-old", {"locale": "de-AT"})
+        alice_key.put("/api/v1/users/mx-upd", {"locale": "fr"})
+        monkeypatch.setattr(localised, "_users_by_locale", recording)
+        response = alice_key.post(
+            "/api/v1/notifications",
+            {"type": "greet", "title": "Welt", "message": "hi",
+             "recipients": ["mx-old", {"id": "mx-upd", "locale": "de"},
+                            {"id": "mx-new", "locale": "fr"}, "mx-plain"]},
+        )  # fmt: skip
+        assert response.status_code == 202, response.content
+        got = {
+            external_id: (n["title"], n["message"])
+            for external_id in ("mx-old", "mx-upd", "mx-new", "mx-plain")
+            for n in _inbox(alice_key, external_id)
+        }
+        assert got == {
+            "mx-old": ("Servus Welt", "Grüß Gott: hi"),
+            "mx-upd": ("Hallo Welt", "Nachricht: hi"),  # as this send updated them
+            "mx-new": ("Welt", "Bonjour, hi"),
+            "mx-plain": ("Welt", "hi"),
+        }
+        # The users this send created are not read again: their insert gave their locales.
+        with schema_context(world.tenant_a.schema_name):
+            existing = set(
+                EndUser.objects.filter(external_id__in=["mx-old", "mx-upd"]).values_list(
+                    "pk", flat=True
+                )
+            )
+        assert set(read) == existing
+
     def test_templates_render_once_per_locale_group_not_per_recipient(self, alice_key, monkeypatch):
         from notifications.channels.in_app import localised
 

@@ -73,11 +73,23 @@ def send_context(*, tenant: Tenant, send: Send) -> dict[str, Any]:
     }
 
 
+# The attribute of a ``Send`` (set by ``locales_known``) holding what its send path knows of
+# its recipients' locales and time zones.
+_KNOWN_LOCALES = "_known_locales"
+
+
+def locales_known(send: Send, locales: Mapping[int, tuple[str, str]] | None) -> None:
+    """Tell ``localised_texts`` the locale and time zone of some of the recipients of ``send``,
+    by user id (None: forget them), so it reads only the others'. For users this transaction
+    created: no other can have changed them since."""
+    setattr(send, _KNOWN_LOCALES, locales)
+
+
 def localised_texts(*, tenant: Tenant, send: Send, user_ids: list[int]) -> GroupedTexts | None:
     """The in-app texts of ``send`` for ``user_ids``, grouped; None when its type has no
     localised title or message (then every recipient gets the send's own). One query reads the
     recipients' distinct locales and time zones (or, for per-user templates, every recipient's
-    details)."""
+    details): only those of the recipients the send path gave none for (``locales_known``)."""
     locales: dict[str, dict[str, str]] = send.type.locales or {}
     sources = in_app_sources(send.type)
     if not sources or not user_ids:
@@ -111,8 +123,14 @@ def localised_texts(*, tenant: Tenant, send: Send, user_ids: list[int]) -> Group
     if not per_user:
         # A recipient's group follows from their locale and time zone: one per distinct pair.
         group_of: dict[int, int] = {}
-        for locale, zone, ids in _users_by_locale(user_ids):
-            group_of.update(dict.fromkeys(ids, group(None, "", "", "", locale, zone)))
+        known: Mapping[int, tuple[str, str]] = getattr(send, _KNOWN_LOCALES, None) or {}
+        unknown = [user_id for user_id in user_ids if user_id not in known] if known else user_ids
+        if unknown:
+            for locale, zone, ids in _users_by_locale(unknown):
+                group_of.update(dict.fromkeys(ids, group(None, "", "", "", locale, zone)))
+        if known:
+            numbers = {pair: group(None, "", "", "", *pair) for pair in set(known.values())}
+            group_of.update({user_id: numbers[pair] for user_id, pair in known.items()})
         groups = [group_of.get(user_id, 0) for user_id in user_ids]
     else:
         users = _users(user_ids)
