@@ -19,6 +19,7 @@ What a headless browser cannot test, and so is not tested here:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -152,18 +153,30 @@ def test_a_push_shows_a_notification_from_the_worker_served_on_the_page_origin(
 
     # A payload that is not what Herald sends still shows something, and never a bad link.
     # One at a time: each push is shown before the next is delivered.
-    bad = ["not json", json.dumps({"message": "Only a message", "url": "javascript:x"})]
-    for count, data in enumerate(bad, start=2):
-        cdp.send(
-            "ServiceWorker.deliverPushMessage",
-            {"origin": shop.origin, "registrationId": worker, "data": data},
-        )
-        wait_until(
-            lambda count=count: len(page.evaluate(SHOWN)) == count,
-            timeout=15,
-            what=f"notification {count}",
-        )
+    # In whole-suite runs (never alone) a message handed over through DevTools was, twice, not
+    # delivered to the worker at all; one is handed over again after 10 s, and the worker's
+    # rendering of each payload is what is checked.
+    bad = {
+        "not json": "not json",
+        "Only a message": json.dumps({"message": "Only a message", "url": "javascript:x"}),
+    }
+    for title, data in bad.items():
+        for _attempt in range(3):
+            cdp.send(
+                "ServiceWorker.deliverPushMessage",
+                {"origin": shop.origin, "registrationId": worker, "data": data},
+            )
+            with contextlib.suppress(TimeoutError):
+                wait_until(
+                    lambda title=title: title in {n["title"] for n in page.evaluate(SHOWN)},
+                    timeout=10,
+                    what=f"the notification {title!r}",
+                )
+                break
+        else:
+            raise AssertionError(f"The worker never showed {title!r}: {page.evaluate(SHOWN)}")
     shown = sorted(page.evaluate(SHOWN), key=lambda n: n["title"])
+    shown = [n for i, n in enumerate(shown) if n not in shown[:i]]  # one of each, if twice
     assert shown[1:] == [
         {"title": "Only a message", "body": "", "tag": "", "data": {"url": None, "id": None}},
         {"title": "not json", "body": "", "tag": "", "data": {"url": None, "id": None}},
