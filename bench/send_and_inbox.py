@@ -231,6 +231,12 @@ def fan_out(api: Api, key: str, schema: str, recipients: int, rounds: int) -> No
     api_send_seconds(api, key, LOCALISED_TYPE, ["warm-up"])
     existing = [f"e-{n}" for n in range(recipients)]
     api_send_seconds(api, key, IN_APP_TYPE, existing)  # creates them
+    # Existing users with their locales stored (as the API, the dashboard or the widget set
+    # them), to whom a send lists plain ids: a localised send's usual shape.
+    localised = [f"el-{n}" for n in range(recipients)]
+    api_send_seconds(api, key, IN_APP_TYPE, [
+        {"id": external_id, "locale": BENCH_LOCALES[n % len(BENCH_LOCALES)]}
+        for n, external_id in enumerate(localised)])  # fmt: skip
     copy = CopyBaseline(schema)
     existing_ids = copy.user_ids(existing)
     seconds: dict[str, list[float]] = {name: [] for name in FAN_OUT_LABELS}
@@ -253,6 +259,9 @@ def fan_out(api: Api, key: str, schema: str, recipients: int, rounds: int) -> No
             )
             seconds["copy new+email"].append(copy.seconds(EMAIL_TYPE, new=new("d", round_)))
             seconds["api existing"].append(api_send_seconds(api, key, IN_APP_TYPE, existing))
+            seconds["api existing 5 locales"].append(
+                api_send_seconds(api, key, LOCALISED_TYPE, localised)
+            )
             seconds["copy existing"].append(copy.seconds(IN_APP_TYPE, users=existing_ids))
             if dnhq:
                 seconds["dnhq"].append(dnhq.seconds())
@@ -295,6 +304,7 @@ FAN_OUT_LABELS = {
     "api new+email": "Herald API, new recipients, in-app + email",
     "copy new+email": "raw COPY: users + notifications + deliveries",
     "api existing": "Herald API, existing recipients, in-app",
+    "api existing 5 locales": "Herald API, existing recipients in 5 locales (stored), localised",
     "copy existing": "raw COPY: notifications",
     "dnhq": "django-notifications-hq notify.send (Django {django})",
 }
@@ -305,6 +315,7 @@ FAN_OUT_TARGETS = (
     ("api new 5 locales", "api new objects", 0.9, "%"),
     ("api new+email", "copy new+email", 0.5, "%"),
     ("api existing", "copy existing", 0.6, "%"),
+    ("api existing 5 locales", "api existing", 0.9, "%"),
     ("api new", "dnhq", 25, "x"),
 )
 

@@ -58,11 +58,12 @@ def test_the_documented_context_renders():
     ],
 )
 def test_a_template_over_a_limit_fails_fast_with_the_reason(source, reason):
+    """The limit named stops the render, not its time limit (a ``RenderTimeout``, whose reason
+    differs): no wall-clock bound here, which a loaded machine would break."""
     assert compile_errors(source) is None  # it parses, so it can be saved
-    started = time.monotonic()
-    with pytest.raises(TemplateError, match=reason):
+    with pytest.raises(TemplateError, match=reason) as raised:
         render(source, CONTEXT, html=True)
-    assert time.monotonic() - started < 0.2
+    assert not isinstance(raised.value, RenderTimeout)
 
 
 def test_blank_values_are_nil_as_in_the_documented_examples():

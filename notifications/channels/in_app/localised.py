@@ -17,7 +17,7 @@ pair of texts, as that statement aggregated them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,11 +78,17 @@ def send_context(*, tenant: Tenant, send: Send) -> dict[str, Any]:
 _KNOWN_LOCALES = "_known_locales"
 
 
-def locales_known(send: Send, locales: Mapping[int, tuple[str, str]] | None) -> None:
-    """Tell ``localised_texts`` the locale and time zone of some of the recipients of ``send``,
-    by user id (None: forget them), so it reads only the others'. For users this transaction
-    created: no other can have changed them since."""
-    setattr(send, _KNOWN_LOCALES, locales)
+def locales_known(
+    send: Send,
+    locales: Mapping[int, tuple[str, str]] | None,
+    *,
+    pairs: Sequence[tuple[str, str, list[int]]] | None = None,
+) -> None:
+    """Tell ``localised_texts`` the locale and time zone of some of the recipients of ``send``
+    (None for both: forget them), so it reads only the others': ``locales`` by user id, and
+    ``pairs`` as ``(locale, time zone, user ids)``. For users this transaction created or
+    locked FOR KEY SHARE: no other can change them meanwhile."""
+    setattr(send, _KNOWN_LOCALES, (locales, pairs) if locales or pairs else None)
 
 
 def localised_texts(*, tenant: Tenant, send: Send, user_ids: list[int]) -> GroupedTexts | None:
@@ -123,14 +129,16 @@ def localised_texts(*, tenant: Tenant, send: Send, user_ids: list[int]) -> Group
     if not per_user:
         # A recipient's group follows from their locale and time zone: one per distinct pair.
         group_of: dict[int, int] = {}
-        known: Mapping[int, tuple[str, str]] = getattr(send, _KNOWN_LOCALES, None) or {}
-        unknown = [user_id for user_id in user_ids if user_id not in known] if known else user_ids
-        if unknown:
-            for locale, zone, ids in _users_by_locale(unknown):
-                group_of.update(dict.fromkeys(ids, group(None, "", "", "", locale, zone)))
+        known, pairs = getattr(send, _KNOWN_LOCALES, None) or (None, None)
+        for locale, zone, ids in pairs or ():
+            group_of.update(dict.fromkeys(ids, group(None, "", "", "", locale, zone)))
         if known:
             numbers = {pair: group(None, "", "", "", *pair) for pair in set(known.values())}
             group_of.update({user_id: numbers[pair] for user_id, pair in known.items()})
+        unknown = [u for u in user_ids if u not in group_of] if group_of else user_ids
+        if unknown:
+            for locale, zone, ids in _users_by_locale(unknown):
+                group_of.update(dict.fromkeys(ids, group(None, "", "", "", locale, zone)))
         groups = [group_of.get(user_id, 0) for user_id in user_ids]
     else:
         users = _users(user_ids)
