@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import orjson
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
@@ -91,9 +92,38 @@ class SendOutcome:
 
 
 def request_fingerprint(body: Any) -> str:
-    """The same JSON body, however its keys are ordered, gives the same fingerprint."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """The same JSON body, however its keys are ordered, gives the same fingerprint: the
+    SHA-256 of its canonical JSON (keys sorted, no spaces, non-ASCII escaped).
+
+    orjson writes it (a body of 10,000 recipient objects in 0.6 against 4.5 ms) whenever its
+    bytes are those ``json.dumps`` writes, so that a send accepted by an earlier release
+    matches its retry: for ASCII text without DEL and floats in exponent form. Other bodies
+    (non-ASCII text and DEL, which ``json.dumps`` escapes; exponents, which it writes as
+    ``1e+16``; integers past 64 bits, which orjson refuses) take ``json.dumps``."""
+    try:
+        canonical = orjson.dumps(body, option=_FINGERPRINT_OPTIONS, default=str)
+    except TypeError:  # orjson.JSONEncodeError is one
+        canonical = b""
+    if (
+        not canonical
+        or not canonical.isascii()
+        or b"\x7f" in canonical
+        or b"0e" in canonical.translate(_DIGITS_AND_E)  # 0.2 ms where a regex takes 2
+    ):
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+# Types json.dumps would pass to ``default`` (str) are passed to it by orjson too.
+_FINGERPRINT_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+# Every digit to 0 and E to e: a float in exponent form (or text like one) then holds "0e".
+_DIGITS_AND_E = bytes.maketrans(b"123456789E", b"000000000e")
 
 
 def notification_send(
@@ -275,12 +305,11 @@ def _send(
         source="inserted",
     )  # fmt: skip
     # The common send (now, to recipients without details): send row, lookup and in-app rows in
-    # one statement, when every recipient exists. A topic's subscribers are read by the fan-out.
-    to_known = (
-        None
-        if scheduled or topic is not None or has_details(request.recipients)
-        else request.recipients
-    )
+    # one statement, when every recipient exists. A send due now with details has its
+    # recipients looked up in the same statement too. A topic's subscribers are read by the
+    # fan-out.
+    details = has_details(request.recipients)
+    to_known = None if scheduled or topic is not None else request.recipients
     insert = functools.partial(
         _send_insert,
         send,
@@ -288,9 +317,12 @@ def _send(
         channels=request.channels,
         metering=metering,
         recipients=to_known,
+        details=details,
         # Only the fast path asks first (see webhooks.outbox); the fan-out writes its events
         # unasked, so that a send that falls back to it makes one query more, not two.
-        webhooks=to_known is not None and webhooks_subscribed(NOTIFICATION_CREATED, request.type),
+        webhooks=to_known is not None
+        and not details
+        and webhooks_subscribed(NOTIFICATION_CREATED, request.type),
     )
     fan_out = insert()
     if fan_out is None:
@@ -314,7 +346,7 @@ def _send(
             webhook_events_written(tenant=tenant, count=webhooked, now=now)
             return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
         known = ids_in_order(len(to_known), positions, found)
-    recipients = recipients_upsert(request.recipients, lock=True, known=known)
+    recipients = recipients_upsert(request.recipients, lock=True, known=known, details=details)
     # What the send path read or wrote of its recipients' locales is not read again: the
     # lookup's users by locale and time zone, the locales of the users it created.
     created = recipients.locales
@@ -336,6 +368,7 @@ def _send_insert(
     channels: list[str] | None,
     metering: tuple[str, dict[str, Any]],
     recipients: list[RecipientInput] | None = None,
+    details: bool = False,
     webhooks: bool = False,
 ) -> tuple[Any, ...] | None:
     """Insert ``send`` as of type ``type_key`` (its channels: ``channels``, else the type's)
@@ -347,17 +380,17 @@ def _send_insert(
     and usage record were three statements before, one round trip and 0.3 to 0.8 ms of ORM
     work each, on every send.
 
-    With ``recipients`` (a send due now, to recipients without details) the same statement
-    looks them up, locking each FOR KEY SHARE until commit (as ``recipients_upsert(lock=True)``
-    does), and, when every one exists and the send is in-app only (no other channel), writes their
-    in-app rows (as ``fan_out_in_app`` does), their ``notification.created`` webhook events
-    if ``webhooks`` (an endpoint takes them: ``webhooks.outbox``) and the send's in-app count.
-    Returns ``(written, count, joined ids, deliveries, positions, ids, webhook events,
+    With ``recipients`` (a send due now) the same statement looks them up, locking each FOR KEY
+    SHARE until commit (as ``recipients_upsert(lock=True)`` does), and, when every one exists,
+    none comes with ``details`` to write and the send is in-app only (no other channel), writes
+    their in-app rows (as ``fan_out_in_app`` does), their ``notification.created`` webhook
+    events if ``webhooks`` (an endpoint takes them: ``webhooks.outbox``) and the send's in-app
+    count. Returns ``(written, count, joined ids, deliveries, positions, ids, webhook events,
     pairs)``: whether it wrote them, and what (``after_fan_out``, ``webhook_events_written``);
     else the lookup, as two arrays (``ids_in_order``), for ``recipients_upsert(known=...)``,
-    and, for a type with per-locale texts, the users found by locale and time zone
-    (``[[locale, time zone, [id, ...]], ...]``, for ``locales_known``: 17 ms less for 10,000
-    recipients than ``localised_texts`` reading them again). The common
+    and, for a type with per-locale texts and recipients without details, the users found by
+    locale and time zone (``[[locale, time zone, [id, ...]], ...]``, for ``locales_known``:
+    17 ms less for 10,000 recipients than ``localised_texts`` reading them again). The common
     send is so one statement, where it was three: two round trips fewer, and no recipient ids
     to Python and back (20,000 integers read and 10,000 written for 10,000 recipients). The
     send row is this statement's own, so it needs no lock; its in-app count is known before it
@@ -394,6 +427,7 @@ def _send_insert(
             now=send.created_at,
             in_app=IN_APP,
             channel=IN_APP,
+            details=details,
         )
         reaches = reaches_sql(
             user="r.id", channel="%(channel)s", type_id="t.id", critical="t.critical"
@@ -402,6 +436,7 @@ def _send_insert(
             found AS ({recipients_lookup_sql(lock=True)}),
             go AS (
                 SELECT (SELECT count(*) FROM found) = %(count)s
+                       AND NOT %(details)s
                        AND t.locales = '{{}}'::jsonb
                        AND %(in_app)s = ANY(ch.channels)
                        AND ch.channels <@ ARRAY[%(in_app)s]::varchar(16)[]
@@ -425,7 +460,7 @@ def _send_insert(
             CASE WHEN NOT go.yes THEN (SELECT array_agg(i) FROM found) END,
             CASE WHEN NOT go.yes THEN (SELECT array_agg(id) FROM found) END,
             {webhook_count},
-            CASE WHEN NOT go.yes AND t.locales <> '{{}}'::jsonb THEN
+            CASE WHEN NOT go.yes AND NOT %(details)s AND t.locales <> '{{}}'::jsonb THEN
                 (SELECT json_agg(json_build_array(locale, timezone, ids))
                  FROM (SELECT locale, timezone, array_agg(id) AS ids FROM found
                        GROUP BY locale, timezone) AS pairs)

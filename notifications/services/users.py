@@ -71,6 +71,7 @@ def recipients_upsert(
     *,
     lock: bool = False,
     known: list[int | None] | None = None,
+    details: bool | None = None,
 ) -> Recipients:
     """Create unknown recipients and update given emails/names, set-based; returns their ids.
 
@@ -90,10 +91,12 @@ def recipients_upsert(
     ``known``: the ids that a lookup of ``recipients`` (``recipients_lookup_sql`` with the same
     ``lock``, in this transaction) found, in their order, None for the unknown; they are not
     looked up again.
+
+    ``details``: ``has_details(recipients)``, if the caller has it already.
     """
     table = EndUser._meta.db_table
     now = timezone.now()
-    with_details = has_details(recipients)
+    with_details = has_details(recipients) if details is None else details
     with connection.cursor() as cursor:
         found = (
             _user_ids_in_order(cursor, [r.external_id for r in recipients], lock=lock)

@@ -119,6 +119,37 @@ class TestResolution:
             )
         assert set(read) == existing
 
+    def test_plain_ids_take_their_locales_from_the_sends_lookup(self, alice_key, monkeypatch):
+        """Existing users named by plain ids come with their locales from the lookup of the
+        send's own statement, and users it creates have none: nobody's are read again."""
+        from notifications.channels.in_app import localised
+
+        read: list[int] = []
+        real = localised._users_by_locale
+        monkeypatch.setattr(
+            localised, "_users_by_locale", lambda ids: read.extend(ids) or real(ids)
+        )
+        _type(alice_key, "greet", LOCALES)
+        alice_key.put("/api/v1/users/px-at", {"locale": "de-AT"})
+        alice_key.put("/api/v1/users/px-fr", {"locale": "fr", "timezone": "Europe/Paris"})
+        response = alice_key.post(
+            "/api/v1/notifications",
+            {"type": "greet", "title": "Welt", "message": "hi",
+             "recipients": ["px-at", "px-new", "px-fr"]},
+        )  # fmt: skip
+        assert response.status_code == 202, response.content
+        got = {
+            external_id: (n["title"], n["message"])
+            for external_id in ("px-at", "px-new", "px-fr")
+            for n in _inbox(alice_key, external_id)
+        }
+        assert got == {
+            "px-at": ("Servus Welt", "Grüß Gott: hi"),
+            "px-new": ("Welt", "hi"),
+            "px-fr": ("Welt", "Bonjour, hi"),
+        }
+        assert read == []
+
     def test_templates_render_once_per_locale_group_not_per_recipient(self, alice_key, monkeypatch):
         from notifications.channels.in_app import localised
 
