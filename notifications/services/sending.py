@@ -27,8 +27,19 @@ from billing_stub.metering import (
 )
 from herald.domain import Conflict, LimitExceeded, NotFound, OverQuota
 from herald.metrics import NOTIFICATIONS_CREATED
-from notifications.channels.in_app.fan_out import WRITTEN, after_fan_out
-from notifications.channels.in_app.localised import locales_known
+from notifications.channels.in_app.fan_out import (
+    BY_TEXT,
+    WRITTEN,
+    WRITTEN_BY_TEXT,
+    after_fan_out,
+)
+from notifications.channels.in_app.localised import (
+    PreRendered,
+    locales_known,
+    pre_rendered,
+    resolved_sql,
+    type_locales_seen,
+)
 from notifications.channels.registry import channels_fan_out
 from notifications.models import IN_APP, Notification, NotificationType, Send, Topic
 from notifications.services.audience import audience_count
@@ -310,6 +321,11 @@ def _send(
     # fan-out.
     details = has_details(request.recipients)
     to_known = None if scheduled or topic is not None else request.recipients
+    texts = (
+        pre_rendered(tenant=tenant, type_key=request.type, send=send)
+        if to_known is not None and not details
+        else None
+    )
     insert = functools.partial(
         _send_insert,
         send,
@@ -318,6 +334,7 @@ def _send(
         metering=metering,
         recipients=to_known,
         details=details,
+        texts=texts,
         # Only the fast path asks first (see webhooks.outbox); the fan-out writes its events
         # unasked, so that a send that falls back to it makes one query more, not two.
         webhooks=to_known is not None
@@ -328,6 +345,7 @@ def _send(
     if fan_out is None:
         type_for_send(key=request.type)  # a type named for the first time: create it
         fan_out = insert() or ()
+    type_locales_seen(tenant_id=tenant.pk, notification_type=send.type)  # for the next send
     # From here on ``send.response`` is the dict ``_send_insert`` set (the cast says so).
     if due is not None:
         send.recipient_ids = recipients_upsert(request.recipients).ids
@@ -336,12 +354,14 @@ def _send(
         return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
     known, pairs = None, None
     if to_known is not None:
-        written, count, joined_ids, deliveries, positions, found, webhooked, pairs = fan_out
+        written, count, joined_ids, deliveries, positions, found, webhooked, pairs, by_text = (
+            fan_out
+        )
         if written:
             send.in_app_count = count
             after_fan_out(
                 tenant=tenant, send=send, now=now, count=count, joined_ids=joined_ids,
-                deliveries=deliveries,
+                deliveries=deliveries, by_text=by_text,
             )  # fmt: skip
             webhook_events_written(tenant=tenant, count=webhooked, now=now)
             return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
@@ -369,6 +389,7 @@ def _send_insert(
     metering: tuple[str, dict[str, Any]],
     recipients: list[RecipientInput] | None = None,
     details: bool = False,
+    texts: PreRendered | None = None,
     webhooks: bool = False,
 ) -> tuple[Any, ...] | None:
     """Insert ``send`` as of type ``type_key`` (its channels: ``channels``, else the type's)
@@ -385,8 +406,11 @@ def _send_insert(
     none comes with ``details`` to write and the send is in-app only (no other channel), writes
     their in-app rows (as ``fan_out_in_app`` does), their ``notification.created`` webhook
     events if ``webhooks`` (an endpoint takes them: ``webhooks.outbox``) and the send's in-app
-    count. Returns ``(written, count, joined ids, deliveries, positions, ids, webhook events,
-    pairs)``: whether it wrote them, and what (``after_fan_out``, ``webhook_events_written``);
+    count: for a type with per-locale texts too, when ``texts`` were rendered from what its row
+    holds (``pre_rendered``), each row's texts resolved from the recipient's locale in SQL.
+    Returns ``(written, count, joined ids, deliveries, positions, ids, webhook events, pairs,
+    by text)``: whether it wrote them, and what (``after_fan_out``, ``webhook_events_written``;
+    with ``texts``, the rows by their texts as ``_publish_localised`` takes them);
     else the lookup, as two arrays (``ids_in_order``), for ``recipients_upsert(known=...)``,
     and, for a type with per-locale texts and recipients without details, the users found by
     locale and time zone (``[[locale, time zone, [id, ...]], ...]``, for ``locales_known``:
@@ -432,12 +456,18 @@ def _send_insert(
         reaches = reaches_sql(
             user="r.id", channel="%(channel)s", type_id="t.id", critical="t.critical"
         )
+        title, message, returning, by_text = "%(title)s", "%(message)s", "", "NULL"
+        if texts is not None:
+            params.update(locales=texts.locales, titles=texts.titles, messages=texts.messages)
+            title = resolved_sql("r.locale", "%(titles)s::jsonb", "%(title)s")
+            message = resolved_sql("r.locale", "%(messages)s::jsonb", "%(message)s")
+            returning, by_text = ", title, message", BY_TEXT
         fan_out = f"""
             found AS ({recipients_lookup_sql(lock=True)}),
             go AS (
                 SELECT (SELECT count(*) FROM found) = %(count)s
                        AND NOT %(details)s
-                       AND t.locales = '{{}}'::jsonb
+                       AND t.locales = {"%(locales)s::jsonb" if texts else "'{}'::jsonb"}
                        AND %(in_app)s = ANY(ch.channels)
                        AND ch.channels <@ ARRAY[%(in_app)s]::varchar(16)[]
                        AS yes
@@ -445,14 +475,14 @@ def _send_insert(
             created AS (
                 INSERT INTO {Notification._meta.db_table}
                     (send_id, recipient_id, type_id, title, message, url, data, created_at)
-                SELECT n.id, r.id, t.id, %(title)s, %(message)s, %(url)s, %(data)s::jsonb,
+                SELECT n.id, r.id, t.id, {title}, {message}, %(url)s, %(data)s::jsonb,
                        %(now)s
                 FROM t, n, found AS r
                 WHERE (SELECT yes FROM go)
                   AND {reaches}
                 ORDER BY r.i
-                RETURNING id, recipient_id),
-            written AS (SELECT {WRITTEN} FROM created){webhooked},
+                RETURNING id, recipient_id{returning}),
+            written AS (SELECT {WRITTEN_BY_TEXT if texts else WRITTEN} FROM created){webhooked},
         """
         in_app_count = ", (SELECT written FROM written)"
         outputs = f""",
@@ -464,7 +494,8 @@ def _send_insert(
                 (SELECT json_agg(json_build_array(locale, timezone, ids))
                  FROM (SELECT locale, timezone, array_agg(id) AS ids FROM found
                        GROUP BY locale, timezone) AS pairs)
-            END
+            END,
+            {by_text}
         """
     with connection.cursor() as cursor:
         cursor.execute(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
 from notifications.models import EndUser, Notification
@@ -242,6 +244,76 @@ class TestResolution:
         assert response.status_code == 202
         assert _inbox(alice_key, "loop-1")[0]["message"] == "own"
         assert "locales.de.message" in caplog.text
+
+
+class TestOneStatement:
+    """Once this process has seen a localised type, a send of it to users who all exist is one
+    statement, which resolves each recipient's texts in SQL (``pre_rendered``): it must resolve
+    exactly as the per-group path does, and never from an out-of-date type."""
+
+    def _send(self, caller: Caller, key: str, recipients: list[str], **body) -> int:
+        """Send; the number of statements that wrote notifications."""
+        with CaptureQueriesContext(connection) as queries:
+            response = caller.post(
+                "/api/v1/notifications",
+                {"type": key, "recipients": recipients, "title": "Welt", "message": "hi", **body},
+            )
+        assert response.status_code == 202, response.content
+        return sum("INSERT INTO notifications_notification" in q["sql"] for q in queries)
+
+    def _texts(self, caller: Caller, users: list[str]) -> dict[str, tuple[str, str]]:
+        """Each user's newest title and message."""
+        return {u: (n["title"], n["message"]) for u in users for n in _inbox(caller, u)[:1]}
+
+    def test_both_paths_resolve_the_same_table(self, alice_key):
+        _type(alice_key, "greet1", {**LOCALES, "zh-Hant": {"title": "繁 {{ title }}"}})
+        users = {"o-at": "de-AT", "o-ch": "de-CH", "o-fr": "fr", "o-none": "",
+                 "o-tw": "zh-Hant-TW", "o-zh": "zh"}  # fmt: skip
+        for external_id, locale in users.items():
+            alice_key.put(f"/api/v1/users/{external_id}", {"locale": locale})
+        expected = {
+            "o-at": ("Servus Welt", "Grüß Gott: hi"),  # exact
+            "o-ch": ("Hallo Welt", "Nachricht: hi"),  # language
+            "o-fr": ("Welt", "Bonjour, hi"),  # fr has no title: the send's
+            "o-none": ("Welt", "hi"),  # no locale: the send's own
+            "o-tw": ("繁 Welt", "hi"),  # language and script; no message there: the send's
+            "o-zh": ("Welt", "hi"),  # no zh key
+        }
+        assert self._send(alice_key, "greet1", list(users)) == 2  # first seen: two statements
+        assert self._texts(alice_key, list(users)) == expected
+        assert self._send(alice_key, "greet1", list(users)) == 1  # one statement now
+        assert self._texts(alice_key, list(users)) == expected
+
+    def test_a_changed_type_is_never_sent_from_what_was_seen_before(self, alice_key):
+        _type(alice_key, "greet2", LOCALES)
+        alice_key.put("/api/v1/users/c-at", {"locale": "de-AT"})
+        self._send(alice_key, "greet2", ["c-at"])
+        _type(alice_key, "greet2", {"de": {"title": "Neu {{ title }}"}})
+        assert self._send(alice_key, "greet2", ["c-at"]) == 2  # out of date: the other path
+        assert self._texts(alice_key, ["c-at"]) == {"c-at": ("Neu Welt", "hi")}
+        assert self._send(alice_key, "greet2", ["c-at"]) == 1
+        assert self._texts(alice_key, ["c-at"]) == {"c-at": ("Neu Welt", "hi")}
+        _type(alice_key, "greet2", {})  # no locales any more: the send's own texts
+        self._send(alice_key, "greet2", ["c-at"])
+        assert self._texts(alice_key, ["c-at"]) == {"c-at": ("Welt", "hi")}
+
+    def test_a_template_that_fails_gives_the_sends_text(self, alice_key, settings, caplog):
+        settings.TEMPLATE_LOOP_LIMIT = 5
+        loop = "{% for i in (1..100) %}x{% endfor %}"
+        _type(alice_key, "loopy2", {"de": {"title": "T {{ title }}", "message": loop}})
+        alice_key.put("/api/v1/users/loop-2", {"locale": "de"})
+        self._send(alice_key, "loopy2", ["loop-2"], message="own")
+        with caplog.at_level(logging.WARNING):
+            assert self._send(alice_key, "loopy2", ["loop-2"], message="own") == 1
+        assert self._texts(alice_key, ["loop-2"]) == {"loop-2": ("T Welt", "own")}
+        assert "locales.de.message" in caplog.text
+
+    def test_per_user_and_local_format_templates_keep_rendering_per_group(self, alice_key):
+        _type(alice_key, "greet3", {"de": {"message": "Hallo {{ user.name }}"}})
+        alice_key.put("/api/v1/users/pu-1", {"locale": "de", "name": "Ada"})
+        self._send(alice_key, "greet3", ["pu-1"])
+        assert self._send(alice_key, "greet3", ["pu-1"]) == 2
+        assert self._texts(alice_key, ["pu-1"]) == {"pu-1": ("Welt", "Hallo Ada")}
 
 
 class TestTemplateNames:
@@ -488,23 +560,26 @@ def test_the_websocket_frame_and_rest_inbox_carry_the_resolved_texts(alpha):
 
 
 def test_one_send_to_several_locales_pushes_each_its_own_texts(alpha):
-    alpha.call("PUT", "/api/v1/types/live-loc", {"locales": LOCALES})
+    """Twice: the server's first send of the type renders per group, the next resolves in the
+    send's one statement (``pre_rendered``); both push each recipient their own texts."""
+    alpha.call("PUT", "/api/v1/types/live-loc2", {"locales": LOCALES})
     at, fr = new_user(), new_user()
     alpha.call("PUT", f"/api/v1/users/{at}", {"locale": "de-AT"})
     alpha.call("PUT", f"/api/v1/users/{fr}", {"locale": "fr"})
     with alpha.socket(alpha.token(at)) as ws_at, alpha.socket(alpha.token(fr)) as ws_fr:
         frame(ws_at), frame(ws_fr)
-        alpha.call(
-            "POST", "/api/v1/notifications",
-            {"type": "live-loc", "recipients": [at, fr], "title": "W", "message": "both"},
-        )  # fmt: skip
-        got_at = frames_until(ws_at, lambda f: f["type"] == "notification")[-1]
-        got_fr = frames_until(ws_fr, lambda f: f["type"] == "notification")[-1]
-    assert (got_at["notification"]["title"], got_at["notification"]["message"]) == (
-        "Servus W",
-        "Grüß Gott: both",
-    )
-    assert (got_fr["notification"]["title"], got_fr["notification"]["message"]) == (
-        "W",
-        "Bonjour, both",
-    )
+        for message in ("first", "second"):
+            alpha.call(
+                "POST", "/api/v1/notifications",
+                {"type": "live-loc2", "recipients": [at, fr], "title": "W", "message": message},
+            )  # fmt: skip
+            got_at = frames_until(ws_at, lambda f: f["type"] == "notification")[-1]
+            got_fr = frames_until(ws_fr, lambda f: f["type"] == "notification")[-1]
+            assert (got_at["notification"]["title"], got_at["notification"]["message"]) == (
+                "Servus W",
+                f"Grüß Gott: {message}",
+            )
+            assert (got_fr["notification"]["title"], got_fr["notification"]["message"]) == (
+                "W",
+                f"Bonjour, {message}",
+            )

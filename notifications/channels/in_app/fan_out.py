@@ -130,11 +130,7 @@ def fan_out_in_app_count(
         )
         # The rows of each distinct pair of texts, for one ``created`` message each.
         returning = ", title, message"
-        groups = f""",
-            (SELECT json_agg(json_build_array(title, message, n, deliveries) ORDER BY first)
-             FROM (SELECT title, message, count(*) AS n, min(id) AS first,
-                          {_DELIVERIES} AS deliveries
-                   FROM created GROUP BY title, message) AS texts)"""  # noqa: S608 -- SQL of this module; values are bound
+        groups = f", {BY_TEXT}"
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -190,6 +186,19 @@ WRITTEN = f"""
     count(*) AS written, string_agg(recipient_id::text, ',') AS user_ids,
     {_DELIVERIES} AS deliveries
 """
+# ``WRITTEN`` without the deliveries, for rows published by their texts (``BY_TEXT``).
+WRITTEN_BY_TEXT = """
+    count(*) AS written, string_agg(recipient_id::text, ',') AS user_ids, NULL AS deliveries
+"""
+
+
+# The rows of each distinct pair of texts, over ``created`` rows returning their ``title`` and
+# ``message``: ``[[title, message, count, deliveries], ...]`` for ``_publish_localised``.
+BY_TEXT = f"""
+    (SELECT json_agg(json_build_array(title, message, n, deliveries) ORDER BY first)
+     FROM (SELECT title, message, count(*) AS n, min(id) AS first, {_DELIVERIES} AS deliveries
+           FROM created GROUP BY title, message) AS texts)
+"""  # noqa: S608 -- SQL of this module; values are bound
 
 
 def _row_params(send: Send, now: datetime) -> dict[str, Any]:
@@ -208,12 +217,23 @@ def _row_params(send: Send, now: datetime) -> dict[str, Any]:
 
 
 def after_fan_out(
-    *, tenant: Tenant, send: Send, now: datetime, count: int, joined_ids: str, deliveries: str
+    *,
+    tenant: Tenant,
+    send: Send,
+    now: datetime,
+    count: int,
+    joined_ids: str,
+    deliveries: str,
+    by_text: list[list[Any]] | None = None,
 ) -> None:
     """After a fan-out's commit: invalidate its recipients' unread counts (``joined_ids``) and
-    publish its ``created`` message (``deliveries``), as ``WRITTEN`` returned them."""
+    publish its ``created`` message (``deliveries``), as ``WRITTEN`` returned them; one per
+    distinct pair of texts instead, if the rows have their own (``by_text``, from ``BY_TEXT``)."""
     unread_changed_on_commit_joined(tenant_id=tenant.pk, joined_ids=joined_ids, count=count)
-    _publish_created(tenant=tenant, send=send, now=now, count=count, deliveries=deliveries)
+    if by_text is not None:
+        _publish_localised(tenant=tenant, send=send, now=now, texts=by_text)
+    else:
+        _publish_created(tenant=tenant, send=send, now=now, count=count, deliveries=deliveries)
 
 
 def _publish_localised(

@@ -16,7 +16,9 @@ pair of texts, as that statement aggregated them.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,16 +61,16 @@ def user_context(user: EndUser | Mapping[str, Any]) -> dict[str, Any]:
     return {key: user.get(key, "") for key in ("id", "name", "email", "locale")}
 
 
-def send_context(*, tenant: Tenant, send: Send) -> dict[str, Any]:
+def send_context(*, tenant: Tenant, send: Send, type_key: str | None = None) -> dict[str, Any]:
     """What every template of ``send`` sees besides ``user`` (and email's ``unsubscribe_url``):
-    the send's ``title``, ``message``, ``url``, ``data``, its ``type`` key and the ``tenant``.
-    In-app texts and emails (``channels.email.texts``) alike."""
+    the send's ``title``, ``message``, ``url``, ``data``, its ``type`` key (``type_key``, else
+    its type's) and the ``tenant``. In-app texts and emails (``channels.email.texts``) alike."""
     return {
         "title": send.title,
         "message": send.message,
         "url": send.url,
         "data": send.data,
-        "type": send.type.key,
+        "type": send.type.key if type_key is None else type_key,
         "tenant": {"name": tenant.name},
     }
 
@@ -146,9 +148,95 @@ def localised_texts(*, tenant: Tenant, send: Send, user_ids: list[int]) -> Group
     return GroupedTexts(groups=int_array(groups), texts=texts)
 
 
+@dataclass(frozen=True)
+class PreRendered:
+    """A send's in-app texts per locale key of its type, rendered before the statement that
+    writes its rows resolves each recipient's in SQL (``resolved_sql``). ``locales``: the
+    type's per-locale texts they were rendered from, as JSON, for the statement to check
+    against the type's row."""
+
+    locales: str
+    titles: str  # JSON {locale key: title} of the keys with a title
+    messages: str  # the same for messages
+
+
+# The per-locale texts of the types this process sent to lately, by tenant id and type key, so
+# that the next send of one can render them before its statement (``pre_rendered``). Nothing
+# rests on an entry: the statement checks it against the type's row, and writes nothing if it
+# is out of date (then the send takes the two-statement path and refreshes it). Bounded.
+_TYPE_LOCALES: OrderedDict[tuple[int, str], dict[str, dict[str, str]]] = OrderedDict()
+_TYPE_LOCALES_KEPT = 1024
+
+
+def type_locales_seen(*, tenant_id: int, notification_type: NotificationType) -> None:
+    """Remember (or forget) the per-locale texts of ``notification_type`` for ``pre_rendered``."""
+    key = (tenant_id, notification_type.key)
+    if not notification_type.locales:
+        _TYPE_LOCALES.pop(key, None)
+        return
+    _TYPE_LOCALES[key] = notification_type.locales
+    _TYPE_LOCALES.move_to_end(key)
+    while len(_TYPE_LOCALES) > _TYPE_LOCALES_KEPT:
+        _TYPE_LOCALES.popitem(last=False)
+
+
+def pre_rendered(*, tenant: Tenant, type_key: str, send: Send) -> PreRendered | None:
+    """The texts of ``send`` for each locale key of its type as this process last saw it
+    (``type_locales_seen``); None if it saw none, or a template reads ``user`` or formats for
+    the recipient's locale or time zone (those render per group: ``localised_texts``).
+
+    With these, a send to users who all exist is one statement, as a send of a type without
+    locales is: the recipients' locales come from its lookup and resolve in SQL, where the
+    two-statement path returns them to Python, groups them and sends the groups back. A
+    template that fails to render gives the send's own text, as in ``localised_texts``."""
+    locales = _TYPE_LOCALES.get((tenant.pk, type_key))
+    if not locales:
+        return None
+    names = [template_names(text) for text in in_app_sources_of(locales)]
+    if any("user" in n.globals or not n.filters.isdisjoint(LOCAL_FILTERS) for n in names):
+        return None
+    base = {**send_context(tenant=tenant, send=send, type_key=type_key), "user": _NO_USER}
+    context = plain_context(base)
+    timed_out: set[str] = set()
+    maps: dict[str, dict[str, str]] = {field: {} for field in IN_APP_FIELDS}
+    for tag, texts in locales.items():
+        deadline = render_deadline()
+        for field, own in zip(IN_APP_FIELDS, (send.title, send.message), strict=True):
+            source = texts.get(field)
+            if source:
+                maps[field][tag] = _render_one(
+                    send, type_key, source, context, field=field, where=tag, own=own,
+                    locale=tag, zone="", deadline=deadline, timed_out=timed_out,
+                )  # fmt: skip
+    return PreRendered(
+        locales=json.dumps(locales),
+        titles=json.dumps(maps["title"]),
+        messages=json.dumps(maps["message"]),
+    )
+
+
+_NO_USER = {"id": "", "name": "", "email": "", "locale": ""}
+
+
+def resolved_sql(locale: str, texts: str, own: str) -> str:
+    """SQL of a recipient's text from ``texts`` (SQL: a JSON object of texts by locale key) for
+    their ``locale`` (SQL), as ``localisation.text_for`` resolves it: the tag, then its
+    language and script, then its language (a normalised tag has at most those three parts),
+    else ``own`` (SQL)."""
+    language = f"split_part({locale}, '-', 1)"
+    return (
+        f"coalesce({texts} ->> {locale}, "
+        f"{texts} ->> ({language} || '-' || split_part({locale}, '-', 2)), "
+        f"{texts} ->> {language}, {own})"
+    )
+
+
 def in_app_sources(notification_type: NotificationType) -> list[str]:
     """The type's per-locale title and message templates ([] when it has none)."""
-    locales: dict[str, dict[str, str]] = notification_type.locales or {}
+    return in_app_sources_of(notification_type.locales or {})
+
+
+def in_app_sources_of(locales: Mapping[str, Mapping[str, str]]) -> list[str]:
     return [text for texts in locales.values() for f in IN_APP_FIELDS if (text := texts.get(f))]
 
 
@@ -197,19 +285,44 @@ def _rendered(
     for field, (source, where), own in zip(
         IN_APP_FIELDS, resolved, (send.title, send.message), strict=True
     ):
-        if source is None or source in timed_out:
+        if source is None:
             out.append(own)
             continue
-        try:
-            text = render(source, context, html=False, deadline=deadline, locale=locale,
-                          timezone=zone)  # fmt: skip
-        except TemplateError as exc:
-            if isinstance(exc, RenderTimeout):
-                timed_out.add(source)
-            logger.warning(
-                "locales.%s.%s of type %s failed to render for send %s, which keeps its own "
-                "text: %s", where, field, send.type.key, send.pk, exc,
-            )  # fmt: skip
-            text = own
-        out.append(text[: 300 if field == "title" else 10_000])
+        text = _render_one(
+            send, send.type.key, source, context, field=field, where=where, own=own,
+            locale=locale, zone=zone, deadline=deadline, timed_out=timed_out,
+        )  # fmt: skip
+        out.append(text)
     return out[0], out[1]
+
+
+def _render_one(
+    send: Send,
+    type_key: str,
+    source: str,
+    context: dict[str, Any],
+    *,
+    field: str,
+    where: str,
+    own: str,
+    locale: str,
+    zone: str,
+    deadline: float,
+    timed_out: set[str],
+) -> str:
+    """One in-app field rendered from ``source`` (the type's ``locales.<where>.<field>``), cut
+    to the field's length; ``own`` (the send's text) if it fails, with a warning."""
+    if source in timed_out:
+        return own
+    try:
+        text = render(source, context, html=False, deadline=deadline, locale=locale,
+                      timezone=zone)  # fmt: skip
+    except TemplateError as exc:
+        if isinstance(exc, RenderTimeout):
+            timed_out.add(source)
+        logger.warning(
+            "locales.%s.%s of type %s failed to render for send %s, which keeps its own "
+            "text: %s", where, field, type_key, send.pk, exc,
+        )  # fmt: skip
+        text = own
+    return text[: 300 if field == "title" else 10_000]
