@@ -149,20 +149,26 @@ class Api:
         return response.read()
 
     def call(self, method: str, path: str, token: str, body: object = None) -> tuple[int, object]:
+        raw = self._request(method, path, *self._encoded(token, body))
+        return self.status, json.loads(raw) if raw else None
+
+    def _encoded(self, token: str, body: object) -> tuple[bytes | None, dict[str, str]]:
         headers = {"Host": self.host, "Authorization": f"Bearer {token}"}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        raw = self._request(method, path, data, headers)
-        return self.status, json.loads(raw) if raw else None
+        return data, headers
 
     def timed(self, method: str, path: str, token: str, body: object = None) -> float:
+        """Seconds from sending the request to reading the whole response: the client's
+        encoding of the body is not the server's time (10,000 recipient objects: ~3 ms)."""
+        data, headers = self._encoded(token, body)
         started = time.perf_counter()
-        status, payload = self.call(method, path, token, body)
+        raw = self._request(method, path, data, headers)
         elapsed = time.perf_counter() - started
-        if status >= 300:
-            raise RuntimeError(f"{method} {path}: {status} {payload}")
+        if self.status >= 300:
+            raise RuntimeError(f"{method} {path}: {self.status} {raw[:500]!r}")
         return elapsed
 
 

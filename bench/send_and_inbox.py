@@ -9,8 +9,11 @@ A. One send to 10,000 recipients through the API (validation, user upsert, prefe
    >= 50%), to new recipients of a type with email on (users + notifications + deliveries,
    target >= 50%), and to existing recipients (notifications, target >= 60%); and the new
    in-app send against django-notifications-hq 1.8.3's notify.send to as many users (in a
-   virtualenv of its own with Django 5.0, since 1.8.3 no longer imports on 5.1+). Targets are
-   on the median of the per-round ratios.
+   virtualenv of its own with Django 5.0, since 1.8.3 no longer imports on 5.1+). Localised
+   sends to a type with five locales: to existing users with stored locales named by plain ids,
+   against the same send of a plain type (target >= 90%); to new users given as recipient
+   objects with their locales, against plain ids and against the same objects sent to a plain
+   type (targets >= 90%). Targets are on the median of the per-round ratios.
 C. A send to one existing recipient, p50/p99 of its 202, against the HTTP floor (a cheap
    authenticated endpoint) one request of each in turn; target: p50 at most the floor's + 3 ms.
 B. Inbox page and unread count through the API, p50/p99, for a normal user and a user with
