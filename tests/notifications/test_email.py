@@ -369,6 +369,8 @@ def test_a_template_bomb_fails_its_deliveries_and_holds_up_nobody(alpha, bravo, 
     # B waited for one render-time limit at most (A's turn came first), not one per recipient.
     waited = _seconds(b_row["sent_at"]) - _seconds(b_row["created_at"])
     assert waited < limit + 3, f"B waited {waited:.1f} s behind A's bomb"
+    # Against the render-time limit, not a wall-clock budget a loaded machine may miss: one
+    # more render (or an API request that waited for one) would take the whole limit.
     stamps = sorted(_seconds(row["updated_at"]) for row in failed)
-    assert stamps[-1] - stamps[0] < 0.5  # the others failed at once, without another render
-    assert max(latencies) < 0.5, latencies
+    assert stamps[-1] - stamps[0] < limit / 2  # the others failed at once, without a render
+    assert max(latencies) < limit / 2, latencies
