@@ -250,7 +250,9 @@ def recipients_lookup_params(external_ids: list[str]) -> dict[str, Any]:
 # the planner cannot turn into a hash join: with its default costs it hashes the whole table
 # for a large send up to some 300,000 users, which on cached data costs several times the
 # probes (10,000 recipients in 90,000 users: 26 against 11 ms for new ones, 31 against 20 ms
-# for existing ones, and growing with the table).
+# for existing ones, and growing with the table). The price: a send that lists nearly every
+# user of its tenant probes where a hash would do (100,000 of 100,000: some 7% slower, about
+# 70 ms); a send to everyone names a topic, whose fan-out joins the subscriptions instead.
 _LOOKUP = f"""
     SELECT i, u.id, u.external_id, u.locale, u.timezone
     FROM generate_series(0, %(lookup_last)s) AS i
