@@ -12,12 +12,20 @@ its group the send's own text, with a warning: a send never fails for it.
 The fan-out writes the rows from the recipients' group numbers and the groups' texts, in its
 one statement (``fan_out_in_app_count``), and publishes one ``created`` message per distinct
 pair of texts, as that statement aggregated them.
+
+A send to users who all exist skips the groups once this process has sent the type before
+(``pre_rendered``): its texts are rendered once per locale key of the type, and the send's own
+statement resolves each recipient's from their stored locale in SQL (``resolved_sql``), after
+checking that the type still holds the templates they were rendered from. The types seen are
+kept in a small map with a lock of its own (an ``OrderedDict`` used as an LRU: entries are set
+and dropped explicitly, which ``functools.lru_cache`` does not offer).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -168,16 +176,20 @@ _TYPE_LOCALES: OrderedDict[tuple[int, str], dict[str, dict[str, str]]] = Ordered
 _TYPE_LOCALES_KEPT = 1024
 
 
+_TYPE_LOCALES_LOCK = threading.Lock()  # the map's steps are atomic, its updates are not
+
+
 def type_locales_seen(*, tenant_id: int, notification_type: NotificationType) -> None:
     """Remember (or forget) the per-locale texts of ``notification_type`` for ``pre_rendered``."""
     key = (tenant_id, notification_type.key)
-    if not notification_type.locales:
-        _TYPE_LOCALES.pop(key, None)
-        return
-    _TYPE_LOCALES[key] = notification_type.locales
-    _TYPE_LOCALES.move_to_end(key)
-    while len(_TYPE_LOCALES) > _TYPE_LOCALES_KEPT:
-        _TYPE_LOCALES.popitem(last=False)
+    with _TYPE_LOCALES_LOCK:
+        if not notification_type.locales:
+            _TYPE_LOCALES.pop(key, None)
+            return
+        _TYPE_LOCALES[key] = notification_type.locales
+        _TYPE_LOCALES.move_to_end(key)
+        while len(_TYPE_LOCALES) > _TYPE_LOCALES_KEPT:
+            _TYPE_LOCALES.popitem(last=False)
 
 
 def pre_rendered(*, tenant: Tenant, type_key: str, send: Send) -> PreRendered | None:
@@ -322,7 +334,7 @@ def _render_one(
             timed_out.add(source)
         logger.warning(
             "locales.%s.%s of type %s failed to render for send %s, which keeps its own "
-            "text: %s", where, field, type_key, send.pk, exc,
+            "text: %s", where, field, type_key, send.pk or "(being accepted)", exc,
         )  # fmt: skip
         text = own
     return text[: 300 if field == "title" else 10_000]
