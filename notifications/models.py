@@ -10,6 +10,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 
 # The channels' names, re-exported: the product reads them with the models.
 from notifications.channels.names import CHANNEL_CHOICES as CHANNEL_CHOICES
@@ -355,7 +356,17 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["send", "-id"], name="delivery_send"),
             models.Index(fields=["recipient", "-id"], name="delivery_recipient"),
-            # A turn claims a tenant's oldest ready rows: queued ones, in id order.
+            # A turn claims a tenant's ready rows, earliest due first: queued ones by the time
+            # they came due (a held, leased or retried row's ``locked_until``, else its
+            # creation), so a claim reads only due rows however many are held for later
+            # (``services.deliveries``). ``delivery_queued_fifo`` served the previous release's
+            # claim (queued rows in id order); it goes in the release after this one.
+            models.Index(
+                Coalesce("locked_until", "created_at"),
+                "id",
+                name="delivery_queued_due",
+                condition=Q(status="queued"),
+            ),
             models.Index(fields=["id"], name="delivery_queued_fifo", condition=Q(status="queued")),
             # Digest items a closed batch has not collected yet (see services.digests).
             models.Index(

@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Min, Q, QuerySet
+from django.db.models import Min, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from herald.metrics import DELIVERIES
@@ -58,10 +59,18 @@ _DELIVERY, _NOTIFICATION = Delivery._meta.db_table, Notification._meta.db_table
 
 def _due_sql(alias: str = "") -> str:
     """A row is due (``locked_until``: a claim's lease, a retry's wait or a delayed channel's
-    hold), over the delivery table aliased ``alias`` if given."""
+    hold; a row without one came due when it was created), over the delivery table aliased
+    ``alias`` if given. ``_DUE`` is what index ``delivery_queued_due`` holds, so the rows due
+    are a range of it: a claim reads none of the rows held for later (100,000 rows held for a
+    delayed email made a claim of 100 due ones read them all, 14.8 against 2.7 ms)."""
     d = f"{alias}." if alias else ""
     return f"""{d}status = %(queued)s AND {d}channel = %(channel)s
-               AND ({d}locked_until IS NULL OR {d}locked_until <= %(now)s)"""
+               AND {_due(d)} <= %(now)s"""
+
+
+def _due(d: str = "") -> str:
+    """When a row came (or comes) due: the expression of index ``delivery_queued_due``."""
+    return f"COALESCE({d}locked_until, {d}created_at)"
 
 
 QUEUE = machine.Queue(
@@ -74,7 +83,7 @@ QUEUE = machine.Queue(
                    OR EXISTS (SELECT 1 FROM {_NOTIFICATION} n
                               WHERE n.id = {_DELIVERY}.notification_id AND {unread_sql("n")}
                               FOR SHARE OF n SKIP LOCKED))""",
-    order="id",
+    order=f"{_due()}, id",  # earliest due first: a retry or a released hold in its turn
     claimed=", updated_at = %(now)s",
     params={"queued": Delivery.Status.QUEUED},
 )
@@ -309,7 +318,7 @@ def _claim(channel: str, now: datetime, limit: int) -> list[machine.Claim]:
                     JOIN {_NOTIFICATION} n ON n.id = d.notification_id
                     WHERE {_due_sql("d")}
                       AND d.only_if_unread AND d.attempts = 0 AND NOT ({unread_sql("n")})
-                    ORDER BY d.id
+                    ORDER BY {_due("d.")}, d.id
                     LIMIT %(limit)s
                     FOR UPDATE OF d SKIP LOCKED)
                 UPDATE {_DELIVERY} AS d
@@ -354,15 +363,18 @@ def deliveries_pending(*, now: datetime | None = None) -> Pending:
     comes due at its ``locked_until``) and its webhook events (``webhooks.pending``). Call in
     the tenant's schema."""
     now = now or timezone.now()
+    # Both over index ``delivery_queued_due``: the first due row, the earliest time. (Ordered:
+    # with no statistics on the partial index's expression, an unordered EXISTS guesses a
+    # third of the rows due and scans the table for one, past every row held for later.)
     queued = Delivery.objects.filter(
         status=Delivery.Status.QUEUED, channel__in=[c.name for c in registry.queued_channels()]
-    )
-    if queued.filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now)).exists():
+    ).annotate(due=Coalesce("locked_until", "created_at"))
+    if queued.filter(due__lte=now).order_by("due").values_list("id", flat=True)[:1]:
         return Pending(ready=True, next_in=None)
     webhooks = webhooks_due(now=now)
     if webhooks is not None and webhooks <= now:
         return Pending(ready=True, next_in=None)
-    earliest = queued.aggregate(earliest=Min("locked_until"))["earliest"]
+    earliest = queued.aggregate(earliest=Min("due"))["earliest"]
     if webhooks is not None and (earliest is None or webhooks < earliest):
         earliest = webhooks
     return Pending(ready=False, next_in=(earliest - now).total_seconds() if earliest else None)

@@ -6,11 +6,16 @@ to ask: *can* this exact query use the index? (bench/send_and_inbox.py shows the
 
 from __future__ import annotations
 
-from django.db import connection
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from notifications import catchup, selectors
-from notifications.models import EndUser
+from notifications.models import Delivery, EndUser, NotificationType, Send
+from notifications.services.deliveries import _claim, deliveries_pending
 from notifications.services.users import recipients_lookup_params, recipients_lookup_sql
 
 
@@ -92,3 +97,61 @@ def test_a_sends_recipient_lookup_probes_the_index_whatever_the_table_holds(db, 
             assert "Hash" not in plan, plan
             assert "Seq Scan" not in plan, plan
             assert "Index Scan using notifications_enduser_external_id" in plan, plan
+
+
+def _delivery_rows_read(plan: dict) -> int:
+    """The most rows any node of ``plan`` (EXPLAIN ANALYZE, JSON) read from the delivery table:
+    those it returned plus those its filter removed."""
+    most = 0
+    if plan.get("Relation Name") == Delivery._meta.db_table:
+        most = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
+    for child in plan.get("Plans", ()):
+        most = max(most, _delivery_rows_read(child))
+    return most
+
+
+def test_claims_and_the_pending_check_read_no_row_held_for_later(db, world):
+    """A delayed channel keeps its rows queued until their time. However many are held, a claim
+    of the due rows (and its read check) and the check for pending work read the due rows
+    alone: index ``delivery_queued_due`` holds when each row comes due."""
+    now = timezone.now()
+    held = 3000
+    with schema_context(world.tenant_a.schema_name), connection.cursor() as cursor:
+        kind = NotificationType.objects.create(key="plan.held", name="Held", channels=["email"])
+        send = Send.objects.create(type=kind, message="m", channels=["email"])
+        cursor.execute(
+            f"INSERT INTO {EndUser._meta.db_table} (external_id, email, name, locale, timezone,"
+            " data, created_at, updated_at)"
+            " SELECT 'held-' || n, 'h' || n || '@example.com', '', '', '', '{}', now(), now()"
+            " FROM generate_series(1, %s) AS n",
+            [held + 5],
+        )
+        cursor.execute(
+            f"INSERT INTO {Delivery._meta.db_table} (send_id, recipient_id, channel, status,"
+            " attempts, last_error, deliver_at, only_if_unread, locked_until, created_at,"
+            " updated_at)"
+            " SELECT %(send)s, u.id, 'email', 'queued', 0, '', %(at)s, n <= %(held)s,"
+            "        CASE WHEN n <= %(held)s THEN %(at)s END, %(now)s, %(now)s"
+            " FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM"
+            f"       {EndUser._meta.db_table} WHERE external_id LIKE 'held-%%') AS u",
+            {"send": send.pk, "at": now + timedelta(minutes=15), "held": held, "now": now},
+        )
+        cursor.execute(f"ANALYZE {Delivery._meta.db_table}")
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            pending = deliveries_pending(now=now)
+            claimed = _claim("email", now, 100)
+            transaction.set_rollback(True)
+        assert pending.ready
+        assert len(claimed) == 5
+        plans = []
+        for query in queries.captured_queries:
+            if Delivery._meta.db_table not in query["sql"]:
+                continue
+            with transaction.atomic():
+                cursor.execute("SET LOCAL enable_seqscan = off")  # a small table: see the top
+                cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {query['sql']}")
+                plans.append(cursor.fetchone()[0][0]["Plan"])
+                transaction.set_rollback(True)
+    assert len(plans) >= 3  # the pending check, the claim's read check, the claim
+    read = [_delivery_rows_read(plan) for plan in plans]
+    assert max(read) <= 10, f"rows read from deliveries, query by query: {read}"
