@@ -4,6 +4,7 @@ real send, as the REST inbox and the WebSocket deliver them; users' locales; the
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import pytest
 from django.db import connection
@@ -34,6 +35,11 @@ def _inbox(caller: Caller, external_id: str) -> list[dict]:
     return page.json()["results"]
 
 
+def _texts(caller: Caller, users: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Each user's newest in-app title and message."""
+    return {u: (n["title"], n["message"]) for u in users for n in _inbox(caller, u)[:1]}
+
+
 class TestResolution:
     def test_each_recipient_gets_exact_then_language_then_the_sends_text(self, alice_key):
         _type(alice_key, "greet", LOCALES)
@@ -46,11 +52,7 @@ class TestResolution:
              "title": "Welt", "message": "hi"},
         )  # fmt: skip
         assert response.status_code == 202, response.content
-        got = {
-            external_id: (n["title"], n["message"])
-            for external_id in ("l-at", "l-ch", "l-fr", "l-none")
-            for n in _inbox(alice_key, external_id)
-        }
+        got = _texts(alice_key, ("l-at", "l-ch", "l-fr", "l-none"))
         assert got == {
             "l-at": ("Servus Welt", "Grüß Gott: hi"),  # exact
             "l-ch": ("Hallo Welt", "Nachricht: hi"),  # language
@@ -101,11 +103,7 @@ class TestResolution:
                             {"id": "mx-new", "locale": "fr"}, "mx-plain"]},
         )  # fmt: skip
         assert response.status_code == 202, response.content
-        got = {
-            external_id: (n["title"], n["message"])
-            for external_id in ("mx-old", "mx-upd", "mx-new", "mx-plain")
-            for n in _inbox(alice_key, external_id)
-        }
+        got = _texts(alice_key, ("mx-old", "mx-upd", "mx-new", "mx-plain"))
         assert got == {
             "mx-old": ("Servus Welt", "Grüß Gott: hi"),
             "mx-upd": ("Hallo Welt", "Nachricht: hi"),  # as this send updated them
@@ -140,11 +138,7 @@ class TestResolution:
              "recipients": ["px-at", "px-new", "px-fr"]},
         )  # fmt: skip
         assert response.status_code == 202, response.content
-        got = {
-            external_id: (n["title"], n["message"])
-            for external_id in ("px-at", "px-new", "px-fr")
-            for n in _inbox(alice_key, external_id)
-        }
+        got = _texts(alice_key, ("px-at", "px-new", "px-fr"))
         assert got == {
             "px-at": ("Servus Welt", "Grüß Gott: hi"),
             "px-new": ("Welt", "hi"),
@@ -261,10 +255,6 @@ class TestOneStatement:
         assert response.status_code == 202, response.content
         return sum("INSERT INTO notifications_notification" in q["sql"] for q in queries)
 
-    def _texts(self, caller: Caller, users: list[str]) -> dict[str, tuple[str, str]]:
-        """Each user's newest title and message."""
-        return {u: (n["title"], n["message"]) for u in users for n in _inbox(caller, u)[:1]}
-
     def test_both_paths_resolve_the_same_table(self, alice_key):
         _type(alice_key, "greet1", {**LOCALES, "zh-Hant": {"title": "繁 {{ title }}"}})
         users = {"o-at": "de-AT", "o-ch": "de-CH", "o-fr": "fr", "o-none": "",
@@ -280,9 +270,9 @@ class TestOneStatement:
             "o-zh": ("Welt", "hi"),  # no zh key
         }
         assert self._send(alice_key, "greet1", list(users)) == 2  # first seen: two statements
-        assert self._texts(alice_key, list(users)) == expected
+        assert _texts(alice_key, list(users)) == expected
         assert self._send(alice_key, "greet1", list(users)) == 1  # one statement now
-        assert self._texts(alice_key, list(users)) == expected
+        assert _texts(alice_key, list(users)) == expected
 
     def test_a_changed_type_is_never_sent_from_what_was_seen_before(self, alice_key):
         _type(alice_key, "greet2", LOCALES)
@@ -290,12 +280,12 @@ class TestOneStatement:
         self._send(alice_key, "greet2", ["c-at"])
         _type(alice_key, "greet2", {"de": {"title": "Neu {{ title }}"}})
         assert self._send(alice_key, "greet2", ["c-at"]) == 2  # out of date: the other path
-        assert self._texts(alice_key, ["c-at"]) == {"c-at": ("Neu Welt", "hi")}
+        assert _texts(alice_key, ["c-at"]) == {"c-at": ("Neu Welt", "hi")}
         assert self._send(alice_key, "greet2", ["c-at"]) == 1
-        assert self._texts(alice_key, ["c-at"]) == {"c-at": ("Neu Welt", "hi")}
+        assert _texts(alice_key, ["c-at"]) == {"c-at": ("Neu Welt", "hi")}
         _type(alice_key, "greet2", {})  # no locales any more: the send's own texts
         self._send(alice_key, "greet2", ["c-at"])
-        assert self._texts(alice_key, ["c-at"]) == {"c-at": ("Welt", "hi")}
+        assert _texts(alice_key, ["c-at"]) == {"c-at": ("Welt", "hi")}
 
     def test_a_template_that_fails_gives_the_sends_text(self, alice_key, settings, caplog):
         settings.TEMPLATE_LOOP_LIMIT = 5
@@ -305,7 +295,7 @@ class TestOneStatement:
         self._send(alice_key, "loopy2", ["loop-2"], message="own")
         with caplog.at_level(logging.WARNING):
             assert self._send(alice_key, "loopy2", ["loop-2"], message="own") == 1
-        assert self._texts(alice_key, ["loop-2"]) == {"loop-2": ("T Welt", "own")}
+        assert _texts(alice_key, ["loop-2"]) == {"loop-2": ("T Welt", "own")}
         assert "locales.de.message" in caplog.text
 
     def test_per_user_and_local_format_templates_keep_rendering_per_group(self, alice_key):
@@ -313,7 +303,7 @@ class TestOneStatement:
         alice_key.put("/api/v1/users/pu-1", {"locale": "de", "name": "Ada"})
         self._send(alice_key, "greet3", ["pu-1"])
         assert self._send(alice_key, "greet3", ["pu-1"]) == 2
-        assert self._texts(alice_key, ["pu-1"]) == {"pu-1": ("Welt", "Hallo Ada")}
+        assert _texts(alice_key, ["pu-1"]) == {"pu-1": ("Welt", "Hallo Ada")}
 
 
 class TestTemplateNames:
