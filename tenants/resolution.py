@@ -25,8 +25,30 @@ from rest_framework_simplejwt.tokens import AccessToken
 from tenants import registry_cache
 from tenants.keys import hash_key, looks_like_api_key
 from tenants.models import ApiKey, Domain, Tenant
+from tenants.prepared import PreparedLookup
 
 TENANT_CLAIM = "tenant_id"
+
+# The registry reads of a cache miss, compiled once per connection (``tenants.prepared``): with
+# thousands of mostly idle tenants, most requests to a tenant are such a miss.
+_DOMAIN = PreparedLookup(
+    lambda host: Domain.objects.select_related("tenant", "tenant__plan").filter(domain=host), "host"
+)
+_API_KEY = PreparedLookup(
+    lambda key_hash: ApiKey.objects.select_related("tenant", "tenant__plan").filter(
+        key_hash=key_hash
+    ),
+    "key_hash",
+)
+_API_KEY_AND_HOST = PreparedLookup(
+    lambda key_hash, host: (
+        ApiKey.objects.select_related("tenant", "tenant__plan")
+        .annotate(serves_host=Exists(Domain.objects.filter(tenant=OuterRef("tenant"), domain=host)))
+        .filter(key_hash=key_hash)
+    ),
+    "key_hash",
+    "host",
+)
 
 
 class ResolutionError(Exception):
@@ -90,7 +112,7 @@ def tenant_for_host(host: str, cached: dict[str, Any] | None = None) -> Tenant |
     entry = registry_cache.host_entry(host)
     tenant = (cached or {}).get(entry)
     if tenant is None:
-        domain = Domain.objects.select_related("tenant", "tenant__plan").filter(domain=host).first()
+        domain = _DOMAIN.first(host=host)  # domains are unique: at most one row
         tenant = domain.tenant if domain is not None else registry_cache.UNKNOWN
         ttl = registry_cache.UNKNOWN_HOST_TTL if domain is None else registry_cache.REGISTRY_TTL
         registry_cache.put(entry, tenant, ttl=ttl)
@@ -103,11 +125,7 @@ def _api_key(key_hash: str, cached: dict[str, Any]) -> ApiKey | None:
     entry = registry_cache.key_entry(key_hash)
     key = cached.get(entry)
     if key is None:
-        key = (
-            ApiKey.objects.select_related("tenant", "tenant__plan")
-            .filter(key_hash=key_hash)
-            .first()
-        )
+        key = _API_KEY.first(key_hash=key_hash)  # key hashes are unique
         if key is not None:
             registry_cache.put(entry, key)
     return key
@@ -129,12 +147,7 @@ def _read_key_and_host(key_hash: str, host: str, cached: dict[str, Any]) -> None
     The common case is a key used on its own tenant's host, so the key's row comes with whether
     its tenant serves ``host``; if not (another tenant's host, an unknown one), the host is left
     to ``tenant_for_host``, which reads it on its own and says which error applies."""
-    key = (
-        ApiKey.objects.select_related("tenant", "tenant__plan")
-        .annotate(serves_host=Exists(Domain.objects.filter(tenant=OuterRef("tenant"), domain=host)))
-        .filter(key_hash=key_hash)
-        .first()
-    )
+    key = _API_KEY_AND_HOST.first(key_hash=key_hash, host=host)
     if key is None:
         return
     serves_host = key.__dict__.pop("serves_host")  # not part of the cached row
