@@ -329,6 +329,7 @@ class MeNotificationsApi(MeApi):
         limit = parse_limit(query_param(request, "limit"))
         cursor = query_param(request, "cursor")
         rows = selectors.inbox_page(
+            tenant_id=request.tenant.pk,
             user_id=request.user.end_user_id,
             status=cast("selectors.InboxStatus", inbox_status),  # one of INBOX_STATUSES
             before=decode_cursor(cursor) if cursor is not None else None,

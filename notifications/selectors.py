@@ -27,6 +27,7 @@ from notifications.models import (
     Send,
 )
 from notifications.rules import UNREAD, unread_sql
+from notifications.type_keys import type_keys
 
 InboxStatus = Literal["unread", "read", "archived", "all"]
 INBOX_STATUSES: tuple[str, ...] = ("unread", "read", "archived", "all")
@@ -72,52 +73,58 @@ NO_CURSOR = 2**63 - 1
 def inbox_page_sql(status: InboxStatus) -> str:
     """The statement of ``inbox_page`` (parameters ``user``, ``before``, ``limit``)."""
     return f"""
-        SELECT n.id, t.key, n.title, n.message, n.url, n.data, n.created_at, n.read_at,
+        SELECT n.id, n.type_id, n.title, n.message, n.url, n.data, n.created_at, n.read_at,
                n.archived_at
-        FROM {EndUser._meta.db_table} u
-        LEFT JOIN LATERAL (
-            SELECT n.id, n.type_id, n.title, n.message, n.url, n.data, n.created_at,
-                   n.read_at, n.archived_at
-            FROM {Notification._meta.db_table} n
-            WHERE n.recipient_id = u.id AND n.id < %(before)s {_INBOX_FILTERS[status]}
-            ORDER BY n.id DESC
-            LIMIT %(limit)s
-        ) n ON true
-        LEFT JOIN {NotificationType._meta.db_table} t ON t.id = n.type_id
-        WHERE u.id = %(user)s
+        FROM {Notification._meta.db_table} n
+        WHERE n.recipient_id = %(user)s AND n.id < %(before)s {_INBOX_FILTERS[status]}
+        ORDER BY n.id DESC
+        LIMIT %(limit)s
         """  # noqa: S608 -- only table names and fixed predicates are interpolated
 
 
 def inbox_page(
-    *, user_id: int, status: InboxStatus, before: int | None, limit: int
+    *, tenant_id: int, user_id: int, status: InboxStatus, before: int | None, limit: int
 ) -> list[dict[str, Any]] | None:
     """Up to ``limit`` of the user's notifications in ``status`` with ids below ``before``,
     newest first, as ``notification_rows`` gives them; None when the user does not exist.
 
-    One statement, with the user's existence checked in it (an erased user's token must find
-    nothing), and written out rather than built by the ORM: a page is the widget's most
-    frequent call, and compiling the two queries it used to take cost more than running them.
-    The inner query is the same index range scan as ``inbox`` (notif_inbox, or
-    notif_inbox_unread for unread), stopping after ``limit`` rows.
+    Written out rather than built by the ORM: a page is the widget's most frequent call, and
+    compiling the queries it used to take cost more than running them. The statement is the
+    same index range scan as ``inbox`` (notif_inbox, or notif_inbox_unread for unread),
+    stopping after ``limit`` rows.
+
+    It names the notifications table alone. With thousands of tenants on the server, most
+    requests meet a backend that has not served the tenant's schema yet, and each table a
+    statement names then costs the catalog entries of the table and its indexes, about 1 ms
+    each at 10,000 tenants (``bench/tenants.py``). So:
+
+    - the type keys come from ``type_keys`` (keys never change);
+    - the users table is read only when the page is empty, to tell an empty inbox from an
+      erased user (whose token must find nothing). A notification row proves that its recipient
+      exists: ``user_erase`` deletes the user with every notification of theirs in one
+      transaction, after any send writing to them has committed
+      (``tests/notifications/test_integrity.py``).
     """
     params = {"user": user_id, "before": NO_CURSOR if before is None else before, "limit": limit}
     with connection.cursor() as cursor:
         cursor.execute(inbox_page_sql(status), params)
         rows = cursor.fetchall()
-    if not rows:
-        return None
-    if rows[0][0] is None:  # the user, without a notification in this status
-        return []
-    keys = ("id", "type_key", "title", "message", "url", "data", "created_at", "read_at",
-            "archived_at")  # fmt: skip
-    # Newest first: the inner scan's order, which the joins keep; sorted again here because
-    # SQL promises no order without an outer ORDER BY (whose Sort would show in the plan).
-    results = sorted(
-        (dict(zip(keys, row, strict=True)) for row in rows), key=lambda r: r["id"], reverse=True
-    )
-    for row in results:
-        if isinstance(row["data"], str):  # Django loads jsonb as text (JSONField decodes it)
-            row["data"] = json.loads(row["data"])
+        if not rows:
+            cursor.execute(
+                f"SELECT 1 FROM {EndUser._meta.db_table} WHERE id = %s",  # noqa: S608 -- a table name
+                [user_id],
+            )
+            return [] if cursor.fetchone() else None
+    keys = type_keys(tenant_id=tenant_id, type_ids={row[1] for row in rows})
+    names = ("id", "type_key", "title", "message", "url", "data", "created_at", "read_at",
+             "archived_at")  # fmt: skip
+    results = []
+    for row in rows:  # newest first, as the statement orders them
+        result = dict(zip(names, row, strict=True))
+        result["type_key"] = keys.get(row[1])
+        if isinstance(result["data"], str):  # Django loads jsonb as text (JSONField decodes it)
+            result["data"] = json.loads(result["data"])
+        results.append(result)
     return results
 
 

@@ -59,6 +59,7 @@ from notifications.services.users import (
     recipients_lookup_sql,
     recipients_upsert,
 )
+from notifications.type_keys import type_key_seen
 from notifications.webhooks.events import NOTIFICATION_CREATED
 from notifications.webhooks.outbox import (
     created_events_sql,
@@ -346,6 +347,7 @@ def _send(
         type_for_send(key=request.type)  # a type named for the first time: create it
         fan_out = insert() or ()
     type_locales_seen(tenant_id=tenant.pk, notification_type=send.type)  # for the next send
+    type_key_seen(tenant_id=tenant.pk, notification_type=send.type)  # for inbox pages
     # From here on ``send.response`` is the dict ``_send_insert`` set (the cast says so).
     if due is not None:
         send.recipient_ids = recipients_upsert(request.recipients).ids

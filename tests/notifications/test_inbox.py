@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_tenants.utils import schema_context
 
+from notifications.models import EndUser, Notification, NotificationType, Send
+from notifications.type_keys import type_keys
 from tests.conftest import _end_user_caller
 from tests.support.api import error_code
 
@@ -87,13 +91,42 @@ class TestList:
             send(alice_key, f"m{n}")
         inbox(erin)
         # host and tenant from the registry cache; then search_path, and one statement for
-        # the page that also checks that the token's user still exists
-        with django_assert_num_queries(2):
+        # the page, on the notifications table alone (a backend new to the schema reads the
+        # catalog entries of every table a statement names): the rows prove that the token's
+        # user still exists, and the type keys this process has seen
+        with django_assert_num_queries(2) as queries:
             assert len(inbox(erin, limit=25)["results"]) == 25
+        page = queries.captured_queries[-1]["sql"]
+        assert "notifications_notification" in page
+        assert "notifications_enduser" not in page
+        assert "notifications_notificationtype" not in page
 
-    def test_an_empty_inbox_is_an_empty_page(self, erin):
+    def test_an_empty_inbox_is_an_empty_page(self, alice_key, erin):
         assert inbox(erin) == {"results": [], "next_cursor": None}
         assert inbox(erin, status="archived") == {"results": [], "next_cursor": None}
+        send(alice_key, "read it")
+        (row,) = inbox(erin)["results"]
+        erin.patch(f"/api/v1/me/notifications/{row['id']}", {"is_read": True})
+        assert inbox(erin, status="unread") == {"results": [], "next_cursor": None}
+
+    def test_type_keys_are_each_tenants_own_for_the_same_type_id(self, world, erin, bravo_user):
+        """Rows written around the send path (so this process has not seen their types): the
+        page reads the keys, and a type id that both tenants use names each tenant's own."""
+        for tenant, key in ((world.tenant_a, "same-id-a"), (world.tenant_b, "same-id-b")):
+            with schema_context(tenant.schema_name):
+                type_ = NotificationType.objects.create(id=987_654, key=key, name=key)
+                send_row = Send.objects.create(type=type_, message=key, channels=["in_app"])
+                Notification.objects.create(
+                    send=send_row,
+                    type=type_,
+                    recipient=EndUser.objects.get(external_id="user-1"),
+                    message=key,
+                    created_at=timezone.now(),
+                )
+        for caller, key in ((erin, "same-id-a"), (bravo_user, "same-id-b")):
+            for _ in range(2):  # read, then held
+                (row,) = inbox(caller)["results"]
+                assert (row["type"], row["message"]) == (key, key)
 
     def test_an_erased_users_token_gets_401_not_an_empty_page(self, alice_key, erin):
         send(alice_key, "a")
@@ -222,3 +255,13 @@ class TestIsolation:
             "/api/v1/users/user-1",
         ):
             assert erin.get(path).status_code == 403, path
+
+
+def test_type_keys_refuse_a_tenant_whose_schema_the_connection_is_not_in(db, world):
+    connection.set_tenant(world.tenant_a)
+    try:
+        with pytest.raises(ValueError, match="another tenant"):
+            type_keys(tenant_id=world.tenant_b.pk, type_ids=[1])
+        assert type_keys(tenant_id=world.tenant_a.pk, type_ids=[]) == {}
+    finally:
+        connection.set_schema_to_public()

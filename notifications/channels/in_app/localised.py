@@ -17,22 +17,20 @@ A send to users who all exist skips the groups once this process has sent the ty
 (``pre_rendered``): its texts are rendered once per locale key of the type, and the send's own
 statement resolves each recipient's from their stored locale in SQL (``resolved_sql``), after
 checking that the type still holds the templates they were rendered from. The types seen are
-kept in a small map with a lock of its own (an ``OrderedDict`` used as an LRU: entries are set
-and dropped explicitly, which ``functools.lru_cache`` does not offer).
+kept in a small map (``herald.bounded.BoundedMap``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
 
+from herald.bounded import BoundedMap
 from notifications.localisation import text_for
 from notifications.models import EndUser, NotificationType, Send
 from notifications.services.users import int_array
@@ -172,24 +170,16 @@ class PreRendered:
 # that the next send of one can render them before its statement (``pre_rendered``). Nothing
 # rests on an entry: the statement checks it against the type's row, and writes nothing if it
 # is out of date (then the send takes the two-statement path and refreshes it). Bounded.
-_TYPE_LOCALES: OrderedDict[tuple[int, str], dict[str, dict[str, str]]] = OrderedDict()
-_TYPE_LOCALES_KEPT = 1024
-
-
-_TYPE_LOCALES_LOCK = threading.Lock()  # the map's steps are atomic, its updates are not
+_TYPE_LOCALES: BoundedMap[tuple[int, str], dict[str, dict[str, str]]] = BoundedMap(1024)
 
 
 def type_locales_seen(*, tenant_id: int, notification_type: NotificationType) -> None:
     """Remember (or forget) the per-locale texts of ``notification_type`` for ``pre_rendered``."""
     key = (tenant_id, notification_type.key)
-    with _TYPE_LOCALES_LOCK:
-        if not notification_type.locales:
-            _TYPE_LOCALES.pop(key, None)
-            return
-        _TYPE_LOCALES[key] = notification_type.locales
-        _TYPE_LOCALES.move_to_end(key)
-        while len(_TYPE_LOCALES) > _TYPE_LOCALES_KEPT:
-            _TYPE_LOCALES.popitem(last=False)
+    if notification_type.locales:
+        _TYPE_LOCALES.put(key, notification_type.locales)
+    else:
+        _TYPE_LOCALES.pop(key)
 
 
 def pre_rendered(*, tenant: Tenant, type_key: str, send: Send) -> PreRendered | None:
