@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
-from django.db.models import Exists, OuterRef
 
 from tenants.keys import hash_key
-from tenants.models import ApiKey, Domain
+from tenants.models import Domain
 from tenants.prepared import PreparedLookup
+from tenants.resolution import _API_KEY_AND_HOST, _DOMAIN
 
 pytestmark = pytest.mark.django_db
 
-DOMAIN = PreparedLookup(
-    lambda host: Domain.objects.select_related("tenant", "tenant__plan").filter(domain=host), "host"
-)
-KEY_AND_HOST = PreparedLookup(
-    lambda key_hash, host: (
-        ApiKey.objects.select_related("tenant", "tenant__plan")
-        .annotate(serves_host=Exists(Domain.objects.filter(tenant=OuterRef("tenant"), domain=host)))
-        .filter(key_hash=key_hash)
-    ),
-    "key_hash",
-    "host",
-)
+# The registry's own lookups (``tenants.resolution``), run directly.
+DOMAIN, KEY_AND_HOST = _DOMAIN, _API_KEY_AND_HOST
 
 
 def fields(instance) -> dict:
