@@ -95,7 +95,7 @@ def inbox_page(
 
     It names the notifications table alone. With thousands of tenants on the server, most
     requests meet a backend that has not served the tenant's schema yet, and each table a
-    statement names then costs the catalog entries of the table and its indexes, about 1 ms
+    statement names then costs the catalog entries of the table and its indexes, 0.5 to 1 ms
     each at 10,000 tenants (``bench/tenants.py``). So:
 
     - the type keys come from ``type_keys`` (keys never change);

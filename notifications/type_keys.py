@@ -6,7 +6,7 @@ dashboard refuse to edit it) and its id is never given to another type (an ident
 so an entry is true for as long as the type exists, and a notification keeps its type
 (``on_delete=PROTECT``). Reading the keys here rather than joining the type table matters with
 thousands of tenants: every table a statement names costs a backend that has not served the
-tenant's schema yet the catalog entries of the table and its indexes, about 1 ms with 10,000
+tenant's schema yet the catalog entries of the table and its indexes, 0.5 to 1 ms with 10,000
 tenants on the server (``bench/tenants.py``), and such backends serve most requests there.
 
 Entries are keyed by tenant id and type id, filled by each send (``type_key_seen``) and by the

@@ -30,7 +30,7 @@ from django.db.models.query import get_related_populators
 
 M = TypeVar("M", bound=Model)
 
-_ATTRIBUTE = "_herald_prepared"  # {lookup: (sql, parameter names, compiler)} on a connection
+_ATTRIBUTE = "_herald_prepared"  # {lookup: (sql, parameter slots, compiler)} on a connection
 
 
 class PreparedLookup(Generic[M]):
