@@ -178,6 +178,7 @@ def _provision_in_savepoint(row: BulkTenant) -> BulkOutcome:
                 admin_email=row.admin_email.strip(),
                 admin_password=None,
                 admin_password_hash=row.admin_password_hash,
+                use_spare=False,  # spares are for sign-ups: an import would drain them at once
             )
     except (IntegrityError, ValidationError):
         # Taken since validation (by another row of this import or a concurrent sign-up: the

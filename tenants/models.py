@@ -1,11 +1,11 @@
-"""The tenant registry (public schema): tenants, their domains and their API keys."""
+"""The tenant registry (public schema): tenants, domains, API keys and spare schemas."""
 
 from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models.functions import Upper
+from django.db.models.functions import Now, Upper
 from django_tenants.models import DomainMixin, TenantMixin
 
 SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
@@ -135,3 +135,19 @@ class DueHint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.kind} at {self.due_at}"
+
+
+class SpareSchema(models.Model):
+    """A schema built from the template ahead of need, which a sign-up renames into the new
+    tenant's schema instead of building one (``tenants.spares``). ``template_state`` is the
+    template's migration state it was built from: only a spare of the current state is taken."""
+
+    schema_name = models.CharField(max_length=63, unique=True)
+    template_state = models.CharField(max_length=64)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        indexes = [models.Index(fields=["template_state", "id"], name="spare_by_state")]
+
+    def __str__(self) -> str:
+        return self.schema_name

@@ -22,7 +22,7 @@ from tenants import registry_cache
 from tenants.entry import in_schema
 from tenants.keys import display_prefix, generate_key, hash_key
 from tenants.models import SLUG_PATTERN, ApiKey, Domain, Tenant
-from tenants.template_ddl import replay_template
+from tenants.spares import schema_create
 
 RESERVED_SLUGS = frozenset(
     {
@@ -180,9 +180,10 @@ def tenant_provision(
 ) -> ProvisionedTenant:
     """Create a tenant whole, or nothing at all.
 
-    In one transaction: the tenant row, its schema (the template's DDL replayed), its first admin,
-    its ``<slug>.<PLATFORM_HOST>`` domain and its first API key. Any failure rolls all of it back,
-    schema included (PostgreSQL DDL is transactional). Call in the public schema.
+    In one transaction: the tenant row, its schema (a spare renamed, or the template's DDL
+    replayed), its first admin, its ``<slug>.<PLATFORM_HOST>`` domain and its first API key. Any
+    failure rolls all of it back, schema included (PostgreSQL DDL is transactional), and a spare
+    taken goes back to the pool. Call in the public schema.
     Raises ProvisioningError for bad input, TemplateOutOfDate when ``migrate`` has not run.
     """
     slug = (slug or "").strip().lower()
@@ -210,9 +211,10 @@ def tenant_provision(
 
 def _provision_one(
     *, slug: str, name: str, plan_code: str, admin_email: str, admin_password: str | None,
-    admin_password_hash: str = "",
+    admin_password_hash: str = "", use_spare: bool = True,
 ) -> ProvisionedTenant:  # fmt: skip
-    """The writes of one valid tenant; call inside ``transaction.atomic`` in the public schema."""
+    """The writes of one valid tenant; call inside ``transaction.atomic`` in the public schema.
+    The schema is a spare renamed when one is free and ``use_spare`` (``tenants.spares``)."""
     domain_name = f"{slug}.{settings.PLATFORM_HOST}"
     tenant = Tenant(
         slug=slug,
@@ -222,7 +224,7 @@ def _provision_one(
         sender_name=name.strip(),
     )
     tenant.save()  # type: ignore[no-untyped-call]  # TenantMixin.save is unannotated
-    replay_template(tenant.schema_name)
+    schema_create(tenant.schema_name, use_spare=use_spare)
     with in_schema(tenant.schema_name):
         admin = get_user_model().objects.create_user(admin_email, admin_password)
         if admin_password_hash:

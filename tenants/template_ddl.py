@@ -94,14 +94,15 @@ def template_script() -> TemplateScript:
     return script
 
 
-def replay_template(schema_name: str) -> None:
-    """Create ``schema_name`` as the current template's copy (tables, indexes, rows).
+def replay_template(schema_name: str, *, script: TemplateScript | None = None) -> None:
+    """Create ``schema_name`` as the current template's copy (tables, indexes, rows), or as
+    ``script``'s when the caller already has the current one.
 
     Transactional: inside ``transaction.atomic`` a failure later on leaves no schema behind.
     Raises TemplateOutOfDate when the template lags behind the code. Costs two small queries for
     the template's state and one round trip for the DDL, however many schemas the database holds.
     """
-    script = template_script()
+    script = script or template_script()
     quoted = connection.ops.quote_name(schema_name)
     # One statement string: PostgreSQL runs it all or nothing even outside a transaction.
     with connection.cursor() as cursor:

@@ -24,3 +24,6 @@ CACHES["registry"]["KEY_PREFIX"] = (
 )
 # Tasks the tests enqueue go to a queue of this run, which the tests' own workers consume.
 CELERY_TASK_DEFAULT_QUEUE = f"herald-test-{os.getpid()}"
+# No spare schemas unless a test asks for them (tests/tenants/test_spares.py): a pool that the
+# tests' beat processes filled would build schemas behind unrelated tests.
+TENANT_SPARE_SCHEMAS = int(os.environ.get("TENANT_SPARE_SCHEMAS", "0"))

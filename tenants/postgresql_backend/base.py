@@ -38,12 +38,9 @@ def schemas_served(connection: Any) -> int:
 class DatabaseWrapper(tenants_base.DatabaseWrapper):
     def _handle_search_path(self, cursor: Any = None) -> None:
         super()._handle_search_path(cursor)  # type: ignore[no-untyped-call]  # django-tenants' is unannotated
-        if self.search_path_set_schemas and self.schema_name != get_public_schema_name():
-            seen = getattr(self.connection, SEEN, None)
-            if seen is None:
-                seen = set()
-                setattr(self.connection, SEEN, seen)
-            seen.add(self.schema_name)
+        schema = self.schema_name
+        if self.search_path_set_schemas and schema and schema != get_public_schema_name():
+            note_schema_built(self, schema)
 
     def schemas_exhausted(self) -> bool:
         """Whether the open connection has served more distinct schemas than the limit."""
@@ -63,6 +60,17 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
         super().close_if_unusable_or_obsolete()
         if not self.pool and self.schemas_exhausted():
             self.close()  # type: ignore[no-untyped-call]  # django-tenants' is unannotated
+
+
+def note_schema_built(wrapper: Any, schema_name: str) -> None:
+    """Count a schema the connection created without entering it (a spare, built with a local
+    search_path) as served: its backend keeps the catalog entries of what it created too."""
+    if wrapper.connection is not None:
+        seen = getattr(wrapper.connection, SEEN, None)
+        if seen is None:
+            seen = set()
+            setattr(wrapper.connection, SEEN, seen)
+        seen.add(schema_name)
 
 
 def retire_pooled(connection: Any) -> None:

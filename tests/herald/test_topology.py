@@ -55,6 +55,7 @@ INTERVALS = {  # seconds, every periodic job
     "sweep-deliveries": 1.0,
     "close-due-digests": 1.0,
     "rollup-usage": 2.0,
+    "fill-spare-schemas": 2.0,
 }
 SHORT = {
     "BEAT_LEASE_SECONDS": str(BEAT_LEASE),
