@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from io import StringIO
 
 import pytest
 import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django_tenants.utils import schema_context, schema_exists
 from rest_framework.test import APIClient
@@ -168,3 +170,14 @@ def test_the_worker_refills_the_pool_after_a_sign_up_takes_a_spare(pool):
         taken = set(spare_names())
         wait_until(lambda: spares_count() == 2, timeout=60, what="the pool to be refilled")
     assert len(set(spare_names()) - taken) == 1
+
+
+def test_the_command_fills_and_empties_the_pool(pool):
+    out = StringIO()
+    call_command("tenants_spares", "--target", "1", stdout=out)
+    assert json.loads(out.getvalue()) == {"built": 1, "dropped": 0, "spares": 1, "skipped": False}
+    out = StringIO()
+    call_command("tenants_spares", "--target", "0", stdout=out)
+    assert json.loads(out.getvalue()) == {"built": 0, "dropped": 1, "spares": 0, "skipped": False}
+    with pytest.raises(CommandError, match="0 or more"):
+        call_command("tenants_spares", "--target", "-1")
