@@ -106,6 +106,9 @@ def process_env(**overrides: str) -> dict[str, str]:
         # Rate-limit windows (up to an hour) and other cache state live in Redis, which outlives
         # the test database: a run of its own must not meet an earlier run's counters.
         "CACHE_KEY_PREFIX": CACHE_KEY_PREFIX,
+        # As in this process (none unless a test asks): beat in the tests would otherwise fill
+        # a pool of spare schemas behind unrelated tests.
+        "TENANT_SPARE_SCHEMAS": str(settings.TENANT_SPARE_SCHEMAS),
     }
     env.update(overrides)
     return env
