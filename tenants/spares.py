@@ -108,8 +108,8 @@ def request_fill() -> None:
 def spares_fill(target: int | None = None) -> FillReport:
     """Bring the pool to ``target`` spares of the current template state (default
     ``TENANT_SPARE_SCHEMAS``). Call in the public schema, outside a transaction. Raises
-    TemplateOutOfDate when ``migrate`` has not brought the template up to date (then nothing is
-    built or dropped)."""
+    TemplateOutOfDate when it would build while ``migrate`` has not brought the template up to
+    date (then nothing is built; spares of an older state are dropped all the same)."""
     target = settings.TENANT_SPARE_SCHEMAS if target is None else target
     with _filler() as holding:
         if not holding:
