@@ -18,10 +18,11 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Each test run gets its own key space, so parallel runs and the dev server never share keys.
 CACHES["default"]["KEY_PREFIX"] = f"herald-test-{os.getpid()}"
 # Shared with the server processes the tests start, which run on pytest-django's test database
-# and so name their namespace after it (herald.redisio).
-CACHES["registry"]["KEY_PREFIX"] = (
-    f"{REDIS_NAMESPACE or 'herald:test_' + DATABASES['default']['NAME']}:registry"
-)
+# and so name their namespace after it (herald.redisio). Under pytest-xdist each worker process
+# has a test database of its own, ``test_<name>_<worker>``.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+_TEST_DATABASE = f"test_{DATABASES['default']['NAME']}" + (f"_{_WORKER}" if _WORKER else "")
+CACHES["registry"]["KEY_PREFIX"] = f"{REDIS_NAMESPACE or 'herald:' + _TEST_DATABASE}:registry"
 # Tasks the tests enqueue go to a queue of this run, which the tests' own workers consume.
 CELERY_TASK_DEFAULT_QUEUE = f"herald-test-{os.getpid()}"
 # No spare schemas unless a test asks for them (tests/tenants/test_spares.py): a pool that the

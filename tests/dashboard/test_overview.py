@@ -15,6 +15,7 @@ from dashboard.selectors_account import daily_activity, first_id_since, recent_f
 from notifications.models import Delivery, EndUser, NotificationType, Send
 from tests.dashboard.conftest import log_in
 from tests.support.browser import screenshot
+from tests.support.personas import start_empty
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
@@ -91,6 +92,7 @@ def _send(at: datetime, recipients: int = 1) -> Send:
 
 def test_first_id_since_bisects_the_primary_key(db, world):
     with schema_context(world.tenant_a.schema_name):
+        start_empty(Send)
         assert first_id_since(Send, NOW) is None  # an empty table
         sends = [_send(NOW - timedelta(hours=h)) for h in (300, 200, 100, 50, 10, 1)]
         sends[2].delete()  # a gap in the ids
@@ -104,6 +106,7 @@ def test_first_id_since_bisects_the_primary_key(db, world):
 
 def test_daily_activity_counts_each_day_in_four_queries(db, world):
     with schema_context(world.tenant_a.schema_name):
+        start_empty(Send, Delivery)
         _send(NOW - timedelta(days=8), recipients=100)  # before the window
         _send(NOW - timedelta(days=6, hours=14), recipients=2)  # the window's first day
         _send(NOW - timedelta(days=1), recipients=3)

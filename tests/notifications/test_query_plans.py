@@ -17,6 +17,7 @@ from notifications import catchup, selectors
 from notifications.models import Delivery, EndUser, NotificationType, Send
 from notifications.services.deliveries import _claim, deliveries_pending
 from notifications.services.users import recipients_lookup_params, recipients_lookup_sql
+from tests.support.personas import start_empty
 
 
 def plan_of(queryset) -> str:
@@ -117,24 +118,27 @@ def test_claims_and_the_pending_check_read_no_row_held_for_later(db, world):
     now = timezone.now()
     held = 3000
     with schema_context(world.tenant_a.schema_name), connection.cursor() as cursor:
+        start_empty(Delivery)  # and the users it reaches are its own (RETURNING)
         kind = NotificationType.objects.create(key="plan.held", name="Held", channels=["email"])
         send = Send.objects.create(type=kind, message="m", channels=["email"])
         cursor.execute(
-            f"INSERT INTO {EndUser._meta.db_table} (external_id, email, name, locale, timezone,"
-            " data, created_at, updated_at)"
-            " SELECT 'held-' || n, 'h' || n || '@example.com', '', '', '', '{}', now(), now()"
-            " FROM generate_series(1, %s) AS n",
-            [held + 5],
-        )
-        cursor.execute(
-            f"INSERT INTO {Delivery._meta.db_table} (send_id, recipient_id, channel, status,"
+            f"WITH users AS (INSERT INTO {EndUser._meta.db_table} (external_id, email, name,"
+            "                 locale, timezone, data, created_at, updated_at)"
+            "   SELECT 'held-' || n, 'h' || n || '@example.com', '', '', '', '{}', now(), now()"
+            "   FROM generate_series(1, %(users)s) AS n RETURNING id)"
+            f" INSERT INTO {Delivery._meta.db_table} (send_id, recipient_id, channel, status,"
             " attempts, last_error, deliver_at, only_if_unread, locked_until, created_at,"
             " updated_at)"
             " SELECT %(send)s, u.id, 'email', 'queued', 0, '', %(at)s, n <= %(held)s,"
             "        CASE WHEN n <= %(held)s THEN %(at)s END, %(now)s, %(now)s"
-            " FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM"
-            f"       {EndUser._meta.db_table} WHERE external_id LIKE 'held-%%') AS u",
-            {"send": send.pk, "at": now + timedelta(minutes=15), "held": held, "now": now},
+            " FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM users) AS u",
+            {
+                "users": held + 5,
+                "send": send.pk,
+                "at": now + timedelta(minutes=15),
+                "held": held,
+                "now": now,
+            },
         )
         cursor.execute(f"ANALYZE {Delivery._meta.db_table}")
         with CaptureQueriesContext(connection) as queries, transaction.atomic():

@@ -6,7 +6,9 @@
   so isolation tests can use equal ids on both sides
 
 Created once per test session through the real provisioning service, and committed; each test
-then runs in a transaction that is rolled back.
+then runs in a transaction that is rolled back. Tests that go through the real processes commit
+what they write, so the world's tables hold whatever earlier tests left: a test that counts from
+an empty table says so with ``start_empty``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.db.models import Model
 from django_tenants.utils import schema_context
 
 from notifications.models import EndUser
@@ -98,3 +101,11 @@ def committed_tenant(
             password=hasher.encode(PASSWORD, hasher.salt(), iterations=1000)
         )
     return result.tenant, Caller(host=f"{slug}.localhost", token=result.api_key)
+
+
+def start_empty(*models: type[Model]) -> None:
+    """Delete every row of ``models`` (in the current schema) within the test's transaction, so
+    the test counts from empty tables whichever tests ran before it; the rollback at its end
+    brings the rows back."""
+    for model in models:
+        model.objects.all().delete()

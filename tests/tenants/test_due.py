@@ -15,6 +15,13 @@ from notifications.services.sending import SendInput, notification_send, sends_n
 from notifications.services.users import RecipientInput
 from tenants.due import due_at, due_fold, due_hint, due_rebuild, due_recompute, due_tenants
 from tenants.models import DueHint, DueWork
+from tests.support.personas import start_empty
+
+
+@pytest.fixture(autouse=True)
+def _nothing_due(db):
+    """What tests that ran the real beat and workers left due is not this module's."""
+    start_empty(DueWork, DueHint)
 
 
 def send_later(tenant, send_at, external_id="due-1"):
