@@ -190,8 +190,43 @@ class TopTenantsCollector(Collector):
         yield family
 
 
+def _spares() -> int | None:
+    from tenants.spares import spares_count
+
+    return spares_count()
+
+
+class SparesCollector(Collector):
+    """The pool of spare tenant schemas (``tenants.spares``): the spares of the template's
+    current migration state, which sign-ups take, beside the target ``TENANT_SPARE_SCHEMAS``. A
+    pool at 0 with a target above it means sign-ups wait for DDL: the filler (beat's
+    ``fill-spare-schemas``, or a worker) is not keeping up, or not running. Two small queries
+    at most every 15 seconds per process; no sample when the database cannot answer (a 0
+    would read as a drained pool)."""
+
+    def __init__(self) -> None:
+        self._spares: _Every[int | None] = _Every(_spares, empty=None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        target = GaugeMetricFamily(
+            "herald_spare_schemas_target",
+            "Spare tenant schemas the pool is kept at (TENANT_SPARE_SCHEMAS; 0: no pool).",
+            value=settings.TENANT_SPARE_SCHEMAS,
+        )
+        yield target
+        spares = self._spares.get() if settings.TENANT_SPARE_SCHEMAS > 0 else 0
+        if spares is not None:
+            yield GaugeMetricFamily(
+                "herald_spare_schemas",
+                "Spare tenant schemas of the template's current migration state, ready for "
+                "sign-ups.",
+                value=spares,
+            )
+
+
 _backlog = BacklogCollector()
 _top = TopTenantsCollector()
+_spare_pool = SparesCollector()
 
 
 def forget_dead_processes(directory: str) -> None:
@@ -225,6 +260,7 @@ def _exposition() -> bytes:
         registry.register(_ProcessRegistry())
     registry.register(_backlog)
     registry.register(_top)
+    registry.register(_spare_pool)
     return generate_latest(registry)
 
 

@@ -16,12 +16,14 @@ from django.db import connection
 from django_tenants.utils import schema_context, schema_exists
 from rest_framework.test import APIClient
 
+from herald.metrics import SparesCollector
 from tenants.bulk import BulkTenant, tenant_provision_bulk
 from tenants.models import Domain, SpareSchema
 from tenants.services import ProvisioningError, tenant_provision
 from tenants.spares import FILL_TASK, spares_count, spares_fill
 from tenants.template_ddl import template_state
-from tests.support.processes import run_concurrently, running_worker, wait_until
+from tests.herald.test_metrics import samples
+from tests.support.processes import run_concurrently, running_web, running_worker, wait_until
 from tests.tenants.test_provisioning import GOOD, _catalog
 
 QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
@@ -181,3 +183,31 @@ def test_the_command_fills_and_empties_the_pool(pool):
     assert json.loads(out.getvalue()) == {"built": 0, "dropped": 1, "spares": 0, "skipped": False}
     with pytest.raises(CommandError, match="0 or more"):
         call_command("tenants_spares", "--target", "-1")
+
+
+def gauges(collector: SparesCollector) -> dict[str, float]:
+    return {s.name: s.value for family in collector.collect() for s in family.samples}
+
+
+def test_metrics_show_the_ready_spares_beside_the_target(pool):
+    spares_fill()
+    with running_web(TENANT_SPARE_SCHEMAS="2") as web:
+        scraped = web.get("/metrics", host=settings.PLATFORM_HOST)
+        assert scraped.status == 200
+        assert samples(scraped.body)[("herald_spare_schemas", ())] == 2
+        assert samples(scraped.body)[("herald_spare_schemas_target", ())] == 2
+    pool.append("gauged")
+    tenant_provision(slug="gauged", **GOOD)  # takes one
+    expected = {"herald_spare_schemas": 1, "herald_spare_schemas_target": 2}
+    assert gauges(SparesCollector()) == expected
+    SpareSchema.objects.update(template_state="an older template")  # none a sign-up would take
+    assert gauges(SparesCollector())["herald_spare_schemas"] == 0
+
+
+def test_without_a_pool_the_gauges_say_so_without_a_query(db, settings, django_assert_num_queries):
+    settings.TENANT_SPARE_SCHEMAS = 0
+    with django_assert_num_queries(0):
+        assert gauges(SparesCollector()) == {
+            "herald_spare_schemas": 0,
+            "herald_spare_schemas_target": 0,
+        }
