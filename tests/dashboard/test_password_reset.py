@@ -82,7 +82,9 @@ def test_reset_by_email_then_sign_in_with_the_new_password(page, committed, brow
             expect(other.get_by_role("heading", name="Overview")).to_be_visible()
         finally:
             fresh.close()
-        assert [m["To"] for m in sink.received()] == [here.email]
+        # One email to the two tenants' people (the worker may also send what earlier tests left
+        # queued for theirs).
+        assert [m["To"] for m in sink.received() if "@pw-" in str(m["To"])] == [here.email]
 
 
 def test_reset_emails_are_limited_per_ip_with_a_message(db, world):

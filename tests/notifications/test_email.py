@@ -138,8 +138,9 @@ def test_a_worker_killed_mid_batch_loses_and_repeats_nothing(alpha):
             rows = wait_until(recovered, timeout=60, interval=1.0, what="all delivered")
 
     assert [row["status"] for row in rows] == ["sent"] * len(recipients)
+    ids = {str(row["id"]) for row in rows}  # not mail earlier tests left queued for the tenant
     delivered = [m["X-Herald-Delivery"] for m in sink.received()]
-    assert sorted(delivered) == sorted(str(row["id"]) for row in rows)  # each exactly once
+    assert sorted(d for d in delivered if d in ids) == sorted(ids)  # each exactly once
 
 
 def test_one_tenants_flood_does_not_hold_up_another_tenants_email(alpha, bravo, world):
@@ -365,7 +366,7 @@ def test_a_template_bomb_fails_its_deliveries_and_holds_up_nobody(alpha, bravo, 
     assert "loop iteration limit reached" in loop_row["last_error"]
     assert b_row["status"] == "sent"
     assert len(sink.to(b_address)) == 1
-    assert sink.received() == sink.to(b_address)  # nothing of A's went out
+    assert not [r for r in recipients if sink.to(r["email"])]  # nothing of A's went out
     # B waited for one render-time limit at most (A's turn came first), not one per recipient.
     waited = _seconds(b_row["sent_at"]) - _seconds(b_row["created_at"])
     assert waited < limit + 3, f"B waited {waited:.1f} s behind A's bomb"
