@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import caches
 from django.db import connection, connections
 from django_tenants.utils import schema_exists
@@ -54,6 +55,17 @@ def _forget_redis_state_of_earlier_test_databases() -> None:
     keys = list(client.scan_iter(match=redis_key("*"), count=5000))
     for start in range(0, len(keys), 1000):
         client.delete(*keys[start : start + 1000])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_tasks_left_by_earlier_modules() -> None:
+    """Each module starts with this process's Celery queue empty. Modules run in any order
+    (pytest-xdist), and a task an earlier one queued that no worker ran (a tenant's email or
+    webhook turn, an alert) would run in the first worker this module starts, and deliver what
+    its tests do not expect. Within a module, tests run in file order as before."""
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    # The Redis transport keeps a list per priority step beside the queue's own.
+    shared_redis().delete(queue, *(f"{queue}\x06\x16{step}" for step in (3, 6, 9)))
 
 
 _test_cache_prefixes: set[str] = set()
