@@ -200,20 +200,19 @@ class SparesCollector(Collector):
     """The pool of spare tenant schemas (``tenants.spares``): the spares of the template's
     current migration state, which sign-ups take, beside the target ``TENANT_SPARE_SCHEMAS``. A
     pool at 0 with a target above it means sign-ups wait for DDL: the filler (beat's
-    ``fill-spare-schemas``, or a worker) is not keeping up, or not running. Two small queries
-    at most every 15 seconds per process; no sample when the database cannot answer (a 0
-    would read as a drained pool)."""
+    ``fill-spare-schemas``, or a worker) is not keeping up, or not running. Three small queries
+    (the template's migration state, then the count) at most every 15 seconds per process; no
+    sample when the database cannot answer (a 0 would read as a drained pool)."""
 
     def __init__(self) -> None:
         self._spares: _Every[int | None] = _Every(_spares, empty=None)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        target = GaugeMetricFamily(
+        yield GaugeMetricFamily(
             "herald_spare_schemas_target",
             "Spare tenant schemas the pool is kept at (TENANT_SPARE_SCHEMAS; 0: no pool).",
             value=settings.TENANT_SPARE_SCHEMAS,
         )
-        yield target
         spares = self._spares.get() if settings.TENANT_SPARE_SCHEMAS > 0 else 0
         if spares is not None:
             yield GaugeMetricFamily(
