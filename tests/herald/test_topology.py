@@ -375,8 +375,7 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_no_email(topology, world
     one, two = topology.sinks["worker1"], topology.sinks["worker2"]
 
     def ours(sink: SmtpSink) -> list[str]:
-        to = (a.addr_spec for message in sink.received() for a in message["To"].addresses)
-        return [address for address in to if address in wanted]
+        return sink.addressed(wanted)
 
     recipients = [{"id": a.split("@")[0], "email": a} for a in addresses]
     body = {"type": kind, "recipients": recipients, "message": "hello"}

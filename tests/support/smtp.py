@@ -13,7 +13,7 @@ import asyncio
 import email
 import email.policy
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -49,6 +49,14 @@ class SmtpSink:
 
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.received() if address in m["To"]]
+
+    def addressed(self, addresses: Iterable[str]) -> list[str]:
+        """The ``To`` addresses received that are among ``addresses``, once per message: a
+        test's own mail, whatever else a worker sent meanwhile (what earlier tests left queued
+        for a shared tenant)."""
+        wanted = set(addresses)
+        to = (a.addr_spec for m in self.received() for a in m["To"].addresses)
+        return [address for address in to if address in wanted]
 
     # aiosmtpd handler hooks
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options):
