@@ -359,15 +359,13 @@ class Delivery(models.Model):
             # A turn claims a tenant's ready rows, earliest due first: queued ones by the time
             # they came due (a held, leased or retried row's ``locked_until``, else its
             # creation), so a claim reads only due rows however many are held for later
-            # (``services.deliveries``). ``delivery_queued_fifo`` served the previous release's
-            # claim (queued rows in id order); it goes in the release after this one.
+            # (``services.deliveries``).
             models.Index(
                 Coalesce("locked_until", "created_at"),
                 "id",
                 name="delivery_queued_due",
                 condition=Q(status="queued"),
             ),
-            models.Index(fields=["id"], name="delivery_queued_fifo", condition=Q(status="queued")),
             # Digest items a closed batch has not collected yet (see services.digests).
             models.Index(
                 fields=["recipient"],

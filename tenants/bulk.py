@@ -7,15 +7,16 @@ at all, but the work is shaped for throughput:
   one bad tenant (a slug taken meanwhile, a colliding domain) is reported and rolled back alone
   while the rest of its batch commits. Batches stay small: a transaction holds its locks until it
   ends, and each tenant of a batch adds about 1.6 lock table entries per relation of the
-  template (its ~100 new relations, toast included, and the objects its DDL depends on: about
-  170 distinct objects in ``pg_locks``, 260 rows with their modes, when it had 110; the first
-  tenant of a transaction also locks ~170 shared ones, catalogs and public tables). The shared
-  lock table holds about ``max_locks_per_transaction`` (64 by default) times ``max_connections``
-  of them for the whole server, and a full table fails every session on it with "out of shared
-  memory". So the batch is capped (``batch_limit``) to keep all ``jobs`` together within half of
-  that table. A commit also sends every backend of the server the catalog invalidations of all
-  it created, about 2,000 messages per tenant, into a shared queue of 4,096: a larger batch
-  resets more backends' caches, a smaller one commits more often (``docs/scaling.md``);
+  template (its 110 new relations, toast included, and the objects its DDL depends on: about
+  170 distinct objects in ``pg_locks``, 260 rows with their modes, measured when it had 109;
+  the first tenant of a transaction also locks ~170 shared ones, catalogs and public tables). The
+  shared lock table holds about ``max_locks_per_transaction`` (64 by default) times
+  ``max_connections`` of them for the whole server, and a full table fails every session on it
+  with "out of shared memory". So the batch is capped (``batch_limit``) to keep all ``jobs``
+  together within half of that table. A commit also sends every backend of the server the
+  catalog invalidations of all it created, about 2,000 messages per tenant, into a shared queue
+  of 4,096: a larger batch resets more backends' caches, a smaller one commits more often
+  (``docs/scaling.md``);
 - each schema is the template's cached DDL in one round trip (``tenants/template_ddl.py``);
 - ``jobs`` threads, each with its own database connection, work on disjoint tenants; each
   connection is replaced after ``DATABASE_MAX_SCHEMAS_PER_CONNECTION`` tenants, as everywhere.

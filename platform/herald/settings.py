@@ -99,9 +99,9 @@ SHARED_APPS = [
     "dashboard",
     "widget",
 ]
+# Not auth or contenttypes: no tenant uses Django permissions (see accounts.models), and their
+# tables would be a fifth of every tenant schema's relations.
 TENANT_APPS = [
-    "django.contrib.contenttypes",
-    "django.contrib.auth",
     "accounts",
     "django.contrib.sessions",
     "notifications",

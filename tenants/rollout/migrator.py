@@ -170,10 +170,10 @@ class SchemaMigrator:
 
 
 def _emit_post_migrate(post_state: ProjectState, plan: list[tuple[Migration, bool]]) -> None:
-    """``post_migrate`` (content types and permissions of new models) for the apps the plan
-    migrated, in the schema's transaction. Django's ``migrate`` sends it for every app, which
-    was most of the cost of a schema (two queries per app per handler), for apps where nothing
-    changed."""
+    """``post_migrate`` for the apps the plan migrated, in the schema's transaction (Django's
+    content type and permission handlers skip tenant schemas: those tables are public only).
+    Django's ``migrate`` sends it for every app, which was most of the cost of a schema (two
+    queries per app per handler), for apps where nothing changed."""
     labels = {migration.app_label for migration, _ in plan}
     for app_config in global_apps.get_app_configs():
         if app_config.models_module is None or app_config.label not in labels:

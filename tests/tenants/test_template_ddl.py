@@ -80,14 +80,14 @@ def test_replayed_rows_and_sequences_continue_where_the_template_stands(db):
     replay_template("t_rows")
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT (SELECT count(*) FROM t_rows.auth_permission),"
-            " (SELECT count(*) FROM tenant_template.auth_permission),"
-            " (SELECT max(id) FROM t_rows.django_content_type)"
+            "SELECT (SELECT count(*) FROM t_rows.django_migrations),"
+            " (SELECT count(*) FROM tenant_template.django_migrations),"
+            " (SELECT last_value FROM tenant_template.django_migrations_id_seq)"
         )
         replayed, template, top = cursor.fetchone()
         assert replayed == template > 0
         cursor.execute(
-            "INSERT INTO t_rows.django_content_type (app_label, model) VALUES ('x', 'y')"
+            "INSERT INTO t_rows.django_migrations (app, name, applied) VALUES ('x', 'y', now())"
             " RETURNING id"
         )
         assert cursor.fetchone()[0] == top + 1
