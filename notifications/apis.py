@@ -103,7 +103,7 @@ class UserDetailApi(APIView):
 
     @extend_schema(responses={204: None}, operation_id="users_erase")
     def delete(self, request: TenantRequest, external_id: str) -> Response:
-        user_erase(user=_user_or_404(external_id))
+        user_erase(tenant_id=request.tenant.pk, user=_user_or_404(external_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

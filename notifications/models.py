@@ -165,8 +165,9 @@ class Notification(models.Model):
     # ``fan_out_in_app``, does set-based what the keys did row by row: it reads the send and its
     # type from the send row, which it locks (FOR KEY SHARE) or which its own transaction
     # created, and it writes only for users it finds and locks (FOR KEY SHARE) in that same
-    # statement; ``user_erase`` locks the user before it collects what to delete, so a send in
-    # flight either commits first and is erased with the user, or finds the user gone. The
+    # statement, or that a large send holds from erasure (``recipients_hold``); ``user_erase``
+    # waits for both before it collects what to delete, so a send in flight either commits
+    # first and is erased with the user, or finds the user gone. The
     # (send, type) key had cost 20 to 40 ms of a 500-row send's commit, the recipient's ~3 ms.
     send = models.ForeignKey(
         Send,

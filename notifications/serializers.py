@@ -8,6 +8,7 @@ apart.
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -38,7 +39,7 @@ from notifications.localisation import (
 )
 from notifications.models import CHANNELS, EndUser, NotificationType
 from notifications.rules import TYPE_KEY_MESSAGE, TYPE_KEY_PATTERN, type_key_valid
-from notifications.services.users import RecipientInput
+from notifications.services.users import PlainRecipients, RecipientInput
 from notifications.templating import compile_errors
 
 MAX_RECIPIENTS = 10_000
@@ -344,21 +345,20 @@ def _recipients_simple(data: list[Any]) -> list[RecipientInput] | None:
 
 @extend_schema_field({"type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS,
                       "items": _RECIPIENT_SCHEMA})  # fmt: skip
-class RecipientsField(serializers.Field[list[Any], Any, list[Any], Any]):
+class RecipientsField(serializers.Field[Sequence[Any], Any, Sequence[Any], Any]):
     """``["external-id", {"id": ..., "email"?, "name"?, "locale"?}, ...]``, 1 to 10,000 items.
 
     One plain loop: a nested DRF serializer per recipient costs about 65 us each, which alone
     would cap a 10,000-recipient send at some 15,000 recipients a second.
     """
 
-    def to_internal_value(self, data: Any) -> list[RecipientInput]:
+    def to_internal_value(self, data: Any) -> Sequence[RecipientInput]:
         if not isinstance(data, list):
             raise serializers.ValidationError("Expected a list of recipients.")
         if not 1 <= len(data) <= MAX_RECIPIENTS:
             raise serializers.ValidationError(f"Send to 1 to {MAX_RECIPIENTS} recipients.")
         if all(_plain_id(item) for item in data):  # the common case: ids only, all valid
-            make = RecipientInput._make  # no keyword handling: 2.5 against 4.3 ms for 10,000
-            return [make((item, None, None, None)) for item in data]
+            return PlainRecipients(data)
         simple = _recipients_simple(data)
         if simple is not None:
             return simple
@@ -408,8 +408,12 @@ class SendSerializer(ChannelRulesChecked, StrictSerializer):
     send_at = serializers.DateTimeField(allow_null=True, default=None)
     batch_key = StrictCharField(allow_blank=True, max_length=200, default="")
 
-    def validate_recipients(self, value: list[RecipientInput]) -> list[RecipientInput]:
+    def validate_recipients(self, value: Sequence[RecipientInput]) -> Sequence[RecipientInput]:
         """One notification per person: a repeated id keeps its first details."""
+        if isinstance(value, PlainRecipients):
+            if len(set(value.ids)) == len(value):
+                return value
+            return PlainRecipients(list(dict.fromkeys(value.ids)))
         if len({recipient.external_id for recipient in value}) == len(value):
             return value  # nothing repeated, the common case
         unique: dict[str, RecipientInput] = {}

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from dashboard.access import admin_required, object_or_404
+from dashboard.access import admin_required, dashboard_tenant, object_or_404
 from dashboard.forms_content import SearchForm, page_param, pager
 from dashboard.forms_locales import UserLocaleForm
 from dashboard.selectors_content import user_counts, user_deliveries, user_inbox, user_list
@@ -118,7 +118,7 @@ def user_erase_view(request: HttpRequest, external_id: str) -> HttpResponse:
         return _detail_page(request, f"{external_id}/erase")
     user = object_or_404(EndUser.objects.all(), external_id=external_id)
     counts = user_counts(user=user)
-    user_erase(user=user)
+    user_erase(tenant_id=dashboard_tenant(request).pk, user=user)
     messages.success(
         request,
         f"Erased user {external_id} with {counts['notifications']} notification(s) and "

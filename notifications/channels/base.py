@@ -80,7 +80,8 @@ class Channel(Protocol):
         """Write this channel's rows of ``send`` for ``user_ids`` in the caller's transaction;
         returns how many it wrote to deliver. ``limits``: the tenant's, read once by the send;
         ``fresh``: users this transaction created; ``users_locked``: every user is locked FOR
-        KEY SHARE already (``recipients_upsert``)."""
+        KEY SHARE already (``recipients_upsert``), or held with all of the tenant's
+        (``recipients_hold``)."""
         ...
 
     def budget(self, *, tenant: Tenant, wanted: int) -> tuple[int, float]:

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -52,9 +53,12 @@ from notifications.services.topics import (
 )
 from notifications.services.types import type_columns, type_for_send, type_from_row
 from notifications.services.users import (
+    HOLD_FROM,
     RecipientInput,
+    external_ids,
     has_details,
     ids_in_order,
+    recipients_hold,
     recipients_lookup_params,
     recipients_lookup_sql,
     recipients_upsert,
@@ -83,7 +87,7 @@ KEY_REUSED = "This Idempotency-Key was already used with a different request bod
 @dataclass(frozen=True)
 class SendInput:
     type: str
-    recipients: list[RecipientInput]
+    recipients: Sequence[RecipientInput]
     message: str
     title: str = ""
     url: str = ""
@@ -172,9 +176,7 @@ def notification_send(
     topic = topic_for_send(key=request.topic) if request.topic else None
     count = len(request.recipients)
     if topic is not None:
-        count = topic_audience_size(
-            topic=topic, external_ids=[r.external_id for r in request.recipients]
-        )
+        count = topic_audience_size(topic=topic, external_ids=external_ids(request.recipients))
         if count > limits.max_recipients_per_send:
             allowed = limits.max_recipients_per_send
             raise LimitExceeded(
@@ -327,10 +329,16 @@ def _send(
         if to_known is not None and not details
         else None
     )
+    # A large send due now holds the tenant's recipients against erasure instead of locking
+    # each one it looks up (``recipients_hold``).
+    held = not scheduled and len(request.recipients) >= HOLD_FROM
+    if held:
+        recipients_hold(tenant_id=tenant.pk)
     insert = functools.partial(
         _send_insert,
         send,
         type_key=request.type,
+        held=held,
         channels=request.channels,
         metering=metering,
         recipients=to_known,
@@ -368,7 +376,7 @@ def _send(
             webhook_events_written(tenant=tenant, count=webhooked, now=now)
             return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
         known = ids_in_order(len(to_known), positions, found)
-    recipients = recipients_upsert(request.recipients, lock=True, known=known, details=details)
+    recipients = recipients_upsert(request.recipients, lock=not held, known=known, details=details)
     # What the send path read or wrote of its recipients' locales is not read again: the
     # lookup's users by locale and time zone, the locales of the users it created.
     created = recipients.locales
@@ -389,10 +397,11 @@ def _send_insert(
     type_key: str,
     channels: list[str] | None,
     metering: tuple[str, dict[str, Any]],
-    recipients: list[RecipientInput] | None = None,
+    recipients: Sequence[RecipientInput] | None = None,
     details: bool = False,
     texts: PreRendered | None = None,
     webhooks: bool = False,
+    held: bool = False,
 ) -> tuple[Any, ...] | None:
     """Insert ``send`` as of type ``type_key`` (its channels: ``channels``, else the type's)
     with its usage record (``metering``, reading the inserted row) and its 202 response, in one
@@ -404,7 +413,8 @@ def _send_insert(
     work each, on every send.
 
     With ``recipients`` (a send due now) the same statement looks them up, locking each FOR KEY
-    SHARE until commit (as ``recipients_upsert(lock=True)`` does), and, when every one exists,
+    SHARE until commit (as ``recipients_upsert(lock=True)`` does) unless the transaction holds
+    them all (``held``: ``recipients_hold``), and, when every one exists,
     none comes with ``details`` to write and the send is in-app only (no other channel), writes
     their in-app rows (as ``fan_out_in_app`` does), their ``notification.created`` webhook
     events if ``webhooks`` (an endpoint takes them: ``webhooks.outbox``) and the send's in-app
@@ -445,7 +455,7 @@ def _send_insert(
     else:
         webhooked, webhook_count = folded(_CREATED_EVENTS, subscribed=webhooks)
         params.update(
-            recipients_lookup_params([r.external_id for r in recipients]),
+            recipients_lookup_params(external_ids(recipients)),
             title=send.title,
             message=send.message,
             url=send.url,
@@ -465,7 +475,7 @@ def _send_insert(
             message = resolved_sql("r.locale", "%(messages)s::jsonb", "%(message)s")
             returning, by_text = ", title, message", BY_TEXT
         fan_out = f"""
-            found AS ({recipients_lookup_sql(lock=True)}),
+            found AS ({recipients_lookup_sql(lock=not held)}),
             go AS (
                 SELECT (SELECT count(*) FROM found) = %(count)s
                        AND NOT %(details)s

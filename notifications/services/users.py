@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple, cast
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple, cast, overload
 
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
@@ -19,6 +20,51 @@ class RecipientInput(NamedTuple):
     email: str | None = None
     name: str | None = None
     locale: str | None = None  # normalised (``localisation.locale_normalise``)
+
+
+class PlainRecipients(Sequence[RecipientInput]):
+    """Recipients all given as bare external ids (a send's usual shape), kept as the list of
+    those ids: the send path reads the ids alone (``external_ids``, ``has_details``), and makes
+    each recipient's ``RecipientInput`` only where one is read. Making 10,000 of them up front,
+    and reading their ids back, cost a 10,000-recipient send about 4 ms."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> RecipientInput: ...
+    @overload
+    def __getitem__(self, index: slice) -> PlainRecipients: ...
+    def __getitem__(self, index: int | slice) -> RecipientInput | PlainRecipients:
+        if isinstance(index, slice):
+            return PlainRecipients(self.ids[index])
+        return RecipientInput(self.ids[index])
+
+    def __iter__(self) -> Iterator[RecipientInput]:
+        make = RecipientInput._make
+        return (make((external_id, None, None, None)) for external_id in self.ids)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PlainRecipients):
+            return self.ids == other.ids
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a list is
+
+    def __repr__(self) -> str:
+        return f"PlainRecipients({self.ids!r})"
+
+
+def external_ids(recipients: Sequence[RecipientInput]) -> list[str]:
+    """The external ids of ``recipients``, in their order."""
+    if isinstance(recipients, PlainRecipients):
+        return recipients.ids
+    return [r.external_id for r in recipients]
 
 
 class Recipients(NamedTuple):
@@ -46,28 +92,56 @@ def user_upsert(*, external_id: str, fields: dict[str, Any]) -> tuple[EndUser, b
     return user, created
 
 
+# A send's recipients are kept from erasure until it commits in one of two ways (see
+# ``user_erase``): row locks (FOR KEY SHARE on each recipient as it is looked up), or, for a
+# send to at least ``HOLD_FROM`` recipients, one shared lock on the whole tenant's recipients
+# (``recipients_hold``). Row locks cost each row a lock record in its tuple, written to the WAL
+# (10,000 recipients: 4 to 6 ms of lookup and about 1 ms of commit), and two sends locking the
+# same user make PostgreSQL create a MultiXact for it; a shared advisory lock costs one more
+# round trip (~0.1 ms), which row locks beat below some 150 recipients.
+HOLD_FROM = 200
+# The advisory lock's key: PostgreSQL's two-integer key space (the one-bigint locks elsewhere in
+# Herald never meet it), this class of Herald's own ("HRLD" in ASCII) and the tenant's id.
+_HOLD_CLASS = 0x48524C44
+
+
+def recipients_hold(*, tenant_id: int) -> None:
+    """Keep every end user of the tenant from erasure until the current transaction ends
+    (``user_erase`` waits for it), instead of locking each recipient a send looks up. Shared:
+    sends holding it do not wait for each other. Take it before the first statement that looks
+    recipients up: that statement's snapshot must not predate an erasure it waited for."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [_HOLD_CLASS, tenant_id])
+
+
 @transaction.atomic
-def user_erase(*, user: EndUser) -> None:
+def user_erase(*, tenant_id: int, user: EndUser) -> None:
     """Erase an end user with every notification, preference and delivery of theirs.
 
-    The user's row is locked first: a send writing to them holds it (FOR KEY SHARE) until it
-    commits, and what to delete is collected only after that, so their rows from that send go
-    too. A send that comes later finds the user gone and writes nothing for them.
+    A send writing to the user keeps them until it commits: by a lock on their row (FOR KEY
+    SHARE), or by holding all of the tenant's users (``recipients_hold``). So the erasure waits
+    for both, the hold first and then the row (FOR UPDATE), and collects what to delete only
+    after that: the rows of a send in flight go too. A send that comes later finds the user
+    gone and writes nothing for them.
     """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_HOLD_CLASS, tenant_id])
     list(EndUser.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
     user.delete()
 
 
-def has_details(recipients: list[RecipientInput]) -> bool:
+def has_details(recipients: Sequence[RecipientInput]) -> bool:
     """Whether any recipient comes with an email, a name or a locale (the upsert then updates
     users)."""
+    if isinstance(recipients, PlainRecipients):
+        return False
     return any(
         r.email is not None or r.name is not None or r.locale is not None for r in recipients
     )
 
 
 def recipients_upsert(
-    recipients: list[RecipientInput],
+    recipients: Sequence[RecipientInput],
     *,
     lock: bool = False,
     known: list[int | None] | None = None,
@@ -86,7 +160,8 @@ def recipients_upsert(
 
     With ``lock``, every recipient is locked FOR KEY SHARE until commit as it is looked up (or
     is new, so nobody else sees it): none can be erased meanwhile, and the caller may write rows
-    for them without looking each up again (``fan_out_in_app(users_locked=True)``).
+    for them without looking each up again (``fan_out_in_app(users_locked=True)``). A caller
+    that holds the tenant's recipients (``recipients_hold``) has that without ``lock``.
 
     ``known``: the ids that a lookup of ``recipients`` (``recipients_lookup_sql`` with the same
     ``lock``, in this transaction) found, in their order, None for the unknown; they are not
@@ -99,7 +174,7 @@ def recipients_upsert(
     with_details = has_details(recipients) if details is None else details
     with connection.cursor() as cursor:
         found = (
-            _user_ids_in_order(cursor, [r.external_id for r in recipients], lock=lock)
+            _user_ids_in_order(cursor, external_ids(recipients), lock=lock)
             if known is None
             else known
         )
@@ -179,7 +254,7 @@ _DETAILS = """ROWS FROM (
 _DETAILS_ALIAS = "r(external_id, email, name, locale)"
 
 
-def _details_params(recipients: list[RecipientInput]) -> dict[str, str]:
+def _details_params(recipients: Sequence[RecipientInput]) -> dict[str, str]:
     """``_DETAILS``' parameters for ``recipients``."""
     params = {}
     for key, values in (

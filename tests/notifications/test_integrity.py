@@ -3,9 +3,10 @@
 Notifications have no foreign-key constraints in the database: PostgreSQL checked each once per
 inserted row (20 to 40 ms of a 500-recipient send for the send's, ~3 ms for the recipient's). The
 one statement that writes notifications, ``fan_out_in_app``, reads the send and its type from the
-send row and writes only for users it finds, locking both (FOR KEY SHARE) until commit;
-``user_erase`` locks the user before it collects; Django cascades and protects on delete. These
-tests hold each of those promises, with the concurrent cases run on two real connections."""
+send row and writes only for users it finds, locking both (FOR KEY SHARE) until commit, or
+for users a large send holds from erasure (``recipients_hold``); ``user_erase`` waits for the
+holds and locks the user before it collects; Django cascades and protects on delete. These
+tests hold each of those promises, with the concurrent cases run on real connections."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from notifications.models import EndUser, Notification, NotificationType, Send
 from notifications.services.users import (
     RecipientInput,
     Recipients,
+    recipients_hold,
     recipients_upsert,
     user_erase,
 )
@@ -84,7 +86,7 @@ def test_erasing_a_user_deletes_their_notifications(parts):
     tenant, send, _first, user = parts
     other = EndUser.objects.create(external_id="integrity-other")
     fan_out_in_app(tenant=tenant, send=send, user_ids=[user.pk, other.pk], now=timezone.now())
-    user_erase(user=user)
+    user_erase(tenant_id=tenant.pk, user=user)
     assert list(Notification.objects.filter(send=send).values_list("recipient_id", flat=True)) == [
         other.pk
     ]
@@ -104,15 +106,18 @@ def _other_connection() -> psycopg.Connection[Any]:
     )
 
 
-def _wait_until_blocked(watcher: psycopg.Connection[Any], done: threading.Event) -> None:
-    """Poll until some other backend of this database waits on a lock (or the work finished)."""
+def _wait_until_blocked(
+    watcher: psycopg.Connection[Any], done: threading.Event, waiters: int = 1
+) -> None:
+    """Poll until ``waiters`` other backends of this database wait on a lock (or the work
+    finished)."""
     deadline = time.monotonic() + LOCK_WAIT
     while time.monotonic() < deadline and not done.is_set():
         waiting = watcher.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
             " AND wait_event_type = 'Lock'"
         ).fetchone()
-        if waiting and waiting[0]:
+        if waiting and waiting[0] >= waiters:
             return
         time.sleep(0.01)
     raise AssertionError("the other transaction never waited on a lock")
@@ -202,7 +207,10 @@ def test_an_erase_during_a_send_waits_for_it_and_takes_its_rows(committed_parts)
             fan_out_in_app(
                 tenant=tenant, send=send, user_ids=[user.pk, other_user.pk], now=timezone.now()
             )
-            erase = InThread(tenant.schema_name, lambda: user_erase(user=EndUser(pk=user.pk)))
+            erase = InThread(
+                tenant.schema_name,
+                lambda: user_erase(tenant_id=tenant.pk, user=EndUser(pk=user.pk)),
+            )
             _wait_until_blocked(watcher, erase.done)
         erase.join()
     assert not EndUser.objects.filter(pk=user.pk).exists()
@@ -269,3 +277,96 @@ def test_a_recipient_another_send_creates_meanwhile_is_found(committed_parts):
         assert result.created == {result.ids[1]}
     finally:
         EndUser.objects.filter(external_id__in=[external_id, "race-2"]).delete()
+
+
+def test_an_erase_during_a_held_send_waits_for_it_and_takes_its_rows(committed_parts):
+    """A large send holds its tenant's users instead of locking each (``recipients_hold``):
+    its lookup locks no row, yet an erase of one of its recipients waits until it commits and
+    then collects the rows it wrote."""
+    tenant, send, user, other_user = committed_parts
+    table = f"{tenant.schema_name}.{EndUser._meta.db_table}"
+    with _other_connection() as watcher:
+        with transaction.atomic():
+            recipients_hold(tenant_id=tenant.pk)
+            found = recipients_upsert(
+                [RecipientInput(user.external_id), RecipientInput(other_user.external_id)]
+            )
+            assert found.ids == [user.pk, other_user.pk]
+            with _other_connection() as other:  # no row lock: only the hold keeps them
+                other.execute("BEGIN")
+                other.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE NOWAIT", [user.pk])
+                other.execute("ROLLBACK")
+            fan_out_in_app(
+                tenant=tenant, send=send, user_ids=found.ids, now=timezone.now(), users_locked=True
+            )
+            erase = InThread(
+                tenant.schema_name,
+                lambda: user_erase(tenant_id=tenant.pk, user=EndUser(pk=user.pk)),
+            )
+            _wait_until_blocked(watcher, erase.done)
+        erase.join()
+    assert not EndUser.objects.filter(pk=user.pk).exists()
+    assert not Notification.objects.filter(recipient_id=user.pk).exists()
+    assert Notification.objects.filter(send=send, recipient=other_user).count() == 1
+
+
+def test_a_held_send_during_an_erase_waits_and_does_not_find_the_user(committed_parts):
+    """An erase in progress (here queued behind a small send's row lock) keeps a large send
+    from starting its lookup until the erase commits: the lookup then finds the user gone
+    (the API's send would create them anew, with nothing of the erased user's)."""
+    tenant, _send, user, other_user = committed_parts
+    schema = tenant.schema_name
+    recipients = [RecipientInput(user.external_id), RecipientInput(other_user.external_id)]
+    with _other_connection() as small_send, _other_connection() as watcher:
+        small_send.execute("BEGIN")
+        small_send.execute(
+            f"SELECT 1 FROM {schema}.{EndUser._meta.db_table} WHERE id = %s FOR KEY SHARE",
+            [user.pk],
+        )
+        erase = InThread(schema, lambda: user_erase(tenant_id=tenant.pk, user=EndUser(pk=user.pk)))
+        _wait_until_blocked(watcher, erase.done)
+
+        def held_lookup() -> list[int]:
+            with transaction.atomic():
+                recipients_hold(tenant_id=tenant.pk)
+                return recipients_upsert(recipients).ids
+
+        looking = InThread(schema, held_lookup)
+        _wait_until_blocked(watcher, looking.done, waiters=2)
+        small_send.execute("COMMIT")
+        erase.join()
+        ids = looking.join()
+    try:
+        assert ids[1] == other_user.pk
+        assert ids[0] != user.pk  # a new user of the same external id, not the erased row
+        assert not EndUser.objects.filter(pk=user.pk).exists()
+    finally:
+        EndUser.objects.filter(pk=ids[0]).delete()
+
+
+def test_holds_are_shared_and_per_tenant(committed_parts, world):
+    """Large sends do not wait for each other's hold, and a hold on one tenant keeps no other
+    tenant's erasure waiting."""
+    tenant, _send, _user, _other_user = committed_parts
+    with schema_context(world.tenant_b.schema_name):
+        stranger = EndUser.objects.create(external_id="integrity-hold-stranger")
+    try:
+        with transaction.atomic():
+            recipients_hold(tenant_id=tenant.pk)
+
+            def hold_too() -> bool:
+                with transaction.atomic():
+                    recipients_hold(tenant_id=tenant.pk)
+                    return True
+
+            assert InThread(tenant.schema_name, hold_too).join()
+            erase = InThread(
+                world.tenant_b.schema_name,
+                lambda: user_erase(tenant_id=world.tenant_b.pk, user=EndUser(pk=stranger.pk)),
+            )
+            erase.join()
+        with schema_context(world.tenant_b.schema_name):
+            assert not EndUser.objects.filter(pk=stranger.pk).exists()
+    finally:
+        with schema_context(world.tenant_b.schema_name):
+            EndUser.objects.filter(pk=stranger.pk).delete()

@@ -67,8 +67,9 @@ def fan_out_in_app(
     for them, so their counts need no invalidation.
 
     ``users_locked``: the caller has locked every user of ``user_ids`` FOR KEY SHARE in this
-    transaction, or created them in it (``recipients_upsert(lock=True)``), so they exist until
-    commit and are not looked up again (10,000 index probes and locks fewer).
+    transaction, or created them in it (``recipients_upsert(lock=True)``), or holds all of the
+    tenant's users (``recipients_hold``), so they exist until commit and are not looked up again
+    (10,000 index probes and locks fewer).
     """
     pairs: list[tuple[int, int]] = []
     fan_out_in_app_count(

@@ -94,8 +94,8 @@ def locales_known(
 ) -> None:
     """Tell ``localised_texts`` the locale and time zone of some of the recipients of ``send``
     (None for both: forget them), so it reads only the others': ``locales`` by user id, and
-    ``pairs`` as ``(locale, time zone, user ids)``. For users this transaction created or
-    locked FOR KEY SHARE: no other can change them meanwhile."""
+    ``pairs`` as ``(locale, time zone, user ids)``. For users this transaction created, or
+    found under a lock (FOR KEY SHARE) or the tenant's hold (``recipients_hold``)."""
     setattr(send, _KNOWN_LOCALES, (locales, pairs) if locales or pairs else None)
 
 
