@@ -55,9 +55,10 @@ def setup_django(database: str) -> None:
     django.setup()
 
 
-def procfile_command(name: str) -> list[str]:
-    """The argv that runs the Procfile's ``name`` process exactly as it ships (set ``PORT``)."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
+def procfile_command(name: str, root: Path = ROOT) -> list[str]:
+    """The argv that runs the Procfile's ``name`` process exactly as it ships (set ``PORT``);
+    ``root``: the checkout whose Procfile it is (this one)."""
+    for line in (root / "Procfile").read_text().splitlines():
         process, _, command = line.partition(":")
         if process.strip() == name:
             return ["bash", "-c", f"exec env {command.strip()}"]
@@ -94,14 +95,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def web_server(env: dict[str, str]) -> Iterator[tuple[int, int]]:
-    """The Procfile's web command, on a free port: yields (port, the server process's pid)."""
+def web_server(
+    env: dict[str, str], root: Path = ROOT, log_path: Path = WEB_LOG
+) -> Iterator[tuple[int, int]]:
+    """The Procfile's web command, on a free port: yields (port, the server process's pid).
+    ``root``: the checkout it runs from (this one), with its own ``.venv`` if it has one."""
     port = free_port()
-    process_env = {**env, "PORT": str(port), "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"}
-    log = WEB_LOG.open("w")  # kept after the run: the server's tracebacks, if any
+    venv = root / ".venv/bin" if (root / ".venv/bin").is_dir() else ROOT / ".venv/bin"
+    process_env = {**env, "PORT": str(port), "PATH": f"{venv}:{os.environ['PATH']}"}
+    log = log_path.open("w")  # kept after the run: the server's tracebacks, if any
     process = subprocess.Popen(
-        procfile_command("web"),
-        cwd=ROOT,
+        procfile_command("web", root),
+        cwd=root,
         env=process_env,
         stdout=subprocess.DEVNULL,
         stderr=log,

@@ -459,7 +459,9 @@ def main() -> None:
     print(f"Total runtime: {time.perf_counter() - started:.0f} s")
 
 
-def run(args: argparse.Namespace) -> None:
+def bench_tenant() -> tuple[str, str, dict[str, str], str]:
+    """Migrate ``DB`` and provision the tenant the sends go to, on a plan without limits:
+    (its schema, its API key, the web process's environment, the run's cache key prefix)."""
     setup_django(DB)
     from django.core.management import call_command
 
@@ -490,7 +492,20 @@ def run(args: argparse.Namespace) -> None:
         "SECRET_KEY": secrets.token_urlsafe(40), "DEBUG": "false", "PLATFORM_HOST": "localhost",
         "LOG_LEVEL": "WARNING", "CELERY_DEFAULT_QUEUE": BENCH_QUEUE, "CACHE_KEY_PREFIX": prefix,
     }  # fmt: skip
+    return schema, key, env, prefix
 
+
+def forget_run(prefix: str) -> None:
+    """No worker runs: drop the email turns the sends asked for, and the run's cache keys."""
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client.delete(BENCH_QUEUE)
+    doomed = list(client.scan_iter(match=f"{prefix}:*", count=5000))
+    for start in range(0, len(doomed), 1000):
+        client.delete(*doomed[start : start + 1000])
+
+
+def run(args: argparse.Namespace) -> None:
+    schema, key, env, prefix = bench_tenant()
     with psycopg.connect(database_url("postgres")) as conn:
         pg_version = conn.execute("SHOW server_version").fetchone()[0]
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -505,12 +520,7 @@ def run(args: argparse.Namespace) -> None:
             single_send(api, key, args.requests)
         if args.only != "send":
             inbox(api, key, schema, args)
-    # No worker runs: drop the email turns the sends asked for, and this run's cache keys.
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-    client.delete(BENCH_QUEUE)
-    doomed = list(client.scan_iter(match=f"{prefix}:*", count=5000))
-    for start in range(0, len(doomed), 1000):
-        client.delete(*doomed[start : start + 1000])
+    forget_run(prefix)
 
 
 def inbox(api: Api, key: str, schema: str, args: argparse.Namespace) -> None:
