@@ -198,14 +198,33 @@ def test_the_recipients_a_send_looks_up_cannot_be_deleted_until_commit(committed
                 other.execute(f"DELETE FROM {table} WHERE id = %s", [user.pk])
 
 
-def test_an_erase_during_a_send_waits_for_it_and_takes_its_rows(committed_parts):
-    """The send writes first; the erase queues on the user's row and, once the send commits,
+@pytest.mark.parametrize("held", [False, True], ids=["row-locks", "hold"])
+def test_an_erase_during_a_send_waits_for_it_and_takes_its_rows(committed_parts, held):
+    """The send writes first; the erase queues on the user's row (or, behind a large send,
+    on its hold of the tenant's users: ``recipients_hold``) and, once the send commits,
     collects the rows that send wrote: nothing is left pointing at the erased user."""
     tenant, send, user, other_user = committed_parts
+    table = f"{tenant.schema_name}.{EndUser._meta.db_table}"
     with _other_connection() as watcher:
         with transaction.atomic():
+            if held:
+                recipients_hold(tenant_id=tenant.pk)
+                found = recipients_upsert(
+                    [RecipientInput(user.external_id), RecipientInput(other_user.external_id)]
+                )
+                assert found.ids == [user.pk, other_user.pk]
+                with _other_connection() as other:  # no row lock: only the hold keeps them
+                    other.execute("BEGIN")
+                    other.execute(
+                        f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE NOWAIT", [user.pk]
+                    )
+                    other.execute("ROLLBACK")
             fan_out_in_app(
-                tenant=tenant, send=send, user_ids=[user.pk, other_user.pk], now=timezone.now()
+                tenant=tenant,
+                send=send,
+                user_ids=[user.pk, other_user.pk],
+                now=timezone.now(),
+                users_locked=held,
             )
             erase = InThread(
                 tenant.schema_name,
@@ -277,37 +296,6 @@ def test_a_recipient_another_send_creates_meanwhile_is_found(committed_parts):
         assert result.created == {result.ids[1]}
     finally:
         EndUser.objects.filter(external_id__in=[external_id, "race-2"]).delete()
-
-
-def test_an_erase_during_a_held_send_waits_for_it_and_takes_its_rows(committed_parts):
-    """A large send holds its tenant's users instead of locking each (``recipients_hold``):
-    its lookup locks no row, yet an erase of one of its recipients waits until it commits and
-    then collects the rows it wrote."""
-    tenant, send, user, other_user = committed_parts
-    table = f"{tenant.schema_name}.{EndUser._meta.db_table}"
-    with _other_connection() as watcher:
-        with transaction.atomic():
-            recipients_hold(tenant_id=tenant.pk)
-            found = recipients_upsert(
-                [RecipientInput(user.external_id), RecipientInput(other_user.external_id)]
-            )
-            assert found.ids == [user.pk, other_user.pk]
-            with _other_connection() as other:  # no row lock: only the hold keeps them
-                other.execute("BEGIN")
-                other.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE NOWAIT", [user.pk])
-                other.execute("ROLLBACK")
-            fan_out_in_app(
-                tenant=tenant, send=send, user_ids=found.ids, now=timezone.now(), users_locked=True
-            )
-            erase = InThread(
-                tenant.schema_name,
-                lambda: user_erase(tenant_id=tenant.pk, user=EndUser(pk=user.pk)),
-            )
-            _wait_until_blocked(watcher, erase.done)
-        erase.join()
-    assert not EndUser.objects.filter(pk=user.pk).exists()
-    assert not Notification.objects.filter(recipient_id=user.pk).exists()
-    assert Notification.objects.filter(send=send, recipient=other_user).count() == 1
 
 
 def test_a_held_send_during_an_erase_waits_and_does_not_find_the_user(committed_parts):
