@@ -19,7 +19,7 @@ from tenants import registry_cache
 from tenants.models import Tenant
 from tests.support.api import Caller
 from tests.support.browser import chromium
-from tests.support.personas import World, build_world
+from tests.support.personas import World, build_world, tenant_drop
 from tests.support.processes import CACHE_KEY_PREFIX as SERVER_CACHE_KEY_PREFIX
 from tests.support.processes import Server, running_web
 
@@ -194,7 +194,7 @@ def committed(
         finally:
             connection.set_schema_to_public()
             for tenant in Tenant.objects.filter(slug__in=slugs):
-                tenant.delete(force_drop=True)
+                tenant_drop(tenant)
             for slug in slugs:
                 assert not schema_exists(f"t_{slug.replace('-', '_')}")
 

@@ -41,7 +41,7 @@ from tenants.models import Tenant
 from tenants.services import api_key_create
 from tenants.tokens import admin_token_pair, end_user_token_issue
 from tests.api_docs import schemathesis_hooks  # noqa: F401 -- registers the hooks
-from tests.support.personas import committed_tenant
+from tests.support.personas import committed_tenant, tenant_drop
 from tests.support.processes import Server
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -85,7 +85,7 @@ def sandbox(web: Server, django_db_blocker: Any) -> Iterator[Sandbox]:
             connection.set_schema_to_public()
             created = set(Tenant.objects.values_list("slug", flat=True)) - before
             for doomed in Tenant.objects.filter(slug__in=created | set(slugs)):
-                doomed.delete(force_drop=True)
+                tenant_drop(doomed)
 
 
 def _credential(kind: str, sandbox: Sandbox, django_db_blocker: Any) -> str | None:

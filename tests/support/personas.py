@@ -13,11 +13,13 @@ an empty table says so with ``start_empty``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.db import OperationalError
 from django.db.models import Model
 from django_tenants.utils import schema_context
 
@@ -101,6 +103,24 @@ def committed_tenant(
             password=hasher.encode(PASSWORD, hasher.salt(), iterations=1000)
         )
     return result.tenant, Caller(host=f"{slug}.localhost", token=result.api_key)
+
+
+def tenant_drop(tenant: Tenant, *, deadline: float = 30.0) -> None:
+    """Delete a committed test tenant and drop its schema, retrying when PostgreSQL picks the
+    drop as a deadlock's victim. A test's browser page or worker may still be writing in the
+    schema when teardown starts (a page's last fetch, a widget's preview): ``DROP SCHEMA``
+    takes its locks table by table, so such a write can hold one table the drop needs while
+    waiting for another the drop holds. The writer's request fails (the test is over); the
+    drop, tried again, goes through."""
+    stop = time.monotonic() + deadline
+    while True:
+        try:
+            tenant.delete(force_drop=True)
+            return
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) != "40P01" or time.monotonic() > stop:
+                raise
+            time.sleep(0.05)
 
 
 def start_empty(*models: type[Model]) -> None:

@@ -27,6 +27,7 @@ from tenants.models import Tenant
 from tenants.rollout import state
 from tenants.rollout.migrator import SUPPORTED_DJANGO
 from tenants.template_ddl import replay_template
+from tests.support.personas import tenant_drop
 from tests.support.processes import ROOT, process_env, wait_until
 
 SCHEMAS = 30
@@ -53,7 +54,7 @@ def tenants(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> 
             connection.set_schema_to_public()
             _remove_probe()
             for tenant in created:
-                tenant.delete(force_drop=True)
+                tenant_drop(tenant)
             assert not schema_exists("t_roll_00")
 
 
