@@ -36,7 +36,11 @@ benchmark, ``bench/rollout.py``):
   ``--requests`` requests each (default: one per tenant, at least 1,000) spread over all tenants
   (each in turn, shuffled; with fewer requests than tenants, as many distinct tenants as
   requests) and over 2 tenants, interleaved in rounds; the ratio p99(all)/p99(2) against the
-  1.5x target; the web process's RSS before and after. ``--cold-registry`` clears the tenant
+  1.5x target; the web process's RSS before and after, and its backends' largest private memory.
+  ``--schemas-per-connection 200,500,0`` runs the measurement once per value of
+  ``DATABASE_MAX_SCHEMAS_PER_CONNECTION`` on the same population (each with a web process of its
+  own, the setup made once): what the connections' retirement costs in latency, against the
+  memory it saves. ``--cold-registry`` clears the tenant
   registry cache (and the API keys' recorded uses) before each run over all tenants, so that every
   one of its requests pays what the first request to a tenant idle for longer than the cache
   keeps it pays; ``--idle-before`` waits before the runs.
@@ -126,8 +130,21 @@ def main() -> None:
         help="clear the tenant registry cache before each run over all tenants: every request"
         " finds its tenant idle for longer than the cache keeps it",
     )
+    parser.add_argument(
+        "--schemas-per-connection",
+        help="latency: run once per DATABASE_MAX_SCHEMAS_PER_CONNECTION value, comma-separated"
+        " (0: never retire; default: the deployment's setting), on the same population",
+    )
     args = parser.parse_args()
     args.requests = args.requests or max(1000, args.tenants)
+    try:
+        args.schemas_per_connection = [
+            int(value) for value in (args.schemas_per_connection or "").split(",") if value.strip()
+        ]
+    except ValueError:
+        parser.error("--schemas-per-connection takes whole numbers, comma-separated")
+    if any(value < 0 for value in args.schemas_per_connection):
+        parser.error("--schemas-per-connection takes 0 (never retire) or more")
     args.sections = [name.strip() for name in args.sections.split(",") if name.strip()]
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
@@ -430,7 +447,12 @@ def beat_cost(context: Context, args: argparse.Namespace) -> None:
 
 
 def api_latency(context: Context, args: argparse.Namespace) -> None:
+    from django.conf import settings
     from django.db import connection
+
+    from billing_stub.models import Plan
+    from tenants.models import Tenant
+    from tenants.registry_cache import forget_tenants
 
     env = {
         **os.environ, "DATABASE_URL": database_url(BENCH_DB),
@@ -438,10 +460,6 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
         "SECRET_KEY": secrets.token_urlsafe(40), "DEBUG": "false", "PLATFORM_HOST": "localhost",
         "LOG_LEVEL": "WARNING", "PGAPPNAME": WEB_APP_NAME,
     }  # fmt: skip
-    from billing_stub.models import Plan
-    from tenants.models import Tenant
-    from tenants.registry_cache import forget_tenants
-
     # The 2-tenant spread sends hundreds of requests per tenant per second: no plan's rate limit.
     unlimited = Plan.objects.create(
         code="bench-unlimited", name="Unlimited", monthly_notification_quota=10**9,
@@ -455,67 +473,108 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
     random.Random(1).shuffle(shuffled)
     spread = shuffled[: min(len(shuffled), args.requests)]
     two = shuffled[:2]
-    with web_server(env) as (port, pid):
-        rss_start = _status_kib(pid, "VmRSS")
-        started = time.perf_counter()
-        api = Api(port, "localhost")
-        tokens: dict[str, str] = {}
-        for schema, domain, key in spread:
+    tokens: dict[str, str] = {}
+    limits = args.schemas_per_connection or [settings.DATABASE_MAX_SCHEMAS_PER_CONNECTION]
+    for limit in limits:
+        web_env = {**env, "DATABASE_MAX_SCHEMAS_PER_CONNECTION": str(limit)}
+        with web_server(web_env) as (port, pid):
+            api = Api(port, "localhost")
+            rss_start = _status_kib(pid, "VmRSS")
+            if not tokens:
+                setup = _latency_setup(api, spread, tokens)
+                context.say(
+                    f"at {context.tenants} tenants: API latency through the web process"
+                    f" (1 uvicorn process; setup: one send + one end-user token in each of"
+                    f" {len(spread)} tenants, {setup:.0f} s)"
+                )
+            if args.idle_before:  # every tenant idle that long, as most of 10,000 are at any time
+                time.sleep(args.idle_before)
+            results = _latency_runs(api, spread, two, tokens, args)
+            rss_end = _status_kib(pid, "VmRSS", "VmHWM")
+            backends = _web_backends()
+        _latency_report(context, args, limit, results, len(spread), rss_start, rss_end, backends)
+
+
+def _latency_setup(api: Api, spread: list[tuple[str, str, str]], tokens: dict[str, str]) -> float:
+    """One send (which makes the end user and its notification) and one end-user token in each
+    tenant of ``spread``; the tokens go into ``tokens`` by schema. Returns the seconds taken."""
+    started = time.perf_counter()
+    for schema, domain, key in spread:
+        api.host = domain
+        status, payload = api.call("POST", "/api/v1/notifications", key, {
+            "type": "bench", "recipients": ["inbox-user"], "title": "Bench",
+            "message": "A notification-shaped message of ordinary length.",
+        })  # fmt: skip
+        assert status < 300, (status, payload)
+        status, payload = api.call("POST", "/api/v1/users/inbox-user/token", key)
+        assert status < 300, (status, payload)
+        tokens[schema] = payload["token"]
+    return time.perf_counter() - started
+
+
+def _latency_runs(
+    api: Api,
+    spread: list[tuple[str, str, str]],
+    two: list[tuple[str, str, str]],
+    tokens: dict[str, str],
+    args: argparse.Namespace,
+) -> dict[tuple[str, bool], list[float]]:
+    """The cheap GET, then the inbox page: over all of ``spread`` and over ``two`` tenants,
+    interleaved in 4 rounds. Milliseconds per request, by (spread, inbox)."""
+    from django.core.cache import caches
+    from django.db import connection
+
+    from tenants import registry_cache
+    from tenants.keys import hash_key
+    from tenants.models import Tenant
+    from tenants.registry_cache import forget_tenants
+
+    def run(tenants: list[tuple[str, str, str]], count: int, inbox: bool) -> list[float]:
+        timings = []
+        for n in range(count):
+            schema, domain, key = tenants[n % len(tenants)]
             api.host = domain
-            status, payload = api.call("POST", "/api/v1/notifications", key, {
-                "type": "bench", "recipients": ["inbox-user"], "title": "Bench",
-                "message": "A notification-shaped message of ordinary length.",
-            })  # fmt: skip
-            assert status < 300, (status, payload)
-            status, payload = api.call("POST", "/api/v1/users/inbox-user/token", key)
-            assert status < 300, (status, payload)
-            tokens[schema] = payload["token"]
-        setup = time.perf_counter() - started
-        if args.idle_before:  # every tenant idle that long, as most of 10,000 are at any time
-            time.sleep(args.idle_before)
+            if inbox:
+                timings.append(
+                    api.timed("GET", "/api/v1/me/notifications?limit=20", tokens[schema])
+                )
+            else:
+                timings.append(api.timed("GET", "/api/v1/tenant", key))
+        return [t * 1000 for t in timings]
 
-        def run(tenants: list[tuple[str, str, str]], count: int, inbox: bool) -> list[float]:
-            timings = []
-            for n in range(count):
-                schema, domain, key = tenants[n % len(tenants)]
-                api.host = domain
-                if inbox:
-                    timings.append(
-                        api.timed("GET", "/api/v1/me/notifications?limit=20", tokens[schema])
-                    )
-                else:
-                    timings.append(api.timed("GET", "/api/v1/tenant", key))
-            return [t * 1000 for t in timings]
+    def forget(tenants: list[tuple[str, str, str]]) -> None:
+        schemas = {schema for schema, _domain, _key in tenants}
+        forget_tenants(Tenant.objects.filter(schema_name__in=schemas).values_list("pk", flat=True))
+        caches["registry"].delete_many(
+            [registry_cache.used_entry(hash_key(key)) for _schema, _domain, key in tenants]
+        )
+        connection.close()
 
-        def forget(tenants: list[tuple[str, str, str]]) -> None:
-            from django.core.cache import caches
+    results: dict[tuple[str, bool], list[float]] = {}
+    rounds = 4
+    per_round = max(1, args.requests // rounds)
+    for inbox in (False, True):
+        run(two, 20, inbox)  # warm-up
+        for round_ in range(rounds):
+            offset = round_ * per_round
+            rotated = spread[offset % len(spread) :] + spread[: offset % len(spread)]
+            if args.cold_registry:
+                forget([tenant for tenant in rotated[:per_round] if tenant not in two])
+            results.setdefault(("all", inbox), []).extend(run(rotated, per_round, inbox))
+            results.setdefault(("two", inbox), []).extend(run(two, per_round, inbox))
+    return results
 
-            from tenants import registry_cache
-            from tenants.keys import hash_key
 
-            schemas = {schema for schema, _domain, _key in tenants}
-            forget_tenants(
-                Tenant.objects.filter(schema_name__in=schemas).values_list("pk", flat=True)
-            )
-            caches["registry"].delete_many(
-                [registry_cache.used_entry(hash_key(key)) for _schema, _domain, key in tenants]
-            )
-            connection.close()
-
-        results: dict[tuple[str, bool], list[float]] = {}
-        rounds = 4
-        per_round = max(1, args.requests // rounds)
-        for inbox in (False, True):
-            run(two, 20, inbox)  # warm-up
-            for round_ in range(rounds):
-                offset = round_ * per_round
-                rotated = spread[offset % len(spread) :] + spread[: offset % len(spread)]
-                if args.cold_registry:
-                    forget([tenant for tenant in rotated[:per_round] if tenant not in two])
-                results.setdefault(("all", inbox), []).extend(run(rotated, per_round, inbox))
-                results.setdefault(("two", inbox), []).extend(run(two, per_round, inbox))
-        rss_end = _status_kib(pid, "VmRSS", "VmHWM")
-        backends = _web_backends()
+def _latency_report(
+    context: Context,
+    args: argparse.Namespace,
+    limit: int,
+    results: dict[tuple[str, bool], list[float]],
+    spread: int,
+    rss_start: dict[str, int] | None,
+    rss_end: dict[str, int] | None,
+    backends: str,
+) -> None:
     rss = (
         f"web process RSS {rss_start['VmRSS'] / 1024:.0f} MiB at start,"
         f" {rss_end['VmRSS'] / 1024:.0f} MiB after (peak {rss_end['VmHWM'] / 1024:.0f} MiB)"
@@ -525,11 +584,11 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
     registry = (
         "cleared before each run over all tenants" if args.cold_registry else "as the runs leave it"
     )
+    retired = f"after {limit} schemas" if limit else "never"
     context.say(
-        f"at {context.tenants} tenants: API latency through the web process (1 uvicorn process;"
-        f" setup: one send + one end-user token in each of {len(spread)} tenants,"
-        f" {setup:.0f} s, then {args.idle_before:.0f} s idle;"
-        f" registry cache {registry}); {rss}"
+        f"at {context.tenants} tenants, connections retired {retired}"
+        f" (DATABASE_MAX_SCHEMAS_PER_CONNECTION={limit}): {args.idle_before:.0f} s idle before"
+        f" the runs; registry cache {registry}; {rss}"
     )
     labels = {
         False: "GET /api/v1/tenant (API key)",
@@ -540,13 +599,13 @@ def api_latency(context: Context, args: argparse.Namespace) -> None:
         p99_all, p99_two = _percentile(spread_all, 99), _percentile(spread_two, 99)
         ratio = p99_all / p99_two
         context.say(
-            f"at {context.tenants} tenants: {label}, {len(spread_all)} requests each:"
-            f" over {len(spread)} tenants p50 {_percentile(spread_all, 50):.2f} ms,"
+            f"at {context.tenants} tenants, retired {retired}: {label}, {len(spread_all)}"
+            f" requests each: over {spread} tenants p50 {_percentile(spread_all, 50):.2f} ms,"
             f" p99 {p99_all:.2f} ms; over 2 tenants p50 {_percentile(spread_two, 50):.2f} ms,"
             f" p99 {p99_two:.2f} ms; p99 ratio {ratio:.2f}x (target <= 1.5x:"
             f" {'MET' if ratio <= 1.5 else 'MISSED'})"
         )
-    context.say(f"at {context.tenants} tenants: after the latency runs, {backends}")
+    context.say(f"at {context.tenants} tenants, retired {retired}: after the runs, {backends}")
 
 
 def _web_backends() -> str:
