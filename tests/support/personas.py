@@ -110,8 +110,8 @@ def tenant_drop(tenant: Tenant, *, deadline: float = 30.0) -> None:
     drop as a deadlock's victim. A test's browser page or worker may still be writing in the
     schema when teardown starts (a page's last fetch, a widget's preview): ``DROP SCHEMA``
     takes its locks table by table, so such a write can hold one table the drop needs while
-    waiting for another the drop holds. The writer's request fails (the test is over); the
-    drop, tried again, goes through."""
+    waiting for another the drop holds. When PostgreSQL aborts the drop, the write finishes and
+    the drop, tried again, goes through (when it aborts the write, the test is over anyway)."""
     stop = time.monotonic() + deadline
     while True:
         try:
