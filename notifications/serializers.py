@@ -7,12 +7,13 @@ apart.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
+from django.core.validators import EmailValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -39,7 +40,7 @@ from notifications.localisation import (
 )
 from notifications.models import CHANNELS, EndUser, NotificationType
 from notifications.rules import TYPE_KEY_MESSAGE, TYPE_KEY_PATTERN, type_key_valid
-from notifications.services.users import PlainRecipients, RecipientInput
+from notifications.services.users import RecipientColumns, RecipientInput
 from notifications.templating import compile_errors
 
 MAX_RECIPIENTS = 10_000
@@ -276,6 +277,30 @@ _RECIPIENT_SCHEMA = {
 _RECIPIENT_KEYS = frozenset({"id", "email", "name", "locale"})
 
 
+# Django's email validator, with its two patterns compiled here: Django keeps them lazy, and
+# the reads through the lazy objects were most of its 4 us a call (10,000 addresses: 40 ms
+# through it, 9 ms here). ``_email_valid`` accepts what both patterns match, and asks the
+# validator itself about anything else (an address literal, or a refusal).
+_EMAIL = EmailValidator()
+_EMAIL_USER = re.compile(_EMAIL.user_regex.pattern, _EMAIL.user_regex.flags)
+_EMAIL_DOMAIN = re.compile(_EMAIL.domain_regex.pattern, _EMAIL.domain_regex.flags)
+
+
+def _email_valid(value: str) -> bool:
+    """Whether Django's ``validate_email`` takes ``value``."""
+    if 0 < len(value) <= 320 and "@" in value:
+        user, domain = value.rsplit("@", 1)
+        if _EMAIL_USER.match(user) and (
+            domain in _EMAIL.domain_allowlist or _EMAIL_DOMAIN.match(domain)
+        ):
+            return True
+    try:
+        _EMAIL(value)
+    except DjangoValidationError:
+        return False
+    return True
+
+
 def _plain_id(item: Any) -> bool:
     """Whether ``item`` is a valid recipient given as a bare external id."""
     return isinstance(item, str) and 1 <= len(item) <= MAX_EXTERNAL_ID and "\x00" not in item
@@ -297,9 +322,7 @@ def _recipient(item: Any) -> RecipientInput | str:
     if email is not None:
         if not isinstance(email, str) or len(email) > 254:
             return "'email' must be an email address."
-        try:
-            validate_email(email)
-        except DjangoValidationError:
+        if not _email_valid(email):
             return "'email' must be an email address."
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         return "'name' must be a string of at most 200 characters."
@@ -315,32 +338,68 @@ def _recipient(item: Any) -> RecipientInput | str:
     return RecipientInput(external_id=external_id, email=email, name=name, locale=locale)
 
 
-def _recipients_simple(data: list[Any]) -> list[RecipientInput] | None:
-    """The recipients of ``data`` when each is valid and given as an id string or as an object
-    of an ``id`` and at most a ``locale`` (a localised send's usual shape); None otherwise, and
-    then ``_recipient`` reads each (and words what is wrong). The same checks as
-    ``_recipient``'s, without its general steps: 10,000 objects in 7 against 22 ms."""
-    make = RecipientInput._make
-    recipients: list[RecipientInput] = []
-    append = recipients.append
+def _recipients_simple(data: list[Any]) -> RecipientColumns | None:
+    """The recipients of ``data`` as columns when each is valid; None otherwise, and then
+    ``_recipient`` reads each (and words what is wrong). The same checks as ``_recipient``'s,
+    in one loop that makes no object per recipient: 10,000 objects of an id and a locale in
+    3.6 ms, of an id, an email and a name in 15 (where a tuple per recipient took 4.6, and
+    ``_recipient`` one by one 55)."""
+    ids: list[str] = []
+    emails: list[str | None] = []
+    names: list[str | None] = []
+    locales: list[str | None] = []
+    add_id, add_email, add_name, add_locale = (
+        ids.append,
+        emails.append,
+        names.append,
+        locales.append,
+    )
+    given_emails = given_names = given_locales = False
+    external_id: Any
     for item in data:
-        external_id = item if type(item) is str else item.get("id") if type(item) is dict else None
+        if type(item) is str:
+            external_id, size = item, 1
+        elif type(item) is dict:
+            external_id, size = item.get("id"), len(item)
+        else:
+            return None
         # ``_plain_id``, inline: a call per recipient is a tenth of this loop.
         if type(external_id) is not str or not 1 <= len(external_id) <= MAX_EXTERNAL_ID:
             return None
         if "\x00" in external_id:
             return None
-        if external_id is item or len(item) == 1:
-            append(make((external_id, None, None, None)))
+        add_id(external_id)
+        if size == 1:
+            add_email(None)
+            add_name(None)
+            add_locale(None)
             continue
-        if len(item) != 2 or (locale := item.get("locale", False)) is False:
-            return None
-        if locale is not None and (
-            type(locale) is not str or (locale := locale_normalise(locale)) is None
-        ):
-            return None
-        append(make((external_id, None, None, locale)))
-    return recipients
+        email, name, locale = item.get("email"), item.get("name"), item.get("locale")
+        if size != 1 + ("email" in item) + ("name" in item) + ("locale" in item):
+            return None  # a field of another name
+        if email is not None:
+            if type(email) is not str or len(email) > 254 or "\x00" in email:
+                return None
+            if not _email_valid(email):
+                return None
+            given_emails = True
+        if name is not None:
+            if type(name) is not str or len(name) > 200 or display_name_error(name):
+                return None
+            given_names = True  # (a name holding NUL has a control character)
+        if locale is not None:
+            if type(locale) is not str or (locale := locale_normalise(locale)) is None:
+                return None
+            given_locales = True
+        add_email(email)
+        add_name(name)
+        add_locale(locale)
+    return RecipientColumns(
+        ids,
+        emails=emails if given_emails else None,
+        names=names if given_names else None,
+        locales=locales if given_locales else None,
+    )
 
 
 @extend_schema_field({"type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS,
@@ -352,17 +411,18 @@ class RecipientsField(serializers.Field[Sequence[Any], Any, Sequence[Any], Any])
     would cap a 10,000-recipient send at some 15,000 recipients a second.
     """
 
-    def to_internal_value(self, data: Any) -> Sequence[RecipientInput]:
+    def to_internal_value(self, data: Any) -> RecipientColumns:
         if not isinstance(data, list):
             raise serializers.ValidationError("Expected a list of recipients.")
         if not 1 <= len(data) <= MAX_RECIPIENTS:
             raise serializers.ValidationError(f"Send to 1 to {MAX_RECIPIENTS} recipients.")
         if all(_plain_id(item) for item in data):  # the common case: ids only, all valid
-            return PlainRecipients(data)
+            return RecipientColumns(data)
         simple = _recipients_simple(data)
         if simple is not None:
             return simple
-        recipients, errors = [], {}
+        recipients: list[RecipientInput] = []
+        errors: dict[int, list[str]] = {}
         for index, item in enumerate(data):
             parsed = _recipient(item)
             if isinstance(parsed, str):
@@ -373,7 +433,7 @@ class RecipientsField(serializers.Field[Sequence[Any], Any, Sequence[Any], Any])
                 recipients.append(parsed)
         if errors:
             raise serializers.ValidationError(errors)  # type: ignore[arg-type]  # DRF takes any mapping
-        return recipients
+        return RecipientColumns.of(recipients)
 
     def to_representation(self, value: Any) -> Any:
         return value
@@ -408,18 +468,14 @@ class SendSerializer(ChannelRulesChecked, StrictSerializer):
     send_at = serializers.DateTimeField(allow_null=True, default=None)
     batch_key = StrictCharField(allow_blank=True, max_length=200, default="")
 
-    def validate_recipients(self, value: Sequence[RecipientInput]) -> Sequence[RecipientInput]:
+    def validate_recipients(self, value: RecipientColumns) -> RecipientColumns:
         """One notification per person: a repeated id keeps its first details."""
-        if isinstance(value, PlainRecipients):
-            if len(set(value.ids)) == len(value):
-                return value
-            return PlainRecipients(list(dict.fromkeys(value.ids)))
-        if len({recipient.external_id for recipient in value}) == len(value):
+        if len(set(value.ids)) == len(value):
             return value  # nothing repeated, the common case
-        unique: dict[str, RecipientInput] = {}
-        for recipient in value:
-            unique.setdefault(recipient.external_id, recipient)
-        return list(unique.values())
+        first: dict[str, int] = {}
+        for position, external_id in enumerate(value.ids):
+            first.setdefault(external_id, position)
+        return value.take(list(first.values()))
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not any(name in attrs for name in self.required_any_of):

@@ -56,8 +56,8 @@ from notifications.services.users import (
     HOLD_FROM,
     RecipientInput,
     external_ids,
-    has_details,
     ids_in_order,
+    recipient_columns,
     recipients_hold,
     recipients_lookup_params,
     recipients_lookup_sql,
@@ -322,8 +322,9 @@ def _send(
     # one statement, when every recipient exists. A send due now with details has its
     # recipients looked up in the same statement too. A topic's subscribers are read by the
     # fan-out.
-    details = has_details(request.recipients)
-    to_known = None if scheduled or topic is not None else request.recipients
+    given = recipient_columns(request.recipients)
+    details = given.has_details
+    to_known = None if scheduled or topic is not None else given
     texts = (
         pre_rendered(tenant=tenant, type_key=request.type, send=send)
         if to_known is not None and not details
@@ -331,7 +332,7 @@ def _send(
     )
     # A large send due now holds the tenant's recipients against erasure instead of locking
     # each one it looks up (``recipients_hold``).
-    held = not scheduled and len(request.recipients) >= HOLD_FROM
+    held = not scheduled and len(given) >= HOLD_FROM
     if held:
         recipients_hold(tenant_id=tenant.pk)
     insert = functools.partial(
@@ -358,7 +359,7 @@ def _send(
     type_key_seen(tenant_id=tenant.pk, notification_type=send.type)  # for inbox pages
     # From here on ``send.response`` is the dict ``_send_insert`` set (the cast says so).
     if due is not None:
-        send.recipient_ids = recipients_upsert(request.recipients).ids
+        send.recipient_ids = recipients_upsert(given).ids
         send.save(update_fields=["recipient_ids"])
         due_hint(tenant_id=tenant.pk, kind=DUE_SENDS, when=due)
         return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
@@ -376,7 +377,7 @@ def _send(
             webhook_events_written(tenant=tenant, count=webhooked, now=now)
             return SendOutcome(response=cast("dict[str, Any]", send.response), created=True)
         known = ids_in_order(len(to_known), positions, found)
-    recipients = recipients_upsert(request.recipients, lock=not held, known=known, details=details)
+    recipients = recipients_upsert(given, lock=not held, known=known)
     # What the send path read or wrote of its recipients' locales is not read again: the
     # lookup's users by locale and time zone, the locales of the users it created.
     created = recipients.locales

@@ -5,19 +5,22 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
+from rest_framework.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from notifications.models import EndUser, Notification, NotificationType, Send
-from notifications.serializers import RecipientsField
+from notifications.serializers import RecipientsField, _email_valid
 from notifications.services.users import (
     HOLD_FROM,
-    PlainRecipients,
+    RecipientColumns,
     RecipientInput,
     external_ids,
-    has_details,
+    recipient_columns,
 )
 from tests.support.api import Caller, error_code
 from tests.support.processes import run_concurrently
@@ -385,24 +388,64 @@ class TestScheduled:
         assert alice_key.get(f"/api/v1/sends/{held['id']}").json()["status"] == "accepted"
 
 
-class TestPlainRecipients:
-    """Recipients given as bare ids stay a list of ids, read as ``RecipientInput``s."""
+class TestRecipientColumns:
+    """A send's recipients are kept as columns, read as ``RecipientInput``s."""
 
-    def test_they_read_as_recipient_inputs(self):
-        plain = PlainRecipients(["a", "b", "c"])
+    def test_bare_ids_read_as_recipient_inputs(self):
+        plain = RecipientColumns(["a", "b", "c"])
         assert len(plain) == 3
         assert list(plain) == [RecipientInput("a"), RecipientInput("b"), RecipientInput("c")]
         assert plain[1] == RecipientInput("b")
         assert plain[-1] == RecipientInput("c")
-        assert plain[1:] == PlainRecipients(["b", "c"])
+        assert plain[1:] == RecipientColumns(["b", "c"])
         assert plain == [RecipientInput("a"), RecipientInput("b"), RecipientInput("c")]
         assert sorted(plain, key=lambda r: r.external_id, reverse=True)[0] == RecipientInput("c")
         assert external_ids(plain) == ["a", "b", "c"]
-        assert not has_details(plain)
+        assert not plain.has_details
 
-    def test_only_an_all_plain_list_becomes_one(self):
-        assert isinstance(RecipientsField().to_internal_value(["a", "b"]), PlainRecipients)
+    def test_details_have_a_column_only_when_a_recipient_gives_them(self):
+        given = [RecipientInput("a"), RecipientInput("b", name="B"), RecipientInput("c")]
+        columns = recipient_columns(given)
+        assert columns == RecipientColumns(["a", "b", "c"], names=[None, "B", None])
+        assert columns.has_details
+        assert list(columns) == given
+        assert columns.take([2, 1]) == [RecipientInput("c"), RecipientInput("b", name="B")]
+        assert not recipient_columns([RecipientInput("a"), RecipientInput("b")]).has_details
+        assert recipient_columns([]) == RecipientColumns([])
+        assert recipient_columns(columns) is columns
+
+    @pytest.mark.parametrize(
+        "address",
+        ["a@b.co", "a@localhost", "a@[127.0.0.1]", "a@[::1]", "a@[300.0.0.1]", "a@-b.com",
+         "a b@c.com", '"a b"@c.com', "a@b", "a@b.c", "\u00e4@b.com", "a@b\u00fc.com",
+         "a@xn--bcher-kva.example", "", "@", "a@", "x" * 300 + "@b.com", "a@b.com\n",
+         "a..b@c.com", ".a@b.com", "a@b@c.com", "a@b.com."],
+    )  # fmt: skip
+    def test_emails_are_checked_as_djangos_validator_checks_them(self, address):
+        try:
+            validate_email(address)
+        except DjangoValidationError:
+            valid = False
+        else:
+            valid = True
+        assert _email_valid(address) is valid
+        item = {"id": "a", "email": address}
+        if valid and len(address) <= 254:  # Herald's limit (Django's is 320)
+            assert RecipientsField().to_internal_value([item]).emails == [address]
+        else:
+            with pytest.raises(ValidationError) as refused:
+                RecipientsField().to_internal_value([item])
+            assert refused.value.detail == {0: ["'email' must be an email address."]}
+
+    def test_the_field_gives_columns(self):
+        plain = RecipientsField().to_internal_value(["a", "b"])
+        assert plain == RecipientColumns(["a", "b"])
+        assert not plain.has_details
+        localised = RecipientsField().to_internal_value(["a", {"id": "b", "locale": "de_at"}])
+        assert localised == RecipientColumns(["a", "b"], locales=[None, "de-AT"])
         mixed = RecipientsField().to_internal_value(["a", {"id": "b", "name": "B"}])
-        assert not isinstance(mixed, PlainRecipients)
-        assert has_details(mixed)
+        assert mixed == RecipientColumns(["a", "b"], names=[None, "B"])
+        assert mixed.has_details
         assert external_ids(mixed) == ["a", "b"]
+        no_locale = RecipientsField().to_internal_value([{"id": "a", "locale": None}])
+        assert not no_locale.has_details
