@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import connection, transaction
+import pytest
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -97,7 +98,27 @@ def test_a_sends_recipient_lookup_probes_the_index_whatever_the_table_holds(db, 
             )
             assert "Hash" not in plan, plan
             assert "Seq Scan" not in plan, plan
-            assert "Index Scan using notifications_enduser_external_id" in plan, plan
+            assert "Index Scan using enduser_external_id_unique" in plan, plan
+
+
+def test_one_external_id_index_serves_lookups_prefix_searches_and_uniqueness(db, world):
+    """An end user's external id has one index (``enduser_external_id_unique``): equality,
+    a prefix search (the dashboard's suggestions) and uniqueness all use it, in any collation."""
+    with schema_context(world.tenant_a.schema_name):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                " AND tablename = %s ORDER BY indexname",
+                [EndUser._meta.db_table],
+            )
+            indexes = [row[0] for row in cursor.fetchall()]
+        assert indexes == ["enduser_external_id_unique", "notifications_enduser_pkey"]
+        lookup = plan_of(EndUser.objects.filter(external_id="user-1"))
+        prefix = plan_of(EndUser.objects.filter(external_id__startswith="user-"))
+        assert "enduser_external_id_unique" in lookup, lookup
+        assert "enduser_external_id_unique" in prefix, prefix
+        with transaction.atomic(), pytest.raises(IntegrityError):
+            EndUser.objects.create(external_id="user-1")
 
 
 def _delivery_rows_read(plan: dict) -> int:
