@@ -63,7 +63,7 @@ class RecipientColumns(Sequence[RecipientInput]):
     def take(self, positions: list[int]) -> RecipientColumns:
         """The recipients at ``positions``, in that order."""
         return RecipientColumns(
-            _taken(self.ids, positions),  # type: ignore[arg-type]  # a column of strs
+            list(map(self.ids.__getitem__, positions)),
             emails=_taken(self.emails, positions),
             names=_taken(self.names, positions),
             locales=_taken(self.locales, positions),
