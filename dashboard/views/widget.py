@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dashboard.access import admin_required, dashboard_tenant
+from herald import safejson
 from herald.domain import DomainError
 from herald.errors import http_status
 from herald.ratelimits import measure
@@ -76,8 +77,8 @@ def _strings_text(strings: dict[str, Any]) -> str:
 def _save_strings(tenant: Tenant, text: str) -> list[str]:
     """Validate the JSON as PATCH /api/v1/tenant would and save it; the errors, if any."""
     try:
-        value = json.loads(text) if text.strip() else {}
-    except ValueError as error:
+        value = safejson.loads(text) if text.strip() else {}
+    except ValueError as error:  # malformed, nested too deep, or holding NUL
         return [f"Not valid JSON: {error}"]
     serializer = TenantUpdateSerializer(data={"widget_strings": value})
     if not serializer.is_valid():

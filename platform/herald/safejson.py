@@ -5,7 +5,9 @@ Python's decoder recurses once per nesting level: a body of a few thousand ``[``
 PostgreSQL can store: ``\\u0000`` (NUL, refused by ``text`` and ``jsonb`` alike) and an unpaired
 surrogate such as ``\\ud800`` (no character at all, so not encodable as UTF-8). ``loads`` checks
 all three and raises ``UnsafeJSON``, a ``ValueError``, so code that already catches malformed
-JSON catches these too.
+JSON catches these too. ``decode`` refuses numbers no float can hold: ``NaN`` and ``Infinity``,
+which are not JSON, and a number such as ``1e999``, which is JSON but which Python reads as
+infinity and ``jsonb`` refuses.
 
 The checks cost little on the common body: the depth is measured only when the body holds more
 brackets than the limit, and the strings are walked only when the raw text holds one of those
@@ -16,6 +18,7 @@ raw UTF-8 cannot carry a surrogate).
 from __future__ import annotations
 
 import json
+import math
 import re
 from array import array
 from itertools import accumulate
@@ -119,10 +122,27 @@ def _check_string(text: str, field: str) -> None:
         ) from exc
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise UnsafeJSON(f"JSON numbers must fit a double; {text[:40]} does not.")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise UnsafeJSON(f"{text} is not JSON: numbers must be finite.")
+
+
+def decode(text: str | bytes) -> Any:
+    """``json.loads`` that refuses numbers no float can hold (``NaN``, ``Infinity``, ``1e999``).
+    Only the decoding: ``loads`` adds the checks above."""
+    return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+
+
 def loads(text: str | bytes) -> Any:
     """``json.loads`` with the checks above; any refusal is a ``ValueError``."""
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     check_depth(raw)
-    data = json.loads(raw)
+    data = decode(raw)
     check_text(raw, data)
     return data

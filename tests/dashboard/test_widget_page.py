@@ -56,6 +56,9 @@ def test_widget_strings_are_edited_as_json_and_checked_like_the_api(page, make_s
     field.fill('{"de": {"title": "Mitteilungen"')
     save.click()
     expect(page.get_by_role("alert")).to_contain_text("Not valid JSON")
+    field.fill("[" * 5000 + "]" * 5000)  # a RecursionError, so a 500, when parsed unchecked
+    save.click()
+    expect(page.get_by_role("alert")).to_contain_text("levels deep")
     assert Tenant.objects.get(pk=site.tenant.pk).widget_strings == {}
 
     field.fill('{"de": {"title": "Mitteilungen"}}')

@@ -169,6 +169,62 @@ def test_nesting_up_to_the_limit_is_accepted(web, world):
     assert reply.json()["data"] == json.loads(data)
 
 
+# --- Numbers no float can hold -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"NaN", b"Infinity"])
+def test_a_number_no_float_holds_is_400_and_creates_nothing(web, world, number):
+    """``1e999`` is JSON, but Python reads it as infinity, which ``jsonb`` refuses (a 500 once)."""
+    alice = world.alice
+    recipient = unique("inf")
+    body = b'{"type": "edge", "recipients": ["%s"], "message": "hi", "data": {"x": %s}}' % (
+        recipient.encode(),
+        number,
+    )
+    reply = call(
+        web, "POST", "/api/v1/notifications", host=alice.host, token=alice.api_key, body=body
+    )
+    assert reply.status == 400, reply.body
+    error = reply.error()
+    assert error["code"] == "invalid"
+    assert number.decode() in error["message"]
+    user = call(
+        web,
+        "PUT",
+        f"/api/v1/users/{recipient}",
+        host=alice.host,
+        token=alice.api_key,
+        body=b'{"data": {"x": [%s]}}' % number,
+    )
+    assert user.status == 400, user.body
+    assert user.error()["code"] == "invalid"
+    assert (
+        call(web, "GET", f"/api/v1/users/{recipient}", host=alice.host, token=alice.api_key).status
+        == 404
+    )
+
+
+def test_numbers_floats_hold_and_big_integers_are_kept_exactly(web, world):
+    alice = world.alice
+    user = unique("numbers")
+    data = b'{"small": 1e-999, "big": 1.5e308, "int": 123456789012345678901234567890, "neg": -0.0}'
+    reply = call(
+        web,
+        "PUT",
+        f"/api/v1/users/{user}",
+        host=alice.host,
+        token=alice.api_key,
+        body=b'{"data": %s}' % data,
+    )
+    assert reply.status == 201, reply.body
+    assert reply.json()["data"] == {
+        "small": 0.0,
+        "big": 1.5e308,
+        "int": 123456789012345678901234567890,
+        "neg": 0.0,
+    }
+
+
 # --- NUL and other text PostgreSQL cannot store, in JSON bodies ------------------------------
 
 
