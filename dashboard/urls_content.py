@@ -34,7 +34,8 @@ urlpatterns = [
     path("notifications/<int:send_id>", sends.send_detail, name="send"),
     path("notifications/<int:send_id>/cancel", sends.send_cancel_view, name="send-cancel"),
     path("users/", users.user_list_view, name="users"),
-    # Erase first: a GET there shows the user whose own id ends in "/erase".
+    # Erase first: it erases only when its form names the user, and is otherwise the page of
+    # the user whose own id ends in "/erase".
     path("users/<path:external_id>/erase", users.user_erase_view, name="user-erase"),
     path("users/<path:external_id>", users.user_detail, name="user"),
     path("types/", types.type_list, name="types"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -49,6 +49,10 @@ def user_list_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def user_detail(request: HttpRequest, external_id: str) -> HttpResponse:
     """GET: the user's page. POST: change their locale and time zone."""
+    return _user_page(request, external_id)
+
+
+def _user_page(request: HttpRequest, external_id: str) -> HttpResponse:
     if request.method == "GET":
         return _detail_page(request, external_id)
     user = object_or_404(EndUser.objects.all(), external_id=external_id)
@@ -112,10 +116,13 @@ def _detail_page(
 @admin_required
 @require_http_methods(["GET", "POST"])
 def user_erase_view(request: HttpRequest, external_id: str) -> HttpResponse:
-    """POST erases the user. A GET here is the detail page of a user whose id itself ends in
-    ``/erase`` (ids may contain slashes)."""
-    if request.method == "GET":
-        return _detail_page(request, f"{external_id}/erase")
+    """POST with ``erase`` naming the user erases them. Ids may contain slashes, so this path is
+    also the page of a user whose id itself ends in ``/erase``: a GET, or a POST without that
+    field (their locale form), is that user's."""
+    if "erase" not in request.POST:
+        return _user_page(request, f"{external_id}/erase")
+    if request.POST["erase"] != external_id:
+        raise Http404("Not found.")  # a form for another user than the path names
     user = object_or_404(EndUser.objects.all(), external_id=external_id)
     counts = user_counts(user=user)
     user_erase(tenant_id=dashboard_tenant(request).pk, user=user)

@@ -71,7 +71,8 @@ def test_tenant_b_admin_gets_404_for_every_tenant_a_object(world, alpha_objects)
         assert response.status_code == 404, path
         assert b"Page not found" in response.content
     for path in urls["POST"]:
-        assert bob.post(path, {"name": "x", "channels": ["in_app"]}).status_code == 404, path
+        fields = {"name": "x", "channels": ["in_app"], "erase": A_USER}
+        assert bob.post(path, fields).status_code == 404, path
     with schema_context(world.tenant_a.schema_name):  # nothing of A changed
         assert EndUser.objects.filter(external_id=A_USER).exists()
         scheduled = Send.objects.get(pk=alpha_objects["scheduled"])

@@ -121,7 +121,7 @@ def test_erase_removes_the_user_and_everything_of_theirs(alice, alice_key, world
     send(alice_key, "erase.mail", [{"id": ODD_ID, "email": "gone@example.com"}])
     send(alice_key, "erase.mail", [{"id": "stays", "email": "stays@example.com"}])
     preferences(alice_key, "stays", {"channels": {"email": False}})
-    response = alice.post(user_erase_url(ODD_ID))
+    response = alice.post(user_erase_url(ODD_ID), {"erase": ODD_ID})
     assert response.status_code == 302
     assert response["Location"] == "/dashboard/users/"
     with schema_context(world.tenant_a.schema_name):
@@ -130,7 +130,7 @@ def test_erase_removes_the_user_and_everything_of_theirs(alice, alice_key, world
         assert not Delivery.objects.filter(recipient__external_id=ODD_ID).exists()
         assert EndUser.objects.filter(external_id="stays").exists()
         assert Preference.objects.filter(user__external_id="stays").exists()
-    assert alice.post(user_erase_url(ODD_ID)).status_code == 404  # gone
+    assert alice.post(user_erase_url(ODD_ID), {"erase": ODD_ID}).status_code == 404  # gone
 
 
 def test_erase_is_post_only(alice, alice_key, world):
@@ -138,6 +138,24 @@ def test_erase_is_post_only(alice, alice_key, world):
     assert alice.get(user_erase_url("keep-me")).status_code == 404  # no user "keep-me/erase"
     with schema_context(world.tenant_a.schema_name):
         assert EndUser.objects.filter(external_id="keep-me").exists()
+
+
+def test_the_locale_form_of_a_user_whose_id_ends_in_erase_erases_nobody(alice, alice_key, world):
+    """``users/kit%2Ferase`` arrives decoded as ``users/kit/erase``: the erase route's path. Only
+    the erase form's own field makes it erase; "kit" stays, and "kit/erase" gets its locale."""
+    send(alice_key, "odd", ["kit", "kit/erase"])
+    assert user_url("kit/erase") == "/dashboard/users/kit%2Ferase"
+    response = alice.post(user_url("kit/erase"), {"locale": "fr", "timezone": ""})
+    assert response.status_code == 302
+    assert response["Location"] == user_url("kit/erase")
+    assert stored_user(world, "kit/erase").locale == "fr"
+    assert stored_user(world, "kit").locale == ""
+    assert alice.post(user_erase_url("kit"), {"erase": "someone-else"}).status_code == 404
+    assert stored_user(world, "kit").external_id == "kit"  # still there
+    assert alice.post(user_erase_url("kit"), {"erase": "kit"}).status_code == 302
+    with schema_context(world.tenant_a.schema_name):
+        assert not EndUser.objects.filter(external_id="kit").exists()
+        assert EndUser.objects.filter(external_id="kit/erase").exists()
 
 
 def test_an_unknown_user_is_404(alice):
