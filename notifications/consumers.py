@@ -161,8 +161,13 @@ class InboxConsumer(AsyncWebsocketConsumer):
         protocols = cast("Sequence[str]", self.scope.get("subprotocols") or [])
         token = (query.get("token") or [""])[0]
         subprotocol = None
-        if not token and len(protocols) == 2 and protocols[0] == "bearer":
-            subprotocol, token = "bearer", protocols[1]
+        if "bearer" in protocols:
+            # Selected whenever offered, or a browser fails the handshake (1006) and never sees
+            # a close code; the token is the protocol after it, unless the URL carries one.
+            subprotocol = "bearer"
+            after = protocols.index("bearer") + 1
+            if not token and after < len(protocols):
+                token = protocols[after]
         # accept, then close with a code the browser sees
         await self.accept(
             subprotocol=subprotocol,

@@ -28,6 +28,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import re
 from collections.abc import Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -110,6 +111,18 @@ def start_unbound(coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
 # --- Formatters ----------------------------------------------------------------------------------
 
 
+# A credential in a query string: the WebSocket's ``?token=`` (uvicorn logs each handshake's path
+# with its query).
+_QUERY_SECRET = re.compile(r"([?&](?:token|access_token)=)[^&\s\"']+")
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of secret query parameters replaced by ``[redacted]``."""
+    if "=" not in text:
+        return text
+    return _QUERY_SECRET.sub(r"\1[redacted]", text)
+
+
 def _utc(created: float) -> str:
     return datetime.fromtimestamp(created, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
@@ -122,7 +135,7 @@ class JsonFormatter(logging.Formatter):
             "time": _utc(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             **_fields.get(),
         }
         left_out = _LEFT_OUT
@@ -160,7 +173,7 @@ class PlainFormatter(logging.Formatter):
     """``PLAIN_FORMAT``, with the bound fields after the message (``request_id=... tenant=...``)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        text = super().formatMessage(record)
+        text = redact(super().formatMessage(record))
         fields = _fields.get()
         if fields:
             text += " " + " ".join(f"{key}={value}" for key, value in fields.items())

@@ -310,6 +310,10 @@ def test_websocket_connections_log_with_their_request_id_and_tenant(committed, t
 
     assert lines["ws-good"]["tenant"] == tenant.slug
     assert lines["ws-good"]["message"].startswith("WebSocket closed")
+    # uvicorn logs each handshake's path with its query: the token is not in the log.
+    text = (tmp_path / "web.log").read_text()
+    assert minted.body["token"] not in text
+    assert "?token=[redacted]" in text
     assert lines[made]["message"].startswith("WebSocket refused (4401)")
     assert "tenant" not in lines[made]
 

@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from billing_stub.models import Plan
@@ -310,6 +310,41 @@ def test_token_in_the_subprotocol_header_instead_of_the_url(alpha, world):
     with connect(uri, sock=sock, subprotocols=["bearer", token], open_timeout=10) as ws:
         assert ws.subprotocol == "bearer"
         assert frame(ws)["type"] == "unread_count"
+
+
+@pytest.mark.parametrize(
+    "protocols",
+    [["bearer", "TOKEN"], ["bearer", "TOKEN", "v1"], ["v1", "bearer", "TOKEN"], ["bearer"]],
+)
+def test_the_bearer_subprotocol_is_selected_whenever_offered(alpha, protocols):
+    """A browser fails a handshake whose answer selects none of the protocols it offered (1006,
+    no close code), so "bearer" is selected wherever it is offered, the token in the URL or not."""
+    token = alpha.token(new_user())
+    offered = [token if name == "TOKEN" else name for name in protocols]
+    query = "" if "TOKEN" in protocols else f"?token={token}"
+    sock = socket.create_connection(("127.0.0.1", alpha.server.port))
+    uri = f"ws://{alpha.host}:{alpha.server.port}/ws/v1/notifications{query}"
+    with connect(uri, sock=sock, subprotocols=offered, open_timeout=10) as ws:
+        assert ws.subprotocol == "bearer"
+        assert frame(ws)["type"] == "unread_count"
+    sock = socket.create_connection(("127.0.0.1", alpha.server.port))
+    uri = f"ws://{alpha.host}:{alpha.server.port}/ws/v1/notifications"
+    with connect(uri, sock=sock, subprotocols=["bearer"], open_timeout=10) as ws:
+        assert ws.subprotocol == "bearer"  # no token anywhere: the browser sees why
+        assert close_code(ws) == 4401
+
+
+@pytest.mark.parametrize(
+    "path", ["/ws/v1/other", "/ws/v1/notifications/", "/ws/", "/api/v1/me/notifications"]
+)
+def test_a_handshake_on_a_path_without_an_endpoint_is_404_json(alpha, path):
+    sock = socket.create_connection(("127.0.0.1", alpha.server.port))
+    uri = f"ws://{alpha.host}:{alpha.server.port}{path}"
+    with pytest.raises(InvalidStatus) as refused, connect(uri, sock=sock, open_timeout=10):
+        pass
+    response = refused.value.response
+    assert response.status_code == 404
+    assert json.loads(response.body)["error"]["code"] == "not_found"
 
 
 def test_a_bad_since_is_refused(alpha):
