@@ -47,7 +47,8 @@ class UsageApi(APIView):
         )
 
 
-PERIOD_PATTERN = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$"
+# The last month a date can end is 9999-11: a period ends on the first day of the next month.
+PERIOD_PATTERN = r"^(?!9999-12)[1-9][0-9]{3}-(0[1-9]|1[0-2])$"
 
 
 class UsageReportApi(APIView):
@@ -72,7 +73,10 @@ class UsageReportApi(APIView):
         if raw is not None:
             if not re.fullmatch(PERIOD_PATTERN, raw):
                 raise ApiError(
-                    400, "invalid", "Invalid period.", {"period": ["A month as YYYY-MM."]}
+                    400,
+                    "invalid",
+                    "Invalid period.",
+                    {"period": ["A month as YYYY-MM, from 1000-01 to 9999-11."]},
                 )
             year, month = int(raw[:4]), int(raw[5:])
             period = period_of(datetime(year, month, 1, tzinfo=UTC))

@@ -31,6 +31,12 @@ def test_report_prices_overage_at_the_plans_rate(alice_key, alice_admin, world):
 def test_report_period_is_validated_and_admin_only(alice_key, alice_admin):
     assert alice_admin.get("/api/v1/usage/report", {"period": "2026-13"}).status_code == 400
     assert alice_admin.get("/api/v1/usage/report", {"period": "nov"}).status_code == 400
+    last = alice_admin.get("/api/v1/usage/report", {"period": "9999-12"})  # would end in 10000
+    assert last.status_code == 400
+    assert "9999-11" in last.json()["error"]["details"]["period"][0]
+    assert alice_admin.get("/api/v1/usage/report", {"period": "9999-11"}).json()["period_end"] == (
+        "9999-12-01"
+    )
     past = alice_admin.get("/api/v1/usage/report", {"period": "2020-01"}).json()
     assert past["period_start"] == "2020-01-01"
     assert past["notifications"]["used"] == 0
