@@ -6,6 +6,8 @@ first, and stay stable while rows are inserted.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
@@ -427,13 +429,28 @@ class WebhookEndpoint(models.Model):
         return self.url
 
 
+def forget_subject(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
+    """``on_delete`` of a webhook event's subject: ``SET_NULL``, and the stored body (the subject
+    as JSON, kept for retries) emptied with it. An erased user's data then neither stays in the
+    log nor leaves in a retry: the next attempt finds no body and no subject, and fails the event
+    as "no longer exists" instead of POSTing it."""
+    # The body's update first: the collector runs its updates in the order they were added, and
+    # both select the rows by the subject's id, which the second one clears.
+    collector.add_field_update(field.model._meta.get_field("body"), "", sub_objs)
+    models.SET_NULL(collector, field, sub_objs, using)
+
+
+forget_subject.lazy_sub_objs = True  # type: ignore[attr-defined]  # as SET_NULL: no fetch first
+
+
 class WebhookDelivery(models.Model):
     """One event for one endpoint: the webhooks' outbox row, written in the transaction that
     caused the event, and its delivery's state (the shared state machine's columns).
 
     ``msg_id`` is the event's ``webhook-id`` on every attempt. ``notification`` or
     ``delivery`` is the event's subject; ``body`` is the exact JSON POSTed, fixed at the first
-    attempt (or at creation, for a test event), so every retry carries the same bytes.
+    attempt (or at creation, for a test event), so every retry carries the same bytes, until the
+    subject is deleted (``forget_subject``).
     """
 
     class Status(models.TextChoices):
@@ -450,7 +467,7 @@ class WebhookDelivery(models.Model):
     msg_id = models.CharField(max_length=40)
     notification = models.ForeignKey(
         Notification,
-        on_delete=models.SET_NULL,
+        on_delete=forget_subject,
         null=True,
         blank=True,
         related_name="+",
@@ -459,7 +476,7 @@ class WebhookDelivery(models.Model):
     )
     delivery = models.ForeignKey(
         Delivery,
-        on_delete=models.SET_NULL,
+        on_delete=forget_subject,
         null=True,
         blank=True,
         related_name="+",

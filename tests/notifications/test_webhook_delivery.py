@@ -119,8 +119,8 @@ def attempts_of(tenant, row) -> list[WebhookAttempt]:
         return list(WebhookAttempt.objects.filter(delivery_id=row.pk).order_by("pk"))
 
 
-def a_notification(api: Caller, tenant) -> Notification:
-    """A notification of a real send to ``user-1``, as its webhook events' subject."""
+def a_notification(api: Caller, tenant, recipient: str = "user-1") -> Notification:
+    """A notification of a real send to ``recipient``, as its webhook events' subject."""
     key = f"hook-{uuid.uuid4().hex[:8]}"
     assert api.put(
         f"/api/v1/types/{key}", {"name": "Hooks", "channels": ["in_app"]}
@@ -130,7 +130,7 @@ def a_notification(api: Caller, tenant) -> Notification:
     )
     response = api.post(
         "/api/v1/notifications",
-        {"type": key, "recipients": ["user-1"], "title": "Hello", "message": "Ada replied"},
+        {"type": key, "recipients": [recipient], "title": "Hello", "message": "Ada replied"},
     )
     assert response.status_code == 202, response.content
     send_id = response.json()["id"]
@@ -255,6 +255,37 @@ def test_a_4xx_fails_at_once_and_timeouts_and_broken_connections_are_retried_unt
     assert (erased.status, erased.attempts) == ("failed", 1)
     assert "no longer exists" in erased.last_error
     assert receiver.received("/erased") == []
+
+
+def test_erasing_a_user_empties_their_events_bodies_and_stops_their_retries(alpha, world, hooks):
+    """An event whose first attempt failed keeps its body for the retries: the erasure empties
+    it, so the next attempt finds neither body nor notification and fails the event unsent."""
+    a = world.tenant_a
+    user = f"erased-{uuid.uuid4().hex[:8]}"
+    slow_retry = {**FAST, "WEBHOOK_RETRY_SCHEDULE": "600"}  # the retry waits for the test
+    with webhook_receiver() as receiver, running_worker(QUEUE, **ALLOWED, **slow_retry):
+        notification = a_notification(alpha, a, recipient=user)
+        endpoint = hook(receiver, a, "/erase", 500, 200)
+        row = queue_event(a, endpoint, notification_id=notification.pk)
+        enqueue(a, 1)
+        wait_until(
+            lambda: fresh(a, row).attempts == 1 and fresh(a, row).locked_until,
+            timeout=30,
+            what="the first attempt recorded",
+        )
+        assert "Ada replied" in fresh(a, row).body
+        assert alpha.delete(f"/api/v1/users/{user}").status_code == 204
+        erased = fresh(a, row)
+        assert (erased.body, erased.notification_id, erased.status) == ("", None, "queued")
+        with schema_context(a.schema_name):
+            WebhookDelivery.objects.filter(pk=row.pk).update(locked_until=None)
+        enqueue(a, 1)
+        [done] = wait_until(lambda: settled(a, row), timeout=30, what="the event settled")
+
+    assert done.status == "failed"
+    assert "no longer exists" in done.last_error
+    assert len(receiver.received("/erase")) == 1  # the retry never left
+    assert done.body == ""
 
 
 def test_a_used_up_webhook_quota_suppresses_the_event_without_a_request(world, hooks):
