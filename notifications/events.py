@@ -17,7 +17,7 @@ with it too).
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from django.db.models import F, QuerySet
 
@@ -51,13 +51,18 @@ class CreatedMessage(TypedDict):
 
 
 class InboxChangedMessage(TypedDict):
-    """One user's inbox changed elsewhere (read, unread, archived): new count, ids now read."""
+    """One user's inbox changed elsewhere (read, unread, archived): new count, ids now read.
+
+    ``erased``: the user is gone, and so are their notifications: their connections close
+    (4401). An inbox change of its own rather than a new kind, so that a server process of the
+    release before, during a rolling deploy, reads it as an empty inbox instead of failing."""
 
     kind: Literal["inbox_changed"]
     tenant: int
     user: int
     read_ids: list[int]
     unread_count: int
+    erased: NotRequired[bool]
 
 
 BusMessage = CreatedMessage | InboxChangedMessage
@@ -205,6 +210,15 @@ def inbox_changed_message(
     }
 
 
+def user_erased_message(*, tenant_id: int, user_id: int) -> InboxChangedMessage:
+    """The user was erased: their open connections close."""
+    message = inbox_changed_message(
+        tenant_id=tenant_id, user_id=user_id, read_ids=[], unread_count=0
+    )
+    message["erased"] = True
+    return message
+
+
 class ShapeError(ValueError):
     pass
 
@@ -230,9 +244,9 @@ def validate_bus_message(message: dict[str, Any]) -> None:
             "deliveries must be [user id, notification id] pairs",
         )
     elif message.get("kind") == "inbox_changed":
-        _expect(
-            set(message) == set(InboxChangedMessage.__annotations__), f"changed keys {set(message)}"
-        )
+        keys = set(InboxChangedMessage.__annotations__)
+        _expect(set(message) in (keys, keys - {"erased"}), f"changed keys {set(message)}")
+        _expect(message.get("erased", True) is True, "erased, when given, must be true")
         _expect(isinstance(message["unread_count"], int), "unread_count must be an integer")
     else:
         raise ShapeError(f"unknown bus message kind {message.get('kind')!r}")

@@ -9,6 +9,8 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from herald.realtime import publish_on_commit
+from notifications.events import user_erased_message
 from notifications.models import EndUser
 
 USER_FIELDS = ("email", "name", "locale", "timezone", "data")
@@ -185,12 +187,15 @@ def user_erase(*, tenant_id: int, user: EndUser) -> None:
     SHARE), or by holding all of the tenant's users (``recipients_hold``). So the erasure waits
     for both, the hold first and then the row (FOR UPDATE), and collects what to delete only
     after that: the rows of a send in flight go too. A send that comes later finds the user
-    gone and writes nothing for them.
+    gone and writes nothing for them. Once committed, the user's open WebSocket connections
+    close (4401), in every web process.
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_HOLD_CLASS, tenant_id])
-    list(EndUser.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+    user_id = user.pk
+    list(EndUser.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True))
     user.delete()
+    publish_on_commit(lambda: user_erased_message(tenant_id=tenant_id, user_id=user_id))
 
 
 def recipients_upsert(

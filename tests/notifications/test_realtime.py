@@ -347,6 +347,25 @@ def test_a_handshake_on_a_path_without_an_endpoint_is_404_json(alpha, path):
     assert json.loads(response.body)["error"]["code"] == "not_found"
 
 
+def test_erasing_a_user_closes_their_open_connections(alpha):
+    user, other = new_user(), new_user()
+    with alpha.socket(alpha.token(user)) as ws, alpha.socket(alpha.token(other)) as stays:
+        assert frame(ws)["type"] == "unread_count"
+        assert frame(stays)["type"] == "unread_count"
+        erased = http(
+            "DELETE",
+            f"{alpha.server.url}/api/v1/users/{user}",
+            headers={
+                "Host": f"{alpha.host}:{alpha.server.port}",
+                "Authorization": f"Bearer {alpha.api_key}",
+            },
+        )
+        assert erased.status == 204
+        assert close_code(ws) == 4401
+        stays.send(json.dumps({"type": "ping"}))
+        assert frame(stays)["type"] == "pong"  # another user's connection lives on
+
+
 def test_a_bad_since_is_refused(alpha):
     with alpha.socket(alpha.token(new_user()), since="yesterday") as ws:
         assert close_code(ws) == 4400
