@@ -412,6 +412,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["herald.ratelimits.PlanRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["herald.parsers.StrictJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "herald.negotiation.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "api_docs.schema.HeraldAutoSchema",
     "EXCEPTION_HANDLER": "herald.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -30,6 +30,23 @@ def test_unknown_api_path_is_json_404(api, world):
     }
 
 
+@pytest.mark.parametrize("fmt", ["csv", "api", "json"])
+def test_a_format_query_parameter_is_ignored_not_a_404(api, world, fmt):
+    response = api.get(f"/api/v1/tenant?format={fmt}", **auth(world.alice))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["slug"] == world.tenant_a.slug
+
+
+def test_the_schema_still_takes_its_format_from_the_query(api, world):
+    response = api.get("/api/schema/?format=json", HTTP_HOST="localhost")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    assert api.get("/api/schema/", HTTP_HOST="localhost")["Content-Type"].startswith(
+        "application/vnd.oai.openapi"
+    )
+
+
 def test_wrong_method_is_json_405(api, world):
     response = api.delete("/api/v1/tenant", **auth(world.alice))
     assert response.status_code == 405
