@@ -469,13 +469,40 @@ class SendSerializer(ChannelRulesChecked, StrictSerializer):
     batch_key = StrictCharField(allow_blank=True, max_length=200, default="")
 
     def validate_recipients(self, value: RecipientColumns) -> RecipientColumns:
-        """One notification per person: a repeated id keeps its first details."""
+        """One notification per person, in the order of first mention. A repeated id's details
+        merge, each field from whichever entry gives it; entries that give one field different
+        values are refused (naming the later one) rather than one of them dropped unsaid."""
         if len(set(value.ids)) == len(value):
             return value  # nothing repeated, the common case
         first: dict[str, int] = {}
         for position, external_id in enumerate(value.ids):
             first.setdefault(external_id, position)
-        return value.take(list(first.values()))
+        merged = value.take(list(first.values()))
+        if not value.has_details:
+            return merged
+        slot = {external_id: n for n, external_id in enumerate(merged.ids)}
+        errors: dict[str, list[str]] = {}
+        for label, given, kept in (
+            ("email", value.emails, merged.emails),
+            ("name", value.names, merged.names),
+            ("locale", value.locales, merged.locales),
+        ):
+            if given is None or kept is None:
+                continue
+            for position, detail in enumerate(given):
+                if detail is None:
+                    continue
+                external_id = value.ids[position]
+                held = kept[slot[external_id]]
+                if held is None:
+                    kept[slot[external_id]] = detail
+                elif held != detail:
+                    errors.setdefault(str(position), []).append(
+                        f"Repeats recipient {external_id!r} with another {label}."
+                    )
+        if errors:
+            raise serializers.ValidationError(errors)
+        return merged
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not any(name in attrs for name in self.required_any_of):

@@ -97,6 +97,47 @@ class TestAccepted:
         with in_schema(world.tenant_a):
             assert Notification.objects.filter(send_id=response.json()["id"]).count() == 1
 
+    def test_a_repeated_recipients_details_merge_from_every_entry(self, alice_key, world):
+        response = alice_key.post(
+            "/api/v1/notifications",
+            {
+                **SEND,
+                "recipients": [
+                    "merge-1",
+                    "merge-2",
+                    {"id": "merge-1", "name": "Dee"},
+                    {"id": "merge-1", "email": "dee@example.com", "name": "Dee"},
+                ],
+            },
+        )
+        assert response.status_code == 202, response.content
+        assert response.json()["recipients"] == 2
+        with in_schema(world.tenant_a):
+            user = EndUser.objects.get(external_id="merge-1")
+            assert (user.name, user.email) == ("Dee", "dee@example.com")
+            rows = Notification.objects.filter(send_id=response.json()["id"]).order_by("id")
+            assert [n.recipient.external_id for n in rows] == ["merge-1", "merge-2"]
+
+    def test_a_repeated_recipient_with_conflicting_details_is_refused(self, alice_key, world):
+        with in_schema(world.tenant_a):
+            before = counts()
+        response = alice_key.post(
+            "/api/v1/notifications",
+            {
+                **SEND,
+                "recipients": [
+                    {"id": "clash-1", "email": "a@example.com"},
+                    "clash-2",
+                    {"id": "clash-1", "email": "c@example.com"},
+                ],
+            },
+        )
+        assert response.status_code == 400, response.content
+        details = response.json()["error"]["details"]["recipients"]
+        assert details == {"2": ["Repeats recipient 'clash-1' with another email."]}
+        with in_schema(world.tenant_a):
+            assert counts() == before
+
     @pytest.mark.parametrize("size", [1, 10_000])
     def test_query_count_does_not_grow_with_recipients(
         self, alice_key, world, django_assert_num_queries, size
