@@ -20,7 +20,9 @@ from widget.locales import overrides_schema, widget_overrides
 
 # An origin as a client may write it (any case in the host, one trailing slash); it is stored
 # lowercase and without the slash.
-ORIGIN_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"
+# A port from 1 to 65535.
+_PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+ORIGIN_PATTERN = rf"^https?://[A-Za-z0-9.-]+(:{_PORT})?/?$"
 BRAND_COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 
 

@@ -134,18 +134,23 @@ class TestTenantSettings:
     def test_admin_patches_origins_and_sender(self, alice_admin):
         response = alice_admin.patch(
             "/api/v1/tenant",
-            {"allowed_origins": ["https://App.Example.com/", "http://localhost:3000"],
+            {"allowed_origins": ["https://App.Example.com/", "http://localhost:3000",
+                                 "https://a.example.com:65535"],
              "sender_name": "Alpha", "sender_email": "hello@alpha.example.com"},
         )  # fmt: skip
         assert response.status_code == 200
         body = response.json()
-        assert body["allowed_origins"] == ["https://app.example.com", "http://localhost:3000"]
+        assert body["allowed_origins"] == [
+            "https://app.example.com", "http://localhost:3000", "https://a.example.com:65535"
+        ]  # fmt: skip
         assert (body["sender_name"], body["sender_email"]) == ("Alpha", "hello@alpha.example.com")
 
     @pytest.mark.parametrize(
         "body",
         [{"allowed_origins": ["https://x.com/path"]}, {"allowed_origins": ["ftp://x.com"]},
-         {"allowed_origins": "https://x.com"}, {"sender_email": "nope"}, {"slug": "renamed"}],
+         {"allowed_origins": "https://x.com"}, {"sender_email": "nope"}, {"slug": "renamed"},
+         {"allowed_origins": ["https://a.com:99999"]}, {"allowed_origins": ["https://a.com:0"]},
+         {"allowed_origins": ["https://a.com:65536"]}],
     )  # fmt: skip
     def test_bad_patch_is_400_and_changes_nothing(self, alice_admin, body):
         before = alice_admin.get("/api/v1/tenant").json()
