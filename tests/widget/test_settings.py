@@ -164,3 +164,34 @@ def test_the_settings_file_uses_nothing_a_strict_csp_or_escaping_forbids():
     forbidden += ["new Function", 'setAttribute("style"', 'setTimeout("', "import("]
     for construct in forbidden:
         assert construct not in code, construct
+
+
+def test_switching_to_arabic_while_open_keeps_the_panel_under_the_bell(page, shop, make_tenant):
+    """Right to left swaps the panel's "start" and "end": it is placed again, not left hanging
+    off the viewport. English texts keep their own direction inside the Arabic widget (else
+    "Your report is ready." shows as ".Your report is ready")."""
+    site = make_tenant("wgt-settings-ar", origins=[shop.origin])
+    user = new_user()
+    site.send(user, "Your report is ready.", title="Hello")
+    open_settings(page, shop, site, user)
+
+    def inside() -> None:
+        panel = page.locator("herald-widget .panel").bounding_box()
+        bell = page.locator("herald-widget .bell").bounding_box()
+        assert panel is not None
+        assert bell is not None
+        width = page.viewport_size["width"]
+        assert panel["x"] >= 0, panel
+        assert panel["x"] + panel["width"] <= width, (panel, width)
+        assert panel["x"] <= bell["x"] + bell["width"] <= panel["x"] + panel["width"] + 1
+
+    inside()
+    page.get_by_label("Language").select_option(label="العربية")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("herald-widget .root")).to_have_attribute("dir", "rtl")
+    inside()
+    page.get_by_role("button", name="رجوع").click()
+    for text in ("t", "m"):  # each text takes the direction of its own characters
+        own = page.locator(f"herald-widget .item .{text}")
+        expect(own).to_have_css("unicode-bidi", "plaintext")
+    inside()

@@ -117,6 +117,7 @@ li+li{border-top:1px solid var(--_line)}
 .unread:hover{background:color-mix(in srgb,var(--_accent) 12%,var(--_bg))}
 .unread .dot{background:var(--_accent)}
 .text{display:flex;flex-direction:column;gap:2px;min-width:0}
+.t,.m{unicode-bidi:plaintext}
 .t{font-weight:600;overflow-wrap:anywhere}
 .read .t{font-weight:500}
 .m{color:var(--_muted);overflow:hidden;overflow-wrap:anywhere;display:-webkit-box;-webkit-line-clamp:3;
@@ -440,6 +441,7 @@ time{color:var(--_muted);font-size:12px}
     direction() {
       this.root.dir = this.locale.rtl ? "rtl" : "ltr";
       this.root.lang = this.locale.lang;
+      if (this.panel && !this.panel.hidden) this.place();
     }
 
     applyTheme(theme) {
@@ -511,12 +513,7 @@ time{color:var(--_muted);font-size:12px}
 
     open() {
       if (!this.panel.hidden || this.dead) return;
-      // Open towards the wider side of the viewport, unless the page chose a side. "start" and
-      // "end" follow the widget's direction: in right-to-left, "start" is the right edge.
-      const box = this.bell.getBoundingClientRect();
-      const leftHalf = box.left + box.width / 2 < innerWidth / 2;
-      const align = this.options.align || (leftHalf !== this.locale.rtl ? "start" : "end");
-      this.root.classList.toggle("start", align === "start");
+      this.place();
       this.panel.hidden = false;
       this.bell.setAttribute("aria-expanded", "true");
       this.panel.focus();
@@ -525,6 +522,15 @@ time{color:var(--_muted);font-size:12px}
       this.refreshTimes();
       this.tick = setInterval(() => this.refreshTimes(), 30000);
       this.emit("open");
+    }
+
+    place() {
+      // Open towards the wider side of the viewport, unless the page chose a side. "start" and
+      // "end" follow the widget's direction: in right-to-left, "start" is the right edge.
+      const box = this.bell.getBoundingClientRect();
+      const leftHalf = box.left + box.width / 2 < innerWidth / 2;
+      const align = this.options.align || (leftHalf !== this.locale.rtl ? "start" : "end");
+      this.root.classList.toggle("start", align === "start");
     }
 
     close(returnFocus) {
