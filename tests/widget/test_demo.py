@@ -60,6 +60,8 @@ def test_the_demo_page_shows_a_sent_notification_live(page, committed, dev_web):
     german_bell.click()
     expect(items(page)).to_have_count(20)  # the first page
     screenshot(settled(page), "widget-dark", full_page=False)
+    page.get_by_label("Language").select_option("ar")  # every shipped language, RTL included
+    expect(page.locator("herald-widget .root")).to_have_attribute("dir", "rtl")
     assert errors == []
 
 
