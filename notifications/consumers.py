@@ -323,7 +323,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         for ``_drain``. A client that cannot keep up is closed (it reconnects with ``since``
         and misses nothing)."""
         item: QueueItem
-        if message.get("erased"):  # the user is gone: their token is no longer good
+        if notification_id is None and message.get("erased"):  # the user is gone, their token too
             asyncio.get_running_loop().create_task(self.close(code=CLOSE_UNAUTHENTICATED))
             return
         if self.live and self.send_nowait is not None and not self.busy and not self.queue:
